@@ -1,0 +1,77 @@
+#pragma once
+// The effective configuration: built-in defaults, then a TOML file, then FIELDLINE_*
+// environment variables, then command-line flags (each later source wins). Every setting has
+// a dotted key ("mqtt.listen"); its environment variable is FIELDLINE_ plus the key in upper
+// case with '.' replaced by '_' (FIELDLINE_MQTT_LISTEN).
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fieldline/core/result.h"
+
+namespace fieldline::core {
+
+enum class FsyncPolicy { always, interval, never };
+
+struct Config {
+  std::string data_dir = "./data";
+  uint32_t shards = 0;  // 0: one per core
+  std::string log_level = "info";
+
+  struct Mqtt {
+    std::string listen = "0.0.0.0:1883";
+    std::string tls_listen = "0.0.0.0:8883";  // used only when tls.cert_file is set
+    uint32_t max_packet_size = 1 << 20;
+    uint32_t receive_maximum = 1024;
+    int64_t connect_timeout_ns = 10'000'000'000;
+    uint32_t max_keep_alive_s = 3600;
+    int64_t session_expiry_max_ns = 7LL * 86400 * 1'000'000'000;
+    uint32_t max_connections = 100000;
+    uint64_t max_outbound_bytes = 1 << 20;  // a client that stops reading is dropped past this
+  } mqtt;
+
+  struct Http {
+    std::string listen = "0.0.0.0:8080";
+    std::string tls_listen = "0.0.0.0:8443";  // used only when tls.cert_file is set
+    uint64_t max_body_bytes = 16 << 20;
+  } http;
+
+  struct Tls {
+    std::string cert_file;
+    std::string key_file;
+  } tls;
+
+  struct Tsdb {
+    FsyncPolicy fsync = FsyncPolicy::interval;
+    int64_t fsync_interval_ns = 10'000'000;
+    int64_t block_range_ns = 2LL * 3600 * 1'000'000'000;
+    int64_t out_of_order_window_ns = 3600LL * 1'000'000'000;
+    int64_t retention_ns = 30LL * 86400 * 1'000'000'000;
+    int64_t rollup_retention_ns = 400LL * 86400 * 1'000'000'000;
+    uint64_t max_disk_bytes = 0;        // 0: no limit besides min_free_bytes
+    uint64_t min_free_bytes = 64 << 20;  // refuse writes when the filesystem has less free
+    uint64_t wal_segment_bytes = 64 << 20;
+  } tsdb;
+
+  struct Ingest {
+    int64_t max_future_skew_ns = 5LL * 60 * 1'000'000'000;
+    uint32_t max_values_per_message = 10000;
+  } ingest;
+
+  // Sets one setting from its dotted key and a string value, checking it.
+  Status set(const std::string& key, const std::string& value);
+  // Reads a TOML file; unknown keys are errors (a typo must not be silently ignored).
+  Status load_toml_file(const std::string& path);
+  Status load_toml_string(const std::string& text, const std::string& source);
+  // Applies every FIELDLINE_<KEY> variable of `environ`.
+  Status load_environment(char** environ);
+  // The effective configuration as TOML.
+  std::string to_toml() const;
+  // All dotted keys, for help texts.
+  static std::vector<std::string> keys();
+};
+
+const char* to_string(FsyncPolicy p);
+
+}  // namespace fieldline::core

@@ -1,0 +1,404 @@
+#include "fieldline/tsdb/chunk.h"
+
+#include <bit>
+#include <cstring>
+
+#include "fieldline/core/bytes.h"
+#include "fieldline/tsdb/errc.h"
+
+namespace fieldline::tsdb {
+namespace {
+
+constexpr int64_t kScales[] = {1, 1000, 1'000'000, 1'000'000'000};
+
+int coarsest_scale(int64_t ts) {
+  for (int code = 3; code > 0; --code) {
+    if (ts % kScales[code] == 0) return code;
+  }
+  return 0;
+}
+
+// Variable-width signed buckets shared by timestamps and ints:
+// '0' zero | '10' 7 bits | '110' 14 bits | '1110' 20 bits | '11110' 32 bits | '11111' 64 bits
+void write_signed(BitWriter& w, int64_t v) {
+  if (v == 0) {
+    w.write_bits(0, 1);
+    return;
+  }
+  auto fits = [v](int bits) { return v >= -(int64_t{1} << (bits - 1)) && v < (int64_t{1} << (bits - 1)); };
+  if (fits(7)) {
+    w.write_bits(0b10, 2);
+    w.write_bits(static_cast<uint64_t>(v) & 0x7f, 7);
+  } else if (fits(14)) {
+    w.write_bits(0b110, 3);
+    w.write_bits(static_cast<uint64_t>(v) & 0x3fff, 14);
+  } else if (fits(20)) {
+    w.write_bits(0b1110, 4);
+    w.write_bits(static_cast<uint64_t>(v) & 0xfffff, 20);
+  } else if (fits(32)) {
+    w.write_bits(0b11110, 5);
+    w.write_bits(static_cast<uint64_t>(v) & 0xffffffffULL, 32);
+  } else {
+    w.write_bits(0b11111, 5);
+    w.write_bits(static_cast<uint64_t>(v), 64);
+  }
+}
+
+bool read_signed(BitReader& r, int64_t& out) {
+  int ones = 0;
+  for (; ones < 5; ++ones) {
+    bool b;
+    if (!r.read_bit(b)) return false;
+    if (!b) break;
+  }
+  static constexpr int kWidths[] = {0, 7, 14, 20, 32, 64};
+  int width = kWidths[ones];
+  if (width == 0) {
+    out = 0;
+    return true;
+  }
+  uint64_t raw;
+  if (!r.read_bits(width, raw)) return false;
+  if (width < 64 && (raw >> (width - 1)) & 1) raw |= ~uint64_t{0} << width;  // sign-extend
+  out = static_cast<int64_t>(raw);
+  return true;
+}
+
+uint64_t float_bits(double d) { return std::bit_cast<uint64_t>(d); }
+
+}  // namespace
+
+void BitWriter::write_bits(uint64_t value, int nbits) {
+  while (nbits > 0) {
+    if (free_bits_ == 0) {
+      buf_.push_back(0);
+      free_bits_ = 8;
+    }
+    int take = nbits < free_bits_ ? nbits : free_bits_;
+    uint64_t part = (value >> (nbits - take)) & ((take == 64 ? ~uint64_t{0} : (uint64_t{1} << take) - 1));
+    buf_.back() = static_cast<char>(static_cast<uint8_t>(buf_.back()) | (part << (free_bits_ - take)));
+    free_bits_ -= take;
+    nbits -= take;
+  }
+}
+
+bool BitReader::read_bits(int nbits, uint64_t& out) {
+  if (nbits == 0) {
+    out = 0;
+    return true;
+  }
+  if (pos_ + static_cast<size_t>(nbits) > n_bits_) return false;
+  uint64_t v = 0;
+  while (nbits > 0) {
+    size_t byte = pos_ >> 3;
+    int bit_in_byte = static_cast<int>(pos_ & 7);
+    int avail = 8 - bit_in_byte;
+    int take = nbits < avail ? nbits : avail;
+    uint64_t bits = (p_[byte] >> (avail - take)) & ((1u << take) - 1);
+    v = (v << take) | bits;
+    pos_ += static_cast<size_t>(take);
+    nbits -= take;
+  }
+  out = v;
+  return true;
+}
+
+ChunkEncoder::ChunkEncoder(ValueType type) : type_(type) {}
+
+void ChunkEncoder::append(int64_t ts, const Value& value) {
+  int code = coarsest_scale(ts);
+  if (count_ > 0 && code < scale_code_) rescale(code);
+  if (count_ == 0) {
+    scale_code_ = code;
+    min_ts_ = ts;
+  }
+  append_ts(ts / kScales[scale_code_]);
+  append_value(value);
+  max_ts_ = ts;
+  ++count_;
+}
+
+void ChunkEncoder::append_ts(int64_t scaled) {
+  if (count_ == 0) {
+    bits_.write_bits(static_cast<uint64_t>(scaled), 64);
+  } else {
+    int64_t delta = scaled - prev_scaled_;
+    int64_t dod = delta - prev_delta_;
+    write_signed(bits_, dod);
+    prev_delta_ = delta;
+  }
+  prev_scaled_ = scaled;
+}
+
+void ChunkEncoder::append_value(const Value& value) {
+  switch (type_) {
+    case ValueType::float64: {
+      uint64_t v = float_bits(std::get<double>(value));
+      if (count_ == 0) {
+        bits_.write_bits(v, 64);
+      } else {
+        uint64_t x = v ^ prev_bits_;
+        if (x == 0) {
+          bits_.write_bit(false);
+        } else {
+          bits_.write_bit(true);
+          int leading = std::countl_zero(x);
+          int trailing = std::countr_zero(x);
+          if (leading > 31) leading = 31;
+          if (prev_leading_ >= 0 && leading >= prev_leading_ && trailing >= prev_trailing_) {
+            bits_.write_bit(false);
+            int sig = 64 - prev_leading_ - prev_trailing_;
+            bits_.write_bits(x >> prev_trailing_, sig);
+          } else {
+            bits_.write_bit(true);
+            int sig = 64 - leading - trailing;
+            bits_.write_bits(static_cast<uint64_t>(leading), 5);
+            bits_.write_bits(static_cast<uint64_t>(sig - 1), 6);  // sig in 1..64
+            bits_.write_bits(x >> trailing, sig);
+            prev_leading_ = leading;
+            prev_trailing_ = trailing;
+          }
+        }
+      }
+      prev_bits_ = v;
+      break;
+    }
+    case ValueType::int64: {
+      auto v = std::get<int64_t>(value);
+      if (count_ == 0) {
+        bits_.write_bits(static_cast<uint64_t>(v), 64);
+      } else {
+        int64_t delta = static_cast<int64_t>(static_cast<uint64_t>(v) - prev_bits_);
+        write_signed(bits_, delta);
+      }
+      prev_bits_ = static_cast<uint64_t>(v);
+      break;
+    }
+    case ValueType::boolean: {
+      uint64_t v = std::get<bool>(value) ? 1 : 0;
+      if (count_ == 0) bits_.write_bits(v, 1);
+      else bits_.write_bit(v != prev_bits_);
+      prev_bits_ = v;
+      break;
+    }
+    case ValueType::string: {
+      const auto& s = std::get<std::string>(value);
+      auto [it, inserted] = dict_index_.try_emplace(s, static_cast<uint32_t>(dict_.size()));
+      if (inserted) dict_.push_back(s);
+      uint64_t idx = it->second;
+      if (count_ > 0 && idx == prev_bits_) {
+        bits_.write_bit(false);
+      } else {
+        if (count_ > 0) bits_.write_bit(true);
+        bits_.write_bits(idx, 8);  // at most kMaxChunkSamples (< 256) distinct strings
+      }
+      prev_bits_ = idx;
+      break;
+    }
+  }
+}
+
+void ChunkEncoder::rescale(int new_scale_code) {
+  // A finer timestamp arrived: re-encode what we have at the finer unit. Rare (at most three
+  // times per chunk), and it keeps the common case (whole seconds or ms) compact.
+  auto samples = decode_chunk(finish());
+  ChunkEncoder fresh(type_);
+  fresh.scale_code_ = new_scale_code;
+  if (samples) {
+    for (const auto& s : *samples) {
+      if (fresh.count_ == 0) fresh.min_ts_ = s.ts;
+      fresh.append_ts(s.ts / kScales[new_scale_code]);
+      fresh.append_value(s.value);
+      fresh.max_ts_ = s.ts;
+      ++fresh.count_;
+    }
+  }
+  *this = std::move(fresh);
+}
+
+std::string ChunkEncoder::finish() const {
+  std::string out;
+  out.push_back(static_cast<char>(type_));
+  out.push_back(static_cast<char>(scale_code_));
+  core::put_uvarint(out, count_);
+  if (type_ == ValueType::string) {
+    core::put_uvarint(out, dict_.size());
+    for (const auto& s : dict_) core::put_string(out, s);
+  }
+  out += bits_.bytes();
+  return out;
+}
+
+size_t ChunkEncoder::memory_bytes() const {
+  size_t n = sizeof(*this) + bits_.bytes().capacity();
+  for (const auto& s : dict_) n += s.capacity() * 2 + 48;
+  return n;
+}
+
+Result<ChunkIterator> ChunkIterator::open(std::string_view chunk) {
+  core::ByteReader r(chunk);
+  auto type = r.u8();
+  auto scale = r.u8();
+  auto count = r.uvarint();
+  if (!type || !scale || !count || *type < 1 || *type > 4 || *scale > 3 || *count > kMaxChunkSamples) {
+    return make_error(Errc::corrupt, "bad chunk header");
+  }
+  ChunkIterator it;
+  it.type_ = static_cast<ValueType>(*type);
+  it.scale_ = kScales[*scale];
+  it.count_ = static_cast<uint32_t>(*count);
+  if (it.type_ == ValueType::string) {
+    auto n = r.uvarint();
+    if (!n || *n > kMaxChunkSamples) return make_error(Errc::corrupt, "bad chunk dictionary size");
+    for (uint64_t i = 0; i < *n; ++i) {
+      auto s = r.string();
+      if (!s) return make_error(Errc::corrupt, "truncated chunk dictionary");
+      it.dict_.emplace_back(*s);
+    }
+  }
+  it.bits_ = BitReader(r.position(), r.remaining());
+  return it;
+}
+
+bool ChunkIterator::fail(const char* what) {
+  error_ = what;
+  read_ = count_;
+  return false;
+}
+
+bool ChunkIterator::next() {
+  if (read_ >= count_) return false;
+  uint64_t raw;
+  if (read_ == 0) {
+    if (!bits_.read_bits(64, raw)) return fail("truncated first timestamp");
+    scaled_ = static_cast<int64_t>(raw);
+  } else {
+    int64_t dod;
+    if (!read_signed(bits_, dod)) return fail("truncated timestamp");
+    delta_ += dod;
+    scaled_ += delta_;
+  }
+  if (__builtin_mul_overflow(scaled_, scale_, &ts_)) return fail("timestamp overflow");
+  switch (type_) {
+    case ValueType::float64: {
+      if (read_ == 0) {
+        if (!bits_.read_bits(64, raw)) return fail("truncated value");
+        prev_bits_ = raw;
+      } else {
+        bool changed;
+        if (!bits_.read_bit(changed)) return fail("truncated value");
+        if (changed) {
+          bool new_window;
+          if (!bits_.read_bit(new_window)) return fail("truncated value");
+          if (new_window) {
+            uint64_t lead, sig;
+            if (!bits_.read_bits(5, lead) || !bits_.read_bits(6, sig)) return fail("truncated value");
+            leading_ = static_cast<int>(lead);
+            int sigbits = static_cast<int>(sig) + 1;
+            trailing_ = 64 - leading_ - sigbits;
+            if (trailing_ < 0) return fail("bad float window");
+          }
+          int sigbits = 64 - leading_ - trailing_;
+          uint64_t x;
+          if (!bits_.read_bits(sigbits, x)) return fail("truncated value");
+          prev_bits_ ^= sigbits == 64 ? x : x << trailing_;
+        }
+      }
+      value_ = std::bit_cast<double>(prev_bits_);
+      break;
+    }
+    case ValueType::int64: {
+      if (read_ == 0) {
+        if (!bits_.read_bits(64, raw)) return fail("truncated value");
+        prev_bits_ = raw;
+      } else {
+        int64_t delta;
+        if (!read_signed(bits_, delta)) return fail("truncated value");
+        prev_bits_ += static_cast<uint64_t>(delta);
+      }
+      value_ = static_cast<int64_t>(prev_bits_);
+      break;
+    }
+    case ValueType::boolean: {
+      bool bit;
+      if (!bits_.read_bit(bit)) return fail("truncated value");
+      prev_bits_ = read_ == 0 ? (bit ? 1 : 0) : (bit ? prev_bits_ ^ 1 : prev_bits_);
+      value_ = prev_bits_ != 0;
+      break;
+    }
+    case ValueType::string: {
+      bool changed = true;
+      if (read_ > 0 && !bits_.read_bit(changed)) return fail("truncated value");
+      if (changed) {
+        if (!bits_.read_bits(8, raw)) return fail("truncated value");
+        if (raw >= dict_.size()) return fail("string index outside the dictionary");
+        prev_bits_ = raw;
+      }
+      value_ = dict_[prev_bits_];
+      break;
+    }
+  }
+  ++read_;
+  return true;
+}
+
+Result<std::vector<Sample>> decode_chunk(std::string_view chunk) {
+  FL_TRY(it, ChunkIterator::open(chunk));
+  std::vector<Sample> out;
+  out.reserve(it.count());
+  while (it.next()) out.push_back({it.ts(), it.value()});
+  if (!it.error().empty()) return make_error(Errc::corrupt, "chunk: " + it.error());
+  return out;
+}
+
+std::string encode_rollups(const std::vector<RollupPoint>& points) {
+  // Timestamps as varint deltas, then min/max/sum as raw doubles XOR'ed with the previous
+  // point, count as a varint: rollups are few (one per minute or hour) so simplicity wins.
+  std::string out;
+  core::put_uvarint(out, points.size());
+  int64_t prev_ts = 0;
+  uint64_t prev[3] = {0, 0, 0};
+  for (const auto& p : points) {
+    core::put_varint(out, p.ts - prev_ts);
+    prev_ts = p.ts;
+    double vals[3] = {p.min, p.max, p.sum};
+    for (int i = 0; i < 3; ++i) {
+      uint64_t b = float_bits(vals[i]);
+      core::put_uvarint(out, b ^ prev[i]);
+      prev[i] = b;
+    }
+    core::put_uvarint(out, p.count);
+  }
+  return out;
+}
+
+Result<std::vector<RollupPoint>> decode_rollups(std::string_view bytes) {
+  core::ByteReader r(bytes);
+  auto n = r.uvarint();
+  if (!n || *n > bytes.size()) return make_error(Errc::corrupt, "bad rollup count");
+  std::vector<RollupPoint> out;
+  out.reserve(*n);
+  int64_t ts = 0;
+  uint64_t prev[3] = {0, 0, 0};
+  for (uint64_t i = 0; i < *n; ++i) {
+    RollupPoint p;
+    auto d = r.varint();
+    if (!d) return make_error(Errc::corrupt, "truncated rollup");
+    ts += *d;
+    p.ts = ts;
+    double* vals[3] = {&p.min, &p.max, &p.sum};
+    for (int k = 0; k < 3; ++k) {
+      auto x = r.uvarint();
+      if (!x) return make_error(Errc::corrupt, "truncated rollup");
+      prev[k] ^= *x;
+      *vals[k] = std::bit_cast<double>(prev[k]);
+    }
+    auto c = r.uvarint();
+    if (!c) return make_error(Errc::corrupt, "truncated rollup");
+    p.count = *c;
+    out.push_back(p);
+  }
+  return out;
+}
+
+}  // namespace fieldline::tsdb

@@ -1,0 +1,304 @@
+// Db: head (in-memory series), append path and WAL replay. Blocks, compaction and retention
+// are in db_blocks.cc; queries in db_query.cc.
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include "db_internal.h"
+#include "fieldline/core/bytes.h"
+#include "fieldline/core/errc.h"
+#include "fieldline/tsdb/db.h"
+#include "fieldline/tsdb/errc.h"
+
+namespace fieldline::tsdb {
+
+Db::Db(core::Env& env, std::string dir, DbOptions options)
+    : env_(env),
+      dir_(std::move(dir)),
+      wal_dir_(core::join_path(dir_, "wal")),
+      block_dir_(core::join_path(dir_, "blocks")),
+      options_(std::move(options)) {}
+
+Db::~Db() { (void)close(); }
+
+Result<std::unique_ptr<Db>> Db::open(core::Env& env, std::string dir, DbOptions options,
+                                     Wal::DurableCallback on_durable) {
+  std::unique_ptr<Db> db(new Db(env, std::move(dir), std::move(options)));
+  FL_TRY_STATUS(env.create_dirs(db->wal_dir_));
+  FL_TRY_STATUS(env.create_dirs(db->block_dir_));
+  FL_TRY_STATUS(db->load_blocks());
+  FL_TRY_STATUS(db->replay());
+  FL_TRY(wal, Wal::open(env, db->wal_dir_, db->options_.wal, std::move(on_durable)));
+  db->wal_ = std::move(wal);
+  // Each process lifetime numbers series afresh, so the new segment starts with every known
+  // series; its records never refer to a number from an earlier lifetime.
+  std::string framed;
+  std::string payload;
+  for (const auto& s : db->series_) {
+    payload.clear();
+    encode_series_record(*s, payload);
+    wal_frame(WalRecordType::series, payload, framed);
+  }
+  if (!framed.empty()) {
+    auto lsn = db->wal_->append(framed);
+    if (!lsn) return lsn.error();
+  }
+  FL_TRY_STATUS(db->wal_->sync_now());
+  (void)db->check_disk(true);
+  return db;
+}
+
+Status Db::close() {
+  if (wal_) {
+    auto st = wal_->sync_now();
+    wal_->close();
+    wal_.reset();
+    return st;
+  }
+  return ok();
+}
+
+int64_t Db::block_start(int64_t ts) const {
+  int64_t r = options_.block_range_ns;
+  int64_t q = ts / r;
+  if (ts % r < 0) --q;
+  return q * r;
+}
+
+Result<SeriesRef> Db::series(const SeriesKey& key, ValueType type) {
+  std::string ck = canonical_key(key);
+  auto it = by_key_.find(ck);
+  if (it != by_key_.end()) return it->second;
+  // A series continuing from blocks keeps the blocks' type.
+  for (const auto& b : blocks_) {
+    if (const auto* bs = b->find(ck)) {
+      type = bs->type;
+      break;
+    }
+  }
+  auto s = std::make_unique<MemSeries>();
+  s->key = key;
+  s->type = type;
+  s->ckey = ck;
+  s->ref = series_.size() + 1;
+  SeriesRef ref = s->ref;
+  by_key_.emplace(std::move(ck), ref);
+  by_device_[key.device].push_back(ref);
+  series_.push_back(std::move(s));
+  unlogged_.push_back(ref);
+  return ref;
+}
+
+ValueType Db::series_type(SeriesRef ref) const { return series_[ref - 1]->type; }
+const SeriesKey& Db::series_key(SeriesRef ref) const { return series_[ref - 1]->key; }
+
+Status Db::check_disk(bool force) {
+  int64_t now = env_.monotonic_ns();
+  if (!force && now - last_disk_check_ns_ < 1'000'000'000) return ok();
+  last_disk_check_ns_ = now;
+  bool full = false;
+  if (options_.max_disk_bytes > 0) {
+    auto used = env_.disk_usage(dir_);
+    if (used && *used >= options_.max_disk_bytes) full = true;
+  }
+  if (options_.min_free_bytes > 0) {
+    auto avail = env_.disk_available(dir_);
+    if (avail && *avail < options_.min_free_bytes) full = true;
+  }
+  disk_full_ = full;
+  return ok();
+}
+
+Result<AppendResult> Db::append(std::span<const SampleIn> samples) {
+  AppendResult result;
+  if (!wal_) return make_error(Errc::closed, dir_);
+  FL_TRY_STATUS(check_disk(false));
+  if (disk_full_) {
+    ++disk_full_rejections_;
+    return make_error(Errc::disk_full, "disk-usage limit reached under " + dir_ +
+                                           "; writes resume when space is freed");
+  }
+  // Log first, then apply: the head only ever holds what the WAL has, and replay repeats the
+  // same decisions in the same order, so rejections need not be logged specially.
+  scratch_.clear();
+  std::string payload;
+  for (SeriesRef ref : unlogged_) {
+    payload.clear();
+    encode_series_record(*series_[ref - 1], payload);
+    wal_frame(WalRecordType::series, payload, scratch_);
+  }
+  payload.clear();
+  std::vector<uint8_t> type_ok(samples.size(), 1);
+  uint64_t n = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto& s = samples[i];
+    if (s.ref == 0 || s.ref > series_.size()) {
+      type_ok[i] = 0;
+      result.rejected.push_back({static_cast<uint32_t>(i), make_error(Errc::not_found, "unknown series reference")});
+      continue;
+    }
+    const MemSeries& ms = *series_[s.ref - 1];
+    if (type_of(s.value) != ms.type) {
+      type_ok[i] = 0;
+      result.rejected.push_back({static_cast<uint32_t>(i),
+                                 make_error(Errc::type_mismatch, ms.key.to_string() + " holds " +
+                                                                     to_string(ms.type) + " values, got " +
+                                                                     to_string(type_of(s.value)))});
+      continue;
+    }
+    ++n;
+  }
+  if (n > 0) {
+    std::string body;
+    core::put_uvarint(body, n);
+    int64_t prev_ts = 0;
+    for (size_t i = 0; i < samples.size(); ++i) {
+      if (!type_ok[i]) continue;
+      const auto& s = samples[i];
+      core::put_uvarint(body, s.ref);
+      core::put_varint(body, s.ts - prev_ts);
+      prev_ts = s.ts;
+      encode_value(s.value, body);
+    }
+    wal_frame(WalRecordType::samples, body, scratch_);
+  }
+  if (scratch_.empty()) return result;
+  FL_TRY_STATUS(crash_point("wal.before_append"));
+  auto lsn = wal_->append(scratch_);
+  if (!lsn) {
+    if (core::is_no_space(lsn.error())) disk_full_ = true;
+    return lsn.error();
+  }
+  FL_TRY_STATUS(crash_point("wal.after_append"));
+  unlogged_.clear();
+  result.lsn = *lsn;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    if (!type_ok[i]) continue;
+    bool dup = false;
+    auto st = insert(*series_[samples[i].ref - 1], samples[i].ts, samples[i].value, dup);
+    if (!st) result.rejected.push_back({static_cast<uint32_t>(i), st.error()});
+    else if (dup) ++result.duplicates;
+    else ++result.accepted;
+  }
+  std::sort(result.rejected.begin(), result.rejected.end(),
+            [](const SampleRejection& a, const SampleRejection& b) { return a.index < b.index; });
+  return result;
+}
+
+Status Db::insert(MemSeries& s, int64_t ts, const Value& v, bool& duplicate) {
+  duplicate = false;
+  if (ts < persisted_until_) {
+    return make_error(Errc::too_old, s.key.to_string() + " at " + std::to_string(ts) +
+                                         ": time range already persisted (before " +
+                                         std::to_string(persisted_until_) + ")");
+  }
+  if (s.max_ts == INT64_MIN || ts > s.max_ts) {
+    if (s.open && (s.open->full() || block_start(ts) != block_start(s.open->min_ts()))) s.seal();
+    if (!s.open) s.open.emplace(s.type);
+    s.open->append(ts, v);
+    s.max_ts = ts;
+    s.last = v;
+    head_max_ts_ = std::max(head_max_ts_, ts);
+    head_min_ts_ = std::min(head_min_ts_, ts);
+    return ok();
+  }
+  if (ts == s.max_ts) {
+    if (same_value(s.last, v)) {
+      duplicate = true;
+      return ok();
+    }
+    return make_error(Errc::duplicate_conflict, s.key.to_string() + " at " + std::to_string(ts));
+  }
+  if (ts < s.max_ts - options_.out_of_order_window_ns) {
+    return make_error(Errc::out_of_order, s.key.to_string() + " at " + std::to_string(ts) + " is more than " +
+                                              std::to_string(options_.out_of_order_window_ns / 1'000'000) +
+                                              " ms behind the newest sample");
+  }
+  if (auto existing = s.find(ts)) {
+    if (same_value(*existing, v)) {
+      duplicate = true;
+      return ok();
+    }
+    return make_error(Errc::duplicate_conflict, s.key.to_string() + " at " + std::to_string(ts));
+  }
+  auto pos = std::lower_bound(s.ooo.begin(), s.ooo.end(), ts, [](const Sample& a, int64_t t) { return a.ts < t; });
+  s.ooo.insert(pos, Sample{ts, v});
+  head_min_ts_ = std::min(head_min_ts_, ts);
+  return ok();
+}
+
+Status Db::replay() {
+  auto start = std::chrono::steady_clock::now();
+  std::unordered_map<uint64_t, SeriesRef> refs;  // WAL number -> this lifetime's ref
+  auto st = wal_replay(env_, wal_dir_, true, [&](WalRecordType type, std::string_view payload) -> Status {
+    core::ByteReader r(payload);
+    if (type == WalRecordType::series) {
+      auto rec = decode_series_record(r);
+      if (!rec) return rec.error();
+      FL_TRY(ref, series(rec->key, rec->type));
+      refs[rec->ref] = ref;
+      return ok();
+    }
+    auto n = r.uvarint();
+    if (!n) return make_error(Errc::corrupt, "samples record without a count");
+    int64_t ts = 0;
+    for (uint64_t i = 0; i < *n; ++i) {
+      auto wal_ref = r.uvarint();
+      auto dts = r.varint();
+      if (!wal_ref || !dts) return make_error(Errc::corrupt, "truncated sample");
+      ts += *dts;
+      auto it = refs.find(*wal_ref);
+      if (it == refs.end()) return make_error(Errc::corrupt, "sample for an undeclared series " + std::to_string(*wal_ref));
+      MemSeries& s = *series_[it->second - 1];
+      auto v = decode_value(s.type, r);
+      if (!v) return v.error();
+      if (ts < persisted_until_) {
+        ++replay_.skipped_persisted;
+        continue;
+      }
+      bool dup = false;
+      (void)insert(s, ts, *v, dup);  // rejections repeat the original decision
+      ++replay_.samples;
+    }
+    return ok();
+  });
+  if (!st) return st.error();
+  replay_.wal = std::move(*st);
+  replay_.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+  unlogged_.clear();
+  return ok();
+}
+
+DbStats Db::stats() const {
+  DbStats st;
+  st.head_series = series_.size();
+  for (const auto& s : series_) {
+    st.head_chunks += s->sealed.size() + (s->open ? 1 : 0);
+    for (const auto& c : s->sealed) {
+      st.head_samples += c.count;
+      st.head_bytes += c.bytes.size();
+    }
+    if (s->open) {
+      st.head_samples += s->open->count();
+      st.head_bytes += s->open->memory_bytes();
+    }
+    st.head_samples += s->ooo.size();
+  }
+  st.blocks = blocks_.size();
+  for (const auto& b : blocks_) {
+    st.block_bytes += b->file_bytes();
+    st.block_samples += b->meta().samples;
+  }
+  if (wal_) {
+    st.wal_bytes_written = wal_->bytes_written();
+    st.wal_syncs = wal_->syncs();
+    st.wal_sync_ns_total = wal_->sync_ns_total();
+  }
+  st.disk_full = disk_full_;
+  st.disk_full_rejections = disk_full_rejections_;
+  st.persisted_until = persisted_until_;
+  return st;
+}
+
+}  // namespace fieldline::tsdb

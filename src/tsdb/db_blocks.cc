@@ -1,0 +1,409 @@
+// Db: record encoding, cutting the head into blocks, WAL checkpoints, compaction, retention.
+
+#include <algorithm>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "db_internal.h"
+#include "fieldline/core/errc.h"
+#include "fieldline/core/time.h"
+#include "fieldline/tsdb/errc.h"
+
+namespace fieldline::tsdb {
+
+void encode_series_record(const Db::MemSeries& s, std::string& out) {
+  core::put_uvarint(out, s.ref);
+  out.push_back(static_cast<char>(s.type));
+  core::put_string(out, s.key.device);
+  core::put_string(out, s.key.metric);
+  core::put_uvarint(out, s.key.tags.size());
+  for (const auto& [k, v] : s.key.tags) {
+    core::put_string(out, k);
+    core::put_string(out, v);
+  }
+}
+
+Result<SeriesRecord> decode_series_record(core::ByteReader& r) {
+  SeriesRecord rec;
+  auto ref = r.uvarint();
+  auto type = r.u8();
+  auto dev = r.string(), met = r.string();
+  auto ntags = r.uvarint();
+  if (!ref || !type || *type < 1 || *type > 4 || !dev || !met || !ntags || *ntags > r.remaining()) {
+    return make_error(Errc::corrupt, "malformed series record");
+  }
+  rec.ref = *ref;
+  rec.type = static_cast<ValueType>(*type);
+  rec.key.device = *dev;
+  rec.key.metric = *met;
+  for (uint64_t i = 0; i < *ntags; ++i) {
+    auto k = r.string(), v = r.string();
+    if (!k || !v) return make_error(Errc::corrupt, "malformed series tags");
+    rec.key.tags.emplace_back(*k, *v);
+  }
+  return rec;
+}
+
+void encode_value(const Value& v, std::string& out) {
+  switch (v.index()) {
+    case 0: {
+      uint64_t bits;
+      double d = std::get<0>(v);
+      std::memcpy(&bits, &d, 8);
+      core::put_u64(out, bits);
+      break;
+    }
+    case 1: core::put_varint(out, std::get<1>(v)); break;
+    case 2: out.push_back(std::get<2>(v) ? 1 : 0); break;
+    case 3: core::put_string(out, std::get<3>(v)); break;
+  }
+}
+
+Result<Value> decode_value(ValueType type, core::ByteReader& r) {
+  switch (type) {
+    case ValueType::float64: {
+      auto bits = r.u64();
+      if (!bits) break;
+      double d;
+      std::memcpy(&d, &*bits, 8);
+      return Value(d);
+    }
+    case ValueType::int64: {
+      auto v = r.varint();
+      if (!v) break;
+      return Value(*v);
+    }
+    case ValueType::boolean: {
+      auto v = r.u8();
+      if (!v) break;
+      return Value(*v != 0);
+    }
+    case ValueType::string: {
+      auto v = r.string();
+      if (!v) break;
+      return Value(std::string(*v));
+    }
+  }
+  return make_error(Errc::corrupt, "truncated value");
+}
+
+std::optional<Value> Db::MemSeries::find(int64_t ts) const {
+  auto pos = std::lower_bound(ooo.begin(), ooo.end(), ts, [](const Sample& a, int64_t t) { return a.ts < t; });
+  if (pos != ooo.end() && pos->ts == ts) return pos->value;
+  auto scan = [&](std::string_view bytes) -> std::optional<Value> {
+    auto it = ChunkIterator::open(bytes);
+    if (!it) return std::nullopt;
+    while (it->next()) {
+      if (it->ts() == ts) return it->value();
+      if (it->ts() > ts) break;
+    }
+    return std::nullopt;
+  };
+  for (const auto& c : sealed) {
+    if (ts >= c.min_ts && ts <= c.max_ts) {
+      if (auto v = scan(c.bytes)) return v;
+    }
+  }
+  if (open && open->count() > 0 && ts >= open->min_ts() && ts <= open->max_ts()) return scan(open->finish());
+  return std::nullopt;
+}
+
+namespace {
+
+std::string block_name(int64_t min_ts, int64_t max_ts, uint32_t level, bool raw_dropped) {
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "%016" PRIx64 "-%016" PRIx64 "-L%u%s.blk", static_cast<uint64_t>(min_ts),
+                static_cast<uint64_t>(max_ts), level, raw_dropped ? "r" : "");
+  return buf;
+}
+
+int64_t floor_to(int64_t ts, int64_t step) {
+  int64_t q = ts / step;
+  if (ts % step < 0) --q;
+  return q * step;
+}
+
+void add_rollups(const std::vector<Sample>& samples, std::vector<RollupPoint>& r1m, std::vector<RollupPoint>& r1h) {
+  for (auto* spec : {&r1m, &r1h}) {
+    int64_t step = spec == &r1m ? core::kNsPerMinute : core::kNsPerHour;
+    for (const auto& s : samples) {
+      double v;
+      if (!numeric_value(s.value, v) || std::isnan(v)) continue;
+      int64_t b = floor_to(s.ts, step);
+      if (spec->empty() || spec->back().ts != b) spec->push_back({b, v, v, 0, 0});
+      auto& p = spec->back();
+      p.min = std::min(p.min, v);
+      p.max = std::max(p.max, v);
+      p.sum += v;
+      ++p.count;
+    }
+  }
+}
+
+void encode_samples(ValueType type, const std::vector<Sample>& samples, SeriesChunks& out) {
+  std::optional<ChunkEncoder> enc;
+  auto flush = [&] {
+    if (!enc || enc->count() == 0) return;
+    out.chunks.push_back(enc->finish());
+    out.metas.push_back({enc->min_ts(), enc->max_ts(), enc->count(), 0});
+    enc.reset();
+  };
+  for (const auto& s : samples) {
+    if (enc && enc->full()) flush();
+    if (!enc) enc.emplace(type);
+    enc->append(s.ts, s.value);
+  }
+  flush();
+}
+
+}  // namespace
+
+Status Db::load_blocks() {
+  FL_TRY(names, env_.list_dir(block_dir_));
+  std::vector<std::unique_ptr<BlockReader>> loaded;
+  for (const auto& name : names) {
+    std::string path = core::join_path(block_dir_, name);
+    if (name.ends_with(".tmp")) {
+      // An interrupted write: never published, so nothing in it was relied on.
+      FL_TRY_STATUS(env_.remove(path));
+      continue;
+    }
+    if (!name.ends_with(".blk")) continue;
+    FL_TRY(block, BlockReader::open(env_, path));
+    loaded.push_back(std::move(block));
+  }
+  // A compaction that crashed after publishing leaves its sources behind: drop them.
+  std::set<std::string> replaced;
+  for (const auto& b : loaded) {
+    for (const auto& s : b->meta().sources) replaced.insert(s);
+  }
+  for (auto& b : loaded) {
+    if (replaced.count(b->name())) {
+      std::string path = b->path();
+      b.reset();
+      FL_TRY_STATUS(env_.remove(path));
+      continue;
+    }
+    persisted_until_ = std::max(persisted_until_, b->meta().max_ts);
+    blocks_.push_back(std::move(b));
+  }
+  std::sort(blocks_.begin(), blocks_.end(),
+            [](const auto& a, const auto& b) { return a->meta().min_ts < b->meta().min_ts; });
+  return ok();
+}
+
+Status Db::cut_block(int64_t start, int64_t end) {
+  BlockMeta meta{start, end, 0, 1, false, {}};
+  std::vector<SeriesChunks> out;
+  std::vector<Sample> samples;
+  for (auto& sp : series_) {
+    MemSeries& s = *sp;
+    samples.clear();
+    collect(s, start, end, samples);
+    if (samples.empty()) continue;
+    SeriesChunks sc;
+    sc.key = s.key;
+    sc.type = s.type;
+    encode_samples(s.type, samples, sc);
+    add_rollups(samples, sc.rollup_1m, sc.rollup_1h);
+    meta.samples += samples.size();
+    out.push_back(std::move(sc));
+  }
+  if (!out.empty()) {
+    std::string name = block_name(start, end, 1, false);
+    FL_TRY_STATUS(write_block(env_, block_dir_, name, meta, out, options_.crash_point));
+    FL_TRY(block, BlockReader::open(env_, core::join_path(block_dir_, name)));
+    blocks_.push_back(std::move(block));
+    std::sort(blocks_.begin(), blocks_.end(),
+              [](const auto& a, const auto& b) { return a->meta().min_ts < b->meta().min_ts; });
+  }
+  FL_TRY_STATUS(crash_point("cut.block_published"));
+  // Drop what is now in the block from the head.
+  persisted_until_ = std::max(persisted_until_, end);
+  head_min_ts_ = INT64_MAX;
+  for (auto& sp : series_) {
+    MemSeries& s = *sp;
+    if (s.open && s.open->count() > 0 && s.open->max_ts() < end) s.seal();
+    auto keep = std::remove_if(s.sealed.begin(), s.sealed.end(), [&](const SealedChunk& c) { return c.max_ts < end; });
+    s.sealed.erase(keep, s.sealed.end());
+    s.ooo.erase(std::remove_if(s.ooo.begin(), s.ooo.end(), [&](const Sample& x) { return x.ts < end; }), s.ooo.end());
+    head_min_ts_ = std::min(head_min_ts_, s.min_ts());
+  }
+  return checkpoint_wal();
+}
+
+Status Db::checkpoint_wal() {
+  // Start a new segment holding every series and every sample still in the head, make it
+  // durable, then delete the older segments: the log never needs anything before it.
+  FL_TRY(seq, wal_->rotate());
+  std::string framed, payload;
+  std::vector<Sample> samples;
+  for (const auto& sp : series_) {
+    payload.clear();
+    encode_series_record(*sp, payload);
+    wal_frame(WalRecordType::series, payload, framed);
+  }
+  for (const auto& sp : series_) {
+    samples.clear();
+    collect(*sp, INT64_MIN, INT64_MAX, samples);
+    if (samples.empty()) continue;
+    payload.clear();
+    core::put_uvarint(payload, samples.size());
+    int64_t prev = 0;
+    for (const auto& s : samples) {
+      core::put_uvarint(payload, sp->ref);
+      core::put_varint(payload, s.ts - prev);
+      prev = s.ts;
+      encode_value(s.value, payload);
+    }
+    wal_frame(WalRecordType::samples, payload, framed);
+    if (framed.size() > (8u << 20)) {
+      FL_TRY_STATUS(wal_->append(framed));
+      framed.clear();
+    }
+  }
+  if (!framed.empty()) FL_TRY_STATUS(wal_->append(framed));
+  FL_TRY_STATUS(wal_->sync_now());
+  FL_TRY_STATUS(crash_point("checkpoint.synced"));
+  unlogged_.clear();
+  return wal_->remove_segments_before(seq);
+}
+
+Status Db::maintain(int64_t now_ns) {
+  FL_TRY_STATUS(check_disk(true));
+  int64_t r = options_.block_range_ns;
+  int64_t hold = std::max(options_.out_of_order_window_ns, r / 2);
+  while (head_min_ts_ != INT64_MAX && head_max_ts_ != INT64_MIN) {
+    int64_t start = block_start(head_min_ts_);
+    if (head_max_ts_ < start + r + hold) break;
+    FL_TRY_STATUS(cut_block(start, start + r));
+  }
+  FL_TRY_STATUS(compact(now_ns));
+  FL_TRY_STATUS(apply_retention(now_ns));
+  return check_disk(true);
+}
+
+Status Db::flush_head() {
+  while (head_min_ts_ != INT64_MAX && head_max_ts_ != INT64_MIN) {
+    int64_t start = block_start(head_min_ts_);
+    FL_TRY_STATUS(cut_block(start, start + options_.block_range_ns));
+  }
+  return ok();
+}
+
+Status Db::compact(int64_t now_ns) {
+  // Level 2 merges the 2-hour blocks of an aligned 12-hour window, level 3 those of 3 days,
+  // once the window is complete. Blocks are disjoint in time, so series chunks concatenate.
+  const int64_t r = options_.block_range_ns;
+  for (uint32_t level = 2; level <= 3; ++level) {
+    int64_t window = level == 2 ? r * 6 : r * 36;
+    std::map<int64_t, std::vector<size_t>> groups;
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      const auto& m = blocks_[i]->meta();
+      if (m.level >= level || m.raw_dropped) continue;
+      int64_t w = floor_to(m.min_ts, window);
+      if (m.max_ts <= w + window) groups[w].push_back(i);
+    }
+    for (const auto& [w, idx] : groups) {
+      if (idx.size() < 2 || w + window > persisted_until_) continue;
+      BlockMeta meta{w, w + window, 0, level, false, {}};
+      std::map<std::string, SeriesChunks> merged;
+      for (size_t i : idx) {
+        const auto& b = *blocks_[i];
+        meta.min_ts = std::min(meta.min_ts, b.meta().min_ts);
+        meta.samples += b.meta().samples;
+        meta.sources.push_back(b.name());
+        for (const auto& s : b.series()) {
+          auto& sc = merged[canonical_key(s.key)];
+          sc.key = s.key;
+          sc.type = s.type;
+          for (const auto& c : s.chunks) {
+            FL_TRY(bytes, b.chunk(c.offset));
+            sc.chunks.emplace_back(bytes);
+            sc.metas.push_back(c);
+          }
+          if (s.rollup_1m) {
+            FL_TRY(r1m, b.rollups(s.rollup_1m));
+            sc.rollup_1m.insert(sc.rollup_1m.end(), r1m.begin(), r1m.end());
+          }
+          if (s.rollup_1h) {
+            FL_TRY(r1h, b.rollups(s.rollup_1h));
+            sc.rollup_1h.insert(sc.rollup_1h.end(), r1h.begin(), r1h.end());
+          }
+        }
+      }
+      std::vector<SeriesChunks> series;
+      for (auto& [k, sc] : merged) series.push_back(std::move(sc));
+      meta.min_ts = w;
+      std::string name = block_name(w, w + window, level, false);
+      FL_TRY_STATUS(crash_point("compact.begin"));
+      FL_TRY_STATUS(write_block(env_, block_dir_, name, meta, series, options_.crash_point));
+      FL_TRY_STATUS(crash_point("compact.published"));
+      FL_TRY(block, BlockReader::open(env_, core::join_path(block_dir_, name)));
+      std::set<std::string> gone(meta.sources.begin(), meta.sources.end());
+      std::vector<std::string> paths;
+      std::vector<std::unique_ptr<BlockReader>> kept;
+      for (auto& b : blocks_) {
+        if (gone.count(b->name())) paths.push_back(b->path());
+        else kept.push_back(std::move(b));
+      }
+      kept.push_back(std::move(block));
+      blocks_ = std::move(kept);
+      for (const auto& p : paths) FL_TRY_STATUS(env_.remove(p));
+      FL_TRY_STATUS(env_.sync_dir(block_dir_));
+      std::sort(blocks_.begin(), blocks_.end(),
+                [](const auto& a, const auto& b) { return a->meta().min_ts < b->meta().min_ts; });
+      return compact(now_ns);  // indices changed; start over
+    }
+  }
+  return ok();
+}
+
+Status Db::apply_retention(int64_t now_ns) {
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    const auto& m = blocks_[i]->meta();
+    if (m.max_ts < now_ns - options_.rollup_retention_ns) {
+      std::string path = blocks_[i]->path();
+      blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(i));
+      FL_TRY_STATUS(env_.remove(path));
+      FL_TRY_STATUS(env_.sync_dir(block_dir_));
+      return apply_retention(now_ns);
+    }
+    if (!m.raw_dropped && m.max_ts < now_ns - options_.retention_ns) {
+      // Raw samples expire before rollups: rewrite the block with its rollups only.
+      const auto& b = *blocks_[i];
+      BlockMeta meta = m;
+      meta.raw_dropped = true;
+      meta.sources = {b.name()};
+      std::vector<SeriesChunks> series;
+      for (const auto& s : b.series()) {
+        SeriesChunks sc;
+        sc.key = s.key;
+        sc.type = s.type;
+        if (s.rollup_1m) {
+          FL_TRY(r1m, b.rollups(s.rollup_1m));
+          sc.rollup_1m = std::move(r1m);
+        }
+        if (s.rollup_1h) {
+          FL_TRY(r1h, b.rollups(s.rollup_1h));
+          sc.rollup_1h = std::move(r1h);
+        }
+        if (!sc.rollup_1m.empty() || !sc.rollup_1h.empty()) series.push_back(std::move(sc));
+      }
+      std::string name = block_name(m.min_ts, m.max_ts, m.level, true);
+      std::string old_path = b.path();
+      FL_TRY_STATUS(write_block(env_, block_dir_, name, meta, series, options_.crash_point));
+      FL_TRY(block, BlockReader::open(env_, core::join_path(block_dir_, name)));
+      blocks_[i] = std::move(block);
+      FL_TRY_STATUS(env_.remove(old_path));
+      FL_TRY_STATUS(env_.sync_dir(block_dir_));
+    }
+  }
+  return ok();
+}
+
+}  // namespace fieldline::tsdb

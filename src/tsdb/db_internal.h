@@ -1,0 +1,60 @@
+#pragma once
+// Private parts of Db shared by db.cc, db_blocks.cc and db_query.cc.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fieldline/core/bytes.h"
+#include "fieldline/tsdb/chunk.h"
+#include "fieldline/tsdb/db.h"
+
+namespace fieldline::tsdb {
+
+struct SealedChunk {
+  std::string bytes;
+  int64_t min_ts = 0, max_ts = 0;
+  uint32_t count = 0;
+};
+
+// One series in the head: sealed chunks, the open chunk and out-of-order samples (sorted,
+// all older than max_ts and within the window). Chunks never span a block boundary.
+struct Db::MemSeries {
+  SeriesKey key;
+  std::string ckey;
+  ValueType type = ValueType::float64;
+  SeriesRef ref = 0;
+  std::vector<SealedChunk> sealed;
+  std::optional<ChunkEncoder> open;
+  int64_t max_ts = INT64_MIN;
+  Value last;
+  std::vector<Sample> ooo;
+
+  void seal() {
+    if (!open || open->count() == 0) return;
+    sealed.push_back({open->finish(), open->min_ts(), open->max_ts(), open->count()});
+    open.reset();
+  }
+  // The stored value at ts, if any (slow path for out-of-order samples).
+  std::optional<Value> find(int64_t ts) const;
+  int64_t min_ts() const {
+    int64_t m = INT64_MAX;
+    if (!sealed.empty()) m = sealed.front().min_ts;
+    else if (open && open->count() > 0) m = open->min_ts();
+    if (!ooo.empty()) m = std::min(m, ooo.front().ts);
+    return m;
+  }
+};
+
+struct SeriesRecord {
+  uint64_t ref = 0;
+  ValueType type = ValueType::float64;
+  SeriesKey key;
+};
+
+void encode_series_record(const Db::MemSeries& s, std::string& out);
+Result<SeriesRecord> decode_series_record(core::ByteReader& r);
+void encode_value(const Value& v, std::string& out);
+Result<Value> decode_value(ValueType type, core::ByteReader& r);
+
+}  // namespace fieldline::tsdb

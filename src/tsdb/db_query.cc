@@ -1,0 +1,233 @@
+// Db: queries over the head and blocks.
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "db_internal.h"
+#include "fieldline/core/time.h"
+#include "fieldline/tsdb/errc.h"
+
+namespace fieldline::tsdb {
+namespace {
+
+template <typename F>
+Status for_each_in_chunk(std::string_view bytes, int64_t from, int64_t to, F&& f) {
+  FL_TRY(it, ChunkIterator::open(bytes));
+  while (it.next()) {
+    if (it.ts() < from) continue;
+    if (it.ts() >= to) break;
+    f(it.ts(), it.value());
+  }
+  if (!it.error().empty()) return make_error(Errc::corrupt, it.error());
+  return ok();
+}
+
+void sort_unique(std::vector<Sample>& out) {
+  std::stable_sort(out.begin(), out.end(), [](const Sample& a, const Sample& b) { return a.ts < b.ts; });
+  out.erase(std::unique(out.begin(), out.end(), [](const Sample& a, const Sample& b) { return a.ts == b.ts; }),
+            out.end());
+}
+
+int64_t bucket_of(int64_t ts, int64_t from, int64_t step) {
+  if (step <= 0) return from;
+  return from + ((ts - from) / step) * step;
+}
+
+}  // namespace
+
+void Db::collect(const MemSeries& s, int64_t from, int64_t to, std::vector<Sample>& out) const {
+  size_t start = out.size();
+  auto push = [&](int64_t ts, const Value& v) { out.push_back({ts, v}); };
+  for (const auto& c : s.sealed) {
+    if (c.max_ts < from || c.min_ts >= to) continue;
+    (void)for_each_in_chunk(c.bytes, from, to, push);
+  }
+  if (s.open && s.open->count() > 0 && s.open->max_ts() >= from && s.open->min_ts() < to) {
+    (void)for_each_in_chunk(s.open->finish(), from, to, push);
+  }
+  bool had_ooo = false;
+  for (const auto& x : s.ooo) {
+    if (x.ts >= from && x.ts < to) {
+      out.push_back(x);
+      had_ooo = true;
+    }
+  }
+  if (had_ooo) {
+    std::vector<Sample> part(out.begin() + static_cast<std::ptrdiff_t>(start), out.end());
+    sort_unique(part);
+    out.resize(start);
+    out.insert(out.end(), part.begin(), part.end());
+  }
+}
+
+std::vector<SeriesInfo> Db::select(const Selector& selector) const {
+  std::map<std::string, SeriesInfo> found;
+  auto consider = [&](const SeriesKey& key, ValueType type, int64_t mn, int64_t mx) {
+    if (!selector.matches(key)) return;
+    auto [it, inserted] = found.try_emplace(canonical_key(key), SeriesInfo{key, type, mn, mx});
+    if (!inserted) {
+      it->second.min_ts = std::min(it->second.min_ts, mn);
+      it->second.max_ts = std::max(it->second.max_ts, mx);
+    }
+  };
+  const std::string* device = selector.pinned_device();
+  if (device) {
+    auto it = by_device_.find(*device);
+    if (it != by_device_.end()) {
+      for (SeriesRef ref : it->second) {
+        const auto& s = *series_[ref - 1];
+        consider(s.key, s.type, s.min_ts(), s.max_ts);
+      }
+    }
+  } else {
+    for (const auto& s : series_) consider(s->key, s->type, s->min_ts(), s->max_ts);
+  }
+  for (const auto& b : blocks_) {
+    for (const auto& s : b->series()) {
+      if (device && s.key.device != *device) continue;
+      int64_t mn = s.chunks.empty() ? b->meta().min_ts : s.chunks.front().min_ts;
+      int64_t mx = s.chunks.empty() ? b->meta().max_ts - 1 : s.chunks.back().max_ts;
+      consider(s.key, s.type, mn, mx);
+    }
+  }
+  std::vector<SeriesInfo> out;
+  out.reserve(found.size());
+  for (auto& [k, v] : found) {
+    if (v.max_ts == INT64_MIN) continue;  // created but never written
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+Result<std::vector<Sample>> Db::read(const SeriesKey& key, int64_t from, int64_t to) const {
+  std::vector<Sample> out;
+  std::string ck = canonical_key(key);
+  for (const auto& b : blocks_) {
+    if (b->meta().max_ts <= from || b->meta().min_ts >= to) continue;
+    const BlockSeries* s = b->find(ck);
+    if (!s) continue;
+    for (const auto& c : s->chunks) {
+      if (c.max_ts < from || c.min_ts >= to) continue;
+      FL_TRY(bytes, b->chunk(c.offset));
+      FL_TRY_STATUS(for_each_in_chunk(bytes, from, to, [&](int64_t ts, const Value& v) { out.push_back({ts, v}); }));
+    }
+  }
+  auto it = by_key_.find(ck);
+  if (it != by_key_.end()) collect(*series_[it->second - 1], from, to, out);
+  sort_unique(out);
+  return out;
+}
+
+Result<AggregateResult> Db::aggregate(const AggregateQuery& q) const {
+  if (q.to <= q.from) return make_error(Errc::invalid_query, "empty time range (to must be after from)");
+  if (q.step < 0) return make_error(Errc::invalid_query, "negative step");
+  if (q.step > 0 && (q.to - q.from) / q.step > 10'000'000) {
+    return make_error(Errc::invalid_query, "too many buckets; use a larger step");
+  }
+  const bool sketch = is_quantile(q.agg);
+  AggregateResult result;
+  // Rollups answer a bucket exactly when their buckets nest inside the query's.
+  auto rollup_step = [&](const BlockMeta&) -> int64_t {
+    if (!q.use_rollups || !rollup_answers(q.agg) || q.step <= 0) return 0;
+    if (q.step % core::kNsPerHour == 0 && q.from % core::kNsPerHour == 0 && q.to % core::kNsPerHour == 0) {
+      return core::kNsPerHour;
+    }
+    if (q.step % core::kNsPerMinute == 0 && q.from % core::kNsPerMinute == 0 && q.to % core::kNsPerMinute == 0) {
+      return core::kNsPerMinute;
+    }
+    return 0;
+  };
+  std::vector<Sample> head_samples;
+  for (const auto& info : select(q.selector)) {
+    if (info.max_ts < q.from || info.min_ts >= q.to) continue;
+    if (info.type == ValueType::string && q.agg != Agg::count) continue;
+    auto labels = group_labels(info.key, q.group_by);
+    std::string gkey;
+    for (const auto& [k, v] : labels) {
+      gkey += k;
+      gkey.push_back('\0');
+      gkey += v;
+      gkey.push_back('\0');
+    }
+    auto [git, inserted] = result.groups.try_emplace(gkey);
+    if (inserted) git->second.labels = labels;
+    auto& buckets = git->second.buckets;
+    // Dense accumulation per series, then merge: map lookups per sample would dominate.
+    const size_t nb = q.step > 0 ? static_cast<size_t>((q.to - q.from + q.step - 1) / q.step) : 1;
+    std::vector<AggState> dense(nb <= 1'000'000 ? nb : 0);
+    auto add = [&](int64_t ts, double v) {
+      if (std::isnan(v)) return;
+      size_t i = q.step > 0 ? static_cast<size_t>((ts - q.from) / q.step) : 0;
+      if (!dense.empty()) dense[i].add(ts, v, sketch);
+      else buckets[bucket_of(ts, q.from, q.step)].add(ts, v, sketch);
+    };
+    auto add_value = [&](int64_t ts, const Value& v) {
+      double d;
+      if (numeric_value(v, d)) add(ts, d);
+      else if (q.agg == Agg::count) add(ts, 0);
+    };
+    std::string ck = canonical_key(info.key);
+    for (const auto& b : blocks_) {
+      const auto& m = b->meta();
+      if (m.max_ts <= q.from || m.min_ts >= q.to) continue;
+      const BlockSeries* s = b->find(ck);
+      if (!s) continue;
+      int64_t rs = rollup_step(m);
+      uint64_t roff = rs == core::kNsPerHour ? s->rollup_1h : rs == core::kNsPerMinute ? s->rollup_1m : 0;
+      if (roff != 0) {
+        FL_TRY(points, b->rollups(roff));
+        for (const auto& p : points) {
+          if (p.ts < q.from || p.ts >= q.to) continue;
+          ++result.rollup_points_read;
+          size_t i = static_cast<size_t>((p.ts - q.from) / q.step);
+          if (!dense.empty()) dense[i].add_rollup(p.ts, p.min, p.max, p.sum, p.count);
+          else buckets[bucket_of(p.ts, q.from, q.step)].add_rollup(p.ts, p.min, p.max, p.sum, p.count);
+        }
+        continue;
+      }
+      for (const auto& c : s->chunks) {
+        if (c.max_ts < q.from || c.min_ts >= q.to) continue;
+        FL_TRY(bytes, b->chunk(c.offset));
+        FL_TRY_STATUS(for_each_in_chunk(bytes, q.from, q.to, add_value));
+        result.samples_read += c.count;
+      }
+    }
+    auto it = by_key_.find(ck);
+    if (it != by_key_.end()) {
+      head_samples.clear();
+      collect(*series_[it->second - 1], q.from, q.to, head_samples);
+      for (const auto& s : head_samples) add_value(s.ts, s.value);
+      result.samples_read += head_samples.size();
+    }
+    for (size_t i = 0; i < dense.size(); ++i) {
+      if (dense[i].count == 0) continue;
+      buckets[q.step > 0 ? q.from + static_cast<int64_t>(i) * q.step : q.from].merge(dense[i]);
+    }
+  }
+  for (auto it = result.groups.begin(); it != result.groups.end();) {
+    if (it->second.buckets.empty()) it = result.groups.erase(it);
+    else ++it;
+  }
+  return result;
+}
+
+std::vector<std::pair<std::string, ValueType>> Db::metrics_of(const std::string& device) const {
+  std::map<std::string, ValueType> out;
+  auto it = by_device_.find(device);
+  if (it != by_device_.end()) {
+    for (SeriesRef ref : it->second) {
+      const auto& s = *series_[ref - 1];
+      if (s.max_ts != INT64_MIN) out.emplace(s.key.metric, s.type);
+    }
+  }
+  for (const auto& b : blocks_) {
+    for (const auto& s : b->series()) {
+      if (s.key.device == device) out.emplace(s.key.metric, s.type);
+    }
+  }
+  return {out.begin(), out.end()};
+}
+
+}  // namespace fieldline::tsdb

@@ -1,0 +1,133 @@
+#pragma once
+// Chunk encodings (spec: docs/format/chunk.md). A chunk holds up to kMaxChunkSamples samples
+// of one series in time order:
+//   timestamps  delta-of-delta in variable-width buckets (Gorilla), at the coarsest unit
+//               (1 s, 1 ms, 1 us or 1 ns) that divides every timestamp in the chunk
+//   float64     XOR with the previous value, leading/trailing-zero windows (Gorilla)
+//   int64       zigzag delta in variable-width buckets
+//   bool        one bit per sample: 0 = same as previous, 1 = flipped (run-length in bits)
+//   string      per-chunk dictionary; one bit for "same as previous", else the index
+//
+// ChunkEncoder is single-threaded and owned by its series. ChunkIterator reads untrusted
+// bytes: every read is bounds-checked and a malformed chunk ends iteration with an error
+// (never a crash).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "fieldline/core/result.h"
+#include "fieldline/tsdb/types.h"
+
+namespace fieldline::tsdb {
+
+inline constexpr uint32_t kMaxChunkSamples = 240;
+
+class BitWriter {
+ public:
+  void write_bits(uint64_t value, int nbits);  // REQUIRES: 0 <= nbits <= 64
+  void write_bit(bool bit) { write_bits(bit ? 1 : 0, 1); }
+  const std::string& bytes() const { return buf_; }
+  size_t bit_count() const { return buf_.size() * 8 - free_bits_; }
+  void clear() {
+    buf_.clear();
+    free_bits_ = 0;
+  }
+
+ private:
+  std::string buf_;
+  int free_bits_ = 0;  // unused low bits in the last byte
+};
+
+class BitReader {
+ public:
+  BitReader(const char* p, size_t n) : p_(reinterpret_cast<const uint8_t*>(p)), n_bits_(n * 8) {}
+  // Returns false (and reads nothing) past the end.
+  bool read_bits(int nbits, uint64_t& out);
+  bool read_bit(bool& out) {
+    uint64_t v;
+    if (!read_bits(1, v)) return false;
+    out = v != 0;
+    return true;
+  }
+
+ private:
+  const uint8_t* p_;
+  size_t n_bits_;
+  size_t pos_ = 0;
+};
+
+class ChunkEncoder {
+ public:
+  explicit ChunkEncoder(ValueType type);
+  // REQUIRES: ts strictly greater than the last appended ts, value of the chunk's type.
+  void append(int64_t ts, const Value& value);
+  uint32_t count() const { return count_; }
+  bool full() const { return count_ >= kMaxChunkSamples; }
+  ValueType type() const { return type_; }
+  int64_t min_ts() const { return min_ts_; }
+  int64_t max_ts() const { return max_ts_; }
+  // The serialized chunk (header, dictionary, bitstream).
+  std::string finish() const;
+  size_t memory_bytes() const;
+
+ private:
+  void append_ts(int64_t scaled);
+  void append_value(const Value& value);
+  void rescale(int new_scale_code);
+
+  ValueType type_;
+  uint32_t count_ = 0;
+  int scale_code_ = 3;  // 3 = seconds, 2 = ms, 1 = us, 0 = ns
+  int64_t min_ts_ = 0, max_ts_ = 0;
+  int64_t prev_scaled_ = 0, prev_delta_ = 0;
+  uint64_t prev_bits_ = 0;  // float bits, int value, bool, string index
+  int prev_leading_ = -1, prev_trailing_ = 0;
+  BitWriter bits_;
+  std::vector<std::string> dict_;
+  std::unordered_map<std::string, uint32_t> dict_index_;
+};
+
+class ChunkIterator {
+ public:
+  // Parses the header; fails on a malformed one.
+  static Result<ChunkIterator> open(std::string_view chunk);
+  // Advances; false at the end or on corruption (then error() is set).
+  bool next();
+  int64_t ts() const { return ts_; }
+  const Value& value() const { return value_; }
+  ValueType type() const { return type_; }
+  uint32_t count() const { return count_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  ChunkIterator() : bits_(nullptr, 0) {}
+  bool fail(const char* what);
+
+  ValueType type_ = ValueType::float64;
+  uint32_t count_ = 0, read_ = 0;
+  int64_t scale_ = 1;
+  BitReader bits_;
+  int64_t scaled_ = 0, delta_ = 0, ts_ = 0;
+  uint64_t prev_bits_ = 0;
+  int leading_ = 0, trailing_ = 0;
+  Value value_;
+  std::vector<std::string> dict_;
+  std::string error_;
+};
+
+// Decodes a whole chunk; fails on the first malformed sample.
+Result<std::vector<Sample>> decode_chunk(std::string_view chunk);
+
+// A rollup point: min, max, sum and count of a bucket starting at ts.
+struct RollupPoint {
+  int64_t ts = 0;
+  double min = 0, max = 0, sum = 0;
+  uint64_t count = 0;
+};
+std::string encode_rollups(const std::vector<RollupPoint>& points);
+Result<std::vector<RollupPoint>> decode_rollups(std::string_view bytes);
+
+}  // namespace fieldline::tsdb

@@ -1,0 +1,161 @@
+#pragma once
+// Db: one time-series database (a WAL, an in-memory head and immutable blocks) in one
+// directory. The platform runs one Db per shard.
+//
+// Lifecycle: open() replays the WAL into the head; close() syncs the WAL. Threading: a Db is
+// owned by one thread (its shard); every method must be called from it. Only the durable
+// callback runs elsewhere (the WAL's flusher thread).
+//
+// Errors: append() rejects single samples with out_of_order, too_old, duplicate_conflict or
+// type_mismatch and stores the rest; it fails as a whole with disk_full when the disk-usage
+// limit is reached, or with the Env's error / wal_failed when the log cannot be written.
+// Nothing a failed append() touched is acknowledged.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "fieldline/core/env.h"
+#include "fieldline/core/result.h"
+#include "fieldline/tsdb/block.h"
+#include "fieldline/tsdb/chunk.h"
+#include "fieldline/tsdb/query.h"
+#include "fieldline/tsdb/types.h"
+#include "fieldline/tsdb/wal.h"
+
+namespace fieldline::tsdb {
+
+struct DbOptions {
+  WalOptions wal;
+  int64_t block_range_ns = 2LL * 3600 * 1'000'000'000;
+  int64_t out_of_order_window_ns = 3600LL * 1'000'000'000;
+  int64_t retention_ns = 30LL * 86400 * 1'000'000'000;         // raw samples
+  int64_t rollup_retention_ns = 400LL * 86400 * 1'000'000'000;  // 1-minute and 1-hour rollups
+  uint64_t max_disk_bytes = 0;                                  // 0: unlimited
+  uint64_t min_free_bytes = 0;
+  // Fault injection (tests): called at named steps of the write, flush and compaction paths;
+  // an error return aborts the operation there, as a crash would.
+  std::function<Status(std::string_view step)> crash_point;
+};
+
+struct SampleIn {
+  SeriesRef ref = 0;
+  int64_t ts = 0;
+  Value value;
+};
+
+struct SampleRejection {
+  uint32_t index = 0;  // into the appended span
+  Error error;
+};
+
+struct AppendResult {
+  uint64_t lsn = 0;  // durable once the durable callback reports >= lsn (0: nothing written)
+  uint32_t accepted = 0;
+  uint32_t duplicates = 0;  // identical resends, dropped silently
+  std::vector<SampleRejection> rejected;
+};
+
+struct SeriesInfo {
+  SeriesKey key;
+  ValueType type = ValueType::float64;
+  int64_t min_ts = 0, max_ts = 0;
+};
+
+struct DbStats {
+  uint64_t head_series = 0, head_samples = 0, head_chunks = 0, head_bytes = 0;
+  uint64_t blocks = 0, block_bytes = 0, block_samples = 0;
+  uint64_t wal_bytes_written = 0, wal_syncs = 0, wal_sync_ns_total = 0;
+  uint64_t disk_full_rejections = 0;
+  int64_t persisted_until = 0;
+  bool disk_full = false;
+};
+
+struct ReplayReport {
+  WalReplayStats wal;
+  uint64_t samples = 0;
+  uint64_t skipped_persisted = 0;  // already in a block
+  int64_t duration_ns = 0;
+};
+
+class Db {
+ public:
+  static Result<std::unique_ptr<Db>> open(core::Env& env, std::string dir, DbOptions options,
+                                          Wal::DurableCallback on_durable);
+  ~Db();
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  // Finds or creates the series; the reference stays valid for the life of the Db.
+  // A new series is written to the WAL with the next append.
+  Result<SeriesRef> series(const SeriesKey& key, ValueType type);
+  ValueType series_type(SeriesRef ref) const;
+  const SeriesKey& series_key(SeriesRef ref) const;
+
+  Result<AppendResult> append(std::span<const SampleIn> samples);
+
+  // Cuts full time ranges of the head into blocks, truncates the WAL, compacts blocks and
+  // applies retention. Call periodically (the platform does every few seconds).
+  Status maintain(int64_t now_ns);
+  // Persists the whole head into blocks now (import, tests).
+  Status flush_head();
+  Status sync_wal() { return wal_->sync_now(); }
+
+  std::vector<SeriesInfo> select(const Selector& selector) const;
+  // Raw samples of one series in [from, to), head and blocks merged.
+  Result<std::vector<Sample>> read(const SeriesKey& key, int64_t from, int64_t to) const;
+  Result<AggregateResult> aggregate(const AggregateQuery& query) const;
+  // Metric names of a device with their value types.
+  std::vector<std::pair<std::string, ValueType>> metrics_of(const std::string& device) const;
+
+  DbStats stats() const;
+  const ReplayReport& replay_report() const { return replay_; }
+  uint64_t durable_lsn() const { return wal_->durable_lsn(); }
+  const std::vector<std::unique_ptr<BlockReader>>& blocks() const { return blocks_; }
+  const std::string& dir() const { return dir_; }
+  Status close();
+
+  struct MemSeries;
+
+ private:
+  Db(core::Env& env, std::string dir, DbOptions options);
+  Status replay();
+  Status load_blocks();
+  Status apply_wal_record(WalRecordType type, std::string_view payload);
+  Status check_disk(bool force);
+  // Adds to the head without logging; REQUIRES: sample type matches.
+  Status insert(MemSeries& s, int64_t ts, const Value& v, bool& duplicate);
+  Status cut_block(int64_t start, int64_t end);
+  Status checkpoint_wal();
+  Status compact(int64_t now_ns);
+  Status apply_retention(int64_t now_ns);
+  void collect(const MemSeries& s, int64_t from, int64_t to, std::vector<Sample>& out) const;
+  int64_t block_start(int64_t ts) const;
+  Status crash_point(std::string_view step) const {
+    return options_.crash_point ? options_.crash_point(step) : Status{};
+  }
+
+  core::Env& env_;
+  std::string dir_, wal_dir_, block_dir_;
+  DbOptions options_;
+  std::unique_ptr<Wal> wal_;
+  std::vector<std::unique_ptr<MemSeries>> series_;  // index = ref - 1
+  std::unordered_map<std::string, SeriesRef> by_key_;
+  std::unordered_map<std::string, std::vector<SeriesRef>> by_device_;
+  std::vector<SeriesRef> unlogged_;  // created since the last append: log them with it
+  std::vector<std::unique_ptr<BlockReader>> blocks_;  // sorted by min_ts
+  int64_t persisted_until_ = INT64_MIN;  // samples before this live in blocks
+  int64_t head_max_ts_ = INT64_MIN;
+  int64_t head_min_ts_ = INT64_MAX;
+  bool disk_full_ = false;
+  int64_t last_disk_check_ns_ = 0;
+  uint64_t disk_full_rejections_ = 0;
+  ReplayReport replay_;
+  std::string scratch_;
+};
+
+}  // namespace fieldline::tsdb

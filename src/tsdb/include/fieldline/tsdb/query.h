@@ -1,0 +1,103 @@
+#pragma once
+// Query model: selectors over labels, step-bucket aggregates with mergeable partial states
+// (so shards and blocks can be queried separately and merged), and a quantile sketch.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "fieldline/core/result.h"
+#include "fieldline/tsdb/types.h"
+
+namespace fieldline::tsdb {
+
+struct Matcher {
+  enum class Op { eq, neq, re, nre };
+  std::string label;
+  Op op = Op::eq;
+  std::string value;
+  std::shared_ptr<const std::regex> regex;  // shared: matchers are copied per shard, the regex is immutable
+
+  // Builds a matcher; a bad regular expression is an invalid_query error.
+  static Result<Matcher> make(std::string label, Op op, std::string value);
+  bool matches(const SeriesKey& key) const;
+};
+
+struct Selector {
+  std::vector<Matcher> matchers;
+  bool matches(const SeriesKey& key) const;
+  // Parses "{device=\"p1\",site=~\"north.*\"}" or "metric{...}" or "device/metric".
+  static Result<Selector> parse(std::string_view text);
+  // The device the selector pins with an equality matcher, if any (index fast path).
+  const std::string* pinned_device() const;
+};
+
+enum class Agg { none, avg, min, max, sum, count, first, last, stddev, p50, p90, p99 };
+Result<Agg> parse_agg(std::string_view name);
+const char* to_string(Agg agg);
+inline bool is_quantile(Agg a) { return a == Agg::p50 || a == Agg::p90 || a == Agg::p99; }
+// Aggregates that 1-minute and 1-hour rollups (min, max, sum, count) can answer.
+inline bool rollup_answers(Agg a) {
+  return a == Agg::avg || a == Agg::min || a == Agg::max || a == Agg::sum || a == Agg::count;
+}
+
+// DDSketch-style log-bucket quantile sketch with 1% relative accuracy; merging two sketches
+// gives exactly the sketch of the union.
+class QuantileSketch {
+ public:
+  void add(double v, uint64_t n = 1);
+  void merge(const QuantileSketch& other);
+  double quantile(double q) const;
+  uint64_t count() const { return count_; }
+
+ private:
+  std::map<int, uint64_t> positive_, negative_;
+  uint64_t zeros_ = 0, count_ = 0;
+};
+
+// Partial aggregate of one bucket; merge() combines partials from shards, blocks and head.
+struct AggState {
+  uint64_t count = 0;
+  double sum = 0, min = 0, max = 0;
+  double mean = 0, m2 = 0;  // Welford, for stddev
+  int64_t first_ts = 0, last_ts = 0;
+  double first = 0, last = 0;
+  std::unique_ptr<QuantileSketch> sketch;
+
+  void add(int64_t ts, double v, bool with_sketch);
+  void add_rollup(int64_t ts, double mn, double mx, double sm, uint64_t n);
+  void merge(const AggState& o);
+  double result(Agg agg) const;
+};
+
+struct AggregateQuery {
+  Selector selector;
+  int64_t from = 0, to = 0;  // [from, to)
+  int64_t step = 0;          // bucket width; 0 = one bucket for the whole range
+  Agg agg = Agg::avg;
+  std::vector<std::string> group_by;  // empty: one group per series
+  bool use_rollups = true;
+};
+
+// One output series: its group labels and buckets keyed by start time.
+struct AggregateGroup {
+  std::vector<std::pair<std::string, std::string>> labels;
+  std::map<int64_t, AggState> buckets;
+};
+
+struct AggregateResult {
+  std::map<std::string, AggregateGroup> groups;  // by canonical group key
+  uint64_t samples_read = 0;
+  uint64_t rollup_points_read = 0;
+  void merge(AggregateResult&& other);
+};
+
+// Group labels of a series under `group_by` (empty group_by: all of the series' labels).
+std::vector<std::pair<std::string, std::string>> group_labels(const SeriesKey& key,
+                                                              const std::vector<std::string>& group_by);
+
+}  // namespace fieldline::tsdb

@@ -1,0 +1,287 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "fieldline/core/time.h"
+#include "fieldline/tsdb/db.h"
+#include "fieldline/tsdb/errc.h"
+#include "test_util.h"
+
+namespace fieldline::tsdb {
+namespace {
+
+constexpr int64_t kSec = core::kNsPerSecond;
+constexpr int64_t kT0 = 1'700'000'000LL * kSec;  // 2023-11-14T22:13:20Z
+
+class DbTest : public ::testing::Test {
+ protected:
+  void SetUp() override { reopen(); }
+  void reopen() {
+    db_.reset();
+    auto db = Db::open(*env_, dir_.path(), options_, nullptr);
+    ASSERT_TRUE(db) << db.error().message();
+    db_ = std::move(*db);
+  }
+  SeriesRef ref(const std::string& device, const std::string& metric, ValueType t = ValueType::float64,
+                std::vector<std::pair<std::string, std::string>> tags = {}) {
+    auto r = db_->series({device, metric, std::move(tags)}, t);
+    EXPECT_TRUE(r);
+    return *r;
+  }
+  AppendResult put(std::vector<SampleIn> samples) {
+    auto r = db_->append(samples);
+    EXPECT_TRUE(r) << (r ? "" : r.error().message());
+    return r ? *r : AppendResult{};
+  }
+  std::vector<Sample> read(const std::string& device, const std::string& metric, int64_t from = INT64_MIN,
+                           int64_t to = INT64_MAX, std::vector<std::pair<std::string, std::string>> tags = {}) {
+    auto r = db_->read({device, metric, std::move(tags)}, from, to);
+    EXPECT_TRUE(r);
+    return r ? *r : std::vector<Sample>{};
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<core::Env> env_ = core::make_posix_env();
+  DbOptions options_;
+  std::unique_ptr<Db> db_;
+};
+
+}  // namespace
+
+TEST_F(DbTest, AppendThenReadAndReplayAfterReopen) {
+  auto t = ref("pump-1", "temp");
+  std::vector<SampleIn> batch;
+  for (int i = 0; i < 1000; ++i) batch.push_back({t, kT0 + i * kSec, 20.0 + i * 0.01});
+  auto r = put(batch);
+  EXPECT_EQ(r.accepted, 1000u);
+  EXPECT_GT(r.lsn, 0u);
+  EXPECT_EQ(read("pump-1", "temp").size(), 1000u);
+  reopen();
+  auto back = read("pump-1", "temp");
+  ASSERT_EQ(back.size(), 1000u);
+  EXPECT_EQ(back[999].ts, kT0 + 999 * kSec);
+  EXPECT_DOUBLE_EQ(std::get<double>(back[999].value), 20.0 + 999 * 0.01);
+  EXPECT_EQ(db_->replay_report().samples, 1000u);
+}
+
+TEST_F(DbTest, DuplicatesAreIdempotentAndConflictsRejected) {
+  auto t = ref("d", "m");
+  put({{t, kT0, 1.0}, {t, kT0 + kSec, 2.0}});
+  auto r = put({{t, kT0 + kSec, 2.0}, {t, kT0, 1.0}, {t, kT0, 5.0}});
+  EXPECT_EQ(r.duplicates, 2u);
+  ASSERT_EQ(r.rejected.size(), 1u);
+  EXPECT_EQ(r.rejected[0].index, 2u);
+  EXPECT_TRUE(is(r.rejected[0].error, Errc::duplicate_conflict));
+  reopen();  // replay repeats the same decisions
+  auto back = read("d", "m");
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(std::get<double>(back[0].value), 1.0);
+}
+
+TEST_F(DbTest, OutOfOrderWithinWindowAcceptedOlderRejected) {
+  options_.out_of_order_window_ns = 60 * kSec;
+  reopen();
+  auto t = ref("d", "m");
+  put({{t, kT0 + 100 * kSec, 1.0}});
+  auto r = put({{t, kT0 + 50 * kSec, 2.0}, {t, kT0 + 10 * kSec, 3.0}});
+  EXPECT_EQ(r.accepted, 1u);
+  ASSERT_EQ(r.rejected.size(), 1u);
+  EXPECT_TRUE(is(r.rejected[0].error, Errc::out_of_order));
+  EXPECT_NE(r.rejected[0].error.message().find("d/m"), std::string::npos);
+  auto back = read("d", "m");
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].ts, kT0 + 50 * kSec);
+}
+
+TEST_F(DbTest, TypeMismatchRejectsOnlyThatSample) {
+  auto t = ref("d", "state", ValueType::string);
+  auto r = put({{t, kT0, std::string("running")}, {t, kT0 + kSec, 3.0}, {t, kT0 + 2 * kSec, std::string("stopped")}});
+  EXPECT_EQ(r.accepted, 2u);
+  ASSERT_EQ(r.rejected.size(), 1u);
+  EXPECT_TRUE(is(r.rejected[0].error, Errc::type_mismatch));
+}
+
+TEST_F(DbTest, AllValueTypesSurviveBlocksAndReplay) {
+  auto f = ref("d", "f"), i = ref("d", "i", ValueType::int64), b = ref("d", "b", ValueType::boolean),
+       s = ref("d", "s", ValueType::string);
+  std::vector<SampleIn> batch;
+  for (int k = 0; k < 500; ++k) {
+    int64_t ts = kT0 + k * 30 * kSec;
+    batch.push_back({f, ts, k * 0.5});
+    batch.push_back({i, ts, int64_t{k} * 1000});
+    batch.push_back({b, ts, k % 3 == 0});
+    batch.push_back({s, ts, std::string(k % 50 < 25 ? "on" : "off")});
+  }
+  put(batch);
+  ASSERT_TRUE(db_->flush_head());
+  EXPECT_GE(db_->blocks().size(), 2u);
+  reopen();
+  auto fi = read("d", "i");
+  ASSERT_EQ(fi.size(), 500u);
+  EXPECT_EQ(std::get<int64_t>(fi[499].value), 499000);
+  auto fs = read("d", "s");
+  ASSERT_EQ(fs.size(), 500u);
+  EXPECT_EQ(std::get<std::string>(fs[30].value), "off");
+  EXPECT_EQ(db_->replay_report().samples, 0u);  // all of it lives in blocks now
+}
+
+TEST_F(DbTest, HeadIsCutIntoBlocksAndWalTruncated) {
+  options_.block_range_ns = 3600 * kSec;
+  options_.out_of_order_window_ns = 60 * kSec;
+  reopen();
+  auto t = ref("d", "m");
+  std::vector<SampleIn> batch;
+  for (int k = 0; k < 4 * 3600; ++k) batch.push_back({t, kT0 + k * kSec, static_cast<double>(k)});
+  put(batch);
+  ASSERT_TRUE(db_->maintain(kT0));
+  EXPECT_GE(db_->blocks().size(), 2u);
+  auto stats = db_->stats();
+  EXPECT_GT(stats.persisted_until, kT0);
+  EXPECT_EQ(read("d", "m").size(), 4u * 3600);
+  // Data older than a persisted block is refused with a reason.
+  auto r = put({{t, kT0 + 10 * kSec, 1.0}});
+  ASSERT_EQ(r.rejected.size(), 1u);
+  EXPECT_TRUE(is(r.rejected[0].error, Errc::too_old));
+  reopen();
+  EXPECT_EQ(read("d", "m").size(), 4u * 3600);
+}
+
+TEST_F(DbTest, AggregatesOverStepsGroupsAndFilters) {
+  for (int dev = 0; dev < 4; ++dev) {
+    std::string site = dev < 2 ? "north" : "south";
+    auto t = ref("pump-" + std::to_string(dev), "temp", ValueType::float64, {{"site", site}});
+    std::vector<SampleIn> batch;
+    for (int k = 0; k < 600; ++k) batch.push_back({t, kT0 + k * kSec, static_cast<double>(dev * 100 + k % 60)});
+    put(batch);
+  }
+  AggregateQuery q;
+  q.selector = *Selector::parse("temp{site=\"north\"}");
+  q.from = kT0;
+  q.to = kT0 + 600 * kSec;
+  q.step = 60 * kSec;
+  q.agg = Agg::avg;
+  q.group_by = {"site"};
+  auto r = db_->aggregate(q);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->groups.size(), 1u);
+  const auto& g = r->groups.begin()->second;
+  ASSERT_EQ(g.buckets.size(), 10u);
+  // avg of (0..59) and (100..159) = 79.5
+  EXPECT_DOUBLE_EQ(g.buckets.begin()->second.result(Agg::avg), 79.5);
+  EXPECT_EQ(g.buckets.begin()->second.result(Agg::count), 120);
+  EXPECT_EQ(g.buckets.begin()->second.result(Agg::max), 159);
+
+  q.selector = *Selector::parse("{metric=\"temp\",device=~\"pump-[23]\"}");
+  q.group_by = {};
+  q.agg = Agg::p90;
+  q.step = 0;
+  r = db_->aggregate(q);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->groups.size(), 2u);
+  double p90 = r->groups.begin()->second.buckets.begin()->second.result(Agg::p90);
+  EXPECT_NEAR(p90, 253, 253 * 0.02);
+  q.selector = *Selector::parse("{metric=\"temp\",site!=\"north\",device!~\"pump-3\"}");
+  r = db_->aggregate(q);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->groups.size(), 1u);
+}
+
+TEST_F(DbTest, RollupsAnswerLongRangesWithTheSameResultAsRawData) {
+  options_.block_range_ns = 2 * 3600 * kSec;
+  options_.out_of_order_window_ns = 60 * kSec;
+  reopen();
+  auto t = ref("d", "m");
+  std::vector<SampleIn> batch;
+  int64_t start = (kT0 / (3600 * kSec)) * 3600 * kSec;
+  for (int k = 0; k < 24 * 360; ++k) batch.push_back({t, start + k * 10 * kSec, std::sin(k * 0.01) * 10});
+  put(batch);
+  ASSERT_TRUE(db_->flush_head());
+  AggregateQuery q;
+  q.selector = *Selector::parse("d/m");
+  q.from = start;
+  q.to = start + 24 * 3600 * kSec;
+  q.step = 3600 * kSec;
+  q.agg = Agg::avg;
+  auto with = db_->aggregate(q);
+  q.use_rollups = false;
+  auto without = db_->aggregate(q);
+  ASSERT_TRUE(with && without);
+  EXPECT_GT(with->rollup_points_read, 0u);
+  EXPECT_EQ(with->samples_read, 0u);
+  const auto& a = with->groups.begin()->second.buckets;
+  const auto& b = without->groups.begin()->second.buckets;
+  ASSERT_EQ(a.size(), b.size());
+  for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib) {
+    EXPECT_NEAR(ia->second.result(Agg::avg), ib->second.result(Agg::avg), 1e-9);
+    EXPECT_EQ(ia->second.result(Agg::max), ib->second.result(Agg::max));
+  }
+}
+
+TEST_F(DbTest, CompactionMergesBlocksAndRetentionDropsRawThenAll) {
+  options_.block_range_ns = 3600 * kSec;
+  options_.out_of_order_window_ns = 60 * kSec;
+  reopen();
+  auto t = ref("d", "m");
+  std::vector<SampleIn> batch;
+  int64_t start = (kT0 / (6 * 3600 * kSec)) * 6 * 3600 * kSec;
+  for (int k = 0; k < 14 * 60; ++k) batch.push_back({t, start + k * 60 * kSec, static_cast<double>(k)});
+  put(batch);
+  ASSERT_TRUE(db_->flush_head());
+  size_t before = db_->blocks().size();
+  ASSERT_TRUE(db_->maintain(start));
+  EXPECT_LT(db_->blocks().size(), before);
+  EXPECT_EQ(read("d", "m").size(), 14u * 60);
+  reopen();
+  EXPECT_EQ(read("d", "m").size(), 14u * 60);
+  // Raw retention passes: raw data gone, hourly rollups remain.
+  ASSERT_TRUE(db_->maintain(start + options_.retention_ns + 20 * 3600 * kSec));
+  EXPECT_EQ(read("d", "m").size(), 0u);
+  AggregateQuery q;
+  q.selector = *Selector::parse("d/m");
+  q.from = start;
+  q.to = start + 14 * 3600 * kSec;
+  q.step = 3600 * kSec;
+  q.agg = Agg::count;
+  auto r = db_->aggregate(q);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->groups.size(), 1u);
+  EXPECT_EQ(r->groups.begin()->second.buckets.begin()->second.result(Agg::count), 60);
+  ASSERT_TRUE(db_->maintain(start + options_.rollup_retention_ns + 20 * 3600 * kSec));
+  EXPECT_EQ(db_->blocks().size(), 0u);
+}
+
+TEST_F(DbTest, DiskLimitRefusesWritesAndResumesWhenSpaceReturns) {
+  options_.max_disk_bytes = 1;  // anything on disk is over the limit
+  reopen();
+  auto t = ref("d", "m");
+  auto r = db_->append(std::vector<SampleIn>{{t, kT0, 1.0}});
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(is(r.error(), Errc::disk_full));
+  EXPECT_EQ(db_->stats().disk_full_rejections, 1u);
+  options_.max_disk_bytes = 0;
+  reopen();
+  EXPECT_TRUE(db_->append(std::vector<SampleIn>{{t, kT0, 1.0}}));
+}
+
+TEST_F(DbTest, InjectedEnospcRejectsCleanlyAndRecovers) {
+  core::FaultInjectionEnv fenv(*env_);
+  db_.reset();
+  auto db = Db::open(fenv, dir_.path(), options_, nullptr);
+  ASSERT_TRUE(db);
+  auto t = *(*db)->series({"d", "m", {}}, ValueType::float64);
+  ASSERT_TRUE((*db)->append(std::vector<SampleIn>{{t, kT0, 1.0}}));
+  fenv.fail_appends(0, 1, core::Errc::no_space);
+  auto r = (*db)->append(std::vector<SampleIn>{{t, kT0 + kSec, 2.0}});
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(core::is_no_space(r.error()));
+  auto ok2 = (*db)->append(std::vector<SampleIn>{{t, kT0 + kSec, 2.0}});
+  // The engine re-checks real free space before accepting again.
+  EXPECT_TRUE(ok2 || is(ok2.error(), Errc::disk_full));
+  db->reset();
+  reopen();
+  auto back = read("d", "m");
+  EXPECT_GE(back.size(), 1u);
+  EXPECT_EQ(back[0].ts, kT0);
+}
+
+}  // namespace fieldline::tsdb
