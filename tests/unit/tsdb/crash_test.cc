@@ -33,7 +33,6 @@ TEST(CrashRecovery, NoAcknowledgedSampleLostOrDuplicatedOver200Trials) {
     options.wal.segment_bytes = 4096;
     options.crash_point = [&](std::string_view) -> Status {
       if (crashed || --steps_until_crash > 0) return {};
-      if (crashed || --steps_until_crash > 0) return {};
       crashed = true;
       env.crash();
       return core::make_error(core::Errc::crashed, "injected");
