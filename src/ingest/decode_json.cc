@@ -1,0 +1,169 @@
+#include <boost/json.hpp>
+
+#include <cmath>
+
+#include "fieldline/core/ids.h"
+#include "fieldline/ingest/decode.h"
+
+namespace fieldline::ingest {
+namespace {
+
+namespace json = boost::json;
+
+class IngestCategory final : public NamedCategory {
+ public:
+  const char* name() const noexcept override { return "ingest"; }
+  const char* code_name(int c) const noexcept override {
+    switch (static_cast<Errc>(c)) {
+      case Errc::ok: return "ok";
+      case Errc::bad_payload: return "bad_payload";
+      case Errc::bad_metric: return "bad_metric";
+      case Errc::future_timestamp: return "future_timestamp";
+      case Errc::too_many_values: return "too_many_values";
+      case Errc::type_conflict: return "type_conflict";
+      case Errc::unauthorized: return "unauthorized";
+      case Errc::storage_full: return "storage_full";
+      case Errc::storage_failed: return "storage_failed";
+      case Errc::shutting_down: return "shutting_down";
+    }
+    return "unknown";
+  }
+  std::string message(int c) const override {
+    switch (static_cast<Errc>(c)) {
+      case Errc::ok: return "ok";
+      case Errc::bad_payload: return "malformed payload";
+      case Errc::bad_metric: return "invalid metric or tag name";
+      case Errc::future_timestamp: return "timestamp too far in the future";
+      case Errc::too_many_values: return "too many values in one message";
+      case Errc::type_conflict: return "metric changed its value type";
+      case Errc::unauthorized: return "not authorized";
+      case Errc::storage_full: return "storage is full";
+      case Errc::storage_failed: return "storage failed";
+      case Errc::shutting_down: return "server is shutting down";
+    }
+    return "unknown ingest error";
+  }
+};
+
+Error bad(std::string where, std::string what) {
+  return make_error(Errc::bad_payload, where.empty() ? what : where + ": " + what);
+}
+
+Result<int64_t> decode_ts(const json::value& v, const std::string& where) {
+  if (v.is_int64()) return core::epoch_to_ns(v.get_int64(), core::EpochUnit::guess);
+  if (v.is_uint64()) {
+    if (v.get_uint64() > static_cast<uint64_t>(INT64_MAX)) return bad(where, "timestamp out of range");
+    return core::epoch_to_ns(static_cast<int64_t>(v.get_uint64()), core::EpochUnit::guess);
+  }
+  if (v.is_double()) {
+    auto r = core::epoch_to_ns(v.get_double(), core::EpochUnit::guess);
+    if (!r) return bad(where, r.error().context());
+    return r;
+  }
+  if (v.is_string()) {
+    auto r = core::parse_rfc3339(std::string_view(v.get_string()));
+    if (!r) return bad(where, r.error().context());
+    return r;
+  }
+  return bad(where, "expected epoch milliseconds or an RFC 3339 string");
+}
+
+Status add_value(const std::string& name, const json::value& v, int64_t ts, const std::string& where,
+                 const DecodeLimits& limits, std::vector<Point>& out) {
+  if (auto st = core::validate_metric_name(name); !st) {
+    return make_error(Errc::bad_metric, where + ": " + st.error().context());
+  }
+  if (out.size() >= limits.max_values) {
+    return make_error(Errc::too_many_values, "more than " + std::to_string(limits.max_values) + " values in one message");
+  }
+  Point p{name, ts, 0.0, {}};
+  if (v.is_double()) {
+    double d = v.get_double();
+    if (!std::isfinite(d)) return bad(where, "number is not finite");
+    p.value = d;
+  } else if (v.is_int64()) {
+    p.value = static_cast<double>(v.get_int64());
+  } else if (v.is_uint64()) {
+    p.value = static_cast<double>(v.get_uint64());
+  } else if (v.is_bool()) {
+    p.value = v.get_bool();
+  } else if (v.is_string()) {
+    if (v.get_string().size() > limits.max_string_bytes) {
+      return bad(where, "string longer than " + std::to_string(limits.max_string_bytes) + " bytes");
+    }
+    p.value = std::string(v.get_string());
+  } else if (v.is_null()) {
+    return bad(where, "null is not a value");
+  } else {
+    return bad(where, std::string("expected a number, bool or string, got ") + (v.is_object() ? "an object" : "an array"));
+  }
+  out.push_back(std::move(p));
+  return {};
+}
+
+Status decode_entry(const json::value& entry, const std::string& where, int64_t receipt_ns, const DecodeLimits& limits,
+                    std::vector<Point>& out) {
+  if (!entry.is_object()) return bad(where, "expected an object");
+  const auto& obj = entry.get_object();
+  int64_t ts = receipt_ns;
+  if (const auto* t = obj.if_contains("ts")) {
+    FL_TRY(parsed, decode_ts(*t, where.empty() ? "ts" : where + ".ts"));
+    ts = parsed;
+  }
+  if (const auto* values = obj.if_contains("values")) {
+    if (!values->is_object()) return bad(where.empty() ? "values" : where + ".values", "expected an object of name -> value");
+    for (const auto& [k, v] : values->get_object()) {
+      std::string name(k);
+      FL_TRY_STATUS(add_value(name, v, ts, (where.empty() ? "values." : where + ".values.") + name, limits, out));
+    }
+    for (const auto& [k, v] : obj) {
+      if (k != "ts" && k != "values") return bad(where.empty() ? std::string(k) : where + "." + std::string(k), "unexpected key beside ts and values");
+    }
+    return {};
+  }
+  // Flat object: every key but ts is a metric.
+  for (const auto& [k, v] : obj) {
+    if (k == "ts") continue;
+    std::string name(k);
+    FL_TRY_STATUS(add_value(name, v, ts, where.empty() ? name : where + "." + name, limits, out));
+  }
+  return {};
+}
+
+}  // namespace
+
+const NamedCategory& ingest_category() {
+  static const IngestCategory c;
+  return c;
+}
+
+Result<std::vector<Point>> decode_json_telemetry(std::string_view payload, int64_t receipt_ns, const DecodeLimits& limits) {
+  unsigned char buffer[4096];
+  json::monotonic_resource mr(buffer, sizeof buffer);
+  json::parse_options opts;
+  opts.max_depth = 8;
+  json::stream_parser p(&mr, opts);
+  boost::system::error_code ec;
+  size_t consumed = p.write(payload.data(), payload.size(), ec);
+  if (!ec) p.finish(ec);
+  if (ec) {
+    return bad("", "invalid JSON at byte " + std::to_string(ec ? consumed : payload.size()) + ": " + ec.message());
+  }
+  json::value root = p.release();
+  std::vector<Point> out;
+  if (root.is_array()) {
+    const auto& arr = root.get_array();
+    if (arr.empty()) return bad("", "empty array");
+    for (size_t i = 0; i < arr.size(); ++i) {
+      FL_TRY_STATUS(decode_entry(arr[i], "[" + std::to_string(i) + "]", receipt_ns, limits, out));
+    }
+  } else if (root.is_object()) {
+    FL_TRY_STATUS(decode_entry(root, "", receipt_ns, limits, out));
+  } else {
+    return bad("", "expected a JSON object or array");
+  }
+  if (out.empty()) return bad("", "no values");
+  return out;
+}
+
+}  // namespace fieldline::ingest

@@ -1,0 +1,92 @@
+#pragma once
+// The ingest pipeline: validates decoded telemetry, routes each device's messages to the
+// shard that owns it, appends them to that shard's time-series Db and reports back once they
+// are durable (the transports acknowledge only then). Queries are routed the same way.
+//
+// Threading: submit() and the query coroutines may be called from any shard thread. Each
+// shard's Db is touched only on that shard's thread. Completions are posted to the caller's
+// executor.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fieldline/core/config.h"
+#include "fieldline/core/env.h"
+#include "fieldline/core/result.h"
+#include "fieldline/core/runtime.h"
+#include "fieldline/ingest/decode.h"
+#include "fieldline/ops/metrics.h"
+#include "fieldline/tsdb/db.h"
+
+namespace fieldline::ingest {
+
+// The authenticated sender, fixed for a connection.
+struct DeviceContext {
+  std::string id;
+  std::vector<std::pair<std::string, std::string>> tags;  // sorted; added to every series
+};
+
+struct Message {
+  std::vector<Point> points;
+};
+
+struct MessageOutcome {
+  Status status;            // error: nothing of the message was stored
+  uint32_t stored = 0;      // new samples
+  uint32_t duplicates = 0;  // identical resends
+  uint32_t rejected = 0;    // samples refused by storage (too old, conflicting duplicate)
+  std::string first_rejection;
+};
+
+enum class Transport { mqtt, http, lineproto, import };
+const char* to_string(Transport t);
+
+class Pipeline {
+ public:
+  using Done = std::function<void(std::vector<MessageOutcome>)>;
+
+  // Opens one Db per shard under <data_dir>/tsdb/shard-<i>, replaying their WALs.
+  static Result<std::unique_ptr<Pipeline>> open(core::ShardRuntime& runtime, core::Env& env, const core::Config& config,
+                                                ops::Metrics& metrics);
+  ~Pipeline();
+
+  uint32_t shard_of(const std::string& device) const;
+
+  // Stores `messages` of `device`; `done` runs on `reply` with one outcome per message, after
+  // everything stored is durable, or at once on failure. Each message is stored whole or not at all
+  // (apart from per-sample storage rejections, which are reported).
+  void submit(std::shared_ptr<const DeviceContext> device, std::vector<Message> messages, Transport transport,
+              boost::asio::any_io_executor reply, Done done);
+
+  boost::asio::awaitable<Result<std::vector<tsdb::Sample>>> read(std::string device, std::string metric,
+                                                                 int64_t from, int64_t to);
+  boost::asio::awaitable<Result<tsdb::AggregateResult>> aggregate(tsdb::AggregateQuery query);
+  boost::asio::awaitable<Result<std::vector<tsdb::SeriesInfo>>> select(tsdb::Selector selector);
+  boost::asio::awaitable<std::vector<std::pair<std::string, tsdb::ValueType>>> metrics_of(std::string device);
+
+  // Starts the per-shard maintenance timers (block cuts, compaction, retention, gauges).
+  void start();
+  // Stops accepting, waits for in-flight appends, syncs every WAL. Call from outside the shards
+  // while they still run.
+  Status close();
+  bool ready() const;
+
+  struct Shard;
+
+ private:
+  Pipeline(core::ShardRuntime& runtime, core::Env& env, const core::Config& config, ops::Metrics& metrics);
+
+  core::ShardRuntime& runtime_;
+  core::Env& env_;
+  core::Config config_;
+  ops::Metrics& metrics_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<std::shared_ptr<std::function<void()>>> ticks_;  // maintenance loops, kept alive here
+};
+
+}  // namespace fieldline::ingest

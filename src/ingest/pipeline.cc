@@ -1,0 +1,359 @@
+#include "fieldline/ingest/pipeline.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <future>
+#include <unordered_map>
+
+#include "fieldline/core/errc.h"
+#include "fieldline/core/ids.h"
+#include "fieldline/core/log.h"
+#include "fieldline/tsdb/errc.h"
+
+namespace fieldline::ingest {
+
+namespace asio = boost::asio;
+
+const char* to_string(Transport t) {
+  switch (t) {
+    case Transport::mqtt: return "mqtt";
+    case Transport::http: return "http";
+    case Transport::lineproto: return "lineproto";
+    case Transport::import: return "import";
+  }
+  return "?";
+}
+
+struct Pipeline::Shard {
+  uint32_t index = 0;
+  asio::io_context* io = nullptr;
+  std::unique_ptr<tsdb::Db> db;
+  struct Waiter {
+    uint64_t lsn;
+    std::chrono::steady_clock::time_point submitted;
+    std::function<void()> complete;
+  };
+  std::deque<Waiter> waiters;  // ascending lsn
+  std::unique_ptr<asio::steady_timer> maintenance;
+  std::atomic<bool> closed{false};
+  ops::Gauge* queue_depth = nullptr;
+  ops::Gauge *wal_bytes = nullptr, *wal_syncs = nullptr, *head_series = nullptr, *head_samples = nullptr,
+             *blocks = nullptr, *block_bytes = nullptr, *disk_full = nullptr;
+  ops::Counter* wal_sync_us = nullptr;
+  uint64_t wal_sync_us_reported = 0;
+  std::vector<tsdb::SampleIn> scratch;
+};
+
+namespace {
+struct IngestCounters {
+  ops::Counter* accepted;
+  ops::Counter* samples;
+  ops::Histogram* durable_latency;
+};
+}  // namespace
+
+Pipeline::Pipeline(core::ShardRuntime& runtime, core::Env& env, const core::Config& config, ops::Metrics& metrics)
+    : runtime_(runtime), env_(env), config_(config), metrics_(metrics) {}
+
+Pipeline::~Pipeline() { (void)close(); }
+
+Result<std::unique_ptr<Pipeline>> Pipeline::open(core::ShardRuntime& runtime, core::Env& env, const core::Config& config,
+                                                 ops::Metrics& metrics) {
+  std::unique_ptr<Pipeline> p(new Pipeline(runtime, env, config, metrics));
+  auto log = core::logger("ingest");
+  for (uint32_t i = 0; i < runtime.size(); ++i) {
+    auto shard = std::make_unique<Shard>();
+    shard->index = i;
+    shard->io = &runtime.context(i);
+    tsdb::DbOptions opts;
+    opts.wal.fsync = config.tsdb.fsync;
+    opts.wal.fsync_interval_ns = config.tsdb.fsync_interval_ns;
+    opts.wal.segment_bytes = config.tsdb.wal_segment_bytes;
+    opts.block_range_ns = config.tsdb.block_range_ns;
+    opts.out_of_order_window_ns = config.tsdb.out_of_order_window_ns;
+    opts.retention_ns = config.tsdb.retention_ns;
+    opts.rollup_retention_ns = config.tsdb.rollup_retention_ns;
+    opts.max_disk_bytes = config.tsdb.max_disk_bytes / runtime.size();
+    opts.min_free_bytes = config.tsdb.min_free_bytes;
+    Shard* raw = shard.get();
+    std::string dir = core::join_path(core::join_path(config.data_dir, "tsdb"), "shard-" + std::to_string(i));
+    auto db = tsdb::Db::open(env, dir, opts, [raw](uint64_t lsn) {
+      asio::post(*raw->io, [raw, lsn] {
+        while (!raw->waiters.empty() && raw->waiters.front().lsn <= lsn) {
+          auto w = std::move(raw->waiters.front());
+          raw->waiters.pop_front();
+          w.complete();
+        }
+        raw->queue_depth->set(static_cast<int64_t>(raw->waiters.size()));
+      });
+    });
+    if (!db) return db.error();
+    const auto& rep = (*db)->replay_report();
+    log->info("shard {} opened {}: replayed {} samples from {} WAL segments in {} ms{}", i, dir, rep.samples,
+              rep.wal.segments, rep.duration_ns / 1'000'000,
+              rep.wal.problems.empty() ? "" : "; dropped " + std::to_string(rep.wal.dropped_bytes) + " damaged bytes");
+    for (const auto& problem : rep.wal.problems) log->warn("WAL damage: {}", problem);
+    shard->db = std::move(*db);
+    ops::Labels l{{"shard", std::to_string(i)}};
+    shard->queue_depth = &metrics.gauge("fieldline_shard_queue_depth", "Messages waiting for durability per shard", l);
+    shard->wal_bytes = &metrics.gauge("fieldline_wal_bytes_written", "Bytes written to the WAL since start", l);
+    shard->wal_syncs = &metrics.gauge("fieldline_wal_fsyncs", "WAL fsync calls since start", l);
+    shard->wal_sync_us = &metrics.counter("fieldline_wal_fsync_microseconds_total", "Time spent in WAL fsync", l);
+    shard->head_series = &metrics.gauge("fieldline_tsdb_head_series", "Series in the in-memory head", l);
+    shard->head_samples = &metrics.gauge("fieldline_tsdb_head_samples", "Samples in the in-memory head", l);
+    shard->blocks = &metrics.gauge("fieldline_tsdb_blocks", "Persisted blocks", l);
+    shard->block_bytes = &metrics.gauge("fieldline_tsdb_block_bytes", "Bytes in persisted blocks", l);
+    shard->disk_full = &metrics.gauge("fieldline_tsdb_disk_full", "1 while writes are refused for lack of disk", l);
+    p->shards_.push_back(std::move(shard));
+  }
+  return p;
+}
+
+uint32_t Pipeline::shard_of(const std::string& device) const {
+  return core::shard_of(device, static_cast<uint32_t>(shards_.size()));
+}
+
+bool Pipeline::ready() const {
+  for (const auto& s : shards_) {
+    if (s->closed.load()) return false;
+  }
+  return !shards_.empty();
+}
+
+void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<Message> messages, Transport transport,
+                      asio::any_io_executor reply, Done done) {
+  Shard& shard = *shards_[shard_of(device->id)];
+  auto transport_name = to_string(transport);
+  auto work = [this, &shard, device = std::move(device), messages = std::move(messages), transport_name,
+               reply = std::move(reply), done = std::move(done)]() mutable {
+    auto started = std::chrono::steady_clock::now();
+    std::vector<MessageOutcome> outcomes(messages.size());
+    auto reject_counter = [&](const Error& e) -> ops::Counter& {
+      return metrics_.counter("fieldline_messages_rejected_total", "Messages refused, by transport and reason",
+                              {{"transport", transport_name}, {"reason", e.name()}});
+    };
+    auto finish = [reply, done](std::vector<MessageOutcome> out) mutable {
+      asio::post(reply, [done = std::move(done), out = std::move(out)]() mutable { done(std::move(out)); });
+    };
+    if (shard.closed.load()) {
+      for (auto& o : outcomes) o.status = make_error(Errc::shutting_down, "server is shutting down");
+      return finish(std::move(outcomes));
+    }
+    const int64_t now = env_.now_ns();
+    auto& batch = shard.scratch;
+    batch.clear();
+    std::vector<std::pair<size_t, size_t>> spans(messages.size());  // [begin, end) in batch
+    std::vector<std::pair<std::string, std::string>> tags;
+    for (size_t m = 0; m < messages.size(); ++m) {
+      size_t begin = batch.size();
+      Status st;
+      for (auto& point : messages[m].points) {
+        if (point.ts > now + config_.ingest.max_future_skew_ns) {
+          st = make_error(Errc::future_timestamp, "'" + point.metric + "' at " + core::format_rfc3339(point.ts) +
+                                                      " is more than " + core::format_duration(config_.ingest.max_future_skew_ns) +
+                                                      " ahead of the server clock");
+          break;
+        }
+        tsdb::SeriesKey key{device->id, point.metric, device->tags};
+        if (!point.tags.empty()) {
+          for (auto& t : point.tags) {
+            bool shadowed = false;
+            for (const auto& d : device->tags) shadowed = shadowed || d.first == t.first;
+            if (!shadowed) key.tags.push_back(std::move(t));
+          }
+          std::sort(key.tags.begin(), key.tags.end());
+          key.tags.erase(std::unique(key.tags.begin(), key.tags.end(),
+                                     [](const auto& a, const auto& b) { return a.first == b.first; }),
+                         key.tags.end());
+        }
+        auto ref = shard.db->series(key, tsdb::type_of(point.value));
+        if (!ref) {
+          st = ref.error();
+          break;
+        }
+        if (shard.db->series_type(*ref) != tsdb::type_of(point.value)) {
+          st = make_error(Errc::type_conflict, "'" + point.metric + "' holds " + tsdb::to_string(shard.db->series_type(*ref)) +
+                                                   " values, got " + tsdb::to_string(tsdb::type_of(point.value)));
+          break;
+        }
+        batch.push_back({*ref, point.ts, std::move(point.value)});
+      }
+      if (!st) {
+        batch.resize(begin);
+        outcomes[m].status = st;
+        reject_counter(st.error()).inc();
+      }
+      spans[m] = {begin, batch.size()};
+    }
+    if (batch.empty()) return finish(std::move(outcomes));
+    auto appended = shard.db->append(batch);
+    if (!appended) {
+      const Error& e = appended.error();
+      Error mapped = tsdb::is(e, tsdb::Errc::disk_full) || core::is_no_space(e)
+                         ? make_error(Errc::storage_full, e.message())
+                         : make_error(Errc::storage_failed, e.message());
+      for (size_t m = 0; m < messages.size(); ++m) {
+        if (outcomes[m].status) {
+          outcomes[m].status = mapped;
+          reject_counter(mapped).inc();
+        }
+      }
+      return finish(std::move(outcomes));
+    }
+    size_t ri = 0;
+    const auto& rejected = appended->rejected;
+    for (size_t m = 0; m < messages.size(); ++m) {
+      if (!outcomes[m].status) continue;
+      auto [begin, end] = spans[m];
+      outcomes[m].stored = static_cast<uint32_t>(end - begin);
+      while (ri < rejected.size() && rejected[ri].index < end) {
+        if (outcomes[m].rejected == 0) outcomes[m].first_rejection = rejected[ri].error.message();
+        ++outcomes[m].rejected;
+        --outcomes[m].stored;
+        metrics_.counter("fieldline_samples_rejected_total", "Samples refused by storage, by reason",
+                         {{"reason", rejected[ri].error.name()}}).inc();
+        ++ri;
+      }
+      metrics_.counter("fieldline_messages_accepted_total", "Messages stored, by transport", {{"transport", transport_name}}).inc();
+    }
+    metrics_.counter("fieldline_samples_stored_total", "Samples appended to storage").inc(appended->accepted);
+    if (appended->duplicates) {
+      metrics_.counter("fieldline_samples_duplicate_total", "Identical resends dropped").inc(appended->duplicates);
+    }
+    auto* latency = &metrics_.histogram("fieldline_ingest_durable_seconds", "From receipt to durable in the WAL",
+                                        {{"transport", transport_name}}, ops::Metrics::latency_bounds());
+    auto complete = [finish, outcomes = std::move(outcomes), started, latency]() mutable {
+      latency->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      finish(std::move(outcomes));
+    };
+    if (appended->lsn == 0 || shard.db->durable_lsn() >= appended->lsn) {
+      complete();
+    } else {
+      shard.waiters.push_back({appended->lsn, started, std::move(complete)});
+      shard.queue_depth->set(static_cast<int64_t>(shard.waiters.size()));
+    }
+  };
+  asio::post(*shard.io, std::move(work));
+}
+
+template <typename F>
+static auto on_shard(asio::io_context& io, F f) -> asio::awaitable<decltype(f())> {
+  co_return co_await asio::co_spawn(io, [f = std::move(f)]() -> asio::awaitable<decltype(f())> { co_return f(); },
+                                    asio::use_awaitable);
+}
+
+asio::awaitable<Result<std::vector<tsdb::Sample>>> Pipeline::read(std::string device, std::string metric, int64_t from,
+                                                                  int64_t to) {
+  Shard& shard = *shards_[shard_of(device)];
+  co_return co_await on_shard(*shard.io, [&shard, device, metric, from, to]() -> Result<std::vector<tsdb::Sample>> {
+    tsdb::Selector sel;
+    auto d = tsdb::Matcher::make("device", tsdb::Matcher::Op::eq, device);
+    auto m = tsdb::Matcher::make("metric", tsdb::Matcher::Op::eq, metric);
+    sel.matchers = {*d, *m};
+    std::vector<tsdb::Sample> out;
+    for (const auto& info : shard.db->select(sel)) {
+      auto part = shard.db->read(info.key, from, to);
+      if (!part) return part.error();
+      out.insert(out.end(), part->begin(), part->end());
+    }
+    std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.ts < b.ts; });
+    return out;
+  });
+}
+
+asio::awaitable<Result<tsdb::AggregateResult>> Pipeline::aggregate(tsdb::AggregateQuery query) {
+  tsdb::AggregateResult total;
+  const std::string* device = query.selector.pinned_device();
+  for (auto& sp : shards_) {
+    Shard& shard = *sp;
+    if (device && shard.index != shard_of(*device)) continue;
+    auto part = co_await on_shard(*shard.io, [&shard, &query]() { return shard.db->aggregate(query); });
+    if (!part) co_return part.error();
+    total.merge(std::move(*part));
+  }
+  co_return total;
+}
+
+asio::awaitable<Result<std::vector<tsdb::SeriesInfo>>> Pipeline::select(tsdb::Selector selector) {
+  std::vector<tsdb::SeriesInfo> out;
+  for (auto& sp : shards_) {
+    Shard& shard = *sp;
+    auto part = co_await on_shard(*shard.io, [&shard, &selector]() { return shard.db->select(selector); });
+    out.insert(out.end(), part.begin(), part.end());
+  }
+  co_return out;
+}
+
+asio::awaitable<std::vector<std::pair<std::string, tsdb::ValueType>>> Pipeline::metrics_of(std::string device) {
+  Shard& shard = *shards_[shard_of(device)];
+  co_return co_await on_shard(*shard.io, [&shard, device]() { return shard.db->metrics_of(device); });
+}
+
+void Pipeline::start() {
+  for (auto& sp : shards_) {
+    Shard* shard = sp.get();
+    shard->maintenance = std::make_unique<asio::steady_timer>(*shard->io);
+    auto tick = std::make_shared<std::function<void()>>();
+    // The timer owns the tick via its handler; the shared_ptr breaks the self-reference.
+    *tick = [this, shard, weak = std::weak_ptr<std::function<void()>>(tick)]() {
+      shard->maintenance->expires_after(std::chrono::seconds(1));
+      shard->maintenance->async_wait([this, shard, weak](boost::system::error_code ec) {
+        if (ec || shard->closed.load()) return;
+        auto st = shard->db->maintain(env_.now_ns());
+        if (!st) core::logger("tsdb")->error("maintenance of shard {} failed: {}", shard->index, st.error().message());
+        auto s = shard->db->stats();
+        shard->wal_bytes->set(static_cast<int64_t>(s.wal_bytes_written));
+        shard->wal_syncs->set(static_cast<int64_t>(s.wal_syncs));
+        uint64_t us = s.wal_sync_ns_total / 1000;
+        shard->wal_sync_us->inc(us - shard->wal_sync_us_reported);
+        shard->wal_sync_us_reported = us;
+        shard->head_series->set(static_cast<int64_t>(s.head_series));
+        shard->head_samples->set(static_cast<int64_t>(s.head_samples));
+        shard->blocks->set(static_cast<int64_t>(s.blocks));
+        shard->block_bytes->set(static_cast<int64_t>(s.block_bytes));
+        shard->disk_full->set(s.disk_full ? 1 : 0);
+        if (auto t = weak.lock()) (*t)();
+      });
+    };
+    asio::post(*shard->io, [tick] { (*tick)(); });
+    ticks_.push_back(tick);
+  }
+}
+
+Status Pipeline::close() {
+  Status result;
+  for (auto& sp : shards_) {
+    Shard* shard = sp.get();
+    if (shard->closed.exchange(true)) continue;
+    std::promise<Status> done;
+    auto fut = done.get_future();
+    asio::post(*shard->io, [shard, &done] {
+      if (shard->maintenance) shard->maintenance->cancel();
+      auto st = shard->db->close();
+      // Everything appended is now durable: release the waiters.
+      while (!shard->waiters.empty()) {
+        auto w = std::move(shard->waiters.front());
+        shard->waiters.pop_front();
+        w.complete();
+      }
+      done.set_value(st);
+    });
+    if (fut.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      result = core::make_error(core::Errc::io_error, "shard " + std::to_string(shard->index) + " did not close in time");
+      continue;
+    }
+    auto st = fut.get();
+    if (!st) result = st;
+  }
+  ticks_.clear();
+  return result;
+}
+
+}  // namespace fieldline::ingest

@@ -1,0 +1,100 @@
+#pragma once
+// The device registry: devices, their credentials and the admin tokens. The SQLite
+// implementation keeps everything in one file (WAL mode, versioned migrations) and an
+// in-memory cache of credentials so authentication never waits on the database.
+//
+// Thread-safety: every method may be called from any thread. Calls that write go to SQLite
+// under a mutex; they are not on the telemetry hot path (authentication reads the cache).
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fieldline/core/result.h"
+
+namespace fieldline::registry {
+
+enum class Errc { ok = 0, not_found, already_exists, invalid_argument, unauthorized, storage };
+const NamedCategory& registry_category();
+inline Error make_error(Errc e, std::string context) {
+  return Error(std::error_code(static_cast<int>(e), registry_category()), std::move(context));
+}
+inline bool is(const Error& e, Errc c) {
+  return e.code().category() == registry_category() && e.code().value() == static_cast<int>(c);
+}
+
+using Tags = std::vector<std::pair<std::string, std::string>>;  // sorted by key
+
+struct Device {
+  std::string id;
+  std::string name;
+  std::string profile;
+  Tags tags;
+  bool enabled = true;
+  int64_t created_ns = 0;
+  int64_t last_seen_ns = 0;
+};
+
+struct NewDevice {
+  std::string id, name, profile;
+  Tags tags;
+};
+
+// What a transport learns when a device authenticates: enough to tag its samples.
+struct DeviceIdentity {
+  std::string id;
+  std::string profile;
+  Tags tags;
+};
+
+enum class Principal { none, device, admin };
+
+struct AuthResult {
+  Principal principal = Principal::none;
+  std::string device_id;  // when principal == device
+};
+
+class Registry {
+ public:
+  virtual ~Registry() = default;
+
+  // Adds a device and returns its token (shown once; only the hash is stored).
+  virtual Result<std::string> add_device(const NewDevice& d) = 0;
+  virtual Result<Device> get_device(const std::string& id) = 0;
+  virtual Result<std::vector<Device>> list_devices() = 0;
+  virtual Status set_enabled(const std::string& id, bool enabled) = 0;
+  virtual Status delete_device(const std::string& id) = 0;
+  // Replaces the device's token; the old one stops working at once.
+  virtual Result<std::string> rotate_token(const std::string& id) = 0;
+
+  // Checks a device's credentials; fails for unknown, disabled or wrong.
+  virtual Result<DeviceIdentity> authenticate_device(const std::string& id, const std::string& token) = 0;
+  // Finds who a bearer token belongs to (admin or a device).
+  virtual AuthResult authenticate_bearer(const std::string& token) = 0;
+
+  // Creates the first admin token if none exists: `preset` when given, else a generated one,
+  // which is returned so it can be printed once. nullopt when one existed already.
+  virtual Result<std::optional<std::string>> ensure_admin_token(const std::optional<std::string>& preset) = 0;
+
+  // Marks a device as seen (kept in memory, written to the database by flush_last_seen()).
+  virtual void touch(const std::string& id, int64_t now_ns) = 0;
+  virtual Status flush_last_seen() = 0;
+
+  // Called after a device is disabled or deleted, so transports can close its connections.
+  virtual void on_device_revoked(std::function<void(const std::string& id)> callback) = 0;
+};
+
+// Opens (creating and migrating) the SQLite registry at `path`.
+Result<std::unique_ptr<Registry>> open_sqlite_registry(const std::string& path);
+int sqlite_schema_version();
+
+// Parses "k=v,k2=v2" or repeated "k=v" into sorted tags; keys must be valid tag names.
+Result<Tags> parse_tags(const std::vector<std::string>& items);
+Status validate_tags(const Tags& tags);
+
+}  // namespace fieldline::registry

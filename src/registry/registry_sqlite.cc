@@ -1,0 +1,465 @@
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+
+#include <boost/json.hpp>
+
+#include "fieldline/core/errc.h"
+#include "fieldline/core/ids.h"
+#include "fieldline/registry/registry.h"
+#include "fieldline/security/token.h"
+
+namespace fieldline::registry {
+namespace {
+
+class RegistryCategory final : public NamedCategory {
+ public:
+  const char* name() const noexcept override { return "registry"; }
+  const char* code_name(int c) const noexcept override {
+    switch (static_cast<Errc>(c)) {
+      case Errc::ok: return "ok";
+      case Errc::not_found: return "not_found";
+      case Errc::already_exists: return "already_exists";
+      case Errc::invalid_argument: return "invalid_argument";
+      case Errc::unauthorized: return "unauthorized";
+      case Errc::storage: return "storage";
+    }
+    return "unknown";
+  }
+  std::string message(int c) const override {
+    switch (static_cast<Errc>(c)) {
+      case Errc::ok: return "ok";
+      case Errc::not_found: return "device not found";
+      case Errc::already_exists: return "device already exists";
+      case Errc::invalid_argument: return "invalid argument";
+      case Errc::unauthorized: return "bad credentials";
+      case Errc::storage: return "registry storage error";
+    }
+    return "unknown registry error";
+  }
+};
+
+// Versioned migrations: index i brings the schema from version i to i + 1. Never edit one
+// that has shipped; append a new one.
+const char* const kMigrations[] = {
+    R"sql(
+    CREATE TABLE devices (
+      id TEXT PRIMARY KEY,
+      name TEXT NOT NULL,
+      profile TEXT NOT NULL,
+      tags TEXT NOT NULL,             -- JSON object
+      enabled INTEGER NOT NULL,
+      created_ns INTEGER NOT NULL,
+      last_seen_ns INTEGER NOT NULL DEFAULT 0,
+      token_salt BLOB NOT NULL,
+      token_hash BLOB NOT NULL
+    );
+    CREATE TABLE admin_tokens (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      name TEXT NOT NULL,
+      token_salt BLOB NOT NULL,
+      token_hash BLOB NOT NULL,
+      created_ns INTEGER NOT NULL
+    );
+    )sql",
+};
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string tags_json(const Tags& tags) {
+  boost::json::object o;
+  for (const auto& [k, v] : tags) o[k] = v;
+  return boost::json::serialize(o);
+}
+
+Tags tags_from_json(const std::string& s) {
+  Tags t;
+  boost::system::error_code ec;
+  auto v = boost::json::parse(s, ec);
+  if (ec || !v.is_object()) return t;
+  for (const auto& [k, val] : v.as_object()) {
+    if (val.is_string()) t.emplace_back(std::string(k), std::string(val.as_string()));
+  }
+  std::sort(t.begin(), t.end());
+  return t;
+}
+
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  ~Stmt() { sqlite3_finalize(s); }
+};
+
+struct CachedDevice {
+  security::TokenHash token;
+  DeviceIdentity identity;
+  bool enabled = true;
+  int64_t last_seen_ns = 0;  // guarded by the cache mutex; written rarely (per connection)
+  bool last_seen_dirty = false;
+};
+
+class SqliteRegistry final : public Registry {
+ public:
+  explicit SqliteRegistry(sqlite3* db) : db_(db) {}
+  ~SqliteRegistry() override {
+    (void)flush_last_seen();
+    sqlite3_close(db_);
+  }
+
+  Status init() {
+    FL_TRY_STATUS(exec("PRAGMA journal_mode=WAL"));
+    FL_TRY_STATUS(exec("PRAGMA synchronous=FULL"));
+    FL_TRY_STATUS(exec("PRAGMA foreign_keys=ON"));
+    FL_TRY_STATUS(exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ns INTEGER NOT NULL)"));
+    int version = 0;
+    {
+      Stmt st;
+      sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1, &st.s, nullptr);
+      if (sqlite3_step(st.s) == SQLITE_ROW) version = sqlite3_column_int(st.s, 0);
+    }
+    const int target = static_cast<int>(std::size(kMigrations));
+    if (version > target) {
+      return make_error(Errc::storage, "registry schema version " + std::to_string(version) +
+                                           " is newer than this binary supports (" + std::to_string(target) + ")");
+    }
+    for (int v = version; v < target; ++v) {
+      FL_TRY_STATUS(exec("BEGIN IMMEDIATE"));
+      auto st = exec(kMigrations[v]);
+      if (st) st = exec("INSERT INTO schema_migrations(version, applied_ns) VALUES (" + std::to_string(v + 1) + ", " +
+                        std::to_string(now_ns()) + ")");
+      if (!st) {
+        (void)exec("ROLLBACK");
+        return st;
+      }
+      FL_TRY_STATUS(exec("COMMIT"));
+    }
+    return load_cache();
+  }
+
+  Result<std::string> add_device(const NewDevice& d) override {
+    if (auto st = core::validate_device_id(d.id); !st) return make_error(Errc::invalid_argument, st.error().context());
+    if (auto st = validate_tags(d.tags); !st) return st.error();
+    FL_TRY(token, security::generate_token("fld_"));
+    FL_TRY(hash, security::hash_token(token));
+    Device dev{d.id, d.name.empty() ? d.id : d.name, d.profile.empty() ? "generic" : d.profile, d.tags, true, now_ns(), 0};
+    std::sort(dev.tags.begin(), dev.tags.end());
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_,
+                       "INSERT INTO devices(id,name,profile,tags,enabled,created_ns,token_salt,token_hash) "
+                       "VALUES (?,?,?,?,1,?,?,?)",
+                       -1, &st.s, nullptr);
+    bind_text(st, 1, dev.id);
+    bind_text(st, 2, dev.name);
+    bind_text(st, 3, dev.profile);
+    bind_text(st, 4, tags_json(dev.tags));
+    sqlite3_bind_int64(st.s, 5, dev.created_ns);
+    sqlite3_bind_blob(st.s, 6, hash.salt.data(), static_cast<int>(hash.salt.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st.s, 7, hash.hash.data(), static_cast<int>(hash.hash.size()), SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st.s);
+    if (rc == SQLITE_CONSTRAINT) return make_error(Errc::already_exists, "device '" + d.id + "' already exists");
+    if (rc != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+    std::unique_lock cl(cache_mu_);
+    cache_[dev.id] = CachedDevice{hash, {dev.id, dev.profile, dev.tags}, true, 0, false};
+    return token;
+  }
+
+  Result<Device> get_device(const std::string& id) override {
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_, "SELECT id,name,profile,tags,enabled,created_ns,last_seen_ns FROM devices WHERE id=?", -1,
+                       &st.s, nullptr);
+    bind_text(st, 1, id);
+    if (sqlite3_step(st.s) != SQLITE_ROW) return make_error(Errc::not_found, "no device '" + id + "'");
+    Device d = row(st);
+    overlay_last_seen(d);
+    return d;
+  }
+
+  Result<std::vector<Device>> list_devices() override {
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_, "SELECT id,name,profile,tags,enabled,created_ns,last_seen_ns FROM devices ORDER BY id", -1,
+                       &st.s, nullptr);
+    std::vector<Device> out;
+    while (sqlite3_step(st.s) == SQLITE_ROW) {
+      out.push_back(row(st));
+      overlay_last_seen(out.back());
+    }
+    return out;
+  }
+
+  Status set_enabled(const std::string& id, bool enabled) override {
+    {
+      std::lock_guard lock(db_mu_);
+      Stmt st;
+      sqlite3_prepare_v2(db_, "UPDATE devices SET enabled=? WHERE id=?", -1, &st.s, nullptr);
+      sqlite3_bind_int(st.s, 1, enabled ? 1 : 0);
+      bind_text(st, 2, id);
+      if (sqlite3_step(st.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+      if (sqlite3_changes(db_) == 0) return make_error(Errc::not_found, "no device '" + id + "'");
+      std::unique_lock cl(cache_mu_);
+      auto it = cache_.find(id);
+      if (it != cache_.end()) it->second.enabled = enabled;
+    }
+    if (!enabled) revoked(id);
+    return ok();
+  }
+
+  Status delete_device(const std::string& id) override {
+    {
+      std::lock_guard lock(db_mu_);
+      Stmt st;
+      sqlite3_prepare_v2(db_, "DELETE FROM devices WHERE id=?", -1, &st.s, nullptr);
+      bind_text(st, 1, id);
+      if (sqlite3_step(st.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+      if (sqlite3_changes(db_) == 0) return make_error(Errc::not_found, "no device '" + id + "'");
+      std::unique_lock cl(cache_mu_);
+      cache_.erase(id);
+    }
+    revoked(id);
+    return ok();
+  }
+
+  Result<std::string> rotate_token(const std::string& id) override {
+    FL_TRY(token, security::generate_token("fld_"));
+    FL_TRY(hash, security::hash_token(token));
+    {
+      std::lock_guard lock(db_mu_);
+      Stmt st;
+      sqlite3_prepare_v2(db_, "UPDATE devices SET token_salt=?, token_hash=? WHERE id=?", -1, &st.s, nullptr);
+      sqlite3_bind_blob(st.s, 1, hash.salt.data(), static_cast<int>(hash.salt.size()), SQLITE_TRANSIENT);
+      sqlite3_bind_blob(st.s, 2, hash.hash.data(), static_cast<int>(hash.hash.size()), SQLITE_TRANSIENT);
+      bind_text(st, 3, id);
+      if (sqlite3_step(st.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+      if (sqlite3_changes(db_) == 0) return make_error(Errc::not_found, "no device '" + id + "'");
+      std::unique_lock cl(cache_mu_);
+      auto it = cache_.find(id);
+      if (it != cache_.end()) it->second.token = hash;
+    }
+    revoked(id);  // sessions opened with the old token must go
+    return token;
+  }
+
+  Result<DeviceIdentity> authenticate_device(const std::string& id, const std::string& token) override {
+    std::shared_lock lock(cache_mu_);
+    auto it = cache_.find(id);
+    if (it == cache_.end() || !security::verify_token(token, it->second.token)) {
+      return make_error(Errc::unauthorized, "unknown device or wrong token");
+    }
+    if (!it->second.enabled) return make_error(Errc::unauthorized, "device '" + id + "' is disabled");
+    return it->second.identity;
+  }
+
+  AuthResult authenticate_bearer(const std::string& token) override {
+    std::shared_lock lock(cache_mu_);
+    for (const auto& h : admin_) {
+      if (security::verify_token(token, h)) return {Principal::admin, {}};
+    }
+    // Device tokens don't name their device; a linear scan is fine for HTTP requests that
+    // don't say which device they are for. Paths that name a device use authenticate_device.
+    if (token.starts_with("fld_")) {
+      for (const auto& [id, dev] : cache_) {
+        if (dev.enabled && security::verify_token(token, dev.token)) return {Principal::device, id};
+      }
+    }
+    return {};
+  }
+
+  Result<std::optional<std::string>> ensure_admin_token(const std::optional<std::string>& preset) override {
+    {
+      std::shared_lock lock(cache_mu_);
+      if (!admin_.empty()) return std::optional<std::string>();
+    }
+    std::string token;
+    if (preset && !preset->empty()) {
+      if (preset->size() < 16) return make_error(Errc::invalid_argument, "FIELDLINE_ADMIN_TOKEN must be at least 16 characters");
+      token = *preset;
+    } else {
+      FL_TRY(t, security::generate_token("fla_"));
+      token = std::move(t);
+    }
+    FL_TRY(hash, security::hash_token(token));
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_, "INSERT INTO admin_tokens(name,token_salt,token_hash,created_ns) VALUES ('admin',?,?,?)", -1,
+                       &st.s, nullptr);
+    sqlite3_bind_blob(st.s, 1, hash.salt.data(), static_cast<int>(hash.salt.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st.s, 2, hash.hash.data(), static_cast<int>(hash.hash.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st.s, 3, now_ns());
+    if (sqlite3_step(st.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+    std::unique_lock cl(cache_mu_);
+    admin_.push_back(hash);
+    if (preset && !preset->empty()) return std::optional<std::string>();
+    return std::optional<std::string>(token);
+  }
+
+  void touch(const std::string& id, int64_t now) override {
+    std::unique_lock lock(cache_mu_);
+    auto it = cache_.find(id);
+    if (it == cache_.end()) return;
+    it->second.last_seen_ns = now;
+    it->second.last_seen_dirty = true;
+  }
+
+  Status flush_last_seen() override {
+    std::vector<std::pair<std::string, int64_t>> dirty;
+    {
+      std::unique_lock lock(cache_mu_);
+      for (auto& [id, d] : cache_) {
+        if (d.last_seen_dirty) {
+          dirty.emplace_back(id, d.last_seen_ns);
+          d.last_seen_dirty = false;
+        }
+      }
+    }
+    if (dirty.empty()) return ok();
+    std::lock_guard lock(db_mu_);
+    FL_TRY_STATUS(exec("BEGIN"));
+    for (const auto& [id, ts] : dirty) {
+      Stmt st;
+      sqlite3_prepare_v2(db_, "UPDATE devices SET last_seen_ns=? WHERE id=?", -1, &st.s, nullptr);
+      sqlite3_bind_int64(st.s, 1, ts);
+      bind_text(st, 2, id);
+      sqlite3_step(st.s);
+    }
+    return exec("COMMIT");
+  }
+
+  void on_device_revoked(std::function<void(const std::string&)> cb) override {
+    std::lock_guard lock(db_mu_);
+    revoke_callbacks_.push_back(std::move(cb));
+  }
+
+ private:
+  Status exec(const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown";
+      sqlite3_free(err);
+      return make_error(Errc::storage, msg);
+    }
+    return ok();
+  }
+  static void bind_text(Stmt& st, int i, const std::string& s) {
+    sqlite3_bind_text(st.s, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+  }
+  static std::string col(Stmt& st, int i) {
+    const auto* p = sqlite3_column_text(st.s, i);
+    return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
+  }
+  Device row(Stmt& st) {
+    return Device{col(st, 0), col(st, 1), col(st, 2), tags_from_json(col(st, 3)), sqlite3_column_int(st.s, 4) != 0,
+                  sqlite3_column_int64(st.s, 5), sqlite3_column_int64(st.s, 6)};
+  }
+  void overlay_last_seen(Device& d) {
+    std::shared_lock lock(cache_mu_);
+    auto it = cache_.find(d.id);
+    if (it != cache_.end()) d.last_seen_ns = std::max(d.last_seen_ns, it->second.last_seen_ns);
+  }
+  Status load_cache() {
+    std::unique_lock cl(cache_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_, "SELECT id,profile,tags,enabled,token_salt,token_hash,last_seen_ns FROM devices", -1, &st.s, nullptr);
+    while (sqlite3_step(st.s) == SQLITE_ROW) {
+      CachedDevice d;
+      d.identity = {col(st, 0), col(st, 1), tags_from_json(col(st, 2))};
+      d.enabled = sqlite3_column_int(st.s, 3) != 0;
+      d.token.salt.assign(static_cast<const char*>(sqlite3_column_blob(st.s, 4)), static_cast<size_t>(sqlite3_column_bytes(st.s, 4)));
+      d.token.hash.assign(static_cast<const char*>(sqlite3_column_blob(st.s, 5)), static_cast<size_t>(sqlite3_column_bytes(st.s, 5)));
+      d.last_seen_ns = sqlite3_column_int64(st.s, 6);
+      cache_[d.identity.id] = std::move(d);
+    }
+    Stmt at;
+    sqlite3_prepare_v2(db_, "SELECT token_salt, token_hash FROM admin_tokens", -1, &at.s, nullptr);
+    while (sqlite3_step(at.s) == SQLITE_ROW) {
+      security::TokenHash h;
+      h.salt.assign(static_cast<const char*>(sqlite3_column_blob(at.s, 0)), static_cast<size_t>(sqlite3_column_bytes(at.s, 0)));
+      h.hash.assign(static_cast<const char*>(sqlite3_column_blob(at.s, 1)), static_cast<size_t>(sqlite3_column_bytes(at.s, 1)));
+      admin_.push_back(std::move(h));
+    }
+    return ok();
+  }
+  void revoked(const std::string& id) {
+    std::vector<std::function<void(const std::string&)>> cbs;
+    {
+      std::lock_guard lock(db_mu_);
+      cbs = revoke_callbacks_;
+    }
+    for (auto& cb : cbs) cb(id);
+  }
+
+  sqlite3* db_;
+  std::mutex db_mu_;
+  std::shared_mutex cache_mu_;
+  std::unordered_map<std::string, CachedDevice> cache_;
+  std::vector<security::TokenHash> admin_;
+  std::vector<std::function<void(const std::string&)>> revoke_callbacks_;
+};
+
+}  // namespace
+
+const NamedCategory& registry_category() {
+  static const RegistryCategory c;
+  return c;
+}
+
+int sqlite_schema_version() { return static_cast<int>(std::size(kMigrations)); }
+
+Result<std::unique_ptr<Registry>> open_sqlite_registry(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
+      SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return make_error(Errc::storage, "cannot open registry " + path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  auto reg = std::make_unique<SqliteRegistry>(db);
+  FL_TRY_STATUS(reg->init());
+  return std::unique_ptr<Registry>(std::move(reg));
+}
+
+Status validate_tags(const Tags& tags) {
+  for (const auto& [k, v] : tags) {
+    if (k == "device" || k == "metric") {
+      return make_error(Errc::invalid_argument, "tag name '" + k + "' is reserved");
+    }
+    if (auto st = core::validate_metric_name(k); !st) {
+      return make_error(Errc::invalid_argument, "tag name: " + st.error().context());
+    }
+    if (v.size() > 256) return make_error(Errc::invalid_argument, "tag '" + k + "' value is longer than 256 bytes");
+  }
+  return ok();
+}
+
+Result<Tags> parse_tags(const std::vector<std::string>& items) {
+  std::map<std::string, std::string> m;
+  for (const auto& item : items) {
+    size_t start = 0;
+    while (start <= item.size()) {
+      size_t comma = item.find(',', start);
+      std::string part = item.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (!part.empty()) {
+        auto eq = part.find('=');
+        if (eq == std::string::npos || eq == 0) {
+          return make_error(Errc::invalid_argument, "tag '" + part + "' is not key=value");
+        }
+        m[part.substr(0, eq)] = part.substr(eq + 1);
+      }
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  Tags t(m.begin(), m.end());
+  FL_TRY_STATUS(validate_tags(t));
+  return t;
+}
+
+}  // namespace fieldline::registry

@@ -1,0 +1,27 @@
+#pragma once
+// Secrets: tokens are 256 random bits, shown once and stored only as a salted SHA-256 hash.
+// A slow KDF is unnecessary because the secret itself carries 256 bits of entropy.
+
+#include <string>
+#include <string_view>
+
+#include "fieldline/core/result.h"
+
+namespace fieldline::security {
+
+struct TokenHash {
+  std::string salt;  // 16 random bytes
+  std::string hash;  // SHA-256(salt || token), 32 bytes
+};
+
+// A new token: `prefix` followed by 256 random bits in base64url (e.g. "fld_…").
+Result<std::string> generate_token(std::string_view prefix);
+Result<TokenHash> hash_token(std::string_view token);
+// Constant-time check of `token` against a stored hash.
+bool verify_token(std::string_view token, const TokenHash& stored);
+std::string to_hex(std::string_view bytes);
+Result<std::string> from_hex(std::string_view hex);
+// HMAC-SHA256 (webhook signatures and the like).
+std::string hmac_sha256(std::string_view key, std::string_view data);
+
+}  // namespace fieldline::security

@@ -1,0 +1,212 @@
+#include "fieldline/transport/http/server.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/json.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+
+#include "fieldline/core/errc.h"
+#include "fieldline/core/log.h"
+
+namespace fieldline::transport::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+Response error_response(unsigned status, const std::string& code, const std::string& message, unsigned version) {
+  Response res{static_cast<bhttp::status>(status), version};
+  res.set(bhttp::field::content_type, "application/json");
+  boost::json::object err{{"code", code}, {"message", message}};
+  res.body() = boost::json::serialize(boost::json::object{{"error", std::move(err)}});
+  res.prepare_payload();
+  return res;
+}
+
+Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& endpoint) {
+  auto colon = endpoint.rfind(':');
+  if (colon == std::string::npos) {
+    return core::make_error(core::Errc::invalid_argument, "listen address '" + endpoint + "' is not host:port");
+  }
+  std::string host = endpoint.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  int port = 0;
+  try {
+    port = std::stoi(endpoint.substr(colon + 1));
+  } catch (const std::exception&) {
+    port = -1;
+  }
+  if (port < 0 || port > 65535) return core::make_error(core::Errc::invalid_argument, "bad port in '" + endpoint + "'");
+  return std::make_pair(host.empty() ? std::string("0.0.0.0") : host, static_cast<uint16_t>(port));
+}
+
+struct Server::Impl {
+  core::ShardRuntime& runtime;
+  core::Config config;
+  ops::Metrics& metrics;
+  Handler handler;
+  std::shared_ptr<spdlog::logger> log = core::logger("http");
+  struct Listener {
+    std::unique_ptr<tcp::acceptor> acceptor;
+    asio::ssl::context* tls;
+  };
+  std::vector<Listener> listeners;
+  std::atomic<uint32_t> next_shard{0};
+  std::atomic<bool> stopping{false};
+  std::mutex mu;
+  std::set<beast::tcp_stream*> live;  // for stop(): guarded by mu
+  ops::Gauge& open;
+
+  Impl(core::ShardRuntime& r, const core::Config& c, ops::Metrics& m, Handler h)
+      : runtime(r), config(c), metrics(m), handler(std::move(h)),
+        open(m.gauge("fieldline_http_connections", "Open HTTP connections")) {}
+
+  template <typename Stream>
+  asio::awaitable<void> serve(Stream& stream) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.header_limit(16 * 1024);
+      parser.body_limit(config.http.max_body_bytes);
+      beast::get_lowest_layer(stream).expires_after(60s);
+      auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, use_nothrow);
+      if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
+          ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
+        co_return;
+      }
+      Response res;
+      bool keep_alive = false;
+      if (ec) {
+        metrics.counter("fieldline_http_bad_requests_total", "Requests that could not be parsed", {{"reason", ec.message()}}).inc();
+        res = ec == bhttp::error::body_limit
+                  ? error_response(413, "payload_too_large", "request body exceeds " + std::to_string(config.http.max_body_bytes) + " bytes")
+                  : error_response(400, "bad_request", "malformed HTTP request: " + ec.message());
+      } else {
+        auto req = parser.release();
+        keep_alive = req.keep_alive();
+        try {
+          res = co_await handler(req);
+        } catch (const std::exception& e) {
+          log->error("BUG: handler threw for {} {}: {}", std::string(req.method_string()), std::string(req.target()), e.what());
+          res = error_response(500, "internal", "internal error");
+        }
+        res.version(req.version());
+        metrics.counter("fieldline_http_requests_total", "HTTP requests by method and status",
+                        {{"method", std::string(req.method_string())}, {"code", std::to_string(res.result_int())}}).inc();
+      }
+      res.keep_alive(keep_alive && !stopping.load());
+      res.set(bhttp::field::server, "fieldline");
+      res.prepare_payload();
+      beast::get_lowest_layer(stream).expires_after(60s);
+      auto [wec, wn] = co_await bhttp::async_write(stream, res, use_nothrow);
+      if (wec || !res.keep_alive()) co_return;
+    }
+  }
+
+  asio::awaitable<void> session(tcp::socket socket, asio::ssl::context* tls) {
+    beast::tcp_stream stream(std::move(socket));
+    {
+      std::lock_guard lock(mu);
+      live.insert(&stream);
+    }
+    open.add(1);
+    if (tls) {
+      beast::ssl_stream<beast::tcp_stream&> ssl(stream, *tls);
+      stream.expires_after(10s);
+      auto [ec] = co_await ssl.async_handshake(asio::ssl::stream_base::server, use_nothrow);
+      if (!ec) {
+        co_await serve(ssl);
+        stream.expires_after(2s);
+        co_await ssl.async_shutdown(use_nothrow);
+      }
+    } else {
+      co_await serve(stream);
+      boost::system::error_code ec;
+      stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
+    open.add(-1);
+    std::lock_guard lock(mu);
+    live.erase(&stream);
+  }
+
+  asio::awaitable<void> accept_loop(Listener& l) {
+    for (;;) {
+      uint32_t shard = next_shard.fetch_add(1) % runtime.size();
+      auto& io = runtime.context(shard);
+      auto [ec, socket] = co_await l.acceptor->async_accept(io, use_nothrow);
+      if (ec) {
+        if (stopping.load() || ec == asio::error::operation_aborted) co_return;
+        log->warn("accept failed: {}", ec.message());
+        asio::steady_timer t(co_await asio::this_coro::executor, 100ms);
+        co_await t.async_wait(use_nothrow);
+        continue;
+      }
+      asio::co_spawn(io, session(std::move(socket), l.tls), [log = log](std::exception_ptr e) {
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          log->error("http session ended by an exception: {}", ex.what());
+        }
+      });
+    }
+  }
+};
+
+Server::Server(core::ShardRuntime& runtime, const core::Config& config, ops::Metrics& metrics, Handler handler)
+    : impl_(std::make_unique<Impl>(runtime, config, metrics, std::move(handler))) {}
+
+Server::~Server() { stop(); }
+
+Result<uint16_t> Server::listen(const std::string& endpoint, asio::ssl::context* tls) {
+  FL_TRY(hp, split_host_port(endpoint));
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(hp.first, ec);
+  if (ec) return core::make_error(core::Errc::invalid_argument, "listen address '" + endpoint + "': " + ec.message());
+  auto acceptor = std::make_unique<tcp::acceptor>(impl_->runtime.context(0));
+  tcp::endpoint ep(addr, hp.second);
+  acceptor->open(ep.protocol(), ec);
+  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(ep, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return core::make_error(core::Errc::io_error, "cannot listen on " + endpoint + ": " + ec.message());
+  uint16_t port = acceptor->local_endpoint().port();
+  impl_->listeners.push_back({std::move(acceptor), tls});
+  return port;
+}
+
+void Server::start() {
+  for (auto& l : impl_->listeners) {
+    asio::co_spawn(impl_->runtime.context(0), impl_->accept_loop(l), [log = impl_->log](std::exception_ptr e) {
+      if (e) log->error("http accept loop ended by an exception");
+    });
+  }
+}
+
+void Server::stop() {
+  if (impl_->stopping.exchange(true)) return;
+  for (auto& l : impl_->listeners) {
+    asio::post(l.acceptor->get_executor(), [a = l.acceptor.get()] {
+      boost::system::error_code ec;
+      a->close(ec);
+    });
+  }
+}
+
+}  // namespace fieldline::transport::http

@@ -1,0 +1,969 @@
+#include "fieldline/transport/mqtt/server.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+#include <variant>
+
+#include "fieldline/core/errc.h"
+#include "fieldline/core/log.h"
+#include "fieldline/transport/mqtt/codec.h"
+
+namespace fieldline::transport::mqtt {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+struct OutboundMessage {
+  std::string topic;
+  std::string payload;
+  uint8_t qos = 1;
+  uint16_t packet_id = 0;  // assigned when sent
+  bool sent = false;
+};
+
+class SessionBase;
+
+// State that survives a connection (MQTT persistent session), keyed by client id.
+struct SessionState {
+  std::string client_id;
+  std::string device;
+  std::map<std::string, uint8_t> subscriptions;  // filter -> granted QoS
+  std::deque<OutboundMessage> outbound;          // unacknowledged QoS 1 and queued messages
+  uint16_t next_packet_id = 1;
+  int64_t expiry_ns = 0;  // 0: ends with the connection
+  std::weak_ptr<SessionBase> live;
+  std::chrono::steady_clock::time_point disconnected_at{};
+};
+
+class SessionBase : public std::enable_shared_from_this<SessionBase> {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void close_async(uint8_t reason) = 0;
+  virtual void deliver_async() = 0;
+  virtual asio::any_io_executor executor() = 0;
+};
+
+}  // namespace
+
+struct Server::Impl {
+  core::ShardRuntime& runtime;
+  core::Config config;
+  registry::Registry& registry;
+  ingest::Pipeline& pipeline;
+  ops::Metrics& metrics;
+  std::shared_ptr<spdlog::logger> log = core::logger("mqtt");
+
+  struct Listener {
+    std::unique_ptr<tcp::acceptor> acceptor;
+    asio::ssl::context* tls = nullptr;
+  };
+  std::vector<Listener> listeners;
+  std::atomic<uint32_t> next_shard{0};
+  std::atomic<bool> stopping{false};
+
+  std::mutex mu;  // guards sessions and live
+  std::unordered_map<std::string, std::shared_ptr<SessionState>> sessions;  // by client id
+  std::set<std::weak_ptr<SessionBase>, std::owner_less<std::weak_ptr<SessionBase>>> live;
+
+  ops::Gauge& open_connections;
+  ops::Counter& connections_total;
+  ops::Counter& connect_refused;
+
+  Impl(core::ShardRuntime& r, const core::Config& c, registry::Registry& reg, ingest::Pipeline& p, ops::Metrics& m)
+      : runtime(r), config(c), registry(reg), pipeline(p), metrics(m),
+        open_connections(m.gauge("fieldline_mqtt_connections", "Open MQTT connections")),
+        connections_total(m.counter("fieldline_mqtt_connections_total", "Accepted MQTT connections")),
+        connect_refused(m.counter("fieldline_mqtt_connections_refused_total", "Connections refused at the connection limit")) {}
+
+  ops::Counter& protocol_errors(const std::string& reason) {
+    return metrics.counter("fieldline_mqtt_protocol_errors_total", "MQTT sessions closed for a protocol violation, by reason",
+                           {{"reason", reason}});
+  }
+  ops::Counter& rejected(const std::string& reason) {
+    return metrics.counter("fieldline_messages_rejected_total", "Messages refused, by transport and reason",
+                           {{"transport", "mqtt"}, {"reason", reason}});
+  }
+
+  asio::awaitable<void> accept_loop(Listener& l);
+  size_t deliver(const std::string& device_id, const std::string& name, const std::string& payload);
+  template <typename Stream>
+  void start_session(Stream stream, bool tls_handshake);
+};
+
+namespace {
+
+template <typename T>
+struct is_ssl : std::false_type {};
+template <typename T>
+struct is_ssl<asio::ssl::stream<T>> : std::true_type {};
+
+template <typename Stream>
+class Session final : public SessionBase {
+ public:
+  Session(Server::Impl& server, Stream stream) : server_(server), stream_(std::move(stream)),
+        timer_(stream_.get_executor()), write_signal_(stream_.get_executor()) {
+    write_signal_.expires_at(std::chrono::steady_clock::time_point::max());
+  }
+
+  asio::any_io_executor executor() override { return stream_.get_executor(); }
+
+  void start(bool tls_handshake) {
+    auto self = std::static_pointer_cast<Session>(shared_from_this());
+    deadline_ = std::chrono::steady_clock::now() + std::chrono::nanoseconds(server_.config.mqtt.connect_timeout_ns);
+    auto on_done = [self](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          self->server_.log->error("mqtt session ended by an exception: {}", ex.what());
+        }
+        self->shutdown();
+      }
+    };
+    asio::co_spawn(stream_.get_executor(), self->watchdog(), on_done);
+    asio::co_spawn(stream_.get_executor(), self->writer(), on_done);
+    asio::co_spawn(stream_.get_executor(), self->reader(tls_handshake), on_done);
+  }
+
+  void close_async(uint8_t reason) override {
+    asio::post(stream_.get_executor(), [self = std::static_pointer_cast<Session>(shared_from_this()), reason] {
+      self->disconnect(reason, "");
+    });
+  }
+
+  void deliver_async() override {
+    asio::post(stream_.get_executor(), [self = std::static_pointer_cast<Session>(shared_from_this())] { self->flush_outbound(); });
+  }
+
+ private:
+  // ---- lifecycle -------------------------------------------------------------------------
+  asio::awaitable<void> reader(bool tls_handshake) {
+    if constexpr (is_ssl<Stream>::value) {
+      if (tls_handshake) {
+        auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, use_nothrow);
+        if (ec) {
+          server_.protocol_errors("tls_handshake").inc();
+          shutdown();
+          co_return;
+        }
+      }
+    }
+    buf_.resize(1024);
+    for (;;) {
+      if (closed_) co_return;
+      while (!closed_ && paused()) {
+        // Back-pressure: too much awaiting durability; TCP carries it to the sender.
+        resume_.emplace(stream_.get_executor());
+        resume_->expires_at(std::chrono::steady_clock::time_point::max());
+        co_await resume_->async_wait(use_nothrow);
+        resume_.reset();
+      }
+      if (closed_) co_return;
+      if (used_ == buf_.size()) {
+        size_t limit = server_.config.mqtt.max_packet_size + 8;
+        if (buf_.size() >= limit) {
+          fail(Error(std::error_code(static_cast<int>(Errc::too_large), mqtt_category()), "packet exceeds the maximum size"));
+          co_return;
+        }
+        buf_.resize(std::min(buf_.size() * 2, limit));
+      }
+      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buf_.data() + used_, buf_.size() - used_), use_nothrow);
+      if (ec || n == 0) {
+        lost();
+        co_return;
+      }
+      used_ += n;
+      size_t off = 0;
+      while (!closed_) {
+        auto d = decode(std::span<const char>(buf_.data() + off, used_ - off), version_, server_.config.mqtt.max_packet_size);
+        if (!d) {
+          fail(d.error());
+          co_return;
+        }
+        if (!*d) break;
+        off += (*d)->size;
+        touch();
+        handle(std::move((*d)->packet));
+      }
+      if (off > 0) {
+        std::memmove(buf_.data(), buf_.data() + off, used_ - off);
+        used_ -= off;
+      }
+      flush_batch();
+      if (buf_.size() > 65536 && used_ < 1024) {
+        buf_.resize(4096);
+        buf_.shrink_to_fit();
+      }
+    }
+  }
+
+  asio::awaitable<void> writer() {
+    std::string sending;
+    for (;;) {
+      if (out_.empty()) {
+        if (closed_ && !draining_) co_return;
+        if (closed_) break;
+        co_await write_signal_.async_wait(use_nothrow);
+        write_signal_.expires_at(std::chrono::steady_clock::time_point::max());
+        continue;
+      }
+      sending.swap(out_);
+      out_.clear();
+      auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(sending), use_nothrow);
+      if (ec) {
+        lost();
+        co_return;
+      }
+      sending.clear();
+      if (closing_after_write_ && out_.empty()) break;
+    }
+    shutdown();
+  }
+
+  asio::awaitable<void> watchdog() {
+    while (!closed_) {
+      timer_.expires_at(deadline_);
+      co_await timer_.async_wait(use_nothrow);
+      if (closed_) co_return;
+      if (std::chrono::steady_clock::now() >= deadline_) {
+        if (version_ == 0) {
+          server_.protocol_errors("connect_timeout").inc();
+          shutdown();
+        } else {
+          server_.protocol_errors("keep_alive_timeout").inc();
+          disconnect(reason::keep_alive_timeout, "keep-alive timeout");
+        }
+        co_return;
+      }
+    }
+  }
+
+  void touch() {
+    if (version_ != 0 && keep_alive_s_ > 0) {
+      deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(keep_alive_s_ * 1500);
+    } else if (version_ != 0) {
+      deadline_ = std::chrono::steady_clock::time_point::max();
+    }
+  }
+
+  bool paused() const {
+    return pending_batches_.size() >= 64 || (version_ == 4 && inflight_ >= server_.config.mqtt.receive_maximum);
+  }
+
+  void send(const Packet& p) {
+    encode(p, version_ == 0 ? 4 : version_, out_);
+    wake_writer();
+  }
+  void wake_writer() {
+    if (out_.size() > server_.config.mqtt.max_outbound_bytes) {
+      // A client that never reads: drop it rather than buffer without bound.
+      server_.protocol_errors("slow_consumer").inc();
+      out_.clear();
+      shutdown();
+      return;
+    }
+    write_signal_.cancel();
+  }
+
+  // Protocol violation: MQTT 5 gets DISCONNECT with the reason, 3.1.1 a plain close.
+  void fail(const Error& e) {
+    server_.protocol_errors(e.name()).inc();
+    server_.log->info("mqtt {} ({}): {}", device_.empty() ? "unauthenticated client" : "device " + device_, remote(),
+                      e.message());
+    if (version_ == 0 && reason_code(e) == reason::unsupported_protocol_version) {
+      // CONNACK 0x01 (3.1.1 wording) tells old clients which version we speak.
+      Connack c;
+      c.code = 0x01;
+      encode(c, 4, out_);
+      close_after_write();
+      return;
+    }
+    disconnect(reason_code(e), e.message());
+  }
+
+  void disconnect(uint8_t code, const std::string& why) {
+    if (closed_) return;
+    if (version_ == 5) {
+      Disconnect d;
+      d.reason = code;
+      if (!why.empty()) d.properties.reason_string = why.substr(0, 200);
+      encode(d, 5, out_);
+      close_after_write();
+    } else {
+      shutdown();
+    }
+  }
+
+  void close_after_write() {
+    closing_after_write_ = true;
+    draining_ = true;
+    closed_ = true;
+    write_signal_.cancel();
+    if (resume_) resume_->cancel();
+    timer_.cancel();
+  }
+
+  // The connection dropped without DISCONNECT.
+  void lost() { shutdown(); }
+
+  void shutdown() {
+    bool was_open = !fully_closed_;
+    closed_ = true;
+    draining_ = false;
+    fully_closed_ = true;
+    boost::system::error_code ec;
+    if constexpr (!is_ssl<Stream>::value) {
+      stream_.shutdown(tcp::socket::shutdown_both, ec);
+      stream_.close(ec);
+    } else {
+      stream_.lowest_layer().close(ec);
+    }
+    timer_.cancel();
+    write_signal_.cancel();
+    if (resume_) resume_->cancel();
+    if (was_open) on_closed();
+  }
+
+  void on_closed() {
+    if (counted_) {
+      server_.open_connections.add(-1);
+      counted_ = false;
+    }
+    if (version_ == 0) return;
+    if (will_ && !graceful_) publish_will();
+    std::lock_guard lock(server_.mu);
+    server_.live.erase(weak_from_this());
+    if (state_) {
+      auto self = shared_from_this();
+      auto current = state_->live.lock();
+      if (current == self) {
+        state_->live.reset();
+        current.reset();
+      }
+      if (!current) {
+        // Nobody took the session over: it ends now or waits for its expiry.
+        state_->disconnected_at = std::chrono::steady_clock::now();
+        auto it = server_.sessions.find(state_->client_id);
+        if (state_->expiry_ns == 0 && it != server_.sessions.end() && it->second == state_) server_.sessions.erase(it);
+      }
+    }
+  }
+
+  std::string remote() {
+    boost::system::error_code ec;
+    if constexpr (!is_ssl<Stream>::value) {
+      auto ep = stream_.remote_endpoint(ec);
+      return ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    } else {
+      auto ep = stream_.lowest_layer().remote_endpoint(ec);
+      return ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
+  }
+
+  // ---- packets ---------------------------------------------------------------------------
+  void handle(Packet p) {
+    std::visit(
+        [this](auto& pkt) {
+          using T = std::decay_t<decltype(pkt)>;
+          if constexpr (std::is_same_v<T, Connect>) on_connect(pkt);
+          else if constexpr (std::is_same_v<T, Publish>) on_publish(pkt);
+          else if constexpr (std::is_same_v<T, Ack>) on_ack(pkt);
+          else if constexpr (std::is_same_v<T, Subscribe>) on_subscribe(pkt);
+          else if constexpr (std::is_same_v<T, Unsubscribe>) on_unsubscribe(pkt);
+          else if constexpr (std::is_same_v<T, Pingreq>) send(Pingresp{});
+          else if constexpr (std::is_same_v<T, Disconnect>) on_disconnect(pkt);
+          else fail(Error(std::error_code(static_cast<int>(Errc::protocol), mqtt_category()),
+                          "a client may not send this packet type"));
+        },
+        p);
+  }
+
+  void refuse_connect(uint8_t v5_code, uint8_t v3_code, const std::string& why) {
+    Connack c;
+    c.code = version_ == 5 ? v5_code : v3_code;
+    if (version_ == 5) c.properties.reason_string = why;
+    encode(c, version_, out_);
+    server_.protocol_errors("connect_refused").inc();
+    server_.log->info("mqtt connect refused ({}): {}", remote(), why);
+    close_after_write();
+  }
+
+  void on_connect(Connect& c) {
+    version_ = c.version;
+    keep_alive_s_ = std::min<uint32_t>(c.keep_alive, server_.config.mqtt.max_keep_alive_s);
+    if (!c.username || !c.password) {
+      return refuse_connect(reason::bad_username_or_password, 0x04, "user name (device id) and password (token) are required");
+    }
+    auto identity = server_.registry.authenticate_device(*c.username, *c.password);
+    if (!identity) {
+      return refuse_connect(reason::bad_username_or_password, 0x04, identity.error().context());
+    }
+    device_ = identity->id;
+    context_ = std::make_shared<ingest::DeviceContext>(ingest::DeviceContext{identity->id, identity->tags});
+    telemetry_topic_ = "devices/" + device_ + "/telemetry";
+    if (c.client_id.empty()) {
+      if (!c.clean_start && version_ == 4) {
+        return refuse_connect(reason::client_identifier_not_valid, 0x02, "empty client id needs a clean session");
+      }
+      c.client_id = "fl-" + device_ + "-" + std::to_string(reinterpret_cast<uintptr_t>(this));
+      assigned_id_ = true;
+    }
+    if (c.will) {
+      will_ = std::move(c.will);
+    }
+    if (version_ == 5) {
+      if (c.properties.maximum_packet_size) client_max_packet_ = *c.properties.maximum_packet_size;
+      if (c.properties.receive_maximum) client_receive_max_ = *c.properties.receive_maximum;
+    }
+    int64_t expiry = 0;
+    if (version_ == 5) {
+      expiry = static_cast<int64_t>(c.properties.session_expiry_interval.value_or(0)) * 1'000'000'000;
+    } else if (!c.clean_start) {
+      expiry = server_.config.mqtt.session_expiry_max_ns;
+    }
+    expiry = std::min(expiry, server_.config.mqtt.session_expiry_max_ns);
+    bool session_present = false;
+    std::shared_ptr<SessionBase> previous;
+    {
+      std::lock_guard lock(server_.mu);
+      auto& slot = server_.sessions[c.client_id];
+      if (slot) previous = slot->live.lock();
+      if (slot && (c.clean_start || slot->device != device_)) slot.reset();
+      if (slot) session_present = true;
+      if (!slot) {
+        slot = std::make_shared<SessionState>();
+        slot->client_id = c.client_id;
+        slot->device = device_;
+      }
+      slot->expiry_ns = expiry;
+      slot->live = weak_from_this();
+      state_ = slot;
+      server_.live.insert(weak_from_this());
+    }
+    if (previous) previous->close_async(reason::session_taken_over);
+    Connack ack;
+    ack.session_present = session_present;
+    ack.code = 0;
+    if (version_ == 5) {
+      ack.properties.receive_maximum = static_cast<uint16_t>(std::min<uint32_t>(server_.config.mqtt.receive_maximum, 65535));
+      ack.properties.maximum_packet_size = server_.config.mqtt.max_packet_size;
+      ack.properties.topic_alias_maximum = kTopicAliasMax;
+      ack.properties.maximum_qos = 1;
+      ack.properties.retain_available = 0;
+      ack.properties.wildcard_subscription_available = 1;
+      ack.properties.shared_subscription_available = 0;
+      ack.properties.subscription_identifier_available = 0;
+      if (assigned_id_) ack.properties.assigned_client_identifier = c.client_id;
+      if (c.keep_alive != keep_alive_s_) ack.properties.server_keep_alive = static_cast<uint16_t>(keep_alive_s_);
+    }
+    send(ack);
+    server_.registry.touch(device_, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch()).count());
+    touch();
+    timer_.cancel();  // the watchdog re-arms itself with the keep-alive deadline
+    if (session_present) flush_outbound(true);
+  }
+
+  static constexpr uint16_t kTopicAliasMax = 64;
+
+  bool resolve_topic(Publish& p) {
+    if (version_ != 5 || !p.properties.topic_alias) {
+      if (p.topic.empty()) {
+        fail(Error(std::error_code(static_cast<int>(Errc::protocol), mqtt_category()), "empty topic without a topic alias"));
+        return false;
+      }
+      return true;
+    }
+    uint16_t alias = *p.properties.topic_alias;
+    if (alias == 0 || alias > kTopicAliasMax) {
+      server_.protocol_errors("topic_alias_invalid").inc();
+      disconnect(reason::topic_alias_invalid, "topic alias " + std::to_string(alias) + " outside 1.." + std::to_string(kTopicAliasMax));
+      return false;
+    }
+    if (aliases_.size() <= alias) aliases_.resize(kTopicAliasMax + 1);
+    if (!p.topic.empty()) {
+      aliases_[alias] = p.topic;
+    } else if (aliases_[alias].empty()) {
+      fail(Error(std::error_code(static_cast<int>(Errc::protocol), mqtt_category()), "unknown topic alias " + std::to_string(alias)));
+      return false;
+    } else {
+      p.topic = aliases_[alias];
+    }
+    return true;
+  }
+
+  void reject_publish(const Publish& p, uint8_t code, const std::string& reason_name, const std::string& why) {
+    server_.rejected(reason_name).inc();
+    if (version_ == 5 && p.qos == 1) {
+      // Acknowledge in order with the batch, carrying the reason.
+      queue_ack(p.packet_id, code, why);
+      return;
+    }
+    if (version_ == 5) {
+      disconnect(code, why);
+      return;
+    }
+    // MQTT 3.1.1 has no reason codes: close the connection.
+    server_.log->info("mqtt device {}: {}", device_, why);
+    shutdown();
+  }
+
+  void on_publish(Publish& p) {
+    if (!resolve_topic(p)) return;
+    if (p.qos == 2) {
+      server_.rejected("mqtt.qos_not_supported").inc();
+      return disconnect(reason::qos_not_supported, "QoS 2 is not supported; use QoS 0 or 1");
+    }
+    if (p.qos == 1) {
+      ++inflight_;
+      if (version_ == 5 && inflight_ > server_.config.mqtt.receive_maximum) {
+        server_.protocol_errors("receive_maximum_exceeded").inc();
+        return disconnect(reason::receive_maximum_exceeded, "more QoS 1 messages in flight than the receive maximum");
+      }
+    }
+    if (p.topic != telemetry_topic_) {
+      std::string prefix = "devices/" + device_ + "/";
+      if (!p.topic.starts_with(prefix)) {
+        if (p.qos == 1) --inflight_;
+        return reject_publish(p, reason::not_authorized, "mqtt.not_authorized",
+                              "device '" + device_ + "' may not publish to '" + p.topic + "'");
+      }
+      if (p.qos == 1) --inflight_;
+      return reject_publish(p, reason::topic_name_invalid, "mqtt.unknown_topic",
+                            "unknown topic '" + p.topic + "'; telemetry goes to " + telemetry_topic_);
+    }
+    auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    ingest::DecodeLimits limits;
+    limits.max_values = server_.config.ingest.max_values_per_message;
+    auto points = ingest::decode_json_telemetry(p.payload, now, limits);
+    if (!points) {
+      if (p.qos == 1) --inflight_;
+      server_.rejected(points.error().name()).inc();
+      if (p.qos == 1) queue_ack(p.packet_id, reason::payload_format_invalid, points.error().message());
+      return;
+    }
+    batch_.push_back(ingest::Message{std::move(*points)});
+    batch_acks_.push_back(p.qos == 1 ? p.packet_id : 0);
+  }
+
+  // Acks must leave in PUBLISH order: a rejection waits behind earlier pending batches.
+  void queue_ack(uint16_t packet_id, uint8_t code, const std::string& why) {
+    flush_batch();
+    if (pending_batches_.empty()) {
+      write_ack(packet_id, code, why);
+      return;
+    }
+    auto& last = pending_batches_.back();
+    last.trailing.push_back({packet_id, code, why});
+  }
+
+  void write_ack(uint16_t packet_id, uint8_t code, const std::string& why) {
+    if (code == reason::success || version_ != 5) {
+      encode_puback_success(packet_id, out_);
+    } else {
+      Ack a;
+      a.packet_id = packet_id;
+      a.reason = code;
+      if (!why.empty()) a.properties.reason_string = why.substr(0, 200);
+      encode(a, 5, out_);
+    }
+  }
+
+  struct TrailingAck {
+    uint16_t packet_id;
+    uint8_t code;
+    std::string why;
+  };
+  struct PendingBatch {
+    uint64_t id;
+    bool done = false;
+    std::vector<uint16_t> acks;  // 0 for QoS 0
+    std::vector<ingest::MessageOutcome> outcomes;
+    std::vector<TrailingAck> trailing;
+  };
+
+  void flush_batch() {
+    if (batch_.empty()) return;
+    uint64_t id = next_batch_++;
+    pending_batches_.push_back({id, false, std::move(batch_acks_), {}, {}});
+    batch_acks_.clear();
+    auto self = std::static_pointer_cast<Session>(shared_from_this());
+    server_.pipeline.submit(context_, std::move(batch_), ingest::Transport::mqtt, stream_.get_executor(),
+                            [self, id](std::vector<ingest::MessageOutcome> outcomes) { self->batch_done(id, std::move(outcomes)); });
+    batch_.clear();
+  }
+
+  void batch_done(uint64_t id, std::vector<ingest::MessageOutcome> outcomes) {
+    for (auto& b : pending_batches_) {
+      if (b.id == id) {
+        b.done = true;
+        b.outcomes = std::move(outcomes);
+      }
+    }
+    bool storage_failed = false;
+    while (!pending_batches_.empty() && pending_batches_.front().done) {
+      auto b = std::move(pending_batches_.front());
+      pending_batches_.pop_front();
+      for (size_t i = 0; i < b.acks.size(); ++i) {
+        const auto& o = b.outcomes[i];
+        uint16_t pid = b.acks[i];
+        if (pid != 0) --inflight_;
+        if (!o.status) {
+          const Error& e = o.status.error();
+          if (ingest::is(e, ingest::Errc::storage_full) || ingest::is(e, ingest::Errc::storage_failed) ||
+              ingest::is(e, ingest::Errc::shutting_down)) {
+            storage_failed = true;  // withhold the PUBACK: the client resends after reconnecting
+            continue;
+          }
+          if (pid != 0) write_ack(pid, reason::payload_format_invalid, e.message());
+          continue;
+        }
+        if (pid == 0) continue;
+        if (o.rejected > 0 && o.stored == 0 && o.duplicates == 0) {
+          write_ack(pid, reason::implementation_specific_error, o.first_rejection);
+        } else {
+          write_ack(pid, reason::success, "");
+        }
+      }
+      for (const auto& t : b.trailing) write_ack(t.packet_id, t.code, t.why);
+    }
+    wake_writer();
+    if (storage_failed && !closed_) {
+      server_.log->warn("mqtt device {}: storage refused a write; closing so the client resends", device_);
+      disconnect(version_ == 5 ? reason::quota_exceeded : reason::unspecified_error, "storage unavailable, retry later");
+    }
+    if (resume_ && !paused()) resume_->cancel();
+  }
+
+  void on_ack(Ack& a) {
+    if (a.type != PacketType::puback) {
+      return fail(Error(std::error_code(static_cast<int>(Errc::protocol), mqtt_category()), "QoS 2 flow is not supported"));
+    }
+    std::lock_guard lock(server_.mu);
+    if (!state_) return;
+    auto& q = state_->outbound;
+    for (auto it = q.begin(); it != q.end(); ++it) {
+      if (it->sent && it->packet_id == a.packet_id) {
+        q.erase(it);
+        --outbound_inflight_;
+        break;
+      }
+    }
+    // More may go out now that the window opened.
+    flush_outbound_locked(false);
+  }
+
+  bool allowed_filter(const std::string& f) const {
+    std::string base = "devices/" + device_ + "/commands";
+    return f == base || f == base + "/#" || (f.starts_with(base + "/") && valid_topic_filter(f));
+  }
+
+  void on_subscribe(Subscribe& s) {
+    Suback ack;
+    ack.packet_id = s.packet_id;
+    {
+      std::lock_guard lock(server_.mu);
+      for (const auto& [filter, opts] : s.filters) {
+        if (!valid_topic_filter(filter)) {
+          ack.codes.push_back(version_ == 5 ? reason::topic_filter_invalid : 0x80);
+          continue;
+        }
+        if (!allowed_filter(filter)) {
+          server_.rejected("mqtt.subscribe_not_authorized").inc();
+          ack.codes.push_back(version_ == 5 ? reason::not_authorized : 0x80);
+          continue;
+        }
+        uint8_t qos = std::min<uint8_t>(opts & 3, 1);
+        if (state_) state_->subscriptions[filter] = qos;
+        ack.codes.push_back(qos);
+      }
+    }
+    send(ack);
+  }
+
+  void on_unsubscribe(Unsubscribe& u) {
+    Unsuback ack;
+    ack.packet_id = u.packet_id;
+    std::lock_guard lock(server_.mu);
+    for (const auto& f : u.filters) {
+      bool had = state_ && state_->subscriptions.erase(f) > 0;
+      ack.codes.push_back(had ? 0x00 : 0x11);
+    }
+    encode(ack, version_, out_);
+    wake_writer();
+  }
+
+  void on_disconnect(Disconnect& d) {
+    graceful_ = d.reason != reason::disconnect_with_will;
+    if (version_ == 5 && d.properties.session_expiry_interval) {
+      std::lock_guard lock(server_.mu);
+      if (state_) {
+        state_->expiry_ns = std::min<int64_t>(static_cast<int64_t>(*d.properties.session_expiry_interval) * 1'000'000'000,
+                                              server_.config.mqtt.session_expiry_max_ns);
+      }
+    }
+    flush_batch();
+    // Let pending acknowledgements go out, then close.
+    disconnect_requested_ = true;
+    shutdown();
+  }
+
+  void publish_will() {
+    Will w = std::move(*will_);
+    will_.reset();
+    if (w.topic == telemetry_topic_) {
+      auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      auto points = ingest::decode_json_telemetry(w.payload, now);
+      if (points) {
+        std::vector<ingest::Message> msgs{ingest::Message{std::move(*points)}};
+        server_.pipeline.submit(context_, std::move(msgs), ingest::Transport::mqtt, stream_.get_executor(),
+                                [](std::vector<ingest::MessageOutcome>) {});
+      } else {
+        server_.rejected(points.error().name()).inc();
+      }
+      return;
+    }
+    std::string prefix = "devices/" + device_ + "/commands/";
+    if (w.topic.starts_with(prefix)) {
+      // Delivered after this session has left the live set (on_closed holds no lock here).
+      auto name = w.topic.substr(prefix.size());
+      asio::post(stream_.get_executor(), [&server = server_, device = device_, name, payload = w.payload] {
+        server.deliver(device, name, payload);
+      });
+      return;
+    }
+    server_.rejected("mqtt.will_not_authorized").inc();
+  }
+
+  // Sends queued outbound messages up to the client's receive maximum.
+  void flush_outbound(bool resend = false) {
+    std::lock_guard lock(server_.mu);
+    flush_outbound_locked(resend);
+  }
+  void flush_outbound_locked(bool resend) {
+    if (!state_ || closed_) return;
+    for (auto& m : state_->outbound) {
+      if (m.sent && !resend) continue;
+      if (!m.sent) {
+        if (outbound_inflight_ >= client_receive_max_) break;
+        m.packet_id = state_->next_packet_id++;
+        if (state_->next_packet_id == 0) state_->next_packet_id = 1;
+        ++outbound_inflight_;
+      }
+      Publish p;
+      p.qos = m.qos;
+      p.dup = m.sent;  // a resend after reconnecting
+      p.topic = m.topic;
+      p.packet_id = m.packet_id;
+      p.payload = m.payload;
+      std::string bytes;
+      encode(p, version_, bytes);
+      if (bytes.size() > client_max_packet_) continue;
+      m.sent = true;
+      out_ += bytes;
+    }
+    if (resend) {
+      outbound_inflight_ = 0;
+      for (const auto& m : state_->outbound) outbound_inflight_ += m.sent ? 1 : 0;
+    }
+    // QoS 0 deliveries are not kept.
+    auto& q = state_->outbound;
+    q.erase(std::remove_if(q.begin(), q.end(), [](const OutboundMessage& m) { return m.qos == 0 && m.sent; }), q.end());
+    wake_writer();
+  }
+
+  Server::Impl& server_;
+  Stream stream_;
+  asio::steady_timer timer_;
+  asio::steady_timer write_signal_;
+  std::optional<asio::steady_timer> resume_;
+  std::chrono::steady_clock::time_point deadline_;
+  std::vector<char> buf_;
+  size_t used_ = 0;
+  std::string out_;
+  uint8_t version_ = 0;
+  uint32_t keep_alive_s_ = 0;
+  std::string device_;
+  std::string telemetry_topic_;
+  std::shared_ptr<const ingest::DeviceContext> context_;
+  std::shared_ptr<SessionState> state_;
+  std::optional<Will> will_;
+  std::vector<std::string> aliases_;
+  std::vector<ingest::Message> batch_;
+  std::vector<uint16_t> batch_acks_;
+  std::deque<PendingBatch> pending_batches_;
+  uint64_t next_batch_ = 1;
+  uint32_t inflight_ = 0;
+  uint32_t outbound_inflight_ = 0;
+  uint32_t client_receive_max_ = 65535;
+  uint32_t client_max_packet_ = UINT32_MAX;
+  bool closed_ = false, fully_closed_ = false, draining_ = false, closing_after_write_ = false;
+  bool graceful_ = false, disconnect_requested_ = false, assigned_id_ = false;
+
+ public:
+  bool counted_ = false;
+};
+
+}  // namespace
+
+template <typename Stream>
+void Server::Impl::start_session(Stream stream, bool tls_handshake) {
+  auto session = std::make_shared<Session<Stream>>(*this, std::move(stream));
+  session->counted_ = true;
+  open_connections.add(1);
+  connections_total.inc();
+  session->start(tls_handshake);
+}
+
+asio::awaitable<void> Server::Impl::accept_loop(Listener& l) {
+  for (;;) {
+    uint32_t shard = next_shard.fetch_add(1) % runtime.size();
+    auto& io = runtime.context(shard);
+    auto [ec, socket] = co_await l.acceptor->async_accept(io, use_nothrow);
+    if (ec) {
+      if (stopping.load() || ec == asio::error::operation_aborted) co_return;
+      log->warn("accept failed: {}", ec.message());
+      // EMFILE and friends: back off instead of spinning.
+      asio::steady_timer t(co_await asio::this_coro::executor, 100ms);
+      co_await t.async_wait(use_nothrow);
+      continue;
+    }
+    if (static_cast<uint32_t>(open_connections.value()) >= config.mqtt.max_connections) {
+      connect_refused.inc();
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true));
+    asio::post(io, [this, s = std::move(socket), tls = l.tls]() mutable {
+      if (tls) start_session(asio::ssl::stream<decltype(s)>(std::move(s), *tls), true);
+      else start_session(std::move(s), false);
+    });
+  }
+}
+
+Server::Server(core::ShardRuntime& runtime, const core::Config& config, registry::Registry& registry,
+               ingest::Pipeline& pipeline, ops::Metrics& metrics)
+    : impl_(std::make_unique<Impl>(runtime, config, registry, pipeline, metrics)) {}
+
+Server::~Server() { stop(); }
+
+Result<uint16_t> Server::listen(const std::string& endpoint, asio::ssl::context* tls) {
+  auto colon = endpoint.rfind(':');
+  if (colon == std::string::npos) return core::make_error(core::Errc::invalid_argument, "listen address '" + endpoint + "' is not host:port");
+  std::string host = endpoint.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
+  if (ec) return core::make_error(core::Errc::invalid_argument, "listen address '" + endpoint + "': " + ec.message());
+  uint16_t port = static_cast<uint16_t>(std::stoi(endpoint.substr(colon + 1)));
+  auto acceptor = std::make_unique<tcp::acceptor>(impl_->runtime.context(0));
+  tcp::endpoint ep(addr, port);
+  acceptor->open(ep.protocol(), ec);
+  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(ep, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return core::make_error(core::Errc::io_error, "cannot listen on " + endpoint + ": " + ec.message());
+  uint16_t bound = acceptor->local_endpoint().port();
+  impl_->listeners.push_back({std::move(acceptor), tls});
+  return bound;
+}
+
+void Server::start() {
+  for (auto& l : impl_->listeners) {
+    asio::co_spawn(impl_->runtime.context(0), impl_->accept_loop(l), [log = impl_->log](std::exception_ptr e) {
+      if (e) log->error("mqtt accept loop ended by an exception");
+    });
+  }
+}
+
+void Server::stop() {
+  if (impl_->stopping.exchange(true)) return;
+  for (auto& l : impl_->listeners) {
+    asio::post(l.acceptor->get_executor(), [a = l.acceptor.get()] {
+      boost::system::error_code ec;
+      a->close(ec);
+    });
+  }
+  std::vector<std::shared_ptr<SessionBase>> live;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (const auto& w : impl_->live) {
+      if (auto s = w.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) s->close_async(reason::server_shutting_down);
+}
+
+void Server::close_device(const std::string& device_id) {
+  std::vector<std::shared_ptr<SessionBase>> targets;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (auto it = impl_->sessions.begin(); it != impl_->sessions.end();) {
+      if (it->second->device == device_id) {
+        if (auto s = it->second->live.lock()) targets.push_back(std::move(s));
+        it = impl_->sessions.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& s : targets) s->close_async(reason::administrative_action);
+}
+
+size_t Server::deliver_command(const std::string& device_id, const std::string& name, const std::string& payload) {
+  return impl_->deliver(device_id, name, payload);
+}
+
+size_t Server::Impl::deliver(const std::string& device_id, const std::string& name, const std::string& payload) {
+  auto* impl_ = this;
+  std::string topic = "devices/" + device_id + "/commands/" + name;
+  std::vector<std::shared_ptr<SessionBase>> wake;
+  size_t reached = 0;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (auto& [id, st] : impl_->sessions) {
+      if (st->device != device_id) continue;
+      uint8_t qos = 0;
+      bool match = false;
+      for (const auto& [filter, q] : st->subscriptions) {
+        if (topic_matches(filter, topic)) {
+          match = true;
+          qos = std::max(qos, q);
+        }
+      }
+      if (!match) continue;
+      auto live = st->live.lock();
+      if (!live && qos == 0) continue;
+      if (st->outbound.size() >= 1000) continue;  // a bounded queue per offline session
+      st->outbound.push_back({topic, payload, qos, 0, false});
+      ++reached;
+      if (live) wake.push_back(std::move(live));
+    }
+  }
+  for (auto& s : wake) s->deliver_async();
+  return reached;
+}
+
+size_t Server::connection_count() const { return static_cast<size_t>(impl_->open_connections.value()); }
+
+}  // namespace fieldline::transport::mqtt
