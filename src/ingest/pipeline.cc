@@ -5,6 +5,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/asio/associated_executor.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -243,16 +244,28 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
   asio::post(*shard.io, std::move(work));
 }
 
+// Runs f() on the shard's thread and resumes the caller on its own executor with the result.
+// (A plain post, not a coroutine lambda: a coroutine lambda's captures die with the lambda.)
 template <typename F>
 static auto on_shard(asio::io_context& io, F f) -> asio::awaitable<decltype(f())> {
-  co_return co_await asio::co_spawn(io, [f = std::move(f)]() -> asio::awaitable<decltype(f())> { co_return f(); },
-                                    asio::use_awaitable);
+  using R = decltype(f());
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(R)>(
+      [&io, &f](auto handler) {
+        asio::post(io, [f = std::move(f), handler = std::move(handler)]() mutable {
+          R r = f();
+          auto ex = asio::get_associated_executor(handler);
+          asio::post(ex, [handler = std::move(handler), r = std::move(r)]() mutable { handler(std::move(r)); });
+        });
+      },
+      asio::use_awaitable);
 }
 
-asio::awaitable<Result<std::vector<tsdb::Sample>>> Pipeline::read(std::string device, std::string metric, int64_t from,
-                                                                  int64_t to) {
+// GCC 12 mishandles non-trivial temporaries inside co_await expressions (double destruction),
+// so each shard job is a named local moved into on_shard.
+asio::awaitable<Result<std::vector<tsdb::Sample>>> Pipeline::read(const std::string& device, const std::string& metric,
+                                                                  int64_t from, int64_t to) {
   Shard& shard = *shards_[shard_of(device)];
-  co_return co_await on_shard(*shard.io, [&shard, device, metric, from, to]() -> Result<std::vector<tsdb::Sample>> {
+  auto job = [&shard, device, metric, from, to]() -> Result<std::vector<tsdb::Sample>> {
     tsdb::Selector sel;
     auto d = tsdb::Matcher::make("device", tsdb::Matcher::Op::eq, device);
     auto m = tsdb::Matcher::make("metric", tsdb::Matcher::Op::eq, metric);
@@ -265,35 +278,41 @@ asio::awaitable<Result<std::vector<tsdb::Sample>>> Pipeline::read(std::string de
     }
     std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.ts < b.ts; });
     return out;
-  });
+  };
+  auto result = co_await on_shard(*shard.io, std::move(job));
+  co_return result;
 }
 
-asio::awaitable<Result<tsdb::AggregateResult>> Pipeline::aggregate(tsdb::AggregateQuery query) {
+asio::awaitable<Result<tsdb::AggregateResult>> Pipeline::aggregate(const tsdb::AggregateQuery& query) {
   tsdb::AggregateResult total;
   const std::string* device = query.selector.pinned_device();
   for (auto& sp : shards_) {
     Shard& shard = *sp;
     if (device && shard.index != shard_of(*device)) continue;
-    auto part = co_await on_shard(*shard.io, [&shard, &query]() { return shard.db->aggregate(query); });
+    auto job = [&shard, &query]() { return shard.db->aggregate(query); };
+    auto part = co_await on_shard(*shard.io, std::move(job));
     if (!part) co_return part.error();
     total.merge(std::move(*part));
   }
   co_return total;
 }
 
-asio::awaitable<Result<std::vector<tsdb::SeriesInfo>>> Pipeline::select(tsdb::Selector selector) {
+asio::awaitable<Result<std::vector<tsdb::SeriesInfo>>> Pipeline::select(const tsdb::Selector& selector) {
   std::vector<tsdb::SeriesInfo> out;
   for (auto& sp : shards_) {
     Shard& shard = *sp;
-    auto part = co_await on_shard(*shard.io, [&shard, &selector]() { return shard.db->select(selector); });
+    auto job = [&shard, &selector]() { return shard.db->select(selector); };
+    auto part = co_await on_shard(*shard.io, std::move(job));
     out.insert(out.end(), part.begin(), part.end());
   }
   co_return out;
 }
 
-asio::awaitable<std::vector<std::pair<std::string, tsdb::ValueType>>> Pipeline::metrics_of(std::string device) {
+asio::awaitable<std::vector<std::pair<std::string, tsdb::ValueType>>> Pipeline::metrics_of(const std::string& device) {
   Shard& shard = *shards_[shard_of(device)];
-  co_return co_await on_shard(*shard.io, [&shard, device]() { return shard.db->metrics_of(device); });
+  auto job = [&shard, device]() { return shard.db->metrics_of(device); };
+  auto result = co_await on_shard(*shard.io, std::move(job));
+  co_return result;
 }
 
 void Pipeline::start() {

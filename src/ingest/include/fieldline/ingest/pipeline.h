@@ -63,11 +63,13 @@ class Pipeline {
   void submit(std::shared_ptr<const DeviceContext> device, std::vector<Message> messages, Transport transport,
               boost::asio::any_io_executor reply, Done done);
 
-  boost::asio::awaitable<Result<std::vector<tsdb::Sample>>> read(std::string device, std::string metric,
+  // The query coroutines take references: callers co_await them at once, so the referents
+  // outlive the call.
+  boost::asio::awaitable<Result<std::vector<tsdb::Sample>>> read(const std::string& device, const std::string& metric,
                                                                  int64_t from, int64_t to);
-  boost::asio::awaitable<Result<tsdb::AggregateResult>> aggregate(tsdb::AggregateQuery query);
-  boost::asio::awaitable<Result<std::vector<tsdb::SeriesInfo>>> select(tsdb::Selector selector);
-  boost::asio::awaitable<std::vector<std::pair<std::string, tsdb::ValueType>>> metrics_of(std::string device);
+  boost::asio::awaitable<Result<tsdb::AggregateResult>> aggregate(const tsdb::AggregateQuery& query);
+  boost::asio::awaitable<Result<std::vector<tsdb::SeriesInfo>>> select(const tsdb::Selector& selector);
+  boost::asio::awaitable<std::vector<std::pair<std::string, tsdb::ValueType>>> metrics_of(const std::string& device);
 
   // Starts the per-shard maintenance timers (block cuts, compaction, retention, gauges).
   void start();

@@ -1,0 +1,552 @@
+#include "fieldline/api/api.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+
+#include <chrono>
+#include <cmath>
+
+#include "fieldline/core/errc.h"
+#include "fieldline/core/ids.h"
+#include "fieldline/core/json.h"
+#include "fieldline/core/time.h"
+#include "fieldline/ingest/decode.h"
+#include "fieldline/transport/mqtt/codec.h"
+#include "fieldline/tsdb/errc.h"
+
+namespace fieldline::api {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+namespace bhttp = boost::beast::http;
+using transport::http::Request;
+using transport::http::Response;
+using transport::http::error_response;
+
+namespace {
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+Response json_response(unsigned status, const json::value& body, unsigned version) {
+  Response res{static_cast<bhttp::status>(status), version};
+  res.set(bhttp::field::content_type, "application/json");
+  res.body() = core::to_json(body);
+  res.prepare_payload();
+  return res;
+}
+
+Response empty_response(unsigned status, unsigned version) {
+  Response res{static_cast<bhttp::status>(status), version};
+  res.prepare_payload();
+  return res;
+}
+
+json::object device_json(const registry::Device& d) {
+  json::object tags;
+  for (const auto& [k, v] : d.tags) tags[k] = v;
+  json::object o{{"id", d.id}, {"name", d.name}, {"profile", d.profile}, {"tags", std::move(tags)},
+                 {"state", d.enabled ? "enabled" : "disabled"}, {"created", core::format_rfc3339(d.created_ns)}};
+  o["last_seen"] = d.last_seen_ns ? json::value(core::format_rfc3339(d.last_seen_ns)) : json::value(nullptr);
+  return o;
+}
+
+json::value value_json(const tsdb::Value& v) {
+  switch (v.index()) {
+    case 0: {
+      double d = std::get<0>(v);
+      return std::isfinite(d) ? json::value(d) : json::value(nullptr);
+    }
+    case 1: return json::value(std::get<1>(v));
+    case 2: return json::value(std::get<2>(v));
+    default: return json::value(std::get<3>(v));
+  }
+}
+
+std::vector<std::string> split_path(std::string_view path) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '/') {
+      ++i;
+      continue;
+    }
+    size_t j = path.find('/', i);
+    out.emplace_back(path.substr(i, j == std::string_view::npos ? std::string_view::npos : j - i));
+    i = j == std::string_view::npos ? path.size() : j;
+  }
+  return out;
+}
+
+struct Query {
+  std::map<std::string, std::string> params;
+  const std::string* get(const std::string& k) const {
+    auto it = params.find(k);
+    return it == params.end() ? nullptr : &it->second;
+  }
+};
+
+Error bad_request(const std::string& what) { return core::make_error(core::Errc::invalid_argument, what); }
+
+struct Caller {
+  registry::Principal principal = registry::Principal::none;
+  std::string device;
+  bool admin() const { return principal == registry::Principal::admin; }
+  bool is_device(const std::string& id) const { return principal == registry::Principal::device && device == id; }
+};
+
+}  // namespace
+
+Response to_http_error(const Error& e, unsigned version) {
+  const auto& cat = e.code().category();
+  int v = e.code().value();
+  unsigned status = 500;
+  if (cat == ingest::ingest_category()) {
+    switch (static_cast<ingest::Errc>(v)) {
+      case ingest::Errc::bad_payload: status = 400; break;
+      case ingest::Errc::bad_metric:
+      case ingest::Errc::future_timestamp:
+      case ingest::Errc::too_many_values:
+      case ingest::Errc::type_conflict: status = 422; break;
+      case ingest::Errc::unauthorized: status = 403; break;
+      case ingest::Errc::storage_full:
+      case ingest::Errc::storage_failed:
+      case ingest::Errc::shutting_down: status = 503; break;
+      default: status = 500;
+    }
+  } else if (cat == registry::registry_category()) {
+    switch (static_cast<registry::Errc>(v)) {
+      case registry::Errc::not_found: status = 404; break;
+      case registry::Errc::already_exists: status = 409; break;
+      case registry::Errc::invalid_argument: status = 400; break;
+      case registry::Errc::unauthorized: status = 401; break;
+      default: status = 500;
+    }
+  } else if (cat == tsdb::tsdb_category()) {
+    switch (static_cast<tsdb::Errc>(v)) {
+      case tsdb::Errc::invalid_query: status = 400; break;
+      case tsdb::Errc::not_found: status = 404; break;
+      case tsdb::Errc::disk_full: status = 503; break;
+      case tsdb::Errc::out_of_order:
+      case tsdb::Errc::too_old:
+      case tsdb::Errc::duplicate_conflict:
+      case tsdb::Errc::type_mismatch: status = 422; break;
+      default: status = 500;
+    }
+  } else if (cat == core::core_category()) {
+    status = static_cast<core::Errc>(v) == core::Errc::invalid_argument ? 400
+             : static_cast<core::Errc>(v) == core::Errc::not_found     ? 404
+                                                                        : 500;
+  }
+  auto res = error_response(status, e.name(), e.message(), version);
+  if (status == 503) res.set(bhttp::field::retry_after, "5");
+  return res;
+}
+
+Api::Api(const core::Config& config, registry::Registry& registry, ingest::Pipeline& pipeline, ops::Metrics& metrics,
+         Hooks hooks)
+    : config_(config), registry_(registry), pipeline_(pipeline), metrics_(metrics), hooks_(std::move(hooks)) {}
+
+namespace {
+
+// Runs a blocking registry call (SQLite) off the shard? The calls are short and rare (admin
+// operations), so they run inline; telemetry never waits on them.
+
+Result<std::pair<int64_t, int64_t>> time_range(const Query& q) {
+  int64_t now = now_ns();
+  int64_t from = now - core::kNsPerHour, to = now;
+  if (const auto* f = q.get("from")) {
+    auto r = core::parse_time(*f, now, core::EpochUnit::milliseconds);
+    if (!r) return bad_request("from: " + r.error().context());
+    from = *r;
+  }
+  if (const auto* t = q.get("to")) {
+    auto r = core::parse_time(*t, now, core::EpochUnit::milliseconds);
+    if (!r) return bad_request("to: " + r.error().context());
+    to = *r;
+  }
+  if (to <= from) return bad_request("'to' must be after 'from'");
+  return std::make_pair(from, to == INT64_MAX ? to : to + 1);  // 'to' is inclusive for users
+}
+
+json::array aggregate_json(const tsdb::AggregateResult& r, tsdb::Agg agg) {
+  json::array series;
+  for (const auto& [key, g] : r.groups) {
+    json::object labels;
+    for (const auto& [k, v] : g.labels) labels[k] = v;
+    json::array points;
+    for (const auto& [ts, st] : g.buckets) {
+      double v = st.result(agg);
+      points.push_back(json::object{{"ts", core::format_rfc3339(ts)}, {"value", std::isfinite(v) ? json::value(v) : json::value(nullptr)}});
+    }
+    series.push_back(json::object{{"labels", std::move(labels)}, {"points", std::move(points)}});
+  }
+  return series;
+}
+
+}  // namespace
+
+asio::awaitable<Response> Api::handle(Request& req) {
+  const unsigned ver = req.version();
+  auto url = boost::urls::parse_origin_form(req.target());
+  if (!url) co_return error_response(400, "bad_request", "malformed request target", ver);
+  Query q;
+  for (auto p : url->params()) q.params[std::string(p.key)] = std::string(p.value);
+  std::string path(url->path());
+  auto parts = split_path(path);
+  auto method = req.method();
+
+  if (path == "/healthz") co_return json_response(200, json::object{{"status", "ok"}}, ver);
+  if (path == "/readyz") {
+    bool ready = pipeline_.ready();
+    co_return json_response(ready ? 200 : 503, json::object{{"status", ready ? "ready" : "not ready"}}, ver);
+  }
+
+  // Everything else needs a token: Authorization: Bearer <t> or Token <t>.
+  Caller caller;
+  {
+    std::string auth(req[bhttp::field::authorization]);
+    std::string token;
+    if (auth.starts_with("Bearer ")) token = auth.substr(7);
+    else if (auth.starts_with("Token ")) token = auth.substr(6);
+    if (token.empty()) {
+      metrics_.counter("fieldline_http_unauthorized_total", "Requests without valid credentials").inc();
+      auto res = error_response(401, "unauthorized", "missing token: send 'Authorization: Bearer <token>'", ver);
+      res.set(bhttp::field::www_authenticate, "Bearer");
+      co_return res;
+    }
+    // A device token on a device path is checked against that device directly (no scan).
+    if (parts.size() >= 4 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "devices" && token.starts_with("fld_")) {
+      if (registry_.authenticate_device(parts[3], token)) caller = {registry::Principal::device, parts[3]};
+    } else {
+      auto r = registry_.authenticate_bearer(token);
+      caller = {r.principal, r.device_id};
+    }
+    if (caller.principal == registry::Principal::none) {
+      metrics_.counter("fieldline_http_unauthorized_total", "Requests without valid credentials").inc();
+      auto res = error_response(401, "unauthorized", "invalid token", ver);
+      res.set(bhttp::field::www_authenticate, "Bearer error=\"invalid_token\"");
+      co_return res;
+    }
+  }
+  auto forbidden = [&](const std::string& what) { return error_response(403, "forbidden", what, ver); };
+
+  if (path == "/metrics") {
+    if (!caller.admin()) co_return forbidden("metrics need the admin token");
+    Response res{bhttp::status::ok, ver};
+    res.set(bhttp::field::content_type, "text/plain; version=0.0.4");
+    res.body() = metrics_.render();
+    res.prepare_payload();
+    co_return res;
+  }
+
+  // POST /api/v2/write — InfluxDB line protocol.
+  if (path == "/api/v2/write" || path == "/write") {
+    if (method != bhttp::verb::post) co_return error_response(405, "method_not_allowed", "use POST", ver);
+    core::EpochUnit unit = core::EpochUnit::nanoseconds;
+    if (const auto* p = q.get("precision")) {
+      if (*p == "s") unit = core::EpochUnit::seconds;
+      else if (*p == "ms") unit = core::EpochUnit::milliseconds;
+      else if (*p == "us" || *p == "u") unit = core::EpochUnit::microseconds;
+      else if (*p != "ns" && *p != "n") co_return error_response(400, "bad_request", "precision must be ns, us, ms or s", ver);
+    }
+    ingest::DecodeLimits limits;
+    limits.max_values = 5'000'000;
+    auto points = ingest::decode_line_protocol(req.body(), unit, now_ns(), limits);
+    if (!points) {
+      metrics_.counter("fieldline_messages_rejected_total", "Messages refused, by transport and reason",
+                       {{"transport", "lineproto"}, {"reason", points.error().name()}}).inc();
+      co_return to_http_error(points.error(), ver);
+    }
+    // Route points by device: a device token writes its own; the admin token names it per line.
+    std::map<std::string, ingest::Message> by_device;
+    for (auto& p : *points) {
+      std::string device;
+      for (auto it = p.tags.begin(); it != p.tags.end(); ++it) {
+        if (it->first == "device") {
+          device = it->second;
+          p.tags.erase(it);
+          break;
+        }
+      }
+      if (caller.principal == registry::Principal::device) {
+        if (!device.empty() && device != caller.device) co_return forbidden("device '" + caller.device + "' may not write for '" + device + "'");
+        device = caller.device;
+      } else if (device.empty()) {
+        co_return error_response(400, "bad_request", "with the admin token every line needs a 'device' tag", ver);
+      }
+      by_device[device].points.push_back(std::move(p));
+    }
+    auto exec = co_await asio::this_coro::executor;
+    for (auto& [device, msg] : by_device) {
+      auto dev = registry_.get_device(device);
+      if (!dev) co_return to_http_error(dev.error(), ver);
+      if (!dev->enabled) co_return forbidden("device '" + device + "' is disabled");
+      auto ctx = std::make_shared<ingest::DeviceContext>(ingest::DeviceContext{device, dev->tags});
+      std::vector<ingest::Message> msgs;
+      msgs.push_back(std::move(msg));
+      auto outcomes = co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::vector<ingest::MessageOutcome>)>(
+          [&](auto handler) {
+            auto h = std::make_shared<decltype(handler)>(std::move(handler));
+            pipeline_.submit(ctx, std::move(msgs), ingest::Transport::lineproto, exec,
+                             [h](std::vector<ingest::MessageOutcome> o) { (*h)(std::move(o)); });
+          },
+          asio::use_awaitable);
+      if (!outcomes[0].status) co_return to_http_error(outcomes[0].status.error(), ver);
+      if (outcomes[0].rejected > 0) {
+        co_return error_response(422, "tsdb.samples_rejected",
+                                 std::to_string(outcomes[0].stored) + " samples stored, " + std::to_string(outcomes[0].rejected) +
+                                     " refused; first: " + outcomes[0].first_rejection, ver);
+      }
+      registry_.touch(device, now_ns());
+    }
+    co_return empty_response(204, ver);
+  }
+
+  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "devices") {
+    // /api/v1/devices
+    if (parts.size() == 3) {
+      if (!caller.admin()) co_return forbidden("listing or adding devices needs the admin token");
+      if (method == bhttp::verb::get) {
+        auto list = registry_.list_devices();
+        if (!list) co_return to_http_error(list.error(), ver);
+        json::array arr;
+        for (const auto& d : *list) arr.push_back(device_json(d));
+        co_return json_response(200, json::object{{"devices", std::move(arr)}}, ver);
+      }
+      if (method == bhttp::verb::post) {
+        boost::system::error_code ec;
+        auto body = json::parse(req.body(), ec);
+        if (ec || !body.is_object()) co_return error_response(400, "bad_request", "body must be a JSON object like {\"id\": \"pump-1\"}", ver);
+        const auto& o = body.as_object();
+        registry::NewDevice nd;
+        auto str = [&](const char* k) -> std::string {
+          const auto* v = o.if_contains(k);
+          return v && v->is_string() ? std::string(v->as_string()) : std::string();
+        };
+        nd.id = str("id");
+        nd.name = str("name");
+        nd.profile = str("profile");
+        if (const auto* t = o.if_contains("tags")) {
+          if (!t->is_object()) co_return error_response(400, "bad_request", "tags must be an object of strings", ver);
+          for (const auto& [k, v] : t->as_object()) {
+            if (!v.is_string()) co_return error_response(400, "bad_request", "tag '" + std::string(k) + "' must be a string", ver);
+            nd.tags.emplace_back(std::string(k), std::string(v.as_string()));
+          }
+        }
+        auto token = registry_.add_device(nd);
+        if (!token) co_return to_http_error(token.error(), ver);
+        auto dev = registry_.get_device(nd.id);
+        auto out = device_json(*dev);
+        out["token"] = *token;
+        co_return json_response(201, out, ver);
+      }
+      co_return error_response(405, "method_not_allowed", "use GET or POST", ver);
+    }
+    const std::string& id = parts[3];
+    if (auto st = core::validate_device_id(id); !st) co_return error_response(400, "bad_request", st.error().context(), ver);
+    const bool self_or_admin = caller.admin() || caller.is_device(id);
+    // /api/v1/devices/{id}
+    if (parts.size() == 4) {
+      if (method == bhttp::verb::get) {
+        if (!self_or_admin) co_return forbidden("not your device");
+        auto d = registry_.get_device(id);
+        if (!d) co_return to_http_error(d.error(), ver);
+        co_return json_response(200, device_json(*d), ver);
+      }
+      if (method == bhttp::verb::delete_) {
+        if (!caller.admin()) co_return forbidden("deleting a device needs the admin token");
+        auto st = registry_.delete_device(id);
+        if (!st) co_return to_http_error(st.error(), ver);
+        co_return empty_response(204, ver);
+      }
+      co_return error_response(405, "method_not_allowed", "use GET or DELETE", ver);
+    }
+    const std::string& action = parts[4];
+    if (parts.size() == 5 && (action == "disable" || action == "enable" || action == "rotate-token")) {
+      if (method != bhttp::verb::post) co_return error_response(405, "method_not_allowed", "use POST", ver);
+      if (!caller.admin()) co_return forbidden(action + " needs the admin token");
+      if (action == "rotate-token") {
+        auto token = registry_.rotate_token(id);
+        if (!token) co_return to_http_error(token.error(), ver);
+        co_return json_response(200, json::object{{"id", id}, {"token", *token}}, ver);
+      }
+      auto st = registry_.set_enabled(id, action == "enable");
+      if (!st) co_return to_http_error(st.error(), ver);
+      auto d = registry_.get_device(id);
+      co_return json_response(200, device_json(*d), ver);
+    }
+    if (parts.size() == 5 && action == "telemetry") {
+      if (method != bhttp::verb::post) co_return error_response(405, "method_not_allowed", "use POST", ver);
+      if (!self_or_admin) co_return forbidden("a device may only send its own telemetry");
+      auto dev = registry_.get_device(id);
+      if (!dev) co_return to_http_error(dev.error(), ver);
+      if (!dev->enabled) co_return forbidden("device '" + id + "' is disabled");
+      ingest::DecodeLimits limits;
+      limits.max_values = config_.ingest.max_values_per_message;
+      auto points = ingest::decode_json_telemetry(req.body(), now_ns(), limits);
+      if (!points) {
+        metrics_.counter("fieldline_messages_rejected_total", "Messages refused, by transport and reason",
+                         {{"transport", "http"}, {"reason", points.error().name()}}).inc();
+        co_return to_http_error(points.error(), ver);
+      }
+      auto ctx = std::make_shared<ingest::DeviceContext>(ingest::DeviceContext{id, dev->tags});
+      std::vector<ingest::Message> msgs{ingest::Message{std::move(*points)}};
+      auto exec = co_await asio::this_coro::executor;
+      auto outcomes = co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::vector<ingest::MessageOutcome>)>(
+          [&](auto handler) {
+            auto h = std::make_shared<decltype(handler)>(std::move(handler));
+            pipeline_.submit(ctx, std::move(msgs), ingest::Transport::http, exec,
+                             [h](std::vector<ingest::MessageOutcome> o) { (*h)(std::move(o)); });
+          },
+          asio::use_awaitable);
+      if (!outcomes[0].status) co_return to_http_error(outcomes[0].status.error(), ver);
+      registry_.touch(id, now_ns());
+      if (outcomes[0].rejected > 0) {
+        co_return error_response(422, "tsdb.samples_rejected",
+                                 std::to_string(outcomes[0].stored) + " samples stored, " + std::to_string(outcomes[0].rejected) +
+                                     " refused; first: " + outcomes[0].first_rejection, ver);
+      }
+      co_return empty_response(204, ver);
+    }
+    if (action == "commands" && parts.size() == 6) {
+      if (method != bhttp::verb::post) co_return error_response(405, "method_not_allowed", "use POST", ver);
+      if (!caller.admin()) co_return forbidden("sending commands needs the admin token");
+      if (!transport::mqtt::valid_utf8(parts[5]) || parts[5].find_first_of("+#") != std::string::npos) {
+        co_return error_response(400, "bad_request", "bad command name", ver);
+      }
+      size_t n = hooks_.deliver_command ? hooks_.deliver_command(id, parts[5], req.body()) : 0;
+      co_return json_response(202, json::object{{"delivered_to_sessions", n}}, ver);
+    }
+    if (action == "metrics") {
+      if (method != bhttp::verb::get) co_return error_response(405, "method_not_allowed", "use GET", ver);
+      if (!self_or_admin) co_return forbidden("not your device");
+      if (parts.size() == 5) {
+        auto list = co_await pipeline_.metrics_of(id);
+        json::array arr;
+        for (const auto& [name, type] : list) arr.push_back(json::object{{"name", name}, {"type", tsdb::to_string(type)}});
+        co_return json_response(200, json::object{{"device", id}, {"metrics", std::move(arr)}}, ver);
+      }
+      if (parts.size() == 6) {
+        const std::string& metric = parts[5];
+        auto range = time_range(q);
+        if (!range) co_return to_http_error(range.error(), ver);
+        auto [from, to] = *range;
+        const std::string* agg_name = q.get("agg");
+        if (!agg_name || *agg_name == "none" || *agg_name == "raw") {
+          auto samples = co_await pipeline_.read(id, metric, from, to);
+          if (!samples) co_return to_http_error(samples.error(), ver);
+          json::array pts;
+          pts.reserve(samples->size());
+          for (const auto& s : *samples) pts.push_back(json::object{{"ts", core::format_rfc3339(s.ts)}, {"value", value_json(s.value)}});
+          co_return json_response(200, json::object{{"device", id}, {"metric", metric}, {"points", std::move(pts)}}, ver);
+        }
+        auto agg = tsdb::parse_agg(*agg_name);
+        if (!agg) co_return to_http_error(agg.error(), ver);
+        tsdb::AggregateQuery aq;
+        aq.from = from;
+        aq.to = to;
+        aq.agg = *agg;
+        if (const auto* st = q.get("step")) {
+          auto d = core::parse_duration(*st);
+          if (!d || *d <= 0) co_return error_response(400, "bad_request", "step: expected a duration such as 1m", ver);
+          aq.step = *d;
+          // Align buckets to the step so results are stable between calls.
+          aq.from = from - ((from % aq.step) + aq.step) % aq.step;
+        }
+        auto dm = tsdb::Matcher::make("device", tsdb::Matcher::Op::eq, id);
+        auto mm = tsdb::Matcher::make("metric", tsdb::Matcher::Op::eq, metric);
+        aq.selector.matchers = {*dm, *mm};
+        aq.group_by = {"device", "metric"};
+        auto r = co_await pipeline_.aggregate(aq);
+        if (!r) co_return to_http_error(r.error(), ver);
+        json::array pts;
+        for (const auto& [key, g] : r->groups) {
+          for (const auto& [ts, st] : g.buckets) {
+            double v = st.result(*agg);
+            pts.push_back(json::object{{"ts", core::format_rfc3339(ts)}, {"value", std::isfinite(v) ? json::value(v) : json::value(nullptr)}});
+          }
+        }
+        co_return json_response(200, json::object{{"device", id}, {"metric", metric}, {"agg", tsdb::to_string(*agg)},
+                                                  {"points", std::move(pts)}}, ver);
+      }
+    }
+    co_return error_response(404, "not_found", "no route for " + std::string(req.method_string()) + " " + path, ver);
+  }
+
+  // GET /api/v1/query?selector=...&from&to&step&agg&group_by=a,b — many series at once.
+  if (path == "/api/v1/query" || path == "/api/v1/export") {
+    if (!caller.admin()) co_return forbidden("queries across devices need the admin token");
+    const auto* sel_text = q.get("selector");
+    if (!sel_text) co_return error_response(400, "bad_request", "selector is required, e.g. temp{site=\"north\"}", ver);
+    auto sel = tsdb::Selector::parse(*sel_text);
+    if (!sel) co_return to_http_error(sel.error(), ver);
+    auto range = time_range(q);
+    if (!range) co_return to_http_error(range.error(), ver);
+    if (path == "/api/v1/export") {
+      // CSV or JSON lines of raw samples: device,metric,tags,ts,value
+      bool csv = !q.get("format") || *q.get("format") == "csv";
+      auto infos = co_await pipeline_.select(*sel);
+      if (!infos) co_return to_http_error(infos.error(), ver);
+      std::string body = csv ? "device,metric,tags,ts,value\n" : "";
+      for (const auto& info : *infos) {
+        auto samples = co_await pipeline_.read(info.key.device, info.key.metric, range->first, range->second);
+        if (!samples) co_return to_http_error(samples.error(), ver);
+        std::string tags;
+        for (const auto& [k, v] : info.key.tags) tags += (tags.empty() ? "" : ";") + k + "=" + v;
+        for (const auto& s : *samples) {
+          if (csv) {
+            std::string v = core::to_json(value_json(s.value));
+            body += info.key.device + "," + info.key.metric + "," + tags + "," + core::format_rfc3339(s.ts) + "," + v + "\n";
+          } else {
+            json::object t;
+            for (const auto& [k, v] : info.key.tags) t[k] = v;
+            body += core::to_json(json::object{{"device", info.key.device}, {"metric", info.key.metric}, {"tags", std::move(t)},
+                                                 {"ts", core::format_rfc3339(s.ts)}, {"value", value_json(s.value)}}) + "\n";
+          }
+        }
+      }
+      Response res{bhttp::status::ok, ver};
+      res.set(bhttp::field::content_type, csv ? "text/csv" : "application/x-ndjson");
+      res.body() = std::move(body);
+      res.prepare_payload();
+      co_return res;
+    }
+    tsdb::AggregateQuery aq;
+    aq.selector = std::move(*sel);
+    aq.from = range->first;
+    aq.to = range->second;
+    auto agg = tsdb::parse_agg(q.get("agg") ? *q.get("agg") : "avg");
+    if (!agg || *agg == tsdb::Agg::none) co_return error_response(400, "bad_request", "agg must be an aggregate such as avg", ver);
+    aq.agg = *agg;
+    if (const auto* st = q.get("step")) {
+      auto d = core::parse_duration(*st);
+      if (!d || *d <= 0) co_return error_response(400, "bad_request", "step: expected a duration such as 1m", ver);
+      aq.step = *d;
+      aq.from = aq.from - ((aq.from % aq.step) + aq.step) % aq.step;
+    }
+    if (const auto* g = q.get("group_by")) {
+      size_t i = 0;
+      while (i <= g->size()) {
+        size_t c = g->find(',', i);
+        std::string part = g->substr(i, c == std::string::npos ? std::string::npos : c - i);
+        if (!part.empty()) aq.group_by.push_back(part);
+        if (c == std::string::npos) break;
+        i = c + 1;
+      }
+    }
+    auto r = co_await pipeline_.aggregate(aq);
+    if (!r) co_return to_http_error(r.error(), ver);
+    co_return json_response(200, json::object{{"agg", tsdb::to_string(*agg)}, {"series", aggregate_json(*r, *agg)},
+                                              {"samples_read", r->samples_read}, {"rollup_points_read", r->rollup_points_read}}, ver);
+  }
+
+  co_return error_response(404, "not_found", "no route for " + std::string(req.method_string()) + " " + path, ver);
+}
+
+}  // namespace fieldline::api

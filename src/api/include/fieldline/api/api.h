@@ -1,0 +1,42 @@
+#pragma once
+// REST routes (/api/v1/..., /api/v2/write, /healthz, /readyz, /metrics). Calls module
+// interfaces only: the registry, the ingest pipeline, metrics, and hooks into the transports.
+// Every route but /healthz and /readyz needs a token (admin, or the device's own where noted).
+
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
+#include <string>
+
+#include "fieldline/core/config.h"
+#include "fieldline/ingest/pipeline.h"
+#include "fieldline/ops/metrics.h"
+#include "fieldline/registry/registry.h"
+#include "fieldline/transport/http/server.h"
+
+namespace fieldline::api {
+
+struct Hooks {
+  // Delivers a command to a device's MQTT subscriptions; returns how many sessions it reached.
+  std::function<size_t(const std::string& device, const std::string& name, const std::string& payload)> deliver_command;
+};
+
+class Api {
+ public:
+  Api(const core::Config& config, registry::Registry& registry, ingest::Pipeline& pipeline, ops::Metrics& metrics,
+      Hooks hooks);
+  boost::asio::awaitable<transport::http::Response> handle(transport::http::Request& req);
+
+ private:
+  core::Config config_;
+  registry::Registry& registry_;
+  ingest::Pipeline& pipeline_;
+  ops::Metrics& metrics_;
+  Hooks hooks_;
+};
+
+// Maps any module's error to an HTTP status and a JSON error body: the one place that knows
+// how errors look over HTTP.
+transport::http::Response to_http_error(const Error& e, unsigned version = 11);
+
+}  // namespace fieldline::api

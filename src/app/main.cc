@@ -1,0 +1,416 @@
+// The `fieldline` command line: serve, config, device, query, export, import and tsdb tools.
+
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "client.h"
+#include "fieldline/core/config.h"
+#include "fieldline/core/json.h"
+#include "fieldline/core/log.h"
+#include "fieldline/core/time.h"
+#include "serve.h"
+#include "tsdb_tools.h"
+
+extern char** environ;
+
+namespace fieldline::app {
+namespace {
+
+namespace json = boost::json;
+
+struct ClientOptions {
+  std::string server;
+  std::string token;
+  std::string format = "table";
+};
+
+void add_client_options(CLI::App* cmd, ClientOptions& o) {
+  cmd->add_option("--server", o.server, "Server URL (env FIELDLINE_URL, default http://127.0.0.1:8080)");
+  cmd->add_option("--token", o.token, "Admin or device token (env FIELDLINE_TOKEN)");
+  cmd->add_option("--format", o.format, "Output: table, json or csv")->check(CLI::IsMember({"table", "json", "csv"}));
+}
+
+void resolve(ClientOptions& o) {
+  if (o.server.empty()) o.server = std::getenv("FIELDLINE_URL") ? std::getenv("FIELDLINE_URL") : "http://127.0.0.1:8080";
+  if (o.token.empty() && std::getenv("FIELDLINE_TOKEN")) o.token = std::getenv("FIELDLINE_TOKEN");
+}
+
+std::string enc(const std::string& s) { return boost::urls::encode(s, boost::urls::unreserved_chars); }
+
+// Runs a request; on an HTTP error prints the server's message and returns a non-zero status.
+int call(ClientOptions& o, const std::string& method, const std::string& target, const std::string& body,
+         json::value* out, const std::string& content_type = "application/json") {
+  resolve(o);
+  auto r = http_request(o.server, o.token, method, target, body, content_type);
+  if (!r) {
+    std::fprintf(stderr, "error: %s\n", r.error().message().c_str());
+    return 3;
+  }
+  if (r->status >= 300) {
+    boost::system::error_code ec;
+    auto v = json::parse(r->body, ec);
+    std::string msg = r->body;
+    if (!ec && v.is_object() && v.as_object().contains("error")) {
+      const auto& e = v.as_object().at("error").as_object();
+      msg = std::string(e.at("message").as_string()) + " (" + std::string(e.at("code").as_string()) + ")";
+    }
+    std::fprintf(stderr, "error: HTTP %u: %s\n", r->status, msg.c_str());
+    return r->status == 401 || r->status == 403 ? 4 : r->status == 404 ? 5 : 6;
+  }
+  if (out) {
+    boost::system::error_code ec;
+    *out = r->body.empty() ? json::value() : json::parse(r->body, ec);
+  }
+  return 0;
+}
+
+std::string str(const json::value& v) {
+  if (v.is_string()) return std::string(v.as_string());
+  if (v.is_null()) return "-";
+  return fieldline::core::to_json(v);
+}
+
+void print_devices(const json::array& devices, const std::string& format) {
+  if (format == "json") {
+    std::printf("%s\n", fieldline::core::to_json(devices).c_str());
+    return;
+  }
+  if (format == "csv") std::printf("id,name,profile,state,tags,created,last_seen\n");
+  else std::printf("%-24s %-16s %-12s %-9s %-30s %s\n", "ID", "PROFILE", "STATE", "", "TAGS", "LAST SEEN");
+  for (const auto& d : devices) {
+    const auto& o = d.as_object();
+    std::string tags;
+    for (const auto& [k, v] : o.at("tags").as_object()) tags += (tags.empty() ? "" : ",") + std::string(k) + "=" + str(v);
+    if (format == "csv") {
+      std::printf("%s,%s,%s,%s,\"%s\",%s,%s\n", str(o.at("id")).c_str(), str(o.at("name")).c_str(), str(o.at("profile")).c_str(),
+                  str(o.at("state")).c_str(), tags.c_str(), str(o.at("created")).c_str(), str(o.at("last_seen")).c_str());
+    } else {
+      std::printf("%-24s %-16s %-12s %-9s %-30s %s\n", str(o.at("id")).c_str(), str(o.at("profile")).c_str(),
+                  str(o.at("state")).c_str(), "", tags.c_str(), str(o.at("last_seen")).c_str());
+    }
+  }
+}
+
+int load_config(core::Config& config, const std::string& file, const std::vector<std::string>& sets) {
+  const char* env_file = std::getenv("FIELDLINE_CONFIG");
+  std::string path = !file.empty() ? file : env_file ? env_file : "";
+  if (!path.empty()) {
+    if (auto st = config.load_toml_file(path); !st) {
+      std::fprintf(stderr, "error: %s\n", st.error().message().c_str());
+      return 2;
+    }
+  }
+  if (auto st = config.load_environment(environ); !st) {
+    std::fprintf(stderr, "error: %s\n", st.error().message().c_str());
+    return 2;
+  }
+  for (const auto& kv : sets) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) {
+      std::fprintf(stderr, "error: --set expects key=value, got '%s'\n", kv.c_str());
+      return 2;
+    }
+    if (auto st = config.set(kv.substr(0, eq), kv.substr(eq + 1)); !st) {
+      std::fprintf(stderr, "error: %s\n", st.error().message().c_str());
+      return 2;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{"Fieldline: industrial IoT ingestion, storage and analytics in one binary"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "fieldline 0.1.0");
+
+  // Server configuration flags, shared by `serve` and `config print`.
+  std::string config_file;
+  std::vector<std::string> sets;
+  std::map<std::string, std::string> flag_values;
+  auto add_server_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--config", config_file, "TOML configuration file (env FIELDLINE_CONFIG)");
+    cmd->add_option("--set", sets, "Any setting as key=value, e.g. --set tsdb.fsync=always");
+    for (const auto& [flag, key] : std::vector<std::pair<std::string, std::string>>{
+             {"--data-dir", "data_dir"}, {"--shards", "shards"}, {"--mqtt-listen", "mqtt.listen"},
+             {"--mqtt-tls-listen", "mqtt.tls_listen"}, {"--http-listen", "http.listen"},
+             {"--http-tls-listen", "http.tls_listen"}, {"--tls-cert", "tls.cert_file"}, {"--tls-key", "tls.key_file"},
+             {"--fsync", "tsdb.fsync"}, {"--log-level", "log_level"}}) {
+      cmd->add_option(flag, flag_values[key], "Sets " + key);
+    }
+  };
+  auto effective_config = [&](core::Config& config) -> int {
+    std::vector<std::string> all = sets;
+    for (const auto& [key, value] : flag_values) {
+      if (!value.empty()) all.push_back(key + "=" + value);
+    }
+    return load_config(config, config_file, all);
+  };
+
+  auto* serve_cmd = app.add_subcommand("serve", "Run the platform (MQTT, HTTP, storage)");
+  add_server_flags(serve_cmd);
+
+  auto* config_cmd = app.add_subcommand("config", "Configuration");
+  config_cmd->require_subcommand(1);
+  auto* config_print = config_cmd->add_subcommand("print", "Print the effective configuration as TOML");
+  add_server_flags(config_print);
+
+  // device ...
+  ClientOptions client;
+  auto* device_cmd = app.add_subcommand("device", "Manage devices on a running server");
+  device_cmd->require_subcommand(1);
+  std::string device_id, device_name, device_profile;
+  std::vector<std::string> device_tags;
+  auto* dev_add = device_cmd->add_subcommand("add", "Register a device and print its token (shown once)");
+  dev_add->add_option("id", device_id, "Device id")->required();
+  dev_add->add_option("--name", device_name, "Display name");
+  dev_add->add_option("--profile", device_profile, "Device profile (default generic)");
+  dev_add->add_option("--tag", device_tags, "Tag key=value (repeatable)");
+  add_client_options(dev_add, client);
+  auto* dev_list = device_cmd->add_subcommand("list", "List devices");
+  add_client_options(dev_list, client);
+  std::vector<std::pair<CLI::App*, std::string>> dev_actions;
+  for (const auto& [name, help] : std::vector<std::pair<std::string, std::string>>{
+           {"show", "Show a device"}, {"disable", "Disable a device and close its connections"},
+           {"enable", "Enable a device"}, {"delete", "Delete a device"}, {"rotate-token", "Issue a new token"}}) {
+    auto* c = device_cmd->add_subcommand(name, help);
+    c->add_option("id", device_id, "Device id")->required();
+    add_client_options(c, client);
+    dev_actions.emplace_back(c, name);
+  }
+
+  // query DEVICE METRIC
+  std::string q_device, q_metric, q_from = "-1h", q_to = "now", q_step, q_agg;
+  auto* query_cmd = app.add_subcommand("query", "Query a device's metric");
+  query_cmd->add_option("device", q_device)->required();
+  query_cmd->add_option("metric", q_metric)->required();
+  query_cmd->add_option("--from", q_from, "Start: -1h, RFC 3339 or epoch ms (default -1h)");
+  query_cmd->add_option("--to", q_to, "End (default now)");
+  query_cmd->add_option("--step", q_step, "Bucket width, e.g. 1m");
+  query_cmd->add_option("--agg", q_agg, "avg|min|max|sum|count|first|last|stddev|p50|p90|p99");
+  add_client_options(query_cmd, client);
+
+  // export / import
+  std::string e_selector, e_format = "csv";
+  auto* export_cmd = app.add_subcommand("export", "Export raw samples as CSV or JSON lines");
+  export_cmd->add_option("--selector", e_selector, "Series selector, e.g. temp{site=\"north\"}")->required();
+  export_cmd->add_option("--from", q_from, "Start (default -1h)");
+  export_cmd->add_option("--to", q_to, "End (default now)");
+  export_cmd->add_option("--server", client.server, "Server URL");
+  export_cmd->add_option("--token", client.token, "Admin token");
+  export_cmd->add_option("--format", e_format, "csv or jsonl")->check(CLI::IsMember({"csv", "jsonl"}));
+  std::string i_file, i_format = "auto", i_precision = "ns";
+  auto* import_cmd = app.add_subcommand("import", "Import CSV (device,metric,ts,value) or line protocol");
+  import_cmd->add_option("file", i_file, "Input file ('-' for stdin)")->required();
+  import_cmd->add_option("--format", i_format, "csv, lp or auto (by extension)")->check(CLI::IsMember({"csv", "lp", "auto"}));
+  import_cmd->add_option("--precision", i_precision, "Line protocol timestamp unit: ns, us, ms, s");
+  import_cmd->add_option("--server", client.server, "Server URL");
+  import_cmd->add_option("--token", client.token, "Admin token");
+
+  // tsdb inspect|verify DIR
+  std::string t_dir;
+  bool t_json = false;
+  auto* tsdb_cmd = app.add_subcommand("tsdb", "Storage tools (offline, read-only)");
+  tsdb_cmd->require_subcommand(1);
+  auto* inspect = tsdb_cmd->add_subcommand("inspect", "Blocks, series, samples and bytes of a data directory");
+  inspect->add_option("dir", t_dir)->required();
+  inspect->add_flag("--json", t_json, "JSON output");
+  std::string inspect_format;
+  inspect->add_option("--format", inspect_format, "json or table")->check(CLI::IsMember({"json", "table"}));
+  auto* verify = tsdb_cmd->add_subcommand("verify", "Check every checksum; non-zero exit on damage");
+  verify->add_option("dir", t_dir)->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (serve_cmd->parsed() || config_print->parsed()) {
+    core::Config config;
+    if (int rc = effective_config(config)) return rc;
+    if (config_print->parsed()) {
+      std::printf("%s", config.to_toml().c_str());
+      return 0;
+    }
+    if (!core::init_logging(config.log_level)) {
+      std::fprintf(stderr, "error: unknown log level '%s'\n", config.log_level.c_str());
+      return 2;
+    }
+    return serve(config);
+  }
+
+  if (dev_add->parsed()) {
+    json::object tags;
+    for (const auto& t : device_tags) {
+      auto eq = t.find('=');
+      if (eq == std::string::npos) {
+        std::fprintf(stderr, "error: --tag expects key=value, got '%s'\n", t.c_str());
+        return 2;
+      }
+      tags[t.substr(0, eq)] = t.substr(eq + 1);
+    }
+    json::object body{{"id", device_id}, {"tags", tags}};
+    if (!device_name.empty()) body["name"] = device_name;
+    if (!device_profile.empty()) body["profile"] = device_profile;
+    json::value out;
+    if (int rc = call(client, "POST", "/api/v1/devices", fieldline::core::to_json(body), &out)) return rc;
+    if (client.format == "json") std::printf("%s\n", fieldline::core::to_json(out).c_str());
+    else std::printf("device %s added\ntoken (shown once): %s\n", device_id.c_str(), str(out.at("token")).c_str());
+    return 0;
+  }
+  if (dev_list->parsed()) {
+    json::value out;
+    if (int rc = call(client, "GET", "/api/v1/devices", "", &out)) return rc;
+    print_devices(out.at("devices").as_array(), client.format);
+    return 0;
+  }
+  for (const auto& [cmd, action] : dev_actions) {
+    if (!cmd->parsed()) continue;
+    json::value out;
+    std::string target = "/api/v1/devices/" + enc(device_id);
+    int rc = action == "show"     ? call(client, "GET", target, "", &out)
+             : action == "delete" ? call(client, "DELETE", target, "", &out)
+                                  : call(client, "POST", target + "/" + action, "", &out);
+    if (rc) return rc;
+    if (action == "delete") {
+      if (client.format == "json") std::printf("{\"deleted\":\"%s\"}\n", device_id.c_str());
+      else std::printf("device %s deleted\n", device_id.c_str());
+    } else if (action == "rotate-token") {
+      if (client.format == "json") std::printf("%s\n", fieldline::core::to_json(out).c_str());
+      else std::printf("new token for %s (shown once): %s\n", device_id.c_str(), str(out.at("token")).c_str());
+    } else {
+      json::array one{out};
+      print_devices(one, client.format);
+    }
+    return 0;
+  }
+
+  if (query_cmd->parsed()) {
+    std::string target = "/api/v1/devices/" + enc(q_device) + "/metrics/" + enc(q_metric) + "?from=" + enc(q_from) +
+                         "&to=" + enc(q_to);
+    if (!q_step.empty()) target += "&step=" + enc(q_step);
+    if (!q_agg.empty()) target += "&agg=" + enc(q_agg);
+    else if (!q_step.empty()) target += "&agg=avg";
+    json::value out;
+    if (int rc = call(client, "GET", target, "", &out)) return rc;
+    const auto& points = out.at("points").as_array();
+    if (client.format == "json") {
+      std::printf("%s\n", fieldline::core::to_json(out).c_str());
+    } else if (client.format == "csv") {
+      std::printf("ts,value\n");
+      for (const auto& p : points) std::printf("%s,%s\n", str(p.at("ts")).c_str(), str(p.at("value")).c_str());
+    } else {
+      std::printf("%-32s %s\n", "TIME", q_agg.empty() && q_step.empty() ? "VALUE" : ("VALUE (" + (q_agg.empty() ? std::string("avg") : q_agg) + ")").c_str());
+      for (const auto& p : points) std::printf("%-32s %s\n", str(p.at("ts")).c_str(), str(p.at("value")).c_str());
+    }
+    return 0;
+  }
+
+  if (export_cmd->parsed()) {
+    resolve(client);
+    auto r = http_request(client.server, client.token, "GET",
+                          "/api/v1/export?selector=" + enc(e_selector) + "&from=" + enc(q_from) + "&to=" + enc(q_to) +
+                              "&format=" + e_format);
+    if (!r) {
+      std::fprintf(stderr, "error: %s\n", r.error().message().c_str());
+      return 3;
+    }
+    if (r->status >= 300) {
+      std::fprintf(stderr, "error: HTTP %u: %s\n", r->status, r->body.c_str());
+      return 6;
+    }
+    std::fwrite(r->body.data(), 1, r->body.size(), stdout);
+    return 0;
+  }
+
+  if (import_cmd->parsed()) {
+    std::ifstream file_in;
+    std::istream* in = &std::cin;
+    if (i_file != "-") {
+      file_in.open(i_file);
+      if (!file_in) {
+        std::fprintf(stderr, "error: cannot read %s\n", i_file.c_str());
+        return 2;
+      }
+      in = &file_in;
+    }
+    bool csv = i_format == "csv" || (i_format == "auto" && i_file.ends_with(".csv"));
+    const bool tty = isatty(STDERR_FILENO);
+    std::string batch, line;
+    size_t lines = 0, sent = 0, line_no = 0;
+    auto flush = [&]() -> int {
+      if (batch.empty()) return 0;
+      json::value out;
+      int rc = call(client, "POST", "/api/v2/write?precision=" + (csv ? std::string("ns") : i_precision), batch, &out, "text/plain");
+      if (rc) return rc;
+      sent += lines;
+      lines = 0;
+      batch.clear();
+      if (tty) std::fprintf(stderr, "\rimported %zu rows", sent);
+      return 0;
+    };
+    bool header = csv;
+    while (std::getline(*in, line)) {
+      ++line_no;
+      if (line.empty()) continue;
+      if (csv) {
+        if (header) {
+          header = false;
+          if (line.rfind("device", 0) == 0) continue;
+        }
+        // device,metric,ts,value
+        std::vector<std::string> f;
+        std::stringstream ss(line);
+        std::string part;
+        while (std::getline(ss, part, ',')) f.push_back(part);
+        if (f.size() < 4) {
+          std::fprintf(stderr, "\nerror: %s line %zu: expected device,metric,ts,value\n", i_file.c_str(), line_no);
+          return 2;
+        }
+        auto ts = core::parse_time(f[2], 0, core::EpochUnit::guess);
+        if (!ts) {
+          std::fprintf(stderr, "\nerror: %s line %zu: %s\n", i_file.c_str(), line_no, ts.error().message().c_str());
+          return 2;
+        }
+        std::string value = f[3];
+        if (value != "true" && value != "false") {
+          char* end = nullptr;
+          std::strtod(value.c_str(), &end);
+          if (end == value.c_str() || *end != '\0') value = "\"" + value + "\"";
+        }
+        batch += f[1] + ",device=" + f[0] + " value=" + value + " " + std::to_string(*ts) + "\n";
+      } else {
+        batch += line + "\n";
+      }
+      if (++lines >= 5000) {
+        if (int rc = flush()) return rc;
+      }
+    }
+    if (int rc = flush()) return rc;
+    std::fprintf(stderr, "%simported %zu rows\n", tty ? "\r" : "", sent);
+    return 0;
+  }
+
+  if (inspect->parsed()) return tsdb_inspect(t_dir, t_json || inspect_format == "json");
+  if (verify->parsed()) return tsdb_verify(t_dir);
+  return 0;
+}
+
+}  // namespace fieldline::app
+
+int main(int argc, char** argv) {
+  try {
+    return fieldline::app::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "FATAL: %s\n", e.what());
+    return 70;
+  }
+}

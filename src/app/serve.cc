@@ -1,0 +1,139 @@
+#include "serve.h"
+
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "fieldline/api/api.h"
+#include "fieldline/core/env.h"
+#include "fieldline/core/log.h"
+#include "fieldline/core/runtime.h"
+#include "fieldline/ingest/pipeline.h"
+#include "fieldline/ops/metrics.h"
+#include "fieldline/registry/registry.h"
+#include "fieldline/transport/http/server.h"
+#include "fieldline/transport/mqtt/server.h"
+
+namespace fieldline::app {
+
+namespace asio = boost::asio;
+
+int serve(const core::Config& cfg) {
+  core::Config config = cfg;
+  auto log = core::logger("app");
+  if (config.shards == 0) config.shards = std::max(1u, std::thread::hardware_concurrency());
+  auto env = core::make_posix_env();
+  if (auto st = env->create_dirs(config.data_dir); !st) {
+    std::fprintf(stderr, "FATAL: cannot create data directory: %s\n", st.error().message().c_str());
+    return 1;
+  }
+  auto registry = registry::open_sqlite_registry(core::join_path(config.data_dir, "registry.db"));
+  if (!registry) {
+    std::fprintf(stderr, "FATAL: %s\n", registry.error().message().c_str());
+    return 1;
+  }
+  const char* preset = std::getenv("FIELDLINE_ADMIN_TOKEN");
+  auto admin = (*registry)->ensure_admin_token(preset ? std::optional<std::string>(preset) : std::nullopt);
+  if (!admin) {
+    std::fprintf(stderr, "FATAL: %s\n", admin.error().message().c_str());
+    return 1;
+  }
+  if (*admin) {
+    std::printf("Admin token (shown once, store it safely): %s\n", (*admin)->c_str());
+    std::fflush(stdout);
+  }
+
+  ops::Metrics metrics;
+  core::ShardRuntime runtime(config.shards);
+  auto pipeline = ingest::Pipeline::open(runtime, *env, config, metrics);
+  if (!pipeline) {
+    std::fprintf(stderr, "FATAL: cannot open storage: %s\n", pipeline.error().message().c_str());
+    return 1;
+  }
+
+  std::unique_ptr<asio::ssl::context> tls;
+  if (!config.tls.cert_file.empty()) {
+    tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    boost::system::error_code ec;
+    tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    tls->use_certificate_chain_file(config.tls.cert_file, ec);
+    if (!ec) tls->use_private_key_file(config.tls.key_file.empty() ? config.tls.cert_file : config.tls.key_file,
+                                       asio::ssl::context::pem, ec);
+    if (ec) {
+      std::fprintf(stderr, "FATAL: TLS certificate or key: %s\n", ec.message().c_str());
+      return 1;
+    }
+  }
+
+  transport::mqtt::Server mqtt(runtime, config, **registry, **pipeline, metrics);
+  api::Api api(config, **registry, **pipeline, metrics,
+               api::Hooks{[&mqtt](const std::string& d, const std::string& n, const std::string& p) {
+                 return mqtt.deliver_command(d, n, p);
+               }});
+  transport::http::Server http(runtime, config, metrics, [&api](transport::http::Request& req) { return api.handle(req); });
+  (*registry)->on_device_revoked([&mqtt](const std::string& id) { mqtt.close_device(id); });
+
+  boost::json::object ports;
+  auto bind = [&](const char* what, auto& server, const std::string& ep, asio::ssl::context* ctx) -> bool {
+    auto port = server.listen(ep, ctx);
+    if (!port) {
+      std::fprintf(stderr, "FATAL: %s\n", port.error().message().c_str());
+      return false;
+    }
+    ports[what] = *port;
+    log->info("listening {} on {} (port {})", what, ep, *port);
+    return true;
+  };
+  if (!bind("mqtt", mqtt, config.mqtt.listen, nullptr) || !bind("http", http, config.http.listen, nullptr)) return 1;
+  if (tls && (!bind("mqtts", mqtt, config.mqtt.tls_listen, tls.get()) || !bind("https", http, config.http.tls_listen, tls.get()))) {
+    return 1;
+  }
+  {
+    // Scripts and tests that bind port 0 read the chosen ports here.
+    std::string tmp = core::join_path(config.data_dir, "listen.json.tmp");
+    std::ofstream(tmp) << boost::json::serialize(ports) << "\n";
+    std::rename(tmp.c_str(), core::join_path(config.data_dir, "listen.json").c_str());
+  }
+
+  (*pipeline)->start();
+  mqtt.start();
+  http.start();
+  runtime.start();
+  log->info("fieldline serving: {} shards, data in {}", config.shards, config.data_dir);
+
+  // Persist last-seen times now and then, off the hot path.
+  std::promise<int> stop_signal;
+  auto stop_future = stop_signal.get_future();
+  asio::signal_set signals(runtime.context(0), SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (!ec) stop_signal.set_value(sig);
+  });
+  while (stop_future.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    if (auto st = (*registry)->flush_last_seen(); !st) log->warn("cannot save last-seen times: {}", st.error().message());
+  }
+  int sig = stop_future.get();
+  log->info("signal {}: stopping", sig);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  // 1. stop accepting and close sessions; 2. drain and flush storage; 3. exit.
+  mqtt.stop();
+  http.stop();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto closed = (*pipeline)->close();
+  if (!closed) log->error("storage did not close cleanly: {}", closed.error().message());
+  (void)(*registry)->flush_last_seen();
+  runtime.stop();
+  runtime.join();
+  log->info("stopped{}", std::chrono::steady_clock::now() > deadline ? " (slowly)" : "");
+  return closed ? 0 : 1;
+}
+
+}  // namespace fieldline::app
