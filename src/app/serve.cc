@@ -5,6 +5,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +31,12 @@ namespace asio = boost::asio;
 int serve(const core::Config& cfg) {
   core::Config config = cfg;
   auto log = core::logger("app");
+  // Every connection is a file descriptor: raise the soft limit to the hard one.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   if (config.shards == 0) config.shards = std::max(1u, std::thread::hardware_concurrency());
   auto env = core::make_posix_env();
   if (auto st = env->create_dirs(config.data_dir); !st) {

@@ -50,10 +50,11 @@ Error bad(std::string where, std::string what) {
 }
 
 Result<int64_t> decode_ts(const json::value& v, const std::string& where) {
-  if (v.is_int64()) return core::epoch_to_ns(v.get_int64(), core::EpochUnit::guess);
-  if (v.is_uint64()) {
-    if (v.get_uint64() > static_cast<uint64_t>(INT64_MAX)) return bad(where, "timestamp out of range");
-    return core::epoch_to_ns(static_cast<int64_t>(v.get_uint64()), core::EpochUnit::guess);
+  if (v.is_int64() || v.is_uint64()) {
+    if (v.is_uint64() && v.get_uint64() > static_cast<uint64_t>(INT64_MAX)) return bad(where, "timestamp out of range");
+    auto r = core::epoch_to_ns(v.is_int64() ? v.get_int64() : static_cast<int64_t>(v.get_uint64()), core::EpochUnit::guess);
+    if (!r) return bad(where, r.error().context());
+    return r;
   }
   if (v.is_double()) {
     auto r = core::epoch_to_ns(v.get_double(), core::EpochUnit::guess);

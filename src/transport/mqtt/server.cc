@@ -276,9 +276,14 @@ class Session final : public SessionBase {
   void wake_writer() {
     if (out_.size() > server_.config.mqtt.max_outbound_bytes) {
       // A client that never reads: drop it rather than buffer without bound.
-      server_.protocol_errors("slow_consumer").inc();
+      // Posted, not inline: callers may hold the server's session lock, which on_closed takes.
+      if (!closed_) {
+        server_.protocol_errors("slow_consumer").inc();
+        server_.log->warn("mqtt device {}: dropped, it stopped reading ({} bytes unsent)", device_, out_.size());
+      }
       out_.clear();
-      shutdown();
+      closed_ = true;
+      asio::post(stream_.get_executor(), [self = std::static_pointer_cast<Session>(shared_from_this())] { self->shutdown(); });
       return;
     }
     write_signal_.cancel();
@@ -570,6 +575,7 @@ class Session final : public SessionBase {
     flush_batch();
     if (pending_batches_.empty()) {
       write_ack(packet_id, code, why);
+      wake_writer();
       return;
     }
     auto& last = pending_batches_.back();
