@@ -180,15 +180,17 @@ Status Wal::remove_segments_before(uint32_t seq) {
 
 void Wal::sync_pending(bool force) {
   std::lock_guard sync_lock(sync_mu_);
+  const bool do_sync = force || options_.fsync != core::FsyncPolicy::never;
   std::vector<std::shared_ptr<core::WritableFile>> retired;
   std::shared_ptr<core::WritableFile> current;
   {
     std::lock_guard lock(mu_);
-    retired.swap(retired_);
+    // Retired segments stay queued until a real sync: closing them unsynced would let a later
+    // forced sync (a checkpoint) miss their data.
+    if (do_sync) retired.swap(retired_);
     current = current_;
   }
   uint64_t target = written_lsn_.load(std::memory_order_acquire);
-  const bool do_sync = force || options_.fsync != core::FsyncPolicy::never;
   // Under `never` the reported LSN runs ahead of what is on disk, so a forced sync compares
   // against what was really synced.
   uint64_t reference = do_sync ? synced_lsn_ : durable_lsn_.load(std::memory_order_acquire);
