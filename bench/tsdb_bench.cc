@@ -1,0 +1,198 @@
+// Google Benchmark microbenchmarks of the time-series engine (bench/README.md has the figures).
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "fieldline/core/time.h"
+#include "fieldline/tsdb/chunk.h"
+#include "fieldline/tsdb/db.h"
+
+namespace fieldline::tsdb {
+namespace {
+
+constexpr int64_t kSec = core::kNsPerSecond;
+constexpr int64_t kT0 = 1'700'000'000LL * kSec;
+
+std::string temp_dir(const std::string& name) {
+  auto d = std::filesystem::temp_directory_path() / ("fieldline-bench-" + name);
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d.string();
+}
+
+void BM_ChunkEncodeFloat(benchmark::State& state) {
+  std::mt19937 rng(1);
+  std::vector<double> values(kMaxChunkSamples);
+  double v = 20;
+  for (auto& x : values) x = (v += (static_cast<int>(rng() % 21) - 10) * 0.01);
+  for (auto _ : state) {
+    ChunkEncoder enc(ValueType::float64);
+    for (uint32_t i = 0; i < kMaxChunkSamples; ++i) enc.append(kT0 + i * kSec, values[i]);
+    benchmark::DoNotOptimize(enc.finish());
+  }
+  state.SetItemsProcessed(state.iterations() * kMaxChunkSamples);
+}
+BENCHMARK(BM_ChunkEncodeFloat);
+
+void BM_ChunkDecodeFloat(benchmark::State& state) {
+  ChunkEncoder enc(ValueType::float64);
+  for (uint32_t i = 0; i < kMaxChunkSamples; ++i) enc.append(kT0 + i * kSec, 20.0 + std::sin(i * 0.1));
+  std::string bytes = enc.finish();
+  for (auto _ : state) {
+    auto it = ChunkIterator::open(bytes);
+    double sum = 0;
+    while (it->next()) sum += std::get<double>(it->value());
+    benchmark::DoNotOptimize(sum);
+  }
+  state.SetItemsProcessed(state.iterations() * kMaxChunkSamples);
+}
+BENCHMARK(BM_ChunkDecodeFloat);
+
+// Append into head + WAL (interval fsync), batches of `range(0)` samples over 10,000 series.
+void BM_AppendHeadAndWal(benchmark::State& state) {
+  auto env = core::make_posix_env();
+  std::string dir = temp_dir("append");
+  DbOptions o;
+  auto db = Db::open(*env, dir, o, nullptr);
+  std::vector<SeriesRef> refs;
+  for (int s = 0; s < 10000; ++s) refs.push_back(*(*db)->series({"dev-" + std::to_string(s), "temp", {}}, ValueType::float64));
+  const size_t batch = static_cast<size_t>(state.range(0));
+  std::vector<SampleIn> samples(batch);
+  int64_t ts = kT0;
+  size_t next_series = 0;
+  for (auto _ : state) {
+    for (size_t i = 0; i < batch; ++i) {
+      if (next_series == refs.size()) {
+        next_series = 0;
+        ts += kSec;
+      }
+      samples[i] = {refs[next_series], ts, 20.0 + static_cast<double>(next_series % 50) * 0.1};
+      ++next_series;
+    }
+    auto r = (*db)->append(samples);
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(batch));
+  db->reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_AppendHeadAndWal)->Arg(1000)->Arg(5000)->UseRealTime();
+
+// One day of a 1 Hz series aggregated into 1-minute buckets (target: <= 1 ms).
+void BM_AggregateDayInMinuteBuckets(benchmark::State& state) {
+  auto env = core::make_posix_env();
+  std::string dir = temp_dir("agg");
+  DbOptions o;
+  o.out_of_order_window_ns = 60 * kSec;
+  auto db = Db::open(*env, dir, o, nullptr);
+  auto ref = *(*db)->series({"d", "temp", {}}, ValueType::float64);
+  int64_t day = (kT0 / core::kNsPerDay) * core::kNsPerDay;
+  std::vector<SampleIn> samples;
+  for (int i = 0; i < 86400; ++i) samples.push_back({ref, day + i * kSec, 20.0 + std::sin(i * 0.001) * 5 + (i % 7) * 0.01});
+  (void)(*db)->append(samples);
+  if (state.range(0) == 1) (void)(*db)->flush_head();  // from blocks (raw chunks, no rollups)
+  AggregateQuery q;
+  q.selector = *Selector::parse("d/temp");
+  q.from = day;
+  q.to = day + core::kNsPerDay;
+  q.step = core::kNsPerMinute;
+  q.agg = Agg::avg;
+  q.use_rollups = false;
+  for (auto _ : state) {
+    auto r = (*db)->aggregate(q);
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations() * 86400);
+  db->reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_AggregateDayInMinuteBuckets)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+
+// One year of 1,000 series at 1-hour steps, answered from the 1-hour rollups (target: <= 100 ms).
+void BM_YearOfThousandSeriesFromRollups(benchmark::State& state) {
+  auto env = core::make_posix_env();
+  std::string dir = temp_dir("year");
+  DbOptions o;
+  o.block_range_ns = 24 * core::kNsPerHour;
+  o.out_of_order_window_ns = core::kNsPerHour;
+  o.retention_ns = 10LL * 365 * core::kNsPerDay;
+  o.rollup_retention_ns = 10LL * 365 * core::kNsPerDay;
+  o.wal.fsync = core::FsyncPolicy::never;
+  auto db = Db::open(*env, dir, o, nullptr);
+  std::vector<SeriesRef> refs;
+  for (int s = 0; s < 1000; ++s) refs.push_back(*(*db)->series({"dev-" + std::to_string(s), "energy", {{"site", s % 2 ? "a" : "b"}}}, ValueType::float64));
+  int64_t start = (kT0 / core::kNsPerDay) * core::kNsPerDay;
+  // One sample every 10 minutes per series for a year: 52.6 M samples.
+  const int64_t step = 10 * core::kNsPerMinute;
+  const int64_t per_day = core::kNsPerDay / step;
+  std::vector<SampleIn> batch;
+  for (int64_t d = 0; d < 365; ++d) {
+    batch.clear();
+    for (int64_t k = 0; k < per_day; ++k) {
+      for (size_t s = 0; s < refs.size(); ++s) {
+        batch.push_back({refs[s], start + d * core::kNsPerDay + k * step, static_cast<double>((s + static_cast<size_t>(k)) % 100)});
+      }
+    }
+    (void)(*db)->append(batch);
+    (void)(*db)->maintain(start + d * core::kNsPerDay);
+  }
+  (void)(*db)->flush_head();
+  AggregateQuery q;
+  q.selector = *Selector::parse("{metric=\"energy\"}");
+  q.from = start;
+  q.to = start + 365 * core::kNsPerDay;
+  q.step = core::kNsPerHour;
+  q.agg = Agg::avg;
+  q.group_by = {"site"};
+  for (auto _ : state) {
+    auto r = (*db)->aggregate(q);
+    if (!r || r->samples_read != 0) state.SkipWithError("rollups were not used");
+    benchmark::DoNotOptimize(r);
+  }
+  db->reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_YearOfThousandSeriesFromRollups)->Unit(benchmark::kMillisecond)->Iterations(5);
+
+// WAL replay speed (target: >= 10 M samples/s).
+void BM_WalReplay(benchmark::State& state) {
+  auto env = core::make_posix_env();
+  std::string dir = temp_dir("replay");
+  const int64_t total = 5'000'000;
+  {
+    DbOptions o;
+    o.wal.fsync = core::FsyncPolicy::never;
+    o.block_range_ns = 30 * core::kNsPerDay;  // keep everything in the head and the WAL
+    auto db = Db::open(*env, dir, o, nullptr);
+    std::vector<SeriesRef> refs;
+    for (int s = 0; s < 1000; ++s) refs.push_back(*(*db)->series({"dev-" + std::to_string(s), "m", {}}, ValueType::float64));
+    std::vector<SampleIn> batch;
+    for (int64_t i = 0; i < total / 1000; ++i) {
+      batch.clear();
+      for (size_t s = 0; s < refs.size(); ++s) batch.push_back({refs[s], kT0 + i * kSec, static_cast<double>(i % 100)});
+      (void)(*db)->append(batch);
+    }
+  }
+  DbOptions o;
+  o.block_range_ns = 30 * core::kNsPerDay;
+  for (auto _ : state) {
+    auto db = Db::open(*env, dir, o, nullptr);
+    state.counters["replayed"] = static_cast<double>((*db)->replay_report().samples);
+    state.PauseTiming();
+    db->reset();
+    // Each open writes a fresh segment; drop it so every iteration replays the same log.
+    auto segs = wal_segments(*env, dir + "/wal");
+    std::filesystem::remove(dir + "/wal/" + wal_segment_name(segs->back()));
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * total);
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_WalReplay)->Unit(benchmark::kMillisecond)->Iterations(3);
+
+}  // namespace
+}  // namespace fieldline::tsdb
+
+BENCHMARK_MAIN();

@@ -1,0 +1,31 @@
+// libFuzzer target: WAL replay over an arbitrary segment file, and every chunk decoder on
+// arbitrary bytes. Damage must be reported, never crash.
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "fieldline/core/env.h"
+#include "fieldline/tsdb/chunk.h"
+#include "fieldline/tsdb/wal.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace fieldline;
+  static auto env = core::make_posix_env();
+  static std::string dir = [] {
+    auto d = std::filesystem::temp_directory_path() / ("fl-fuzz-wal-" + std::to_string(getpid()));
+    std::filesystem::create_directories(d);
+    return d.string();
+  }();
+  std::string path = dir + "/" + tsdb::wal_segment_name(1);
+  {
+    auto f = env->open_writable(path, true);
+    if (!f) return 0;
+    (void)(*f)->append(std::span<const char>(reinterpret_cast<const char*>(data), size));
+  }
+  (void)tsdb::wal_replay(*env, dir, false, [](tsdb::WalRecordType, std::string_view) { return Status{}; });
+  (void)tsdb::decode_chunk(std::string_view(reinterpret_cast<const char*>(data), size));
+  (void)tsdb::decode_rollups(std::string_view(reinterpret_cast<const char*>(data), size));
+  return 0;
+}
