@@ -15,7 +15,7 @@ namespace {
 
 // The shard directories under a data dir, a tsdb dir or a single shard dir.
 std::vector<std::string> shard_dirs(core::Env& env, const std::string& dir) {
-  for (const std::string base : {core::join_path(dir, "tsdb"), dir}) {
+  for (const std::string& base : {core::join_path(dir, "tsdb"), dir}) {
     if (!env.exists(base)) continue;
     auto names = env.list_dir(base);
     std::vector<std::string> out;

@@ -45,11 +45,19 @@ void write_signed(BitWriter& w, int64_t v) {
 }
 
 bool read_signed(BitReader& r, int64_t& out) {
+  // The prefix is up to five 1-bits ended by a 0: peek five bits at once where possible.
   int ones = 0;
-  for (; ones < 5; ++ones) {
-    bool b;
-    if (!r.read_bit(b)) return false;
-    if (!b) break;
+  uint64_t prefix;
+  if (r.peek_bits(5, prefix)) {
+    ones = std::countl_one(static_cast<uint64_t>(prefix << 59));
+    if (ones > 5) ones = 5;
+    r.skip(ones < 5 ? ones + 1 : 5);
+  } else {
+    for (; ones < 5; ++ones) {
+      bool b;
+      if (!r.read_bit(b)) return false;
+      if (!b) break;
+    }
   }
   static constexpr int kWidths[] = {0, 7, 14, 20, 32, 64};
   int width = kWidths[ones];
@@ -82,12 +90,7 @@ void BitWriter::write_bits(uint64_t value, int nbits) {
   }
 }
 
-bool BitReader::read_bits(int nbits, uint64_t& out) {
-  if (nbits == 0) {
-    out = 0;
-    return true;
-  }
-  if (pos_ + static_cast<size_t>(nbits) > n_bits_) return false;
+bool BitReader::read_bits_slow(int nbits, uint64_t& out) {
   uint64_t v = 0;
   while (nbits > 0) {
     size_t byte = pos_ >> 3;
@@ -304,7 +307,7 @@ bool ChunkIterator::next() {
           prev_bits_ ^= sigbits == 64 ? x : x << trailing_;
         }
       }
-      value_ = std::bit_cast<double>(prev_bits_);
+      number_ = std::bit_cast<double>(prev_bits_);
       break;
     }
     case ValueType::int64: {
@@ -316,14 +319,14 @@ bool ChunkIterator::next() {
         if (!read_signed(bits_, delta)) return fail("truncated value");
         prev_bits_ += static_cast<uint64_t>(delta);
       }
-      value_ = static_cast<int64_t>(prev_bits_);
+      number_ = static_cast<double>(static_cast<int64_t>(prev_bits_));
       break;
     }
     case ValueType::boolean: {
       bool bit;
       if (!bits_.read_bit(bit)) return fail("truncated value");
       prev_bits_ = read_ == 0 ? (bit ? 1 : 0) : (bit ? prev_bits_ ^ 1 : prev_bits_);
-      value_ = prev_bits_ != 0;
+      number_ = prev_bits_ != 0 ? 1.0 : 0.0;
       break;
     }
     case ValueType::string: {
@@ -334,12 +337,23 @@ bool ChunkIterator::next() {
         if (raw >= dict_.size()) return fail("string index outside the dictionary");
         prev_bits_ = raw;
       }
-      value_ = dict_[prev_bits_];
+      number_ = 0;
       break;
     }
   }
   ++read_;
   return true;
+}
+
+const Value& ChunkIterator::value() const {
+  // Built on demand: aggregation reads number() and never pays for the variant.
+  switch (type_) {
+    case ValueType::float64: value_ = std::bit_cast<double>(prev_bits_); break;
+    case ValueType::int64: value_ = static_cast<int64_t>(prev_bits_); break;
+    case ValueType::boolean: value_ = prev_bits_ != 0; break;
+    case ValueType::string: value_ = dict_[prev_bits_]; break;
+  }
+  return value_;
 }
 
 Result<std::vector<Sample>> decode_chunk(std::string_view chunk) {

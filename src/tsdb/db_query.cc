@@ -13,6 +13,18 @@ namespace fieldline::tsdb {
 namespace {
 
 template <typename F>
+Status for_each_number_in_chunk(std::string_view bytes, int64_t from, int64_t to, F&& f) {
+  FL_TRY(it, ChunkIterator::open(bytes));
+  while (it.next()) {
+    if (it.ts() < from) continue;
+    if (it.ts() >= to) break;
+    f(it.ts(), it.number());
+  }
+  if (!it.error().empty()) return make_error(Errc::corrupt, it.error());
+  return ok();
+}
+
+template <typename F>
 Status for_each_in_chunk(std::string_view bytes, int64_t from, int64_t to, F&& f) {
   FL_TRY(it, ChunkIterator::open(bytes));
   while (it.next()) {
@@ -190,16 +202,31 @@ Result<AggregateResult> Db::aggregate(const AggregateQuery& q) const {
       for (const auto& c : s->chunks) {
         if (c.max_ts < q.from || c.min_ts >= q.to) continue;
         FL_TRY(bytes, b->chunk(c.offset));
-        FL_TRY_STATUS(for_each_in_chunk(bytes, q.from, q.to, add_value));
+        if (info.type == ValueType::string) FL_TRY_STATUS(for_each_in_chunk(bytes, q.from, q.to, add_value));
+        else FL_TRY_STATUS(for_each_number_in_chunk(bytes, q.from, q.to, add));
         result.samples_read += c.count;
       }
     }
     auto it = by_key_.find(ck);
     if (it != by_key_.end()) {
-      head_samples.clear();
-      collect(*series_[it->second - 1], q.from, q.to, head_samples);
-      for (const auto& s : head_samples) add_value(s.ts, s.value);
-      result.samples_read += head_samples.size();
+      const MemSeries& ms = *series_[it->second - 1];
+      if (ms.ooo.empty() && info.type != ValueType::string) {
+        // In-order head: stream the chunks, no copies.
+        for (const auto& c : ms.sealed) {
+          if (c.max_ts < q.from || c.min_ts >= q.to) continue;
+          FL_TRY_STATUS(for_each_number_in_chunk(c.bytes, q.from, q.to, add));
+          result.samples_read += c.count;
+        }
+        if (ms.open && ms.open->count() > 0 && ms.open->max_ts() >= q.from && ms.open->min_ts() < q.to) {
+          FL_TRY_STATUS(for_each_number_in_chunk(ms.open->finish(), q.from, q.to, add));
+          result.samples_read += ms.open->count();
+        }
+      } else {
+        head_samples.clear();
+        collect(ms, q.from, q.to, head_samples);
+        for (const auto& s : head_samples) add_value(s.ts, s.value);
+        result.samples_read += head_samples.size();
+      }
     }
     for (size_t i = 0; i < dense.size(); ++i) {
       if (dense[i].count == 0) continue;

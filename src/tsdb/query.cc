@@ -180,32 +180,9 @@ double QuantileSketch::quantile(double q) const {
   return positive_.empty() ? 0 : value_of(positive_.rbegin()->first);
 }
 
-void AggState::add(int64_t ts, double v, bool with_sketch) {
-  if (count == 0) {
-    min = max = v;
-    first = v;
-    first_ts = ts;
-  } else {
-    min = std::min(min, v);
-    max = std::max(max, v);
-    if (ts < first_ts) {
-      first_ts = ts;
-      first = v;
-    }
-  }
-  if (count == 0 || ts >= last_ts) {
-    last_ts = ts;
-    last = v;
-  }
-  ++count;
-  sum += v;
-  double delta = v - mean;
-  mean += delta / static_cast<double>(count);
-  m2 += delta * (v - mean);
-  if (with_sketch) {
-    if (!sketch) sketch = std::make_unique<QuantileSketch>();
-    sketch->add(v);
-  }
+void AggState::add_to_sketch(double v) {
+  if (!sketch) sketch = std::make_unique<QuantileSketch>();
+  sketch->add(v);
 }
 
 void AggState::add_rollup(int64_t ts, double mn, double mx, double sm, uint64_t n) {
@@ -215,9 +192,9 @@ void AggState::add_rollup(int64_t ts, double mn, double mx, double sm, uint64_t 
   o.min = mn;
   o.max = mx;
   o.sum = sm;
-  o.mean = sm / static_cast<double>(n);
+  o.shift = sm / static_cast<double>(n);  // variance within a rollup is unknown: treated as 0
   o.first_ts = o.last_ts = ts;
-  o.first = o.last = o.mean;
+  o.first = o.last = o.shift;
   merge(o);
 }
 
@@ -228,8 +205,9 @@ void AggState::merge(const AggState& o) {
     sum = o.sum;
     min = o.min;
     max = o.max;
-    mean = o.mean;
-    m2 = o.m2;
+    shift = o.shift;
+    dsum = o.dsum;
+    dsum2 = o.dsum2;
     first_ts = o.first_ts;
     first = o.first;
     last_ts = o.last_ts;
@@ -237,10 +215,16 @@ void AggState::merge(const AggState& o) {
     if (o.sketch) sketch = std::make_unique<QuantileSketch>(*o.sketch);
     return;
   }
+  // Chan et al.: combine (n, mean, M2) of both sides.
   double n1 = static_cast<double>(count), n2 = static_cast<double>(o.count);
-  double delta = o.mean - mean;
-  m2 = m2 + o.m2 + delta * delta * n1 * n2 / (n1 + n2);
-  mean = (mean * n1 + o.mean * n2) / (n1 + n2);
+  double mean1 = shift + dsum / n1, mean2 = o.shift + o.dsum / n2;
+  double m2a = std::max(0.0, dsum2 - dsum * dsum / n1), m2b = std::max(0.0, o.dsum2 - o.dsum * o.dsum / n2);
+  double delta = mean2 - mean1;
+  double mean = (mean1 * n1 + mean2 * n2) / (n1 + n2);
+  double m2 = m2a + m2b + delta * delta * n1 * n2 / (n1 + n2);
+  shift = mean;
+  dsum = 0;
+  dsum2 = m2;
   count += o.count;
   sum += o.sum;
   min = std::min(min, o.min);
@@ -268,7 +252,11 @@ double AggState::result(Agg agg) const {
     case Agg::count: return static_cast<double>(count);
     case Agg::first: return first;
     case Agg::last: return last;
-    case Agg::stddev: return count > 1 ? std::sqrt(m2 / static_cast<double>(count)) : 0.0;
+    case Agg::stddev: {
+      if (count < 2) return 0.0;
+      double n = static_cast<double>(count);
+      return std::sqrt(std::max(0.0, dsum2 - dsum * dsum / n) / n);
+    }
     case Agg::p50: return sketch ? sketch->quantile(0.5) : std::nan("");
     case Agg::p90: return sketch ? sketch->quantile(0.9) : std::nan("");
     case Agg::p99: return sketch ? sketch->quantile(0.99) : std::nan("");

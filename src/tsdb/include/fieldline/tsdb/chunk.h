@@ -45,7 +45,31 @@ class BitReader {
  public:
   BitReader(const char* p, size_t n) : p_(reinterpret_cast<const uint8_t*>(p)), n_bits_(n * 8) {}
   // Returns false (and reads nothing) past the end.
-  bool read_bits(int nbits, uint64_t& out);
+  bool read_bits(int nbits, uint64_t& out) {
+    if (nbits == 0) {
+      out = 0;
+      return true;
+    }
+    if (pos_ + static_cast<size_t>(nbits) > n_bits_) return false;
+    size_t byte = pos_ >> 3;
+    if (nbits <= 56 && byte + 8 <= (n_bits_ + 7) / 8) {
+      // Fast path: one unaligned big-endian 64-bit load holds all the bits.
+      uint64_t word;
+      __builtin_memcpy(&word, p_ + byte, 8);
+      word = __builtin_bswap64(word);
+      out = (word << (pos_ & 7)) >> (64 - nbits);
+      pos_ += static_cast<size_t>(nbits);
+      return true;
+    }
+    return read_bits_slow(nbits, out);
+  }
+  bool peek_bits(int nbits, uint64_t& out) {
+    size_t saved = pos_;
+    bool ok = read_bits(nbits, out);
+    pos_ = saved;
+    return ok;
+  }
+  void skip(int nbits) { pos_ += static_cast<size_t>(nbits); }
   bool read_bit(bool& out) {
     uint64_t v;
     if (!read_bits(1, v)) return false;
@@ -54,6 +78,7 @@ class BitReader {
   }
 
  private:
+  bool read_bits_slow(int nbits, uint64_t& out);
   const uint8_t* p_;
   size_t n_bits_;
   size_t pos_ = 0;
@@ -97,7 +122,9 @@ class ChunkIterator {
   // Advances; false at the end or on corruption (then error() is set).
   bool next();
   int64_t ts() const { return ts_; }
-  const Value& value() const { return value_; }
+  const Value& value() const;
+  // The value as a number (bool: 0/1, string: 0) without building a Value.
+  double number() const { return number_; }
   ValueType type() const { return type_; }
   uint32_t count() const { return count_; }
   const std::string& error() const { return error_; }
@@ -113,7 +140,8 @@ class ChunkIterator {
   int64_t scaled_ = 0, delta_ = 0, ts_ = 0;
   uint64_t prev_bits_ = 0;
   int leading_ = 0, trailing_ = 0;
-  Value value_;
+  mutable Value value_;
+  double number_ = 0;
   std::vector<std::string> dict_;
   std::string error_;
 };

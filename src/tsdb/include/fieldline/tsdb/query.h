@@ -63,12 +63,38 @@ class QuantileSketch {
 struct AggState {
   uint64_t count = 0;
   double sum = 0, min = 0, max = 0;
-  double mean = 0, m2 = 0;  // Welford, for stddev
+  // For stddev: sums of (x - shift) and (x - shift)^2, shift = the bucket's first value, which
+  // avoids the cancellation of a plain sum of squares without a division per sample.
+  double shift = 0, dsum = 0, dsum2 = 0;
   int64_t first_ts = 0, last_ts = 0;
   double first = 0, last = 0;
   std::unique_ptr<QuantileSketch> sketch;
 
-  void add(int64_t ts, double v, bool with_sketch);
+  // Inline: called once per sample on the query hot path.
+  void add(int64_t ts, double v, bool with_sketch) {
+    if (count == 0) {
+      min = max = first = last = shift = v;
+      first_ts = last_ts = ts;
+    } else {
+      if (v < min) min = v;
+      if (v > max) max = v;
+      if (ts < first_ts) {
+        first_ts = ts;
+        first = v;
+      }
+      if (ts >= last_ts) {
+        last_ts = ts;
+        last = v;
+      }
+    }
+    ++count;
+    sum += v;
+    double d = v - shift;
+    dsum += d;
+    dsum2 += d * d;
+    if (with_sketch) add_to_sketch(v);
+  }
+  void add_to_sketch(double v);
   void add_rollup(int64_t ts, double mn, double mx, double sm, uint64_t n);
   void merge(const AggState& o);
   double result(Agg agg) const;
