@@ -13,7 +13,7 @@ echo "== unit and integration tests (release)"
 ctest --preset release -j "$(nproc)" --timeout 900
 
 echo "== unit tests under AddressSanitizer and UndefinedBehaviorSanitizer (debug)"
-tools/build.sh debug core_test tsdb_test transport_test ingest_test
+tools/build.sh debug --target core_test tsdb_test transport_test ingest_test
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --test-dir build/debug -L unit -j "$(nproc)" --timeout 900 --output-on-failure
 

@@ -125,8 +125,8 @@ void ChunkEncoder::append_ts(int64_t scaled) {
   if (count_ == 0) {
     bits_.write_bits(static_cast<uint64_t>(scaled), 64);
   } else {
-    int64_t delta = scaled - prev_scaled_;
-    int64_t dod = delta - prev_delta_;
+    int64_t delta = static_cast<int64_t>(static_cast<uint64_t>(scaled) - static_cast<uint64_t>(prev_scaled_));
+    int64_t dod = static_cast<int64_t>(static_cast<uint64_t>(delta) - static_cast<uint64_t>(prev_delta_));
     write_signed(bits_, dod);
     prev_delta_ = delta;
   }
@@ -278,8 +278,9 @@ bool ChunkIterator::next() {
   } else {
     int64_t dod;
     if (!read_signed(bits_, dod)) return fail("truncated timestamp");
-    delta_ += dod;
-    scaled_ += delta_;
+    // Wrapping arithmetic: corrupt input may overflow, which must not be undefined behaviour.
+    delta_ = static_cast<int64_t>(static_cast<uint64_t>(delta_) + static_cast<uint64_t>(dod));
+    scaled_ = static_cast<int64_t>(static_cast<uint64_t>(scaled_) + static_cast<uint64_t>(delta_));
   }
   if (__builtin_mul_overflow(scaled_, scale_, &ts_)) return fail("timestamp overflow");
   switch (type_) {

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Side-by-side MQTT ingest: fieldline (storing every message, PUBACK after the WAL fsync
+# policy) and mosquitto 2.0 (persistence off, acknowledging before anything is on disk), same
+# load from tools/loadgen in the same run. Prints a markdown table with rates, PUBACK latency
+# and server CPU microseconds per message (from /proc/<pid>/stat).
+#   bench/mqtt_vs_mosquitto.sh [seconds per scenario, default 10] [connections, default 100]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-10}"
+conns="${2:-100}"
+tools/setup.sh
+tools/build.sh release >/dev/null
+work=$(mktemp -d /tmp/fl-bench-mqtt.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+mq_port=$(free_port)
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\nmax_queued_messages 100000\n' "$mq_port" > "$work/mosquitto.conf"
+mosquitto -c "$work/mosquitto.conf" & pids+=($!)
+
+export FIELDLINE_ADMIN_TOKEN=bench-admin-token-0123456789
+build/release/fieldline serve --data-dir "$work/data" --mqtt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+  --log-level warn --set mqtt.receive_maximum=65535 > "$work/fieldline.log" 2>&1 & pids+=($!)
+fl_pid=$!
+for _ in $(seq 100); do [[ -f "$work/data/listen.json" ]] && break; sleep 0.1; done
+fl_mqtt=$(python3 -c "import json;print(json.load(open('$work/data/listen.json'))['mqtt'])")
+fl_http=$(python3 -c "import json;print(json.load(open('$work/data/listen.json'))['http'])")
+mq_pid=${pids[0]}
+
+: > "$work/creds"
+for i in $(seq 0 $((conns - 1))); do
+  tok=$(curl -s -XPOST -H "Authorization: Bearer $FIELDLINE_ADMIN_TOKEN" "http://127.0.0.1:$fl_http/api/v1/devices" \
+        -d "{\"id\":\"bench-$i\",\"tags\":{\"site\":\"s$((i % 2))\"}}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  echo "bench-$i $tok" >> "$work/creds"
+done
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+run() {  # name server_pid port extra-args...
+  local name=$1 pid=$2 port=$3; shift 3
+  local before after out
+  before=$(cpu_ticks "$pid")
+  out=$(build/release/fieldline-loadgen --port "$port" --connections "$conns" --duration "$secs" "$@")
+  after=$(cpu_ticks "$pid")
+  python3 - "$name" "$out" "$before" "$after" "$hz" <<'PY'
+import json, sys
+name, out, before, after, hz = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+cpu_us = (after - before) / hz * 1e6
+msgs = max(out["acked"] if out["qos"] == 1 else out["sent"], 1)
+lat = f'{out["latency_ms_p50"]:.2f} / {out["latency_ms_p99"]:.2f}' if out["qos"] == 1 else "-"
+print(f'| {name} | {out["qos"]} | {out["target_rate"] or "max":} | {out["rate"]:,.0f} | {lat} | {cpu_us / msgs:.2f} | {out["loadgen_cpu_us_per_msg"]:.2f} | {out["failed_connections"]} |')
+PY
+}
+
+echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%F); ${secs}s per row, $conns connections"
+echo
+echo "| server | QoS | target msg/s | msg/s | PUBACK p50 / p99 ms | server CPU µs/msg | loadgen CPU µs/msg | failed conns |"
+echo "|---|---|---|---|---|---|---|---|"
+run "mosquitto 2.0 (no persistence)" "$mq_pid" "$mq_port" --qos 0 --topic 'devices/{id}/telemetry'
+run "fieldline (stores every message)" "$fl_pid" "$fl_mqtt" --qos 0 --credentials "$work/creds"
+run "mosquitto 2.0 (no persistence)" "$mq_pid" "$mq_port" --qos 1 --topic 'devices/{id}/telemetry'
+run "fieldline (10 ms group commit)" "$fl_pid" "$fl_mqtt" --qos 1 --credentials "$work/creds"
+run "mosquitto 2.0 (no persistence)" "$mq_pid" "$mq_port" --qos 1 --rate 20000 --topic 'devices/{id}/telemetry'
+run "fieldline (10 ms group commit)" "$fl_pid" "$fl_mqtt" --qos 1 --rate 20000 --credentials "$work/creds"
+stored=$(curl -s -H "Authorization: Bearer $FIELDLINE_ADMIN_TOKEN" "http://127.0.0.1:$fl_http/metrics" | awk '/^fieldline_samples_stored_total/ {print $2}')
+rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$fl_pid/status")
+echo
+echo "fieldline stored $stored samples (5 per message); RSS ${rss_kb} KiB at the end."
