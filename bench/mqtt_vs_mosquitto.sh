@@ -63,6 +63,8 @@ run "mosquitto 2.0 (no persistence)" "$mq_pid" "$mq_port" --qos 0 --topic 'devic
 run "fieldline (stores every message)" "$fl_pid" "$fl_mqtt" --qos 0 --credentials "$work/creds"
 run "mosquitto 2.0 (no persistence)" "$mq_pid" "$mq_port" --qos 1 --topic 'devices/{id}/telemetry'
 run "fieldline (10 ms group commit)" "$fl_pid" "$fl_mqtt" --qos 1 --credentials "$work/creds"
+run "mosquitto 2.0 (no persistence)" "$mq_pid" "$mq_port" --qos 1 --rate 150000 --topic 'devices/{id}/telemetry'
+run "fieldline (10 ms group commit)" "$fl_pid" "$fl_mqtt" --qos 1 --rate 150000 --credentials "$work/creds"
 run "mosquitto 2.0 (no persistence)" "$mq_pid" "$mq_port" --qos 1 --rate 20000 --topic 'devices/{id}/telemetry'
 run "fieldline (10 ms group commit)" "$fl_pid" "$fl_mqtt" --qos 1 --rate 20000 --credentials "$work/creds"
 stored=$(curl -s -H "Authorization: Bearer $FIELDLINE_ADMIN_TOKEN" "http://127.0.0.1:$fl_http/metrics" | awk '/^fieldline_samples_stored_total/ {print $2}')

@@ -108,10 +108,10 @@ class Wal {
   // Shared with the flusher, which may be syncing it while the owner rotates.
   std::shared_ptr<core::WritableFile> current_;
 
-  std::mutex mu_;  // guards retired_, sync_requested_, stop_ (never held during I/O)
+  std::mutex mu_;  // guards retired_, stop_ and the flusher's wait (never held during I/O)
   std::condition_variable cv_;
   std::vector<std::shared_ptr<core::WritableFile>> retired_;
-  bool sync_requested_ = false;
+  std::atomic<bool> sync_requested_{false};
   bool stop_ = false;
 
   std::atomic<uint64_t> written_lsn_{0};
