@@ -210,6 +210,10 @@ Status Db::cut_block(int64_t start, int64_t end) {
     sc.type = s.type;
     encode_samples(s.type, samples, sc);
     add_rollups(samples, sc.rollup_1m, sc.rollup_1h);
+    // A rollup that does not at least halve the points costs more than the raw chunks it
+    // summarizes (sparse series): drop it; queries then read the raw chunks.
+    if (sc.rollup_1m.size() * 2 > samples.size()) sc.rollup_1m.clear();
+    if (sc.rollup_1h.size() * 2 > samples.size()) sc.rollup_1h.clear();
     meta.samples += samples.size();
     out.push_back(std::move(sc));
   }
@@ -312,13 +316,21 @@ Status Db::compact(int64_t now_ns) {
       if (idx.size() < 2 || w + window > persisted_until_) continue;
       BlockMeta meta{w, w + window, 0, level, false, {}};
       std::map<std::string, SeriesChunks> merged;
+      // A rollup resolution survives the merge only if every source block had it for the series.
+      std::map<std::string, std::pair<bool, bool>> complete;
       for (size_t i : idx) {
         const auto& b = *blocks_[i];
         meta.min_ts = std::min(meta.min_ts, b.meta().min_ts);
         meta.samples += b.meta().samples;
         meta.sources.push_back(b.name());
         for (const auto& s : b.series()) {
-          auto& sc = merged[canonical_key(s.key)];
+          std::string ck = canonical_key(s.key);
+          auto& sc = merged[ck];
+          auto [cit, first_seen] = complete.try_emplace(ck, true, true);
+          if (!s.chunks.empty()) {
+            cit->second.first = cit->second.first && s.rollup_1m != 0;
+            cit->second.second = cit->second.second && s.rollup_1h != 0;
+          }
           sc.key = s.key;
           sc.type = s.type;
           for (const auto& c : s.chunks) {
@@ -326,6 +338,7 @@ Status Db::compact(int64_t now_ns) {
             sc.chunks.emplace_back(bytes);
             sc.metas.push_back(c);
           }
+          sc.type = s.type;
           if (s.rollup_1m) {
             FL_TRY(r1m, b.rollups(s.rollup_1m));
             sc.rollup_1m.insert(sc.rollup_1m.end(), r1m.begin(), r1m.end());
@@ -337,7 +350,24 @@ Status Db::compact(int64_t now_ns) {
         }
       }
       std::vector<SeriesChunks> series;
-      for (auto& [k, sc] : merged) series.push_back(std::move(sc));
+      for (auto& [k, sc] : merged) {
+        // Re-encode into full chunks: the small chunks of short blocks waste their headers
+        // and first samples (a sparse series gets several times smaller).
+        if (sc.chunks.size() > 1 && sc.metas.front().count < kMaxChunkSamples) {
+          std::vector<Sample> all;
+          for (const auto& bytes : sc.chunks) {
+            FL_TRY(part, decode_chunk(bytes));
+            all.insert(all.end(), part.begin(), part.end());
+          }
+          SeriesChunks fresh;
+          encode_samples(sc.type, all, fresh);
+          sc.chunks = std::move(fresh.chunks);
+          sc.metas = std::move(fresh.metas);
+        }
+        if (!complete[k].first) sc.rollup_1m.clear();
+        if (!complete[k].second) sc.rollup_1h.clear();
+        series.push_back(std::move(sc));
+      }
       meta.min_ts = w;
       std::string name = block_name(w, w + window, level, false);
       FL_TRY_STATUS(crash_point("compact.begin"));
