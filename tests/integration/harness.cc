@@ -277,4 +277,11 @@ int RawMqtt::connect(uint8_t version, const std::string& user, const std::string
   return std::get<transport::mqtt::Connack>(*p).code;
 }
 
+std::optional<transport::mqtt::Connack> RawMqtt::connect(const transport::mqtt::Connect& c) {
+  send(c, c.version);
+  auto p = receive(c.version);
+  if (!p || !std::holds_alternative<transport::mqtt::Connack>(*p)) return std::nullopt;
+  return std::get<transport::mqtt::Connack>(*p);
+}
+
 }  // namespace fieldline::itest

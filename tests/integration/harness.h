@@ -88,6 +88,8 @@ class RawMqtt {
   // CONNECT + CONNACK; returns the CONNACK code (or -1).
   int connect(uint8_t version, const std::string& user, const std::string& password, uint16_t keep_alive = 60,
               const std::string& client_id = "raw");
+  // CONNECT as given (will, clean start, properties); the CONNACK, or nullopt.
+  std::optional<transport::mqtt::Connack> connect(const transport::mqtt::Connect& c);
   int fd() const { return fd_; }
 
  private:

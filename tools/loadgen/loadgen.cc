@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <bit>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -63,7 +64,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(asio::io_context& io, const Options& o, std::string id, std::string token, Stats& stats, int index,
              Clock::time_point end)
       : socket_(io), opts_(o), id_(std::move(id)), token_(std::move(token)), stats_(stats), index_(index), end_(end),
-        sent_at_(65536) {
+        // Sized to the window, not to the 16-bit id space: 10,000 connections must not cost
+        // the generator gigabytes. Ids in flight are at most `window` consecutive values.
+        sent_at_(std::bit_ceil(static_cast<size_t>(o.window) * 2 + 2)) {
     topic_ = o.topic;
     auto pos = topic_.find("{id}");
     if (pos != std::string::npos) topic_.replace(pos, 4, id_);
@@ -93,7 +96,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     mq::encode(c, c.version, out);
     co_await asio::async_write(socket_, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
     // CONNACK
-    read_buf_.resize(1 << 16);
+    read_buf_.resize(8192);
     size_t used = 0;
     bool connected = false;
     while (!connected && !ec) {
@@ -125,7 +128,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     boost::system::error_code ec;
     asio::steady_timer timer(socket_.get_executor());
     const double per_conn_rate = opts_.rate > 0 ? opts_.rate / opts_.connections : 0;
-    auto start = Clock::now();
+    // Stagger the connections over one period so rate-limited fleets don't fire in lockstep.
+    auto start = Clock::now() - (per_conn_rate > 0 ? std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                                                         (index_ % 1000) / 1000.0 * std::min(1.0, 1.0 / per_conn_rate)))
+                                                   : Clock::duration::zero());
     uint64_t seq = 0;
     std::string out;
     while (Clock::now() < end_) {
@@ -134,7 +140,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
         double due = std::chrono::duration<double>(Clock::now() - start).count() * per_conn_rate;
         n = static_cast<int>(std::min<double>(due - static_cast<double>(seq), opts_.batch));
         if (n <= 0) {
-          timer.expires_after(std::chrono::microseconds(500));
+          // Sleep until the next message is due (not a fixed tick: 10,000 slow connections
+          // polling every 500 us would cost the generator more than the server).
+          double next_s = static_cast<double>(seq + 1) / per_conn_rate;
+          auto due_at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(next_s));
+          timer.expires_at(std::min(end_, std::max(due_at, Clock::now() + std::chrono::microseconds(200))));
           co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
           continue;
         }
@@ -158,7 +168,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         if (p.qos) {
           p.packet_id = next_id_++;
           if (next_id_ == 0) next_id_ = 1;
-          sent_at_[p.packet_id] = now;
+          sent_at_[p.packet_id & (sent_at_.size() - 1)] = now;
           ++inflight_;
         }
         // Distinct timestamps per connection: ms plus a per-message offset keeps them unique.
@@ -209,7 +219,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
           --inflight_;
           ++acked_;
           if (a->reason >= 0x80) ++refused_;
-          latencies_.push_back(std::chrono::duration<double, std::milli>(now - sent_at_[a->packet_id]).count());
+          latencies_.push_back(std::chrono::duration<double, std::milli>(now - sent_at_[a->packet_id & (sent_at_.size() - 1)]).count());
         } else if (std::holds_alternative<mq::Pingresp>((*d)->packet)) {
           pong_ = true;
         }

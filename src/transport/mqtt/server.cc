@@ -9,10 +9,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/container/deque.hpp>
 
 #include <atomic>
 #include <chrono>
-#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -38,6 +38,7 @@ struct OutboundMessage {
   uint8_t qos = 1;
   uint16_t packet_id = 0;  // assigned when sent
   bool sent = false;
+  bool too_large = false;  // beyond the client's maximum packet size
 };
 
 class SessionBase;
@@ -47,11 +48,21 @@ struct SessionState {
   std::string client_id;
   std::string device;
   std::map<std::string, uint8_t> subscriptions;  // filter -> granted QoS
-  std::deque<OutboundMessage> outbound;          // unacknowledged QoS 1 and queued messages
+  // boost's deque allocates nothing until used (std::deque takes ~600 bytes even when empty,
+  // which 10,000 idle connections notice).
+  boost::container::deque<OutboundMessage> outbound;  // unacknowledged QoS 1 and queued messages
   uint16_t next_packet_id = 1;
   int64_t expiry_ns = 0;  // 0: ends with the connection
   std::weak_ptr<SessionBase> live;
   std::chrono::steady_clock::time_point disconnected_at{};
+  // An MQTT 5 will with a delay, waiting for its time, for the session's end, or for the
+  // client to come back (which cancels it).
+  struct DelayedWill {
+    Will will;
+    std::shared_ptr<const ingest::DeviceContext> context;
+    std::chrono::steady_clock::time_point due;
+  };
+  std::unique_ptr<DelayedWill> delayed_will;
 };
 
 class SessionBase : public std::enable_shared_from_this<SessionBase> {
@@ -60,6 +71,9 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
   virtual void close_async(uint8_t reason) = 0;
   virtual void deliver_async() = 0;
   virtual asio::any_io_executor executor() = 0;
+  // Called by the shard's sweeper: enforces the CONNECT and keep-alive deadlines.
+  // Returns false once the session is closed (the sweeper forgets it).
+  virtual bool check_deadline(std::chrono::steady_clock::time_point now) = 0;
 };
 
 }  // namespace
@@ -83,6 +97,9 @@ struct Server::Impl {
   std::mutex mu;  // guards sessions and live
   std::unordered_map<std::string, std::shared_ptr<SessionState>> sessions;  // by client id
   std::set<std::weak_ptr<SessionBase>, std::owner_less<std::weak_ptr<SessionBase>>> live;
+  // Every session of a shard, touched only on that shard's thread. One sweeper per shard
+  // checks their deadlines, instead of a timer and a coroutine per connection.
+  std::vector<std::vector<std::weak_ptr<SessionBase>>> shard_sessions;
 
   ops::Gauge& open_connections;
   ops::Counter& connections_total;
@@ -92,7 +109,9 @@ struct Server::Impl {
       : runtime(r), config(c), registry(reg), pipeline(p), metrics(m),
         open_connections(m.gauge("fieldline_mqtt_connections", "Open MQTT connections")),
         connections_total(m.counter("fieldline_mqtt_connections_total", "Accepted MQTT connections")),
-        connect_refused(m.counter("fieldline_mqtt_connections_refused_total", "Connections refused at the connection limit")) {}
+        connect_refused(m.counter("fieldline_mqtt_connections_refused_total", "Connections refused at the connection limit")) {
+    shard_sessions.resize(r.size());
+  }
 
   ops::Counter& protocol_errors(const std::string& reason) {
     return metrics.counter("fieldline_mqtt_protocol_errors_total", "MQTT sessions closed for a protocol violation, by reason",
@@ -104,9 +123,13 @@ struct Server::Impl {
   }
 
   asio::awaitable<void> accept_loop(Listener& l);
+  asio::awaitable<void> sweep(uint32_t shard);
+  void expire_sessions(std::chrono::steady_clock::time_point now);
+  // Publishes a will on the device's own topics: telemetry is stored, commands delivered.
+  void publish_will(const std::shared_ptr<const ingest::DeviceContext>& context, Will will, asio::any_io_executor executor);
   size_t deliver(const std::string& device_id, const std::string& name, const std::string& payload);
   template <typename Stream>
-  void start_session(Stream stream, bool tls_handshake);
+  void start_session(Stream stream, uint32_t shard, bool tls_handshake);
 };
 
 namespace {
@@ -119,10 +142,7 @@ struct is_ssl<asio::ssl::stream<T>> : std::true_type {};
 template <typename Stream>
 class Session final : public SessionBase {
  public:
-  Session(Server::Impl& server, Stream stream) : server_(server), stream_(std::move(stream)),
-        timer_(stream_.get_executor()), write_signal_(stream_.get_executor()) {
-    write_signal_.expires_at(std::chrono::steady_clock::time_point::max());
-  }
+  Session(Server::Impl& server, Stream stream) : server_(server), stream_(std::move(stream)) {}
 
   asio::any_io_executor executor() override { return stream_.get_executor(); }
 
@@ -139,8 +159,6 @@ class Session final : public SessionBase {
         self->shutdown();
       }
     };
-    asio::co_spawn(stream_.get_executor(), self->watchdog(), on_done);
-    asio::co_spawn(stream_.get_executor(), self->writer(), on_done);
     asio::co_spawn(stream_.get_executor(), self->reader(tls_handshake), on_done);
   }
 
@@ -167,7 +185,6 @@ class Session final : public SessionBase {
         }
       }
     }
-    buf_.resize(1024);
     for (;;) {
       if (closed_) co_return;
       while (!closed_ && paused()) {
@@ -178,6 +195,20 @@ class Session final : public SessionBase {
         resume_.reset();
       }
       if (closed_) co_return;
+      if constexpr (!is_ssl<Stream>::value) {
+        if (used_ == 0 && buf_.size() <= kIdleBufferSize) {
+          // Nothing buffered: wait for readability without holding a buffer, so an idle
+          // connection costs no read buffer (TLS keeps its own: the engine may hold bytes).
+          buf_ = std::vector<char>();
+          auto [wait_ec] = co_await stream_.async_wait(tcp::socket::wait_read, use_nothrow);
+          if (wait_ec) {
+            lost();
+            co_return;
+          }
+          if (closed_) co_return;
+        }
+      }
+      if (buf_.empty()) buf_.resize(kIdleBufferSize);
       if (used_ == buf_.size()) {
         size_t limit = server_.config.mqtt.max_packet_size + 8;
         if (buf_.size() >= limit) {
@@ -216,46 +247,47 @@ class Session final : public SessionBase {
     }
   }
 
-  asio::awaitable<void> writer() {
-    std::string sending;
-    for (;;) {
-      if (out_.empty()) {
-        if (closed_ && !draining_) co_return;
-        if (closed_) break;
-        co_await write_signal_.async_wait(use_nothrow);
-        write_signal_.expires_at(std::chrono::steady_clock::time_point::max());
-        continue;
-      }
-      sending.swap(out_);
-      out_.clear();
-      auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(sending), use_nothrow);
-      if (ec) {
-        lost();
-        co_return;
-      }
-      sending.clear();
-      if (closing_after_write_ && out_.empty()) break;
+  // Writes are completion handlers rather than a coroutine: an idle connection then holds
+  // no writer frame. Everything queued while a write is in flight goes out in the next one.
+  void start_write() {
+    write_posted_ = false;
+    if (writing_ || fully_closed_) return;
+    if (out_.empty()) {
+      if (closing_after_write_) shutdown();
+      return;
     }
-    shutdown();
+    writing_ = true;
+    sending_.swap(out_);
+    out_.clear();
+    asio::async_write(stream_, asio::buffer(sending_),
+                      [self = std::static_pointer_cast<Session>(shared_from_this())](boost::system::error_code ec, size_t) {
+                        self->writing_ = false;
+                        if (ec) {
+                          self->lost();
+                          return;
+                        }
+                        self->sending_.clear();
+                        if (self->sending_.capacity() > kIdleBufferSize) self->sending_ = std::string();
+                        self->start_write();
+                      });
   }
 
-  asio::awaitable<void> watchdog() {
-    while (!closed_) {
-      timer_.expires_at(deadline_);
-      co_await timer_.async_wait(use_nothrow);
-      if (closed_) co_return;
-      if (std::chrono::steady_clock::now() >= deadline_) {
-        if (version_ == 0) {
-          server_.protocol_errors("connect_timeout").inc();
-          shutdown();
-        } else {
-          server_.protocol_errors("keep_alive_timeout").inc();
-          disconnect(reason::keep_alive_timeout, "keep-alive timeout");
-        }
-        co_return;
-      }
+ public:
+  bool check_deadline(std::chrono::steady_clock::time_point now) override {
+    if (fully_closed_) return false;
+    if (closed_ || now < deadline_) return true;
+    if (version_ == 0) {
+      server_.protocol_errors("connect_timeout").inc();
+      shutdown();
+    } else {
+      server_.protocol_errors("keep_alive_timeout").inc();
+      disconnect(reason::keep_alive_timeout, "keep-alive timeout");
     }
+    return !fully_closed_;
   }
+
+ private:
+  static constexpr size_t kIdleBufferSize = 1024;
 
   void touch() {
     if (version_ != 0 && keep_alive_s_ > 0) {
@@ -286,7 +318,11 @@ class Session final : public SessionBase {
       asio::post(stream_.get_executor(), [self = std::static_pointer_cast<Session>(shared_from_this())] { self->shutdown(); });
       return;
     }
-    write_signal_.cancel();
+    // Posted, so that the acknowledgements of one read go out in one write.
+    if (!writing_ && !write_posted_) {
+      write_posted_ = true;
+      asio::post(stream_.get_executor(), [self = std::static_pointer_cast<Session>(shared_from_this())] { self->start_write(); });
+    }
   }
 
   // Protocol violation: MQTT 5 gets DISCONNECT with the reason, 3.1.1 a plain close.
@@ -320,11 +356,12 @@ class Session final : public SessionBase {
 
   void close_after_write() {
     closing_after_write_ = true;
-    draining_ = true;
     closed_ = true;
-    write_signal_.cancel();
     if (resume_) resume_->cancel();
-    timer_.cancel();
+    if (!writing_ && !write_posted_) {
+      write_posted_ = true;
+      asio::post(stream_.get_executor(), [self = std::static_pointer_cast<Session>(shared_from_this())] { self->start_write(); });
+    }
   }
 
   // The connection dropped without DISCONNECT.
@@ -333,7 +370,6 @@ class Session final : public SessionBase {
   void shutdown() {
     bool was_open = !fully_closed_;
     closed_ = true;
-    draining_ = false;
     fully_closed_ = true;
     boost::system::error_code ec;
     if constexpr (!is_ssl<Stream>::value) {
@@ -342,8 +378,6 @@ class Session final : public SessionBase {
     } else {
       stream_.lowest_layer().close(ec);
     }
-    timer_.cancel();
-    write_signal_.cancel();
     if (resume_) resume_->cancel();
     if (was_open) on_closed();
   }
@@ -354,9 +388,18 @@ class Session final : public SessionBase {
       counted_ = false;
     }
     if (version_ == 0) return;
-    if (will_ && !graceful_) publish_will();
+    std::unique_ptr<Will> will = std::move(will_);
+    if (graceful_) will.reset();
     std::lock_guard lock(server_.mu);
     server_.live.erase(weak_from_this());
+    auto delay = std::chrono::seconds(will ? will->properties.will_delay_interval.value_or(0) : 0);
+    if (will && (delay.count() == 0 || !state_ || state_->expiry_ns == 0)) {
+      // Posted: publishing may deliver to sessions, which takes the lock held here.
+      asio::post(stream_.get_executor(), [&server = server_, context = context_, w = std::move(*will), ex = stream_.get_executor()]() mutable {
+        server.publish_will(context, std::move(w), ex);
+      });
+      will.reset();
+    }
     if (state_) {
       auto self = shared_from_this();
       auto current = state_->live.lock();
@@ -367,6 +410,12 @@ class Session final : public SessionBase {
       if (!current) {
         // Nobody took the session over: it ends now or waits for its expiry.
         state_->disconnected_at = std::chrono::steady_clock::now();
+        if (will) {
+          // Published at the will delay or the session's end, whichever comes first.
+          auto expiry = std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::nanoseconds(state_->expiry_ns));
+          state_->delayed_will = std::make_unique<SessionState::DelayedWill>(SessionState::DelayedWill{
+              std::move(*will), context_, state_->disconnected_at + std::min<std::chrono::steady_clock::duration>(delay, expiry)});
+        }
         auto it = server_.sessions.find(state_->client_id);
         if (state_->expiry_ns == 0 && it != server_.sessions.end() && it->second == state_) server_.sessions.erase(it);
       }
@@ -433,7 +482,7 @@ class Session final : public SessionBase {
       assigned_id_ = true;
     }
     if (c.will) {
-      will_ = std::move(c.will);
+      will_ = std::make_unique<Will>(std::move(*c.will));
     }
     if (version_ == 5) {
       if (c.properties.maximum_packet_size) client_max_packet_ = *c.properties.maximum_packet_size;
@@ -448,12 +497,20 @@ class Session final : public SessionBase {
     expiry = std::min(expiry, server_.config.mqtt.session_expiry_max_ns);
     bool session_present = false;
     std::shared_ptr<SessionBase> previous;
+    std::unique_ptr<SessionState::DelayedWill> ended_will;
     {
       std::lock_guard lock(server_.mu);
       auto& slot = server_.sessions[c.client_id];
       if (slot) previous = slot->live.lock();
-      if (slot && (c.clean_start || slot->device != device_)) slot.reset();
-      if (slot) session_present = true;
+      if (slot && (c.clean_start || slot->device != device_)) {
+        // The old session ends here: a will it still holds is due now.
+        if (slot->delayed_will) ended_will = std::move(slot->delayed_will);
+        slot.reset();
+      }
+      if (slot) {
+        session_present = true;
+        slot->delayed_will.reset();  // the client came back in time
+      }
       if (!slot) {
         slot = std::make_shared<SessionState>();
         slot->client_id = c.client_id;
@@ -465,6 +522,7 @@ class Session final : public SessionBase {
       server_.live.insert(weak_from_this());
     }
     if (previous) previous->close_async(reason::session_taken_over);
+    if (ended_will) server_.publish_will(ended_will->context, std::move(ended_will->will), stream_.get_executor());
     Connack ack;
     ack.session_present = session_present;
     ack.code = 0;
@@ -484,7 +542,6 @@ class Session final : public SessionBase {
     server_.registry.touch(device_, std::chrono::duration_cast<std::chrono::nanoseconds>(
                                         std::chrono::system_clock::now().time_since_epoch()).count());
     touch();
-    timer_.cancel();  // the watchdog re-arms itself with the keep-alive deadline
     if (session_present) flush_outbound(true);
   }
 
@@ -733,33 +790,6 @@ class Session final : public SessionBase {
     shutdown();
   }
 
-  void publish_will() {
-    Will w = std::move(*will_);
-    will_.reset();
-    if (w.topic == telemetry_topic_) {
-      auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-      auto points = ingest::decode_json_telemetry(w.payload, now);
-      if (points) {
-        std::vector<ingest::Message> msgs{ingest::Message{std::move(*points)}};
-        server_.pipeline.submit(context_, std::move(msgs), ingest::Transport::mqtt, stream_.get_executor(),
-                                [](std::vector<ingest::MessageOutcome>) {});
-      } else {
-        server_.rejected(points.error().name()).inc();
-      }
-      return;
-    }
-    std::string prefix = "devices/" + device_ + "/commands/";
-    if (w.topic.starts_with(prefix)) {
-      // Delivered after this session has left the live set (on_closed holds no lock here).
-      auto name = w.topic.substr(prefix.size());
-      asio::post(stream_.get_executor(), [&server = server_, device = device_, name, payload = w.payload] {
-        server.deliver(device, name, payload);
-      });
-      return;
-    }
-    server_.rejected("mqtt.will_not_authorized").inc();
-  }
-
   // Sends queued outbound messages up to the client's receive maximum.
   void flush_outbound(bool resend = false) {
     std::lock_guard lock(server_.mu);
@@ -769,61 +799,66 @@ class Session final : public SessionBase {
     if (!state_ || closed_) return;
     for (auto& m : state_->outbound) {
       if (m.sent && !resend) continue;
-      if (!m.sent) {
-        if (outbound_inflight_ >= client_receive_max_) break;
-        m.packet_id = state_->next_packet_id++;
-        if (state_->next_packet_id == 0) state_->next_packet_id = 1;
-        ++outbound_inflight_;
-      }
+      if (m.too_large) continue;
+      if (!m.sent && outbound_inflight_ >= client_receive_max_) break;
       Publish p;
       p.qos = m.qos;
       p.dup = m.sent;  // a resend after reconnecting
       p.topic = m.topic;
-      p.packet_id = m.packet_id;
+      p.packet_id = m.sent ? m.packet_id : state_->next_packet_id;
       p.payload = m.payload;
-      std::string bytes;
-      encode(p, version_, bytes);
-      if (bytes.size() > client_max_packet_) continue;
-      m.sent = true;
-      out_ += bytes;
+      size_t before = out_.size();
+      encode(p, version_, out_);
+      if (out_.size() - before > client_max_packet_) {
+        // Too large for this client: discarded as if sent (MQTT 5, 3.1.2-25).
+        out_.resize(before);
+        m.too_large = true;
+        continue;
+      }
+      if (!m.sent) {
+        m.packet_id = state_->next_packet_id++;
+        if (state_->next_packet_id == 0) state_->next_packet_id = 1;
+        ++outbound_inflight_;
+        m.sent = true;
+      }
     }
     if (resend) {
       outbound_inflight_ = 0;
       for (const auto& m : state_->outbound) outbound_inflight_ += m.sent ? 1 : 0;
     }
-    // QoS 0 deliveries are not kept.
+    // QoS 0 deliveries are not kept, nor what no client could receive.
     auto& q = state_->outbound;
-    q.erase(std::remove_if(q.begin(), q.end(), [](const OutboundMessage& m) { return m.qos == 0 && m.sent; }), q.end());
+    q.erase(std::remove_if(q.begin(), q.end(), [](const OutboundMessage& m) { return (m.qos == 0 && m.sent) || m.too_large; }), q.end());
     wake_writer();
   }
 
   Server::Impl& server_;
   Stream stream_;
-  asio::steady_timer timer_;
-  asio::steady_timer write_signal_;
   std::optional<asio::steady_timer> resume_;
   std::chrono::steady_clock::time_point deadline_;
   std::vector<char> buf_;
   size_t used_ = 0;
-  std::string out_;
+  std::string out_;      // queued for the next write
+  std::string sending_;  // the write in flight
   uint8_t version_ = 0;
   uint32_t keep_alive_s_ = 0;
   std::string device_;
   std::string telemetry_topic_;
   std::shared_ptr<const ingest::DeviceContext> context_;
   std::shared_ptr<SessionState> state_;
-  std::optional<Will> will_;
+  std::unique_ptr<Will> will_;  // a pointer: Will is large and most connections have none
   std::vector<std::string> aliases_;
   std::vector<ingest::Message> batch_;
   std::vector<uint16_t> batch_acks_;
-  std::deque<PendingBatch> pending_batches_;
+  boost::container::deque<PendingBatch> pending_batches_;
   uint64_t next_batch_ = 1;
   uint32_t inflight_ = 0;
   uint32_t outbound_inflight_ = 0;
   uint32_t client_receive_max_ = 65535;
   uint32_t client_max_packet_ = UINT32_MAX;
-  bool closed_ = false, fully_closed_ = false, draining_ = false, closing_after_write_ = false;
+  bool closed_ = false, fully_closed_ = false, closing_after_write_ = false;
   bool graceful_ = false, disconnect_requested_ = false, assigned_id_ = false;
+  bool writing_ = false, write_posted_ = false;
 
  public:
   bool counted_ = false;
@@ -832,12 +867,71 @@ class Session final : public SessionBase {
 }  // namespace
 
 template <typename Stream>
-void Server::Impl::start_session(Stream stream, bool tls_handshake) {
+void Server::Impl::start_session(Stream stream, uint32_t shard, bool tls_handshake) {
   auto session = std::make_shared<Session<Stream>>(*this, std::move(stream));
   session->counted_ = true;
   open_connections.add(1);
   connections_total.inc();
+  shard_sessions[shard].push_back(session);
   session->start(tls_handshake);
+}
+
+void Server::Impl::publish_will(const std::shared_ptr<const ingest::DeviceContext>& context, Will will,
+                                asio::any_io_executor executor) {
+  if (will.topic == "devices/" + context->id + "/telemetry") {
+    auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    auto points = ingest::decode_json_telemetry(will.payload, now);
+    if (points) {
+      std::vector<ingest::Message> msgs{ingest::Message{std::move(*points)}};
+      pipeline.submit(context, std::move(msgs), ingest::Transport::mqtt, executor, [](std::vector<ingest::MessageOutcome>) {});
+    } else {
+      rejected(points.error().name()).inc();
+    }
+    return;
+  }
+  std::string prefix = "devices/" + context->id + "/commands/";
+  if (will.topic.starts_with(prefix)) {
+    deliver(context->id, will.topic.substr(prefix.size()), will.payload);
+    return;
+  }
+  rejected("mqtt.will_not_authorized").inc();
+}
+
+asio::awaitable<void> Server::Impl::sweep(uint32_t shard) {
+  // Deadlines are seconds long (CONNECT timeout, 1.5 x keep-alive); checking a few times per
+  // connect timeout keeps them accurate to a fraction of that.
+  auto interval = std::clamp<std::chrono::nanoseconds>(std::chrono::nanoseconds(config.mqtt.connect_timeout_ns) / 4, 10ms, 250ms);
+  asio::steady_timer timer(runtime.context(shard));
+  auto next_expiry_scan = std::chrono::steady_clock::now();
+  while (!stopping.load()) {
+    timer.expires_after(interval);
+    co_await timer.async_wait(use_nothrow);
+    auto now = std::chrono::steady_clock::now();
+    auto& sessions = shard_sessions[shard];
+    std::erase_if(sessions, [now](const std::weak_ptr<SessionBase>& w) {
+      auto s = w.lock();
+      return !s || !s->check_deadline(now);
+    });
+    if (shard == 0 && now >= next_expiry_scan) {
+      expire_sessions(now);
+      next_expiry_scan = now + 1s;
+    }
+  }
+}
+
+void Server::Impl::expire_sessions(std::chrono::steady_clock::time_point now) {
+  std::vector<std::unique_ptr<SessionState::DelayedWill>> due;
+  {
+    std::lock_guard lock(mu);
+    std::erase_if(sessions, [&](const auto& entry) {
+      const auto& st = entry.second;
+      if (st->live.lock()) return false;
+      bool expired = now - st->disconnected_at >= std::chrono::nanoseconds(st->expiry_ns);
+      if (st->delayed_will && (expired || now >= st->delayed_will->due)) due.push_back(std::move(st->delayed_will));
+      return expired;
+    });
+  }
+  for (auto& w : due) publish_will(w->context, std::move(w->will), runtime.context(0).get_executor());
 }
 
 asio::awaitable<void> Server::Impl::accept_loop(Listener& l) {
@@ -860,9 +954,9 @@ asio::awaitable<void> Server::Impl::accept_loop(Listener& l) {
       continue;
     }
     socket.set_option(tcp::no_delay(true));
-    asio::post(io, [this, s = std::move(socket), tls = l.tls]() mutable {
-      if (tls) start_session(asio::ssl::stream<decltype(s)>(std::move(s), *tls), true);
-      else start_session(std::move(s), false);
+    asio::post(io, [this, s = std::move(socket), tls = l.tls, shard]() mutable {
+      if (tls) start_session(asio::ssl::stream<decltype(s)>(std::move(s), *tls), shard, true);
+      else start_session(std::move(s), shard, false);
     });
   }
 }
@@ -895,6 +989,11 @@ Result<uint16_t> Server::listen(const std::string& endpoint, asio::ssl::context*
 }
 
 void Server::start() {
+  for (uint32_t shard = 0; shard < impl_->runtime.size(); ++shard) {
+    asio::co_spawn(impl_->runtime.context(shard), impl_->sweep(shard), [log = impl_->log](std::exception_ptr e) {
+      if (e) log->error("mqtt session sweeper ended by an exception");
+    });
+  }
   for (auto& l : impl_->listeners) {
     asio::co_spawn(impl_->runtime.context(0), impl_->accept_loop(l), [log = impl_->log](std::exception_ptr e) {
       if (e) log->error("mqtt accept loop ended by an exception");
