@@ -18,6 +18,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <queue>
 #include <thread>
 #include <vector>
 
@@ -41,6 +42,7 @@ struct Options {
   std::string topic = "devices/{id}/telemetry";
   int version = 4;
   int threads = 1;
+  int pace_tick_us = 1000;
 };
 
 struct Stats {
@@ -58,6 +60,22 @@ std::string payload(uint64_t seq, int64_t ts_ms) {
                 static_cast<unsigned long long>(1400 + seq % 200), 3.0 + (seq % 11) * 0.1);
   return buf;
 }
+
+class Connection;
+
+// Many slow connections (10,000 devices at 10 msg/s) cost a timer wake-up per message if each
+// paces itself; one ticker per thread writes whatever is due on all of its connections instead,
+// so the generator stays cheaper than the server it measures.
+struct Pacer {
+  explicit Pacer(asio::io_context& io) : timer(io) {}
+  asio::steady_timer timer;
+  std::vector<std::shared_ptr<Connection>> connections;
+  // Next due time of each connection, earliest first: a tick touches only those due.
+  using Due = std::pair<Clock::time_point, Connection*>;
+  std::priority_queue<Due, std::vector<Due>, std::greater<>> due;
+  bool finished = false;
+  asio::awaitable<void> run(Clock::time_point end, std::chrono::microseconds tick);
+};
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -119,7 +137,42 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     version_ = c.version;
     asio::co_spawn(socket_.get_executor(), reader(), asio::detached);
-    co_await writer();
+    if (pacer_) {
+      socket_.non_blocking(true);
+      paced_start_ = staggered_start();
+      if (!pacer_->finished) {
+        pacer_->connections.push_back(self);
+        pacer_->due.emplace(next_due(), this);
+        paced_done_.expires_at(Clock::time_point::max());
+        co_await paced_done_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
+      co_await drain();
+    } else {
+      co_await writer();
+    }
+  }
+
+  void use_pacer(Pacer* p) { pacer_ = p; }
+
+  // Paced mode: writes the messages due by `now` without waiting (a tiny write to a socket
+  // with room never blocks; what does not fit is retried on the next tick).
+  void send_due(Clock::time_point now) {
+    if (closed_) return;
+    const double per_conn_rate = opts_.rate / opts_.connections;
+    double due = std::chrono::duration<double>(now - paced_start_).count() * per_conn_rate;
+    int n = static_cast<int>(std::min<double>(due - static_cast<double>(seq_), opts_.batch));
+    if (opts_.qos == 1) n = std::min<int>(n, opts_.window - static_cast<int>(inflight_));
+    if (n > 0) encode_publishes(n, pending_);
+    if (pending_.empty()) return;
+    boost::system::error_code ec;
+    size_t written = socket_.write_some(asio::buffer(pending_), ec);
+    pending_.erase(0, written);
+    if (ec && ec != asio::error::would_block) closed_ = true;
+  }
+  void end_paced() { paced_done_.cancel(); }
+  Clock::time_point next_due() const {
+    return paced_start_ + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double>(static_cast<double>(seq_ + 1) * opts_.connections / opts_.rate));
   }
 
  private:
@@ -128,21 +181,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     boost::system::error_code ec;
     asio::steady_timer timer(socket_.get_executor());
     const double per_conn_rate = opts_.rate > 0 ? opts_.rate / opts_.connections : 0;
-    // Stagger the connections over one period so rate-limited fleets don't fire in lockstep.
-    auto start = Clock::now() - (per_conn_rate > 0 ? std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-                                                         (index_ % 1000) / 1000.0 * std::min(1.0, 1.0 / per_conn_rate)))
-                                                   : Clock::duration::zero());
-    uint64_t seq = 0;
+    auto start = staggered_start();
     std::string out;
     while (Clock::now() < end_) {
       int n = opts_.batch;
       if (per_conn_rate > 0) {
         double due = std::chrono::duration<double>(Clock::now() - start).count() * per_conn_rate;
-        n = static_cast<int>(std::min<double>(due - static_cast<double>(seq), opts_.batch));
+        n = static_cast<int>(std::min<double>(due - static_cast<double>(seq_), opts_.batch));
         if (n <= 0) {
           // Sleep until the next message is due (not a fixed tick: 10,000 slow connections
           // polling every 500 us would cost the generator more than the server).
-          double next_s = static_cast<double>(seq + 1) / per_conn_rate;
+          double next_s = static_cast<double>(seq_ + 1) / per_conn_rate;
           auto due_at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(next_s));
           timer.expires_at(std::min(end_, std::max(due_at, Clock::now() + std::chrono::microseconds(200))));
           co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -158,35 +207,53 @@ class Connection : public std::enable_shared_from_this<Connection> {
         }
       }
       out.clear();
-      int64_t ts_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-      auto now = Clock::now();
-      for (int i = 0; i < n; ++i) {
-        mq::Publish p;
-        p.qos = static_cast<uint8_t>(opts_.qos);
-        p.topic = topic_;
-        ++seq;
-        if (p.qos) {
-          p.packet_id = next_id_++;
-          if (next_id_ == 0) next_id_ = 1;
-          sent_at_[p.packet_id & (sent_at_.size() - 1)] = now;
-          ++inflight_;
-        }
-        // Distinct timestamps per connection: ms plus a per-message offset keeps them unique.
-        p.payload = payload(seq, ts_ms * 1000 + static_cast<int64_t>(seq % 1000));
-        mq::encode(p, version_, out);
-      }
+      encode_publishes(n, out);
       co_await asio::async_write(socket_, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
-      sent_ += static_cast<uint64_t>(n);
     }
-    // Drain: wait for outstanding acks (QoS 1) or a PINGRESP (QoS 0: the server read everything).
-    out.clear();
+    co_await drain();
+  }
+
+  void encode_publishes(int n, std::string& out) {
+    int64_t ts_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    auto now = Clock::now();
+    for (int i = 0; i < n; ++i) {
+      mq::Publish p;
+      p.qos = static_cast<uint8_t>(opts_.qos);
+      p.topic = topic_;
+      ++seq_;
+      if (p.qos) {
+        p.packet_id = next_id_++;
+        if (next_id_ == 0) next_id_ = 1;
+        sent_at_[p.packet_id & (sent_at_.size() - 1)] = now;
+        ++inflight_;
+      }
+      // Distinct timestamps per connection: ms plus a per-message offset keeps them unique.
+      p.payload = payload(seq_, ts_ms * 1000 + static_cast<int64_t>(seq_ % 1000));
+      mq::encode(p, version_, out);
+    }
+    sent_ += static_cast<uint64_t>(n);
+  }
+
+  // Stagger the connections over one period so rate-limited fleets don't fire in lockstep.
+  Clock::time_point staggered_start() const {
+    const double per_conn_rate = opts_.rate > 0 ? opts_.rate / opts_.connections : 0;
+    if (per_conn_rate <= 0) return Clock::now();
+    return Clock::now() - std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double>((index_ % 1000) / 1000.0 * std::min(1.0, 1.0 / per_conn_rate)));
+  }
+
+  // Waits for outstanding acks (QoS 1) or a PINGRESP (QoS 0: the server read everything).
+  asio::awaitable<void> drain() {
+    boost::system::error_code ec;
+    asio::steady_timer timer(socket_.get_executor());
+    std::string out = std::move(pending_);
     mq::encode(mq::Pingreq{}, version_, out);
     co_await asio::async_write(socket_, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
     auto drain_end = Clock::now() + std::chrono::seconds(30);
     while ((inflight_ > 0 || !pong_) && Clock::now() < drain_end && !closed_) {
-      timer.expires_after(std::chrono::milliseconds(5));
-      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      window_open_.expires_at(drain_end);  // the reader cancels it on every read
+      co_await window_open_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
     finished_at_ = Clock::now();
     {
@@ -243,13 +310,35 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer window_open_{socket_.get_executor()};
   uint8_t version_ = 4;
   uint16_t next_id_ = 1;
-  uint64_t inflight_ = 0, sent_ = 0, acked_ = 0, refused_ = 0;
+  uint64_t inflight_ = 0, sent_ = 0, acked_ = 0, refused_ = 0, seq_ = 0;
+  Pacer* pacer_ = nullptr;
+  Clock::time_point paced_start_{};
+  asio::steady_timer paced_done_{socket_.get_executor()};
+  std::string pending_;  // paced mode: written next tick
   bool pong_ = false, closed_ = false;
   std::vector<double> latencies_;
 
  public:
   Clock::time_point finished_at_{};
 };
+
+asio::awaitable<void> Pacer::run(Clock::time_point end, std::chrono::microseconds tick) {
+  boost::system::error_code ec;
+  for (auto now = Clock::now(); now < end; now = Clock::now()) {
+    while (!due.empty() && due.top().first <= now) {
+      Connection* c = due.top().second;
+      due.pop();
+      c->send_due(now);
+      // Held back by the QoS 1 window: look again next tick.
+      due.emplace(std::max(c->next_due(), now + tick), c);
+    }
+    timer.expires_after(tick);
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  finished = true;
+  for (auto& c : connections) c->end_paced();
+  connections.clear();
+}
 
 int main(int argc, char** argv) {
   Options o;
@@ -266,6 +355,7 @@ int main(int argc, char** argv) {
   app.add_option("--topic", o.topic, "Topic; {id} is replaced by the device id");
   app.add_option("--mqtt-version", o.version)->check(CLI::IsMember({4, 5}));
   app.add_option("--threads", o.threads);
+  app.add_option("--pace-tick-us", o.pace_tick_us, "Paced mode (<= 100 msg/s per connection): one ticker per thread");
   CLI11_PARSE(app, argc, argv);
 
   std::vector<std::pair<std::string, std::string>> creds;
@@ -289,10 +379,19 @@ int main(int argc, char** argv) {
   auto start = Clock::now();
   auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.duration));
   std::vector<std::shared_ptr<Connection>> conns;
+  std::vector<std::unique_ptr<Pacer>> pacers;
+  const bool paced = o.rate > 0 && o.rate / o.connections <= 100;
+  if (paced) {
+    for (auto& io : ios) {
+      pacers.push_back(std::make_unique<Pacer>(*io));
+      asio::co_spawn(*io, pacers.back()->run(end, std::chrono::microseconds(o.pace_tick_us)), asio::detached);
+    }
+  }
   for (int i = 0; i < o.connections; ++i) {
     std::string id = creds.empty() ? "dev-" + std::to_string(i) : creds[i].first;
     std::string token = creds.empty() ? "" : creds[i].second;
     auto c = std::make_shared<Connection>(*ios[i % o.threads], o, id, token, stats, i, end);
+    if (paced) c->use_pacer(pacers[i % o.threads].get());
     conns.push_back(c);
     asio::co_spawn(*ios[i % o.threads], c->run(), asio::detached);
   }
