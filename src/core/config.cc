@@ -52,6 +52,7 @@ const std::vector<Field>& fields() {
       {"tsdb.out_of_order_window", Kind::duration, member([](Config& c) -> auto& { return c.tsdb.out_of_order_window_ns; })},
       {"tsdb.retention", Kind::duration, member([](Config& c) -> auto& { return c.tsdb.retention_ns; })},
       {"tsdb.rollup_retention", Kind::duration, member([](Config& c) -> auto& { return c.tsdb.rollup_retention_ns; })},
+      {"tsdb.retention_rules", Kind::string, member([](Config& c) -> auto& { return c.tsdb.retention_rules; })},
       {"tsdb.max_disk_bytes", Kind::bytes, member([](Config& c) -> auto& { return c.tsdb.max_disk_bytes; })},
       {"tsdb.min_free_bytes", Kind::bytes, member([](Config& c) -> auto& { return c.tsdb.min_free_bytes; })},
       {"tsdb.wal_segment_bytes", Kind::bytes, member([](Config& c) -> auto& { return c.tsdb.wal_segment_bytes; })},

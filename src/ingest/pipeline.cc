@@ -69,6 +69,9 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(core::ShardRuntime& runtime, co
                                                  ops::Metrics& metrics) {
   std::unique_ptr<Pipeline> p(new Pipeline(runtime, env, config, metrics));
   auto log = core::logger("ingest");
+  auto retention_rules = tsdb::parse_retention_rules(config.tsdb.retention_rules, config.tsdb.retention_ns,
+                                                     config.tsdb.rollup_retention_ns);
+  if (!retention_rules) return retention_rules.error();
   for (uint32_t i = 0; i < runtime.size(); ++i) {
     auto shard = std::make_unique<Shard>();
     shard->index = i;
@@ -81,6 +84,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(core::ShardRuntime& runtime, co
     opts.out_of_order_window_ns = config.tsdb.out_of_order_window_ns;
     opts.retention_ns = config.tsdb.retention_ns;
     opts.rollup_retention_ns = config.tsdb.rollup_retention_ns;
+    opts.retention_rules = *retention_rules;
     opts.max_disk_bytes = config.tsdb.max_disk_bytes / runtime.size();
     opts.min_free_bytes = config.tsdb.min_free_bytes;
     Shard* raw = shard.get();

@@ -4,6 +4,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <cctype>
 #include <cstring>
 #include <map>
 #include <set>
@@ -393,27 +394,49 @@ Status Db::compact(int64_t now_ns) {
   return ok();
 }
 
+std::pair<int64_t, int64_t> Db::retention_of(const SeriesKey& key) const {
+  for (const auto& rule : options_.retention_rules) {
+    if (rule.selector.matches(key)) return {rule.raw_ns, rule.rollup_ns};
+  }
+  return {options_.retention_ns, options_.rollup_retention_ns};
+}
+
 Status Db::apply_retention(int64_t now_ns) {
-  for (size_t i = 0; i < blocks_.size(); ++i) {
-    const auto& m = blocks_[i]->meta();
-    if (m.max_ts < now_ns - options_.rollup_retention_ns) {
-      std::string path = blocks_[i]->path();
-      blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(i));
-      FL_TRY_STATUS(env_.remove(path));
-      FL_TRY_STATUS(env_.sync_dir(block_dir_));
-      return apply_retention(now_ns);
+  for (size_t i = 0; i < blocks_.size();) {
+    const auto& b = *blocks_[i];
+    const auto& m = b.meta();
+    // What each series of the block keeps, by its own retention; blocks are rewritten only
+    // when something in them expired, and dropped once nothing is left.
+    bool changed = false, any_raw_dropped = m.raw_dropped;
+    std::vector<SeriesChunks> kept;
+    for (const auto& s : b.series()) {
+      auto [raw_ns, rollup_ns] = retention_of(s.key);
+      bool raw_expired = m.max_ts < now_ns - raw_ns;
+      bool rollups_expired = m.max_ts < now_ns - rollup_ns;
+      bool has_rollups = s.rollup_1m != 0 || s.rollup_1h != 0;
+      if ((raw_expired && !s.chunks.empty()) || (rollups_expired && has_rollups)) changed = true;
     }
-    if (!m.raw_dropped && m.max_ts < now_ns - options_.retention_ns) {
-      // Raw samples expire before rollups: rewrite the block with its rollups only.
-      const auto& b = *blocks_[i];
-      BlockMeta meta = m;
-      meta.raw_dropped = true;
-      meta.sources = {b.name()};
-      std::vector<SeriesChunks> series;
-      for (const auto& s : b.series()) {
-        SeriesChunks sc;
-        sc.key = s.key;
-        sc.type = s.type;
+    if (!changed) {
+      ++i;
+      continue;
+    }
+    for (const auto& s : b.series()) {
+      auto [raw_ns, rollup_ns] = retention_of(s.key);
+      bool raw_expired = m.max_ts < now_ns - raw_ns;
+      bool rollups_expired = m.max_ts < now_ns - rollup_ns;
+      SeriesChunks sc;
+      sc.key = s.key;
+      sc.type = s.type;
+      if (!raw_expired) {
+        for (const auto& c : s.chunks) {
+          FL_TRY(bytes, b.chunk(c.offset));
+          sc.chunks.emplace_back(bytes);
+          sc.metas.push_back(c);
+        }
+      } else if (!s.chunks.empty()) {
+        any_raw_dropped = true;
+      }
+      if (!rollups_expired) {
         if (s.rollup_1m) {
           FL_TRY(r1m, b.rollups(s.rollup_1m));
           sc.rollup_1m = std::move(r1m);
@@ -422,18 +445,79 @@ Status Db::apply_retention(int64_t now_ns) {
           FL_TRY(r1h, b.rollups(s.rollup_1h));
           sc.rollup_1h = std::move(r1h);
         }
-        if (!sc.rollup_1m.empty() || !sc.rollup_1h.empty()) series.push_back(std::move(sc));
       }
-      std::string name = block_name(m.min_ts, m.max_ts, m.level, true);
-      std::string old_path = b.path();
-      FL_TRY_STATUS(write_block(env_, block_dir_, name, meta, series, options_.crash_point));
-      FL_TRY(block, BlockReader::open(env_, core::join_path(block_dir_, name)));
-      blocks_[i] = std::move(block);
+      if (!sc.chunks.empty() || !sc.rollup_1m.empty() || !sc.rollup_1h.empty()) kept.push_back(std::move(sc));
+    }
+    std::string old_path = b.path();
+    if (kept.empty()) {
+      blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(i));
       FL_TRY_STATUS(env_.remove(old_path));
       FL_TRY_STATUS(env_.sync_dir(block_dir_));
+      continue;
     }
+    BlockMeta meta = m;
+    meta.raw_dropped = any_raw_dropped;
+    meta.sources = {b.name()};
+    meta.samples = 0;
+    for (const auto& sc : kept) {
+      for (const auto& c : sc.metas) meta.samples += c.count;
+    }
+    // A fresh name each rewrite: the old block stays valid until the new one is published,
+    // and a crash in between leaves the new one, which names the old one as its source.
+    std::string name = block_name(m.min_ts, m.max_ts, m.level, true);
+    name.insert(name.size() - 4, "-" + std::to_string(now_ns));
+    FL_TRY_STATUS(write_block(env_, block_dir_, name, meta, kept, options_.crash_point));
+    FL_TRY(block, BlockReader::open(env_, core::join_path(block_dir_, name)));
+    blocks_[i] = std::move(block);
+    FL_TRY_STATUS(env_.remove(old_path));
+    FL_TRY_STATUS(env_.sync_dir(block_dir_));
+    ++i;
   }
   return ok();
+}
+
+Result<std::vector<RetentionRule>> parse_retention_rules(std::string_view text, int64_t default_raw_ns,
+                                                         int64_t default_rollup_ns) {
+  std::vector<RetentionRule> rules;
+  size_t n = 0;
+  while (!text.empty()) {
+    size_t end = text.find(';');
+    std::string_view part = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+    ++n;
+    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.front()))) part.remove_prefix(1);
+    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.back()))) part.remove_suffix(1);
+    if (part.empty()) continue;
+    auto where = [&](const std::string& what) {
+      return core::make_error(core::Errc::invalid_argument, "retention rule " + std::to_string(n) + " ('" + std::string(part) + "'): " + what);
+    };
+    size_t close = part.rfind('}');
+    if (close == std::string_view::npos) return where("expected a selector such as {site=\"lab\"} first");
+    auto selector = Selector::parse(part.substr(0, close + 1));
+    if (!selector) return where(selector.error().context());
+    RetentionRule rule{std::move(*selector), default_raw_ns, default_rollup_ns};
+    std::string_view rest = part.substr(close + 1);
+    bool any = false;
+    while (!rest.empty()) {
+      while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+      if (rest.empty()) break;
+      size_t sp = rest.find(' ');
+      std::string_view kv = rest.substr(0, sp);
+      rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp);
+      size_t eq = kv.find('=');
+      if (eq == std::string_view::npos) return where("expected raw=DURATION or rollups=DURATION, got '" + std::string(kv) + "'");
+      auto d = core::parse_duration(kv.substr(eq + 1));
+      if (!d || *d <= 0) return where("'" + std::string(kv) + "' is not a positive duration");
+      if (kv.substr(0, eq) == "raw") rule.raw_ns = *d;
+      else if (kv.substr(0, eq) == "rollups") rule.rollup_ns = *d;
+      else return where("unknown setting '" + std::string(kv.substr(0, eq)) + "' (raw or rollups)");
+      any = true;
+    }
+    if (!any) return where("give raw=DURATION and/or rollups=DURATION");
+    if (rule.rollup_ns < rule.raw_ns) return where("rollups must be kept at least as long as raw samples");
+    rules.push_back(std::move(rule));
+  }
+  return rules;
 }
 
 }  // namespace fieldline::tsdb

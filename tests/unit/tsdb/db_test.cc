@@ -250,6 +250,78 @@ TEST_F(DbTest, CompactionMergesBlocksAndRetentionDropsRawThenAll) {
   EXPECT_EQ(db_->blocks().size(), 0u);
 }
 
+TEST_F(DbTest, RetentionPerTagSelectorKeepsEachSeriesItsOwnTime) {
+  const int64_t day = 86400 * kSec;
+  auto rules = parse_retention_rules(R"({site="lab"} raw=2d rollups=5d; {profile=~"meter|grid"} raw=20d)", 10 * day, 40 * day);
+  ASSERT_TRUE(rules) << rules.error().message();
+  ASSERT_EQ(rules->size(), 2u);
+  EXPECT_EQ((*rules)[1].rollup_ns, 40 * day);  // omitted: the default
+  options_.retention_rules = *rules;
+  options_.retention_ns = 10 * day;
+  options_.rollup_retention_ns = 40 * day;
+  options_.block_range_ns = 3600 * kSec;
+  options_.out_of_order_window_ns = 60 * kSec;
+  reopen();
+  auto lab = ref("a", "t", ValueType::float64, {{"site", "lab"}});
+  auto meter = ref("b", "t", ValueType::float64, {{"profile", "meter"}});
+  auto other = ref("c", "t");
+  int64_t start = (kT0 / (3600 * kSec)) * 3600 * kSec;
+  std::vector<SampleIn> batch;
+  for (int k = 0; k < 60; ++k) {
+    for (auto s : {lab, meter, other}) batch.push_back({s, start + k * 60 * kSec, static_cast<double>(k)});
+  }
+  put(batch);
+  ASSERT_TRUE(db_->flush_head());
+  auto count = [&](const std::string& device, std::vector<std::pair<std::string, std::string>> tags) {
+    return read(device, "t", INT64_MIN, INT64_MAX, std::move(tags)).size();
+  };
+  auto hourly = [&](const std::string& selector) {
+    AggregateQuery q;
+    q.selector = *Selector::parse(selector);
+    q.from = start;
+    q.to = start + 3600 * kSec;
+    q.step = 3600 * kSec;
+    q.agg = Agg::count;
+    auto r = db_->aggregate(q);
+    EXPECT_TRUE(r);
+    return r && !r->groups.empty() ? r->groups.begin()->second.buckets.begin()->second.result(Agg::count) : 0.0;
+  };
+  // Day 3: the lab's raw samples are gone, its rollups and everyone else's data remain.
+  ASSERT_TRUE(db_->maintain(start + 3 * day));
+  EXPECT_EQ(count("a", {{"site", "lab"}}), 0u);
+  EXPECT_EQ(hourly(R"(t{site="lab"})"), 60);
+  EXPECT_EQ(count("b", {{"profile", "meter"}}), 60u);
+  EXPECT_EQ(count("c", {}), 60u);
+  reopen();  // the rewritten block is what is on disk
+  EXPECT_EQ(count("a", {{"site", "lab"}}), 0u);
+  EXPECT_EQ(count("c", {}), 60u);
+  // Day 11: the default raw retention passed; the meter keeps 20 days.
+  ASSERT_TRUE(db_->maintain(start + 11 * day));
+  EXPECT_EQ(count("c", {}), 0u);
+  EXPECT_EQ(count("b", {{"profile", "meter"}}), 60u);
+  EXPECT_EQ(hourly(R"(t{site="lab"})"), 0);  // its 5-day rollups expired too
+  EXPECT_EQ(hourly(R"(c/t)"), 60);
+  // Day 41: everything expired, the block is dropped.
+  ASSERT_TRUE(db_->maintain(start + 41 * day));
+  EXPECT_EQ(db_->blocks().size(), 0u);
+}
+
+TEST(RetentionRules, ParseErrorsSayWhatAndWhere) {
+  auto bad = [](const char* text) {
+    auto r = parse_retention_rules(text, 86400 * kSec, 400 * 86400 * kSec);
+    EXPECT_FALSE(r) << text;
+    return r ? std::string() : r.error().message();
+  };
+  EXPECT_NE(bad("site=lab raw=2d").find("rule 1"), std::string::npos);
+  EXPECT_NE(bad(R"({a="b"} raw=2d; {c="d"} keep=3d)").find("rule 2"), std::string::npos);
+  EXPECT_NE(bad(R"({a="b"} raw=soon)").find("raw=soon"), std::string::npos);
+  EXPECT_NE(bad(R"({a="b"} raw=10d rollups=1d)").find("at least as long"), std::string::npos);
+  EXPECT_NE(bad(R"({a="b"})").find("raw=DURATION"), std::string::npos);
+  auto empty = parse_retention_rules(" ; ", 86400 * kSec, 400 * 86400 * kSec);
+  ASSERT_TRUE(empty);
+  EXPECT_TRUE(empty->empty());
+}
+
 TEST_F(DbTest, DiskLimitRefusesWritesAndResumesWhenSpaceReturns) {
   options_.max_disk_bytes = 1;  // anything on disk is over the limit
   reopen();

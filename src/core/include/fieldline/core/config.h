@@ -49,6 +49,8 @@ struct Config {
     int64_t out_of_order_window_ns = 3600LL * 1'000'000'000;
     int64_t retention_ns = 30LL * 86400 * 1'000'000'000;
     int64_t rollup_retention_ns = 400LL * 86400 * 1'000'000'000;
+    // Per tag selector, first match wins: '{site="lab"} raw=7d rollups=90d; {profile="meter"} raw=400d'.
+    std::string retention_rules;
     uint64_t max_disk_bytes = 0;        // 0: no limit besides min_free_bytes
     uint64_t min_free_bytes = 64 << 20;  // refuse writes when the filesystem has less free
     uint64_t wal_segment_bytes = 64 << 20;

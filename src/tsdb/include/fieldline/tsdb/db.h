@@ -29,12 +29,26 @@
 
 namespace fieldline::tsdb {
 
+// Retention for the series a selector matches (first matching rule wins; series no rule
+// matches keep DbOptions' defaults). Applied by rewriting or dropping whole blocks.
+struct RetentionRule {
+  Selector selector;
+  int64_t raw_ns = 0;     // raw samples
+  int64_t rollup_ns = 0;  // 1-minute and 1-hour rollups
+};
+// Parses "SELECTOR raw=DURATION [rollups=DURATION]; ..." e.g.
+// '{site="lab"} raw=7d rollups=90d; {profile="energy-meter"} raw=400d'. An omitted duration
+// takes the default given.
+Result<std::vector<RetentionRule>> parse_retention_rules(std::string_view text, int64_t default_raw_ns,
+                                                         int64_t default_rollup_ns);
+
 struct DbOptions {
   WalOptions wal;
   int64_t block_range_ns = 2LL * 3600 * 1'000'000'000;
   int64_t out_of_order_window_ns = 3600LL * 1'000'000'000;
   int64_t retention_ns = 30LL * 86400 * 1'000'000'000;         // raw samples
   int64_t rollup_retention_ns = 400LL * 86400 * 1'000'000'000;  // 1-minute and 1-hour rollups
+  std::vector<RetentionRule> retention_rules;
   uint64_t max_disk_bytes = 0;                                  // 0: unlimited
   uint64_t min_free_bytes = 0;
   // Fault injection (tests): called at named steps of the write, flush and compaction paths;
@@ -133,6 +147,8 @@ class Db {
   Status checkpoint_wal();
   Status compact(int64_t now_ns);
   Status apply_retention(int64_t now_ns);
+  // Raw and rollup retention of a series.
+  std::pair<int64_t, int64_t> retention_of(const SeriesKey& key) const;
   void collect(const MemSeries& s, int64_t from, int64_t to, std::vector<Sample>& out) const;
   int64_t block_start(int64_t ts) const;
   Status crash_point(std::string_view step) const {
