@@ -50,6 +50,7 @@ struct Pipeline::Shard {
   ops::Counter* wal_sync_us = nullptr;
   uint64_t wal_sync_us_reported = 0;
   std::vector<tsdb::SampleIn> scratch;
+  bool cut_in_flight = false;
 };
 
 namespace {
@@ -61,7 +62,8 @@ struct IngestCounters {
 }  // namespace
 
 Pipeline::Pipeline(core::ShardRuntime& runtime, core::Env& env, const core::Config& config, ops::Metrics& metrics)
-    : runtime_(runtime), env_(env), config_(config), metrics_(metrics) {}
+    : runtime_(runtime), env_(env), config_(config), metrics_(metrics),
+      background_(std::make_unique<asio::thread_pool>(1)) {}
 
 Pipeline::~Pipeline() { (void)close(); }
 
@@ -329,7 +331,23 @@ void Pipeline::start() {
       shard->maintenance->expires_after(std::chrono::seconds(1));
       shard->maintenance->async_wait([this, shard, weak](boost::system::error_code ec) {
         if (ec || shard->closed.load()) return;
-        auto st = shard->db->maintain(env_.now_ns());
+        auto now = env_.now_ns();
+        if (!shard->cut_in_flight) {
+          if (auto job = shard->db->prepare_cut(now)) {
+            // Encoded and written in the background; published back on the shard.
+            shard->cut_in_flight = true;
+            auto held = std::make_shared<tsdb::CutJobPtr>(std::move(job));
+            asio::post(*background_, [this, shard, held] {
+              auto run = tsdb::Db::run_cut(**held, &stopping_);
+              asio::post(*shard->io, [shard, held, run] {
+                shard->cut_in_flight = false;
+                auto st = shard->db->finish_cut(std::move(*held), run);
+                if (!st) core::logger("tsdb")->error("block cut of shard {} failed: {}", shard->index, st.error().message());
+              });
+            });
+          }
+        }
+        auto st = shard->db->maintain_blocks(now);
         if (!st) core::logger("tsdb")->error("maintenance of shard {} failed: {}", shard->index, st.error().message());
         auto s = shard->db->stats();
         shard->wal_bytes->set(static_cast<int64_t>(s.wal_bytes_written));
@@ -352,6 +370,10 @@ void Pipeline::start() {
 
 Status Pipeline::close() {
   Status result;
+  // A block cut still running stops early (its data stays in the WAL); its result is posted
+  // to the shard before the close below, so every Db is consistent when it closes.
+  stopping_.store(true);
+  if (background_) background_->join();
   for (auto& sp : shards_) {
     Shard* shard = sp.get();
     if (shard->closed.exchange(true)) continue;

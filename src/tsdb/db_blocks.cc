@@ -197,19 +197,70 @@ Status Db::load_blocks() {
   return ok();
 }
 
-Status Db::cut_block(int64_t start, int64_t end) {
-  BlockMeta meta{start, end, 0, 1, false, {}};
-  std::vector<SeriesChunks> out;
-  std::vector<Sample> samples;
+void CutJobDeleter::operator()(CutJob* job) const { delete job; }
+
+CutJobPtr Db::prepare_cut(int64_t now_ns, bool force) {
+  (void)now_ns;
+  if (cut_pending_ || head_min_ts_ == INT64_MAX || head_max_ts_ == INT64_MIN) return nullptr;
+  const int64_t r = options_.block_range_ns;
+  // Hold back the newest data past the block by the out-of-order window (and at least half
+  // a block), so that late samples still find their range in the head.
+  const int64_t hold = std::max(options_.out_of_order_window_ns, r / 2);
+  int64_t start = block_start(head_min_ts_);
+  if (!force && head_max_ts_ < start + r + hold) return nullptr;
+  CutJobPtr job(new CutJob);
+  job->env = &env_;
+  job->block_dir = block_dir_;
+  job->crash_point = options_.crash_point;
+  job->start = start;
+  job->end = start + r;
   for (auto& sp : series_) {
     MemSeries& s = *sp;
+    // Chunks never span a block boundary: an open chunk that ends before the block's end is
+    // complete (nothing before the end is accepted once the fence is up).
+    if (s.open && s.open->count() > 0 && s.open->max_ts() < job->end) s.seal();
+    CutJob::Part part;
+    for (const auto& c : s.sealed) {
+      if (c.max_ts < job->end) part.chunks.push_back(c.bytes);
+    }
+    for (const auto& x : s.ooo) {
+      if (x.ts < job->end) part.ooo.push_back(x);
+    }
+    if (part.chunks.empty() && part.ooo.empty()) continue;
+    part.key = s.key;
+    part.type = s.type;
+    job->parts.push_back(std::move(part));
+  }
+  job->previous_persisted_until = persisted_until_;
+  persisted_until_ = std::max(persisted_until_, job->end);
+  cut_pending_ = true;
+  return job;
+}
+
+Status Db::run_cut(CutJob& job, const std::atomic<bool>* cancel) {
+  BlockMeta meta{job.start, job.end, 0, 1, false, {}};
+  std::vector<SeriesChunks> out;
+  std::vector<Sample> samples;
+  for (const auto& part : job.parts) {
+    if (cancel && cancel->load(std::memory_order_relaxed)) {
+      return core::make_error(core::Errc::unsupported, "block cut cancelled (shutting down); its data stays in the WAL");
+    }
     samples.clear();
-    collect(s, start, end, samples);
+    for (const auto& bytes : part.chunks) {
+      FL_TRY(decoded, decode_chunk(bytes));
+      samples.insert(samples.end(), decoded.begin(), decoded.end());
+    }
+    if (!part.ooo.empty()) {
+      samples.insert(samples.end(), part.ooo.begin(), part.ooo.end());
+      std::stable_sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.ts < b.ts; });
+      samples.erase(std::unique(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.ts == b.ts; }),
+                    samples.end());
+    }
     if (samples.empty()) continue;
     SeriesChunks sc;
-    sc.key = s.key;
-    sc.type = s.type;
-    encode_samples(s.type, samples, sc);
+    sc.key = part.key;
+    sc.type = part.type;
+    encode_samples(part.type, samples, sc);
     add_rollups(samples, sc.rollup_1m, sc.rollup_1h);
     // A rollup that does not at least halve the points costs more than the raw chunks it
     // summarizes (sparse series): drop it; queries then read the raw chunks.
@@ -218,21 +269,32 @@ Status Db::cut_block(int64_t start, int64_t end) {
     meta.samples += samples.size();
     out.push_back(std::move(sc));
   }
-  if (!out.empty()) {
-    std::string name = block_name(start, end, 1, false);
-    FL_TRY_STATUS(write_block(env_, block_dir_, name, meta, out, options_.crash_point));
-    FL_TRY(block, BlockReader::open(env_, core::join_path(block_dir_, name)));
-    blocks_.push_back(std::move(block));
+  if (out.empty()) return ok();
+  std::string name = block_name(job.start, job.end, 1, false);
+  FL_TRY_STATUS(write_block(*job.env, job.block_dir, name, meta, out, job.crash_point));
+  FL_TRY(block, BlockReader::open(*job.env, core::join_path(job.block_dir, name)));
+  job.block = std::move(block);
+  return ok();
+}
+
+Status Db::finish_cut(CutJobPtr job, const Status& run_status) {
+  cut_pending_ = false;
+  if (!run_status) {
+    // Nothing was published: the data is still in the head and the WAL; lift the fence.
+    persisted_until_ = job->previous_persisted_until;
+    return run_status;
+  }
+  if (job->block) {
+    blocks_.push_back(std::move(job->block));
     std::sort(blocks_.begin(), blocks_.end(),
               [](const auto& a, const auto& b) { return a->meta().min_ts < b->meta().min_ts; });
   }
   FL_TRY_STATUS(crash_point("cut.block_published"));
-  // Drop what is now in the block from the head.
-  persisted_until_ = std::max(persisted_until_, end);
+  // Drop what is now in the block from the head: everything before the fence.
+  const int64_t end = job->end;
   head_min_ts_ = INT64_MAX;
   for (auto& sp : series_) {
     MemSeries& s = *sp;
-    if (s.open && s.open->count() > 0 && s.open->max_ts() < end) s.seal();
     auto keep = std::remove_if(s.sealed.begin(), s.sealed.end(), [&](const SealedChunk& c) { return c.max_ts < end; });
     s.sealed.erase(keep, s.sealed.end());
     s.ooo.erase(std::remove_if(s.ooo.begin(), s.ooo.end(), [&](const Sample& x) { return x.ts < end; }), s.ooo.end());
@@ -280,22 +342,25 @@ Status Db::checkpoint_wal() {
 
 Status Db::maintain(int64_t now_ns) {
   FL_TRY_STATUS(check_disk(true));
-  int64_t r = options_.block_range_ns;
-  int64_t hold = std::max(options_.out_of_order_window_ns, r / 2);
-  while (head_min_ts_ != INT64_MAX && head_max_ts_ != INT64_MIN) {
-    int64_t start = block_start(head_min_ts_);
-    if (head_max_ts_ < start + r + hold) break;
-    FL_TRY_STATUS(cut_block(start, start + r));
+  while (auto job = prepare_cut(now_ns)) {
+    auto st = run_cut(*job);
+    FL_TRY_STATUS(finish_cut(std::move(job), st));
   }
-  FL_TRY_STATUS(compact(now_ns));
+  return maintain_blocks(now_ns);
+}
+
+Status Db::maintain_blocks(int64_t now_ns) {
+  // A cut in flight has fenced a range whose block is not listed yet: compaction waits for it.
+  if (!cut_pending_) FL_TRY_STATUS(compact(now_ns));
   FL_TRY_STATUS(apply_retention(now_ns));
   return check_disk(true);
 }
 
 Status Db::flush_head() {
-  while (head_min_ts_ != INT64_MAX && head_max_ts_ != INT64_MIN) {
-    int64_t start = block_start(head_min_ts_);
-    FL_TRY_STATUS(cut_block(start, start + options_.block_range_ns));
+  if (cut_pending_) return core::make_error(core::Errc::unsupported, "flush_head: a block cut is in progress");
+  while (auto job = prepare_cut(0, true)) {
+    auto st = run_cut(*job);
+    FL_TRY_STATUS(finish_cut(std::move(job), st));
   }
   return ok();
 }

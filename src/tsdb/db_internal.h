@@ -46,6 +46,22 @@ struct Db::MemSeries {
   }
 };
 
+struct CutJob {
+  core::Env* env = nullptr;
+  std::string block_dir;
+  std::function<Status(std::string_view)> crash_point;
+  int64_t start = 0, end = 0;
+  int64_t previous_persisted_until = 0;
+  struct Part {
+    SeriesKey key;
+    ValueType type = ValueType::float64;
+    std::vector<std::string> chunks;  // sealed chunks, all inside [start, end)
+    std::vector<Sample> ooo;          // out-of-order samples in [start, end)
+  };
+  std::vector<Part> parts;
+  std::unique_ptr<BlockReader> block;  // run_cut's result (null: nothing to write)
+};
+
 struct SeriesRecord {
   uint64_t ref = 0;
   ValueType type = ValueType::float64;

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include <cmath>
 
 #include "fieldline/core/time.h"
@@ -304,6 +307,80 @@ TEST_F(DbTest, RetentionPerTagSelectorKeepsEachSeriesItsOwnTime) {
   // Day 41: everything expired, the block is dropped.
   ASSERT_TRUE(db_->maintain(start + 41 * day));
   EXPECT_EQ(db_->blocks().size(), 0u);
+}
+
+TEST_F(DbTest, BlockCutRunsOffTheOwnerAndFencesItsRange) {
+  options_.block_range_ns = 3600 * kSec;
+  options_.out_of_order_window_ns = 600 * kSec;
+  reopen();
+  auto t = ref("d", "m");
+  int64_t start = (kT0 / (3600 * kSec)) * 3600 * kSec;
+  std::vector<SampleIn> batch;
+  for (int k = 0; k < 100 * 60; ++k) batch.push_back({t, start + k * kSec, static_cast<double>(k)});
+  put(batch);  // 100 minutes: the first hour is due (held back by half a block)
+  auto job = db_->prepare_cut(start + 100 * 60 * kSec);
+  ASSERT_TRUE(job);
+  EXPECT_FALSE(db_->prepare_cut(start + 100 * 60 * kSec)) << "one cut at a time";
+  // While the block is written elsewhere: the fenced range refuses new samples, later ones
+  // are stored, and queries still see everything.
+  auto r = db_->append(std::vector<SampleIn>{{t, start + 3599 * kSec + kSec / 2, 1.0}, {t, start + 100 * 60 * kSec, 2.0}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->accepted, 1u);
+  ASSERT_EQ(r->rejected.size(), 1u);
+  EXPECT_TRUE(is(r->rejected[0].error, Errc::too_old));
+  EXPECT_EQ(read("d", "m").size(), 100u * 60 + 1);
+  Status run;
+  std::thread writer([&] { run = Db::run_cut(*job); });
+  writer.join();
+  ASSERT_TRUE(run) << run.error().message();
+  ASSERT_TRUE(db_->finish_cut(std::move(job), run));
+  EXPECT_EQ(db_->blocks().size(), 1u);
+  EXPECT_EQ(read("d", "m").size(), 100u * 60 + 1);
+  EXPECT_EQ(db_->stats().head_samples, 40u * 60 + 1);
+  reopen();
+  EXPECT_EQ(read("d", "m").size(), 100u * 60 + 1);
+}
+
+TEST_F(DbTest, CancelledOrUnfinishedBlockCutLosesNothing) {
+  options_.block_range_ns = 3600 * kSec;
+  options_.out_of_order_window_ns = 600 * kSec;
+  reopen();
+  auto t = ref("d", "m");
+  int64_t start = (kT0 / (3600 * kSec)) * 3600 * kSec;
+  std::vector<SampleIn> batch;
+  for (int k = 0; k < 100 * 60; ++k) batch.push_back({t, start + k * kSec, static_cast<double>(k)});
+  auto quiet = ref("e", "m");  // a device that went quiet within the first hour
+  batch.push_back({quiet, start + 3000 * kSec, 1.0});
+  put(batch);
+  // Cancelled (shutdown): the fence is lifted, the data stays in the head and the WAL.
+  auto job = db_->prepare_cut(start + 100 * 60 * kSec);
+  ASSERT_TRUE(job);
+  auto fenced = db_->append(std::vector<SampleIn>{{quiet, start + 3500 * kSec, 2.0}});
+  ASSERT_TRUE(fenced);
+  ASSERT_EQ(fenced->rejected.size(), 1u);
+  EXPECT_TRUE(is(fenced->rejected[0].error, Errc::too_old));
+  std::atomic<bool> cancel{true};
+  auto run = Db::run_cut(*job, &cancel);
+  EXPECT_FALSE(run);
+  EXPECT_FALSE(db_->finish_cut(std::move(job), run));
+  EXPECT_EQ(db_->blocks().size(), 0u);
+  auto again = db_->append(std::vector<SampleIn>{{quiet, start + 3500 * kSec, 2.0}});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->accepted, 1u);  // the range is open again
+  EXPECT_EQ(read("d", "m").size(), 100u * 60);
+  EXPECT_EQ(read("e", "m").size(), 2u);
+  // Written but never published (the process died between run and finish): the block is
+  // found on open and the WAL's copy of its samples is skipped, so each sample exists once.
+  job = db_->prepare_cut(start + 100 * 60 * kSec);
+  ASSERT_TRUE(job);
+  ASSERT_TRUE(Db::run_cut(*job));
+  job.reset();
+  reopen();
+  EXPECT_EQ(db_->blocks().size(), 1u);
+  EXPECT_EQ(read("e", "m").size(), 2u);
+  auto all = read("d", "m");
+  EXPECT_EQ(all.size(), 100u * 60);
+  for (size_t i = 1; i < all.size(); ++i) ASSERT_LT(all[i - 1].ts, all[i].ts);
 }
 
 TEST(RetentionRules, ParseErrorsSayWhatAndWhere) {

@@ -9,6 +9,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <functional>
 #include <memory>
@@ -89,6 +90,9 @@ class Pipeline {
   ops::Metrics& metrics_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::shared_ptr<std::function<void()>>> ticks_;  // maintenance loops, kept alive here
+  // Block cuts are encoded and written here, off the shards, so ingestion never waits for them.
+  std::unique_ptr<boost::asio::thread_pool> background_;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace fieldline::ingest

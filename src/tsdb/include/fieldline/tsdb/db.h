@@ -11,6 +11,7 @@
 // limit is reached, or with the Env's error / wal_failed when the log cannot be written.
 // Nothing a failed append() touched is acknowledged.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -96,6 +97,13 @@ struct ReplayReport {
   int64_t duration_ns = 0;
 };
 
+// A block cut in progress (see Db::prepare_cut).
+struct CutJob;
+struct CutJobDeleter {
+  void operator()(CutJob* job) const;
+};
+using CutJobPtr = std::unique_ptr<CutJob, CutJobDeleter>;
+
 class Db {
  public:
   static Result<std::unique_ptr<Db>> open(core::Env& env, std::string dir, DbOptions options,
@@ -115,6 +123,22 @@ class Db {
   // Cuts full time ranges of the head into blocks, truncates the WAL, compacts blocks and
   // applies retention. Call periodically (the platform does every few seconds).
   Status maintain(int64_t now_ns);
+
+  // A block cut in three steps, so that the expensive middle one can run off the owner's
+  // thread (a 2-hour block of 1,000 1 Hz series takes about a second to encode and write):
+  //   prepare_cut (owner): snapshots the head's data of the next due block and fences its
+  //     range off (later samples before its end are too old), or returns null when no block
+  //     is due or a cut is already in progress; `force` cuts whatever the head holds;
+  //   run_cut (any thread): encodes and writes the block; touches only the job;
+  //   finish_cut (owner): publishes the block, drops its data from the head and checkpoints
+  //     the WAL, or on failure lifts the fence (the data stayed in the head and the WAL).
+  // maintain() and flush_head() run all three in line.
+  CutJobPtr prepare_cut(int64_t now_ns, bool force = false);
+  // `cancel`, when set, makes a long run stop early with an error (shutdown).
+  static Status run_cut(CutJob& job, const std::atomic<bool>* cancel = nullptr);
+  Status finish_cut(CutJobPtr job, const Status& run_status);
+  // Compaction, retention and the disk check: the part of maintain() after block cuts.
+  Status maintain_blocks(int64_t now_ns);
   // Persists the whole head into blocks now (import, tests).
   Status flush_head();
   Status sync_wal() { return wal_->sync_now(); }
@@ -143,7 +167,6 @@ class Db {
   Status check_disk(bool force);
   // Adds to the head without logging; REQUIRES: sample type matches.
   Status insert(MemSeries& s, int64_t ts, const Value& v, bool& duplicate);
-  Status cut_block(int64_t start, int64_t end);
   Status checkpoint_wal();
   Status compact(int64_t now_ns);
   Status apply_retention(int64_t now_ns);
@@ -168,6 +191,7 @@ class Db {
   int64_t head_max_ts_ = INT64_MIN;
   int64_t head_min_ts_ = INT64_MAX;
   bool disk_full_ = false;
+  bool cut_pending_ = false;
   int64_t last_disk_check_ns_ = 0;
   uint64_t disk_full_rejections_ = 0;
   ReplayReport replay_;
