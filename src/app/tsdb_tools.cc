@@ -38,7 +38,7 @@ struct WalSummary {
 
 WalSummary scan_wal(core::Env& env, const std::string& dir, std::set<std::string>& keys) {
   WalSummary s;
-  auto st = tsdb::wal_replay(env, dir, false, [&](tsdb::WalRecordType type, std::string_view payload) -> Status {
+  auto st = tsdb::wal_replay(env, dir, false, [&](tsdb::WalRecordType type, std::string_view payload, uint32_t) -> Status {
     core::ByteReader r(payload);
     if (type == tsdb::WalRecordType::series) {
       r.uvarint();

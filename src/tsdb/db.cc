@@ -44,6 +44,15 @@ Result<std::unique_ptr<Db>> Db::open(core::Env& env, std::string dir, DbOptions 
     auto lsn = db->wal_->append(framed);
     if (!lsn) return lsn.error();
   }
+  db->wal_->set_preamble([raw = db.get()] {
+    std::string out, record;
+    for (const auto& s : raw->series_) {
+      record.clear();
+      encode_series_record(*s, record);
+      wal_frame(WalRecordType::series, record, out);
+    }
+    return out;
+  });
   FL_TRY_STATUS(db->wal_->sync_now());
   (void)db->check_disk(true);
   return db;
@@ -131,6 +140,7 @@ Result<AppendResult> Db::append(std::span<const SampleIn> samples) {
   payload.clear();
   std::vector<uint8_t> type_ok(samples.size(), 1);
   uint64_t n = 0;
+  int64_t batch_max_ts = INT64_MIN;
   for (size_t i = 0; i < samples.size(); ++i) {
     const auto& s = samples[i];
     if (s.ref == 0 || s.ref > series_.size()) {
@@ -148,6 +158,7 @@ Result<AppendResult> Db::append(std::span<const SampleIn> samples) {
       continue;
     }
     ++n;
+    batch_max_ts = std::max(batch_max_ts, s.ts);
   }
   if (n > 0) {
     std::string body;
@@ -172,6 +183,8 @@ Result<AppendResult> Db::append(std::span<const SampleIn> samples) {
   }
   FL_TRY_STATUS(crash_point("wal.after_append"));
   unlogged_.clear();
+  auto& segment_max = segment_max_ts_.try_emplace(wal_->current_segment(), INT64_MIN).first->second;
+  segment_max = std::max(segment_max, batch_max_ts);
   result.lsn = *lsn;
   for (size_t i = 0; i < samples.size(); ++i) {
     if (!type_ok[i]) continue;
@@ -231,7 +244,7 @@ Status Db::insert(MemSeries& s, int64_t ts, const Value& v, bool& duplicate) {
 Status Db::replay() {
   auto start = std::chrono::steady_clock::now();
   std::unordered_map<uint64_t, SeriesRef> refs;  // WAL number -> this lifetime's ref
-  auto st = wal_replay(env_, wal_dir_, true, [&](WalRecordType type, std::string_view payload) -> Status {
+  auto st = wal_replay(env_, wal_dir_, true, [&](WalRecordType type, std::string_view payload, uint32_t segment) -> Status {
     core::ByteReader r(payload);
     if (type == WalRecordType::series) {
       auto rec = decode_series_record(r);
@@ -243,11 +256,13 @@ Status Db::replay() {
     auto n = r.uvarint();
     if (!n) return make_error(Errc::corrupt, "samples record without a count");
     int64_t ts = 0;
+    auto& segment_max = segment_max_ts_.try_emplace(segment, INT64_MIN).first->second;
     for (uint64_t i = 0; i < *n; ++i) {
       auto wal_ref = r.uvarint();
       auto dts = r.varint();
       if (!wal_ref || !dts) return make_error(Errc::corrupt, "truncated sample");
       ts += *dts;
+      segment_max = std::max(segment_max, ts);
       auto it = refs.find(*wal_ref);
       if (it == refs.end()) return make_error(Errc::corrupt, "sample for an undeclared series " + std::to_string(*wal_ref));
       MemSeries& s = *series_[it->second - 1];

@@ -300,44 +300,29 @@ Status Db::finish_cut(CutJobPtr job, const Status& run_status) {
     s.ooo.erase(std::remove_if(s.ooo.begin(), s.ooo.end(), [&](const Sample& x) { return x.ts < end; }), s.ooo.end());
     head_min_ts_ = std::min(head_min_ts_, s.min_ts());
   }
-  return checkpoint_wal();
+  return truncate_wal();
 }
 
-Status Db::checkpoint_wal() {
-  // Start a new segment holding every series and every sample still in the head, make it
-  // durable, then delete the older segments: the log never needs anything before it.
-  FL_TRY(seq, wal_->rotate());
-  std::string framed, payload;
-  std::vector<Sample> samples;
-  for (const auto& sp : series_) {
-    payload.clear();
-    encode_series_record(*sp, payload);
-    wal_frame(WalRecordType::series, payload, framed);
-  }
-  for (const auto& sp : series_) {
-    samples.clear();
-    collect(*sp, INT64_MIN, INT64_MAX, samples);
-    if (samples.empty()) continue;
-    payload.clear();
-    core::put_uvarint(payload, samples.size());
-    int64_t prev = 0;
-    for (const auto& s : samples) {
-      core::put_uvarint(payload, sp->ref);
-      core::put_varint(payload, s.ts - prev);
-      prev = s.ts;
-      encode_value(s.value, payload);
-    }
-    wal_frame(WalRecordType::samples, payload, framed);
-    if (framed.size() > (8u << 20)) {
-      FL_TRY_STATUS(wal_->append(framed));
-      framed.clear();
+Status Db::truncate_wal() {
+  // Segments go whole, oldest first, once every sample logged in them is older than the
+  // fence (so in a durable block); each segment starts with the series definitions, so no
+  // later one depends on them. When even the current segment is all persisted (a quiet
+  // shard, an import), start a new one so that it can go too.
+  auto holds_unpersisted = [&](uint32_t seq) {
+    auto it = segment_max_ts_.find(seq);
+    return it != segment_max_ts_.end() && it->second >= persisted_until_;
+  };
+  if (!holds_unpersisted(wal_->current_segment())) FL_TRY_STATUS(wal_->rotate());
+  uint32_t keep_from = wal_->current_segment();
+  for (const auto& [seq, max_ts] : segment_max_ts_) {
+    if (seq < keep_from && max_ts >= persisted_until_) {
+      keep_from = seq;
+      break;
     }
   }
-  if (!framed.empty()) FL_TRY_STATUS(wal_->append(framed));
-  FL_TRY_STATUS(wal_->sync_now());
-  FL_TRY_STATUS(crash_point("checkpoint.synced"));
-  unlogged_.clear();
-  return wal_->remove_segments_before(seq);
+  FL_TRY_STATUS(wal_->remove_segments_before(keep_from));
+  segment_max_ts_.erase(segment_max_ts_.begin(), segment_max_ts_.lower_bound(keep_from));
+  return ok();
 }
 
 Status Db::maintain(int64_t now_ns) {

@@ -38,7 +38,7 @@ Result<std::vector<uint32_t>> wal_segments(core::Env& env, const std::string& di
 }
 
 Result<WalReplayStats> wal_replay(core::Env& env, const std::string& dir, bool repair,
-                                  const std::function<Status(WalRecordType, std::string_view)>& on_record) {
+                                  const std::function<Status(WalRecordType, std::string_view, uint32_t segment)>& on_record) {
   WalReplayStats stats;
   if (!env.exists(dir)) return stats;
   FL_TRY(segs, wal_segments(env, dir));
@@ -88,7 +88,7 @@ Result<WalReplayStats> wal_replay(core::Env& env, const std::string& dir, bool r
         problem(pos, "unknown record type " + std::to_string(type));
         break;
       }
-      auto st = on_record(static_cast<WalRecordType>(type), std::string_view(data.data() + pos + kWalRecordHeader, len));
+      auto st = on_record(static_cast<WalRecordType>(type), std::string_view(data.data() + pos + kWalRecordHeader, len), segs[si]);
       if (!st) {
         problem(pos, st.error().message());
         break;
@@ -126,6 +126,8 @@ Status Wal::open_segment(uint32_t seq) {
   std::string header(kWalMagic, 4);
   core::put_u32(header, kWalVersion);
   FL_TRY_STATUS(file->append(header));
+  if (preamble_) FL_TRY_STATUS(file->append(preamble_()));
+  preamble_end_ = file->size();
   // The new segment's directory entry must be durable before anything in it counts as durable.
   FL_TRY_STATUS(file->sync());
   FL_TRY_STATUS(env_.sync_dir(dir_));
@@ -141,7 +143,7 @@ Status Wal::open_segment(uint32_t seq) {
 
 Result<uint64_t> Wal::append(std::string_view framed) {
   if (failed()) return make_error(Errc::wal_failed, "write-ahead log in " + dir_ + " failed earlier; restart to recover");
-  if (current_->size() + framed.size() > options_.segment_bytes && current_->size() > kWalSegmentHeader) {
+  if (current_->size() + framed.size() > options_.segment_bytes && current_->size() > preamble_end_) {
     FL_TRY_STATUS(rotate());
   }
   uint64_t before = current_->size();

@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!f) return 0;
     (void)(*f)->append(std::span<const char>(reinterpret_cast<const char*>(data), size));
   }
-  (void)tsdb::wal_replay(*env, dir, false, [](tsdb::WalRecordType, std::string_view) { return Status{}; });
+  (void)tsdb::wal_replay(*env, dir, false, [](tsdb::WalRecordType, std::string_view, uint32_t) { return Status{}; });
   (void)tsdb::decode_chunk(std::string_view(reinterpret_cast<const char*>(data), size));
   (void)tsdb::decode_rollups(std::string_view(reinterpret_cast<const char*>(data), size));
   return 0;

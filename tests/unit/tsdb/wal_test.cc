@@ -10,7 +10,7 @@ namespace fieldline::tsdb {
 namespace {
 std::vector<std::string> read_all(core::Env& env, const std::string& dir, WalReplayStats* stats = nullptr) {
   std::vector<std::string> out;
-  auto st = wal_replay(env, dir, true, [&](WalRecordType, std::string_view p) {
+  auto st = wal_replay(env, dir, true, [&](WalRecordType, std::string_view p, uint32_t) {
     out.emplace_back(p);
     return Status{};
   });

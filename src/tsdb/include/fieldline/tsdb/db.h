@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -167,7 +168,8 @@ class Db {
   Status check_disk(bool force);
   // Adds to the head without logging; REQUIRES: sample type matches.
   Status insert(MemSeries& s, int64_t ts, const Value& v, bool& duplicate);
-  Status checkpoint_wal();
+  // Deletes the WAL segments whose samples are all in blocks (all older than the fence).
+  Status truncate_wal();
   Status compact(int64_t now_ns);
   Status apply_retention(int64_t now_ns);
   // Raw and rollup retention of a series.
@@ -192,6 +194,7 @@ class Db {
   int64_t head_min_ts_ = INT64_MAX;
   bool disk_full_ = false;
   bool cut_pending_ = false;
+  std::map<uint32_t, int64_t> segment_max_ts_;  // WAL segment -> newest sample time logged in it
   int64_t last_disk_check_ns_ = 0;
   uint64_t disk_full_rejections_ = 0;
   ReplayReport replay_;

@@ -56,8 +56,9 @@ struct WalOptions {
 // Reads every record of every segment under `dir` in order. A torn or corrupt record ends its
 // segment (reported in the stats, the rest of the segment is skipped); a torn tail of the last
 // segment is cut off when `repair` is set so appends after it stay readable.
+// `on_record` also learns the segment each record came from.
 Result<WalReplayStats> wal_replay(core::Env& env, const std::string& dir, bool repair,
-                                  const std::function<Status(WalRecordType, std::string_view)>& on_record);
+                                  const std::function<Status(WalRecordType, std::string_view, uint32_t segment)>& on_record);
 
 class Wal {
  public:
@@ -75,6 +76,9 @@ class Wal {
   Result<uint64_t> append(std::string_view framed);
   // Starts a new segment and returns its sequence number.
   Result<uint32_t> rotate();
+  // Framed records written at the start of every later segment (the owner's series
+  // definitions), so that any older segment can be deleted without orphaning a reference.
+  void set_preamble(std::function<std::string()> preamble) { preamble_ = std::move(preamble); }
   // Deletes whole segments numbered below `seq`.
   Status remove_segments_before(uint32_t seq);
   // Makes everything appended durable now, on the calling thread, whatever the policy
@@ -105,6 +109,8 @@ class Wal {
   DurableCallback on_durable_;
 
   uint32_t current_seq_ = 0;
+  std::function<std::string()> preamble_;
+  uint64_t preamble_end_ = kWalSegmentHeader;  // where the current segment's own records start
   // Shared with the flusher, which may be syncing it while the owner rotates.
   std::shared_ptr<core::WritableFile> current_;
 
