@@ -67,6 +67,11 @@ const char* const kMigrations[] = {
       created_ns INTEGER NOT NULL
     );
     )sql",
+    // 2: a non-secret lookup key per device token (security::token_lookup_key), so a bare
+    // token finds its device without trying every salted hash. NULL for older tokens.
+    R"sql(
+    ALTER TABLE devices ADD COLUMN token_lookup TEXT;
+    )sql",
 };
 
 int64_t now_ns() {
@@ -98,6 +103,7 @@ struct Stmt {
 
 struct CachedDevice {
   security::TokenHash token;
+  std::string token_lookup;  // empty: a token from before the lookup key existed
   DeviceIdentity identity;
   bool enabled = true;
   int64_t last_seen_ns = 0;  // guarded by the cache mutex; written rarely (per connection)
@@ -152,8 +158,8 @@ class SqliteRegistry final : public Registry {
     std::lock_guard lock(db_mu_);
     Stmt st;
     sqlite3_prepare_v2(db_,
-                       "INSERT INTO devices(id,name,profile,tags,enabled,created_ns,token_salt,token_hash) "
-                       "VALUES (?,?,?,?,1,?,?,?)",
+                       "INSERT INTO devices(id,name,profile,tags,enabled,created_ns,token_salt,token_hash,token_lookup) "
+                       "VALUES (?,?,?,?,1,?,?,?,?)",
                        -1, &st.s, nullptr);
     bind_text(st, 1, dev.id);
     bind_text(st, 2, dev.name);
@@ -162,11 +168,14 @@ class SqliteRegistry final : public Registry {
     sqlite3_bind_int64(st.s, 5, dev.created_ns);
     sqlite3_bind_blob(st.s, 6, hash.salt.data(), static_cast<int>(hash.salt.size()), SQLITE_TRANSIENT);
     sqlite3_bind_blob(st.s, 7, hash.hash.data(), static_cast<int>(hash.hash.size()), SQLITE_TRANSIENT);
+    std::string lookup = security::token_lookup_key(token);
+    bind_text(st, 8, lookup);
     int rc = sqlite3_step(st.s);
     if (rc == SQLITE_CONSTRAINT) return make_error(Errc::already_exists, "device '" + d.id + "' already exists");
     if (rc != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
     std::unique_lock cl(cache_mu_);
-    cache_[dev.id] = CachedDevice{hash, {dev.id, dev.profile, dev.tags}, true, 0, false};
+    cache_[dev.id] = CachedDevice{hash, lookup, {dev.id, dev.profile, dev.tags}, true, 0, false};
+    by_lookup_[lookup] = dev.id;
     return token;
   }
 
@@ -221,6 +230,7 @@ class SqliteRegistry final : public Registry {
       if (sqlite3_step(st.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
       if (sqlite3_changes(db_) == 0) return make_error(Errc::not_found, "no device '" + id + "'");
       std::unique_lock cl(cache_mu_);
+      forget_lookup(id);
       cache_.erase(id);
     }
     revoked(id);
@@ -233,15 +243,22 @@ class SqliteRegistry final : public Registry {
     {
       std::lock_guard lock(db_mu_);
       Stmt st;
-      sqlite3_prepare_v2(db_, "UPDATE devices SET token_salt=?, token_hash=? WHERE id=?", -1, &st.s, nullptr);
+      std::string lookup = security::token_lookup_key(token);
+      sqlite3_prepare_v2(db_, "UPDATE devices SET token_salt=?, token_hash=?, token_lookup=? WHERE id=?", -1, &st.s, nullptr);
       sqlite3_bind_blob(st.s, 1, hash.salt.data(), static_cast<int>(hash.salt.size()), SQLITE_TRANSIENT);
       sqlite3_bind_blob(st.s, 2, hash.hash.data(), static_cast<int>(hash.hash.size()), SQLITE_TRANSIENT);
-      bind_text(st, 3, id);
+      bind_text(st, 3, lookup);
+      bind_text(st, 4, id);
       if (sqlite3_step(st.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
       if (sqlite3_changes(db_) == 0) return make_error(Errc::not_found, "no device '" + id + "'");
       std::unique_lock cl(cache_mu_);
+      forget_lookup(id);
       auto it = cache_.find(id);
-      if (it != cache_.end()) it->second.token = hash;
+      if (it != cache_.end()) {
+        it->second.token = hash;
+        it->second.token_lookup = lookup;
+        by_lookup_[lookup] = id;
+      }
     }
     revoked(id);  // sessions opened with the old token must go
     return token;
@@ -262,11 +279,20 @@ class SqliteRegistry final : public Registry {
     for (const auto& h : admin_) {
       if (security::verify_token(token, h)) return {Principal::admin, {}};
     }
-    // Device tokens don't name their device; a linear scan is fine for HTTP requests that
-    // don't say which device they are for. Paths that name a device use authenticate_device.
+    // Device tokens don't name their device: the lookup key finds the candidate, the salted
+    // hash decides. Only tokens issued before lookup keys existed need a scan.
     if (token.starts_with("fld_")) {
-      for (const auto& [id, dev] : cache_) {
-        if (dev.enabled && security::verify_token(token, dev.token)) return {Principal::device, id};
+      auto found = by_lookup_.find(security::token_lookup_key(token));
+      if (found != by_lookup_.end()) {
+        auto it = cache_.find(found->second);
+        if (it != cache_.end() && it->second.enabled && security::verify_token(token, it->second.token)) {
+          return {Principal::device, it->first};
+        }
+      }
+      if (legacy_tokens_ > 0) {
+        for (const auto& [id, dev] : cache_) {
+          if (dev.token_lookup.empty() && dev.enabled && security::verify_token(token, dev.token)) return {Principal::device, id};
+        }
       }
     }
     return {};
@@ -366,7 +392,8 @@ class SqliteRegistry final : public Registry {
   Status load_cache() {
     std::unique_lock cl(cache_mu_);
     Stmt st;
-    sqlite3_prepare_v2(db_, "SELECT id,profile,tags,enabled,token_salt,token_hash,last_seen_ns FROM devices", -1, &st.s, nullptr);
+    sqlite3_prepare_v2(db_, "SELECT id,profile,tags,enabled,token_salt,token_hash,last_seen_ns,token_lookup FROM devices", -1,
+                       &st.s, nullptr);
     while (sqlite3_step(st.s) == SQLITE_ROW) {
       CachedDevice d;
       d.identity = {col(st, 0), col(st, 1), tags_from_json(col(st, 2))};
@@ -374,6 +401,9 @@ class SqliteRegistry final : public Registry {
       d.token.salt.assign(static_cast<const char*>(sqlite3_column_blob(st.s, 4)), static_cast<size_t>(sqlite3_column_bytes(st.s, 4)));
       d.token.hash.assign(static_cast<const char*>(sqlite3_column_blob(st.s, 5)), static_cast<size_t>(sqlite3_column_bytes(st.s, 5)));
       d.last_seen_ns = sqlite3_column_int64(st.s, 6);
+      if (sqlite3_column_type(st.s, 7) != SQLITE_NULL) d.token_lookup = col(st, 7);
+      if (d.token_lookup.empty()) ++legacy_tokens_;
+      else by_lookup_[d.token_lookup] = d.identity.id;
       cache_[d.identity.id] = std::move(d);
     }
     Stmt at;
@@ -399,6 +429,18 @@ class SqliteRegistry final : public Registry {
   std::mutex db_mu_;
   std::shared_mutex cache_mu_;
   std::unordered_map<std::string, CachedDevice> cache_;
+  std::unordered_map<std::string, std::string> by_lookup_;  // token lookup key -> device id
+  size_t legacy_tokens_ = 0;                                 // devices whose token has no lookup key
+  // REQUIRES: cache_mu_ held exclusively.
+  void forget_lookup(const std::string& id) {
+    auto it = cache_.find(id);
+    if (it == cache_.end()) return;
+    if (it->second.token_lookup.empty()) {
+      if (legacy_tokens_ > 0) --legacy_tokens_;
+    } else {
+      by_lookup_.erase(it->second.token_lookup);
+    }
+  }
   std::vector<security::TokenHash> admin_;
   std::vector<std::function<void(const std::string&)>> revoke_callbacks_;
 };

@@ -69,6 +69,12 @@ bool verify_token(std::string_view token, const TokenHash& stored) {
   return CRYPTO_memcmp(h.data(), stored.hash.data(), h.size()) == 0;
 }
 
+std::string token_lookup_key(std::string_view token) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), md);
+  return to_hex(std::string_view(reinterpret_cast<const char*>(md), 8));
+}
+
 std::string to_hex(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;

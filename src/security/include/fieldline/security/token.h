@@ -17,6 +17,10 @@ struct TokenHash {
 // A new token: `prefix` followed by 256 random bits in base64url (e.g. "fld_…").
 Result<std::string> generate_token(std::string_view prefix);
 Result<TokenHash> hash_token(std::string_view token);
+// A non-secret lookup key for a token (64 bits of an unsalted SHA-256): lets a server find
+// whose token it was handed without trying every salted hash, and reveals nothing usable
+// about a 256-bit secret. The salted hash still decides.
+std::string token_lookup_key(std::string_view token);
 // Constant-time check of `token` against a stored hash.
 bool verify_token(std::string_view token, const TokenHash& stored);
 std::string to_hex(std::string_view bytes);
