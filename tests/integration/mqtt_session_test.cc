@@ -286,3 +286,36 @@ TEST_F(MqttSession, TopicAliasesReceiveMaximumAndMaximumPacketSize) {
 }
 
 }  // namespace fieldline::itest
+
+namespace fieldline::itest {
+
+// With several shards, a connection accepted on one shard moves at CONNECT to the shard that
+// owns its device; clients notice nothing and every message is stored once.
+TEST(MqttShards, ConnectionsMoveToTheirDevicesShard) {
+  TempDir dir;
+  ServerProcess server(dir.path() + "/data", {"shards=4"});
+  server.start();
+  for (int i = 0; i < 12; ++i) {
+    std::string id = "s" + std::to_string(i);
+    std::string token = server.add_device(id);
+    auto r = run("mosquitto_pub -V mqttv5 " + server.mosquitto_args(id, token) + " -q 1 -t devices/" + id +
+                 "/telemetry -m '{\"ts\": 1795395723000, \"values\": {\"n\": " + std::to_string(i) + "}}'");
+    ASSERT_EQ(r.status, 0) << r.output;
+    // A persistent subscription made after moving still receives commands.
+    if (i == 0) {
+      ASSERT_EQ(run("mosquitto_sub " + server.mosquitto_args(id, token) + " -c -i s0-sub -q 1 -t 'devices/s0/commands/#' -E").status, 0);
+    }
+  }
+  for (int i = 0; i < 12; ++i) {
+    auto points = server.query("s" + std::to_string(i), "n");
+    ASSERT_EQ(points.size(), 1u) << i;
+    EXPECT_EQ(points[0].at("value").to_number<double>(), i);
+  }
+  // Three in four devices belong to another shard than the one that accepted them.
+  EXPECT_GE(server.metric("fieldline_mqtt_connections_moved_total"), 3);
+  auto [code, body] = server.http("POST", "/api/v1/devices/s0/commands/ping", "{}");
+  EXPECT_EQ(code, 202);
+  EXPECT_NE(body.find("\"delivered_to_sessions\":1"), std::string::npos) << body;
+}
+
+}  // namespace fieldline::itest

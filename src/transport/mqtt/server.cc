@@ -11,6 +11,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/container/deque.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -104,12 +106,15 @@ struct Server::Impl {
   ops::Gauge& open_connections;
   ops::Counter& connections_total;
   ops::Counter& connect_refused;
+  ops::Counter& connections_moved;
 
   Impl(core::ShardRuntime& r, const core::Config& c, registry::Registry& reg, ingest::Pipeline& p, ops::Metrics& m)
       : runtime(r), config(c), registry(reg), pipeline(p), metrics(m),
         open_connections(m.gauge("fieldline_mqtt_connections", "Open MQTT connections")),
         connections_total(m.counter("fieldline_mqtt_connections_total", "Accepted MQTT connections")),
-        connect_refused(m.counter("fieldline_mqtt_connections_refused_total", "Connections refused at the connection limit")) {
+        connect_refused(m.counter("fieldline_mqtt_connections_refused_total", "Connections refused at the connection limit")),
+        connections_moved(m.counter("fieldline_mqtt_connections_moved_total",
+                                    "Connections moved at CONNECT to the shard that owns their device")) {
     shard_sessions.resize(r.size());
   }
 
@@ -128,8 +133,9 @@ struct Server::Impl {
   // Publishes a will on the device's own topics: telemetry is stored, commands delivered.
   void publish_will(const std::shared_ptr<const ingest::DeviceContext>& context, Will will, asio::any_io_executor executor);
   size_t deliver(const std::string& device_id, const std::string& name, const std::string& payload);
+  // `input`: bytes already read by the shard the connection came from (it moved here).
   template <typename Stream>
-  void start_session(Stream stream, uint32_t shard, bool tls_handshake);
+  void start_session(Stream stream, uint32_t shard, bool tls_handshake, std::string input = {});
 };
 
 namespace {
@@ -160,6 +166,41 @@ class Session final : public SessionBase {
       }
     };
     asio::co_spawn(stream_.get_executor(), self->reader(tls_handshake), on_done);
+  }
+
+  // Continues this connection on another shard as a new session, with the bytes read so far.
+  // Returns false (and stays) if the socket cannot be handed over.
+  bool move_to(uint32_t owner, std::string input) {
+    boost::system::error_code ec;
+    auto protocol = stream_.local_endpoint(ec).protocol();
+    if (ec) return false;
+    auto fd = stream_.release(ec);
+    if (ec) return false;
+    closed_ = fully_closed_ = true;
+    counted_ = false;  // the new session carries the count
+    server_.connections_moved.inc();
+    asio::post(server_.runtime.context(owner), [&server = server_, owner, protocol, fd, input = std::move(input)]() mutable {
+      boost::system::error_code aec;
+      tcp::socket socket(server.runtime.context(owner));
+      socket.assign(protocol, fd, aec);
+      if (aec) {
+        ::close(fd);
+        server.open_connections.add(-1);
+        return;
+      }
+      server.start_session(std::move(socket), owner, false, std::move(input));
+    });
+    return true;
+  }
+
+  void set_origin(uint32_t shard, std::string input) {
+    shard_ = shard;
+    if (!input.empty()) {
+      moved_ = true;
+      handed_over_input_ = true;
+      buf_.assign(input.begin(), input.end());
+      used_ = buf_.size();
+    }
   }
 
   void close_async(uint8_t reason) override {
@@ -195,6 +236,10 @@ class Session final : public SessionBase {
         resume_.reset();
       }
       if (closed_) co_return;
+      if (handed_over_input_) {
+        // Bytes read on another shard before this connection moved here: process them first.
+        handed_over_input_ = false;
+      } else {
       if constexpr (!is_ssl<Stream>::value) {
         if (used_ == 0 && buf_.size() <= kIdleBufferSize) {
           // Nothing buffered: wait for readability without holding a buffer, so an idle
@@ -223,6 +268,7 @@ class Session final : public SessionBase {
         co_return;
       }
       used_ += n;
+      }
       size_t off = 0;
       while (!closed_) {
         auto d = decode(std::span<const char>(buf_.data() + off, used_ - off), version_, server_.config.mqtt.max_packet_size);
@@ -231,6 +277,16 @@ class Session final : public SessionBase {
           co_return;
         }
         if (!*d) break;
+        if constexpr (!is_ssl<Stream>::value) {
+          // A device's connection belongs on the shard that owns the device: its messages
+          // then reach storage without crossing threads. Move before anything is answered.
+          if (version_ == 0 && !moved_) {
+            if (const auto* c = std::get_if<Connect>(&(*d)->packet); c && c->username) {
+              uint32_t owner = server_.pipeline.shard_of(*c->username);
+              if (owner != shard_ && move_to(owner, std::string(buf_.data() + off, used_ - off))) co_return;
+            }
+          }
+        }
         off += (*d)->size;
         touch();
         handle(std::move((*d)->packet));
@@ -859,6 +915,8 @@ class Session final : public SessionBase {
   bool closed_ = false, fully_closed_ = false, closing_after_write_ = false;
   bool graceful_ = false, disconnect_requested_ = false, assigned_id_ = false;
   bool writing_ = false, write_posted_ = false;
+  bool moved_ = false, handed_over_input_ = false;
+  uint32_t shard_ = 0;
 
  public:
   bool counted_ = false;
@@ -867,11 +925,14 @@ class Session final : public SessionBase {
 }  // namespace
 
 template <typename Stream>
-void Server::Impl::start_session(Stream stream, uint32_t shard, bool tls_handshake) {
+void Server::Impl::start_session(Stream stream, uint32_t shard, bool tls_handshake, std::string input) {
   auto session = std::make_shared<Session<Stream>>(*this, std::move(stream));
   session->counted_ = true;
-  open_connections.add(1);
-  connections_total.inc();
+  if (input.empty()) {
+    open_connections.add(1);
+    connections_total.inc();
+  }
+  session->set_origin(shard, std::move(input));
   shard_sessions[shard].push_back(session);
   session->start(tls_handshake);
 }
