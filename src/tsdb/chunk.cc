@@ -1,6 +1,7 @@
 #include "fieldline/tsdb/chunk.h"
 
 #include <bit>
+#include <cmath>
 #include <cstring>
 
 #include "fieldline/core/bytes.h"
@@ -107,6 +108,37 @@ bool BitReader::read_bits_slow(int nbits, uint64_t& out) {
 }
 
 ChunkEncoder::ChunkEncoder(ValueType type) : type_(type) {}
+ChunkEncoder::ChunkEncoder(ValueType type, int decimals)
+    : type_(type), decimals_(type == ValueType::float64 && decimals >= 0 && decimals <= kMaxChunkDecimals ? decimals : -1) {}
+
+namespace {
+constexpr double kPow10[kMaxChunkDecimals + 1] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10};
+
+// The decoder's expression; the encoder uses the same one to prove a value round-trips.
+double from_decimal(int64_t n, int decimals) { return static_cast<double>(n) / kPow10[decimals]; }
+
+std::optional<int64_t> to_decimal(double x, int decimals) {
+  double scaled = x * kPow10[decimals];
+  if (!(std::fabs(scaled) < 9007199254740992.0)) return std::nullopt;  // 2^53; also NaN
+  auto n = static_cast<int64_t>(std::llround(scaled));
+  if (std::bit_cast<uint64_t>(from_decimal(n, decimals)) != std::bit_cast<uint64_t>(x)) return std::nullopt;  // -0.0 too
+  return n;
+}
+}  // namespace
+
+int decimal_places(std::span<const double> values) {
+  for (int d = 0; d <= kMaxChunkDecimals; ++d) {
+    bool all = true;
+    for (double x : values) {
+      if (!to_decimal(x, d)) {
+        all = false;
+        break;
+      }
+    }
+    if (all) return d;
+  }
+  return -1;
+}
 
 void ChunkEncoder::append(int64_t ts, const Value& value) {
   int code = coarsest_scale(ts);
@@ -134,6 +166,17 @@ void ChunkEncoder::append_ts(int64_t scaled) {
 }
 
 void ChunkEncoder::append_value(const Value& value) {
+  if (decimals_ >= 0) {
+    // REQUIRES (checked by the caller with decimal_places): the value is exactly decimal.
+    auto n = to_decimal(std::get<double>(value), decimals_).value_or(0);
+    if (count_ == 0) {
+      bits_.write_bits(static_cast<uint64_t>(n), 64);
+    } else {
+      write_signed(bits_, static_cast<int64_t>(static_cast<uint64_t>(n) - prev_bits_));
+    }
+    prev_bits_ = static_cast<uint64_t>(n);
+    return;
+  }
   switch (type_) {
     case ValueType::float64: {
       uint64_t v = float_bits(std::get<double>(value));
@@ -205,7 +248,7 @@ void ChunkEncoder::rescale(int new_scale_code) {
   // A finer timestamp arrived: re-encode what we have at the finer unit. Rare (at most three
   // times per chunk), and it keeps the common case (whole seconds or ms) compact.
   auto samples = decode_chunk(finish());
-  ChunkEncoder fresh(type_);
+  ChunkEncoder fresh(type_, decimals_);
   fresh.scale_code_ = new_scale_code;
   if (samples) {
     for (const auto& s : *samples) {
@@ -222,7 +265,8 @@ void ChunkEncoder::rescale(int new_scale_code) {
 std::string ChunkEncoder::finish() const {
   std::string out;
   out.push_back(static_cast<char>(type_));
-  out.push_back(static_cast<char>(scale_code_));
+  // High nibble of the unit byte: decimals + 1 for decimal-scaled float chunks, else 0.
+  out.push_back(static_cast<char>(scale_code_ | (decimals_ >= 0 ? (decimals_ + 1) << 4 : 0)));
   core::put_uvarint(out, count_);
   if (type_ == ValueType::string) {
     core::put_uvarint(out, dict_.size());
@@ -243,12 +287,17 @@ Result<ChunkIterator> ChunkIterator::open(std::string_view chunk) {
   auto type = r.u8();
   auto scale = r.u8();
   auto count = r.uvarint();
-  if (!type || !scale || !count || *type < 1 || *type > 4 || *scale > 3 || *count > kMaxChunkSamples) {
+  if (!type || !scale || !count || *type < 1 || *type > 4 || (*scale & 0x0f) > 3 || *count > kMaxChunkSamples) {
     return make_error(Errc::corrupt, "bad chunk header");
+  }
+  int decimals = (*scale >> 4) - 1;
+  if (decimals > kMaxChunkDecimals || (decimals >= 0 && *type != static_cast<uint8_t>(ValueType::float64))) {
+    return make_error(Errc::corrupt, "bad chunk value encoding");
   }
   ChunkIterator it;
   it.type_ = static_cast<ValueType>(*type);
-  it.scale_ = kScales[*scale];
+  it.scale_ = kScales[*scale & 0x0f];
+  it.decimals_ = decimals;
   it.count_ = static_cast<uint32_t>(*count);
   if (it.type_ == ValueType::string) {
     auto n = r.uvarint();
@@ -285,6 +334,18 @@ bool ChunkIterator::next() {
   if (__builtin_mul_overflow(scaled_, scale_, &ts_)) return fail("timestamp overflow");
   switch (type_) {
     case ValueType::float64: {
+      if (decimals_ >= 0) {
+        if (read_ == 0) {
+          if (!bits_.read_bits(64, raw)) return fail("truncated value");
+          prev_bits_ = raw;
+        } else {
+          int64_t delta;
+          if (!read_signed(bits_, delta)) return fail("truncated value");
+          prev_bits_ += static_cast<uint64_t>(delta);
+        }
+        number_ = from_decimal(static_cast<int64_t>(prev_bits_), decimals_);
+        break;
+      }
       if (read_ == 0) {
         if (!bits_.read_bits(64, raw)) return fail("truncated value");
         prev_bits_ = raw;
@@ -349,7 +410,7 @@ bool ChunkIterator::next() {
 const Value& ChunkIterator::value() const {
   // Built on demand: aggregation reads number() and never pays for the variant.
   switch (type_) {
-    case ValueType::float64: value_ = std::bit_cast<double>(prev_bits_); break;
+    case ValueType::float64: value_ = number_; break;  // decoded in next(), decimal or XOR
     case ValueType::int64: value_ = static_cast<int64_t>(prev_bits_); break;
     case ValueType::boolean: value_ = prev_bits_ != 0; break;
     case ValueType::string: value_ = dict_[prev_bits_]; break;

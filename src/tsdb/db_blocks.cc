@@ -146,19 +146,28 @@ void add_rollups(const std::vector<Sample>& samples, std::vector<RollupPoint>& r
 }
 
 void encode_samples(ValueType type, const std::vector<Sample>& samples, SeriesChunks& out) {
-  std::optional<ChunkEncoder> enc;
-  auto flush = [&] {
-    if (!enc || enc->count() == 0) return;
-    out.chunks.push_back(enc->finish());
-    out.metas.push_back({enc->min_ts(), enc->max_ts(), enc->count(), 0});
-    enc.reset();
-  };
-  for (const auto& s : samples) {
-    if (enc && enc->full()) flush();
-    if (!enc) enc.emplace(type);
-    enc->append(s.ts, s.value);
+  // Chunks of kMaxChunkSamples. Floats that are exact decimals (most sensor readings) are
+  // also tried as decimal-scaled integers, and the smaller encoding is kept.
+  std::vector<double> values;
+  for (size_t begin = 0; begin < samples.size(); begin += kMaxChunkSamples) {
+    size_t end = std::min(samples.size(), begin + kMaxChunkSamples);
+    ChunkEncoder gorilla(type);
+    for (size_t i = begin; i < end; ++i) gorilla.append(samples[i].ts, samples[i].value);
+    std::string bytes = gorilla.finish();
+    if (type == ValueType::float64) {
+      values.clear();
+      for (size_t i = begin; i < end; ++i) values.push_back(std::get<double>(samples[i].value));
+      int decimals = decimal_places(values);
+      if (decimals >= 0) {
+        ChunkEncoder decimal(type, decimals);
+        for (size_t i = begin; i < end; ++i) decimal.append(samples[i].ts, samples[i].value);
+        std::string alt = decimal.finish();
+        if (alt.size() < bytes.size()) bytes = std::move(alt);
+      }
+    }
+    out.chunks.push_back(std::move(bytes));
+    out.metas.push_back({samples[begin].ts, samples[end - 1].ts, static_cast<uint32_t>(end - begin), 0});
   }
-  flush();
 }
 
 }  // namespace

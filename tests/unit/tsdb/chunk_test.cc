@@ -63,6 +63,74 @@ TEST(ChunkEncoding, RandomFloatsAndIrregularTimestampsRoundTrip) {
   }
 }
 
+// Decimal-scaled float chunks: chosen only for values that are exact decimals, and then
+// bit-exact on the way back, including adversarial ones.
+TEST(ChunkEncoding, DecimalFloatsRoundTripBitExactOrAreRefused) {
+  auto decimal_roundtrip = [](const std::vector<double>& values) {
+    int d = decimal_places(values);
+    if (d < 0) return d;
+    ChunkEncoder enc(ValueType::float64, d);
+    std::vector<Sample> in;
+    int64_t ts = 1'700'000'000'000'000'000;
+    for (double v : values) in.push_back({ts += 1'000'000'000, v});
+    for (const auto& x : in) enc.append(x.ts, x.value);
+    auto out = decode_chunk(enc.finish());
+    EXPECT_TRUE(out);
+    if (out) expect_same(*out, in);
+    return d;
+  };
+  EXPECT_EQ(decimal_roundtrip({21.5, 21.55, 21.6, -3.25, 0.0, 1e6}), 2);
+  EXPECT_EQ(decimal_roundtrip({73.96732207, 74.01293852}), 8);
+  EXPECT_EQ(decimal_roundtrip({1.0, 2.0, 3.0}), 0);
+  EXPECT_EQ(decimal_roundtrip({9007199254740991.0, -9007199254740991.0}), 0);  // +-(2^53 - 1)
+  // Not representable: fall back to the XOR encoding.
+  EXPECT_EQ(decimal_places(std::vector<double>{1.0, -0.0}), -1);
+  EXPECT_EQ(decimal_places(std::vector<double>{1.0, std::numeric_limits<double>::quiet_NaN()}), -1);
+  EXPECT_EQ(decimal_places(std::vector<double>{std::numeric_limits<double>::infinity()}), -1);
+  EXPECT_EQ(decimal_places(std::vector<double>{0.1 + 0.2}), -1);
+  EXPECT_EQ(decimal_places(std::vector<double>{9007199254740993.0 * 4}), -1);
+  EXPECT_EQ(decimal_places(std::vector<double>{std::numeric_limits<double>::denorm_min()}), -1);
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 300; ++trial) {
+    int d = static_cast<int>(rng() % (kMaxChunkDecimals + 1));
+    std::vector<double> values;
+    size_t n = 1 + rng() % kMaxChunkSamples;
+    int64_t level = static_cast<int64_t>(rng() % 2000000) - 1000000;
+    for (size_t i = 0; i < n; ++i) {
+      level += static_cast<int64_t>(rng() % 201) - 100;
+      // Parsed from text, as a reading arrives: the nearest double to level / 10^d.
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.*f", d, static_cast<double>(level) / std::pow(10.0, d));
+      values.push_back(std::strtod(buf, nullptr));
+    }
+    int got = decimal_roundtrip(values);
+    EXPECT_GE(got, 0) << "trial " << trial;
+    EXPECT_LE(got, d) << "trial " << trial;
+  }
+}
+
+TEST(ChunkEncoding, DecimalChunksAreSmallerForSensorReadings) {
+  std::mt19937_64 rng(3);
+  std::vector<Sample> in;
+  std::vector<double> values;
+  int64_t ts = 1'700'000'000'000'000'000;
+  int64_t level = 2150;
+  for (uint32_t i = 0; i < kMaxChunkSamples; ++i) {
+    level += static_cast<int64_t>(rng() % 11) - 5;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", static_cast<double>(level) / 100.0);
+    values.push_back(std::strtod(buf, nullptr));
+    in.push_back({ts += 1'000'000'000, values.back()});
+  }
+  ChunkEncoder gorilla(ValueType::float64), decimal(ValueType::float64, decimal_places(values));
+  for (const auto& x : in) {
+    gorilla.append(x.ts, x.value);
+    decimal.append(x.ts, x.value);
+  }
+  EXPECT_LT(decimal.finish().size() * 2, gorilla.finish().size());
+  EXPECT_LT(decimal.finish().size(), kMaxChunkSamples * 3 / 2);  // under 1.5 bytes per sample
+}
+
 TEST(ChunkEncoding, IntsBoolsStringsRoundTrip) {
   std::mt19937_64 rng(7);
   std::vector<Sample> ints, bools, strings;
