@@ -318,6 +318,15 @@ bool ChunkIterator::fail(const char* what) {
   return false;
 }
 
+bool ChunkIterator::next_integer() {
+  // The first value whole, then deltas (int64 values and decimal-scaled floats alike).
+  if (read_ == 0) return bits_.read_bits(64, prev_bits_);
+  int64_t delta;
+  if (!read_signed(bits_, delta)) return false;
+  prev_bits_ += static_cast<uint64_t>(delta);
+  return true;
+}
+
 bool ChunkIterator::next() {
   if (read_ >= count_) return false;
   uint64_t raw;
@@ -335,14 +344,7 @@ bool ChunkIterator::next() {
   switch (type_) {
     case ValueType::float64: {
       if (decimals_ >= 0) {
-        if (read_ == 0) {
-          if (!bits_.read_bits(64, raw)) return fail("truncated value");
-          prev_bits_ = raw;
-        } else {
-          int64_t delta;
-          if (!read_signed(bits_, delta)) return fail("truncated value");
-          prev_bits_ += static_cast<uint64_t>(delta);
-        }
+        if (!next_integer()) return fail("truncated value");
         number_ = from_decimal(static_cast<int64_t>(prev_bits_), decimals_);
         break;
       }
@@ -373,14 +375,7 @@ bool ChunkIterator::next() {
       break;
     }
     case ValueType::int64: {
-      if (read_ == 0) {
-        if (!bits_.read_bits(64, raw)) return fail("truncated value");
-        prev_bits_ = raw;
-      } else {
-        int64_t delta;
-        if (!read_signed(bits_, delta)) return fail("truncated value");
-        prev_bits_ += static_cast<uint64_t>(delta);
-      }
+      if (!next_integer()) return fail("truncated value");
       number_ = static_cast<double>(static_cast<int64_t>(prev_bits_));
       break;
     }

@@ -144,6 +144,7 @@ class ChunkIterator {
  private:
   ChunkIterator() : bits_(nullptr, 0) {}
   bool fail(const char* what);
+  bool next_integer();
 
   ValueType type_ = ValueType::float64;
   uint32_t count_ = 0, read_ = 0;
