@@ -106,7 +106,8 @@ Result<std::unique_ptr<BlockReader>> BlockReader::open(core::Env& env, const std
     return make_error(Errc::corrupt, path + " at offset " + std::to_string(offset) + ": " + why);
   };
   if (data.size() < 8 + kBlockFooter) return corrupt(0, "file too short for a block");
-  if (std::memcmp(data.data(), kBlockMagic, 4) != 0 || core::get_u32(data.data() + 4) != kBlockVersion) {
+  const uint32_t version = core::get_u32(data.data() + 4);
+  if (std::memcmp(data.data(), kBlockMagic, 4) != 0 || version < 1 || version > kBlockVersion) {
     return corrupt(0, "bad magic or version");
   }
   const char* footer = data.data() + data.size() - kBlockFooter;
@@ -121,6 +122,7 @@ Result<std::unique_ptr<BlockReader>> BlockReader::open(core::Env& env, const std
     return corrupt(table_offset, "index checksum mismatch");
   }
   std::unique_ptr<BlockReader> block(new BlockReader());
+  block->version_ = version;
   core::ByteReader r(data.data() + table_offset, table_len);
   auto bad = [&]() { return corrupt(table_offset + (r.position() - (data.data() + table_offset)), "malformed index"); };
   auto mint = r.varint(), maxt = r.varint();
@@ -190,7 +192,7 @@ Result<std::string_view> BlockReader::chunk(uint64_t offset) const {
 
 Result<std::vector<RollupPoint>> BlockReader::rollups(uint64_t offset) const {
   FL_TRY(bytes, chunk(offset));
-  auto points = decode_rollups(bytes);
+  auto points = version_ == 1 ? decode_rollups_v1(bytes) : decode_rollups(bytes);
   if (!points) return make_error(Errc::corrupt, path() + " at offset " + std::to_string(offset) + ": " + points.error().context());
   return points;
 }

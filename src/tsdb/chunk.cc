@@ -1,10 +1,12 @@
 #include "fieldline/tsdb/chunk.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
 
 #include "fieldline/core/bytes.h"
+#include "fieldline/core/time.h"
 #include "fieldline/tsdb/errc.h"
 
 namespace fieldline::tsdb {
@@ -74,6 +76,55 @@ bool read_signed(BitReader& r, int64_t& out) {
 }
 
 uint64_t float_bits(double d) { return std::bit_cast<uint64_t>(d); }
+
+// Gorilla's XOR coding of a float after the first: '0' same value | '10' + the meaningful
+// bits in the previous window | '11' + 5 bits leading zeros + 6 bits (length - 1) + bits.
+
+void write_xor(BitWriter& w, uint64_t v, XorState& s) {
+  uint64_t x = v ^ s.prev;
+  s.prev = v;
+  if (x == 0) {
+    w.write_bit(false);
+    return;
+  }
+  w.write_bit(true);
+  int leading = std::min(std::countl_zero(x), 31);
+  int trailing = std::countr_zero(x);
+  if (s.leading >= 0 && leading >= s.leading && trailing >= s.trailing) {
+    w.write_bit(false);
+    w.write_bits(x >> s.trailing, 64 - s.leading - s.trailing);
+    return;
+  }
+  w.write_bit(true);
+  int sig = 64 - leading - trailing;
+  w.write_bits(static_cast<uint64_t>(leading), 5);
+  w.write_bits(static_cast<uint64_t>(sig - 1), 6);  // sig in 1..64
+  w.write_bits(x >> trailing, sig);
+  s.leading = leading;
+  s.trailing = trailing;
+}
+
+[[gnu::always_inline]] inline bool read_xor(BitReader& r, XorState& s) {
+  bool changed;
+  if (!r.read_bit(changed)) return false;
+  if (!changed) return true;
+  bool new_window;
+  if (!r.read_bit(new_window)) return false;
+  if (new_window) {
+    uint64_t lead, sig;
+    if (!r.read_bits(5, lead) || !r.read_bits(6, sig)) return false;
+    s.leading = static_cast<int>(lead);
+    s.trailing = 64 - s.leading - (static_cast<int>(sig) + 1);
+    if (s.trailing < 0) return false;
+  } else if (s.leading < 0) {
+    return false;  // no window yet
+  }
+  int sigbits = 64 - s.leading - s.trailing;
+  uint64_t x;
+  if (!r.read_bits(sigbits, x)) return false;
+  s.prev ^= sigbits == 64 ? x : x << s.trailing;
+  return true;
+}
 
 }  // namespace
 
@@ -182,31 +233,10 @@ void ChunkEncoder::append_value(const Value& value) {
       uint64_t v = float_bits(std::get<double>(value));
       if (count_ == 0) {
         bits_.write_bits(v, 64);
+        xor_.prev = v;
       } else {
-        uint64_t x = v ^ prev_bits_;
-        if (x == 0) {
-          bits_.write_bit(false);
-        } else {
-          bits_.write_bit(true);
-          int leading = std::countl_zero(x);
-          int trailing = std::countr_zero(x);
-          if (leading > 31) leading = 31;
-          if (prev_leading_ >= 0 && leading >= prev_leading_ && trailing >= prev_trailing_) {
-            bits_.write_bit(false);
-            int sig = 64 - prev_leading_ - prev_trailing_;
-            bits_.write_bits(x >> prev_trailing_, sig);
-          } else {
-            bits_.write_bit(true);
-            int sig = 64 - leading - trailing;
-            bits_.write_bits(static_cast<uint64_t>(leading), 5);
-            bits_.write_bits(static_cast<uint64_t>(sig - 1), 6);  // sig in 1..64
-            bits_.write_bits(x >> trailing, sig);
-            prev_leading_ = leading;
-            prev_trailing_ = trailing;
-          }
-        }
+        write_xor(bits_, v, xor_);
       }
-      prev_bits_ = v;
       break;
     }
     case ValueType::int64: {
@@ -349,29 +379,11 @@ bool ChunkIterator::next() {
         break;
       }
       if (read_ == 0) {
-        if (!bits_.read_bits(64, raw)) return fail("truncated value");
-        prev_bits_ = raw;
-      } else {
-        bool changed;
-        if (!bits_.read_bit(changed)) return fail("truncated value");
-        if (changed) {
-          bool new_window;
-          if (!bits_.read_bit(new_window)) return fail("truncated value");
-          if (new_window) {
-            uint64_t lead, sig;
-            if (!bits_.read_bits(5, lead) || !bits_.read_bits(6, sig)) return fail("truncated value");
-            leading_ = static_cast<int>(lead);
-            int sigbits = static_cast<int>(sig) + 1;
-            trailing_ = 64 - leading_ - sigbits;
-            if (trailing_ < 0) return fail("bad float window");
-          }
-          int sigbits = 64 - leading_ - trailing_;
-          uint64_t x;
-          if (!bits_.read_bits(sigbits, x)) return fail("truncated value");
-          prev_bits_ ^= sigbits == 64 ? x : x << trailing_;
-        }
+        if (!bits_.read_bits(64, xor_.prev)) return fail("truncated value");
+      } else if (!read_xor(bits_, xor_)) {
+        return fail("truncated or malformed value");
       }
-      number_ = std::bit_cast<double>(prev_bits_);
+      number_ = std::bit_cast<double>(xor_.prev);
       break;
     }
     case ValueType::int64: {
@@ -422,9 +434,9 @@ Result<std::vector<Sample>> decode_chunk(std::string_view chunk) {
   return out;
 }
 
-std::string encode_rollups(const std::vector<RollupPoint>& points) {
-  // Timestamps as varint deltas, then min/max/sum as raw doubles XOR'ed with the previous
-  // point, count as a varint: rollups are few (one per minute or hour) so simplicity wins.
+std::string encode_rollups_v1(const std::vector<RollupPoint>& points) {
+  // Version 1 (blocks of version 1): timestamps as varint deltas, min/max/sum as raw doubles
+  // XOR'ed with the previous point in uvarints, count as a varint.
   std::string out;
   core::put_uvarint(out, points.size());
   int64_t prev_ts = 0;
@@ -443,7 +455,7 @@ std::string encode_rollups(const std::vector<RollupPoint>& points) {
   return out;
 }
 
-Result<std::vector<RollupPoint>> decode_rollups(std::string_view bytes) {
+Result<std::vector<RollupPoint>> decode_rollups_v1(std::string_view bytes) {
   core::ByteReader r(bytes);
   auto n = r.uvarint();
   if (!n || *n > bytes.size()) return make_error(Errc::corrupt, "bad rollup count");
@@ -455,7 +467,7 @@ Result<std::vector<RollupPoint>> decode_rollups(std::string_view bytes) {
     RollupPoint p;
     auto d = r.varint();
     if (!d) return make_error(Errc::corrupt, "truncated rollup");
-    ts += *d;
+    ts = static_cast<int64_t>(static_cast<uint64_t>(ts) + static_cast<uint64_t>(*d));
     p.ts = ts;
     double* vals[3] = {&p.min, &p.max, &p.sum};
     for (int k = 0; k < 3; ++k) {
@@ -467,6 +479,86 @@ Result<std::vector<RollupPoint>> decode_rollups(std::string_view bytes) {
     auto c = r.uvarint();
     if (!c) return make_error(Errc::corrupt, "truncated rollup");
     p.count = *c;
+    out.push_back(p);
+  }
+  return out;
+}
+
+std::string encode_rollups(const std::vector<RollupPoint>& points) {
+  // Version 2: u8 time unit (0 ns, 1 minute) | uvarint n | bitstream. The first point whole
+  // (ts, count, min, max, sum in 64 bits each); then the delta-of-delta of ts and the delta of
+  // count in the prefix code of chunk timestamps (one bit each for regular rollups), and
+  // min, max and sum in Gorilla XOR coding, one window per field.
+  bool minutes = std::all_of(points.begin(), points.end(), [](const RollupPoint& p) { return p.ts % core::kNsPerMinute == 0; });
+  std::string out;
+  out.push_back(static_cast<char>(minutes ? 1 : 0));
+  core::put_uvarint(out, points.size());
+  BitWriter w;
+  XorState fields[3];
+  int64_t prev_ts = 0, prev_delta = 0;
+  uint64_t prev_count = 0;
+  for (size_t i = 0; i < points.size(); ++i) {
+    const auto& p = points[i];
+    int64_t ts = minutes ? p.ts / core::kNsPerMinute : p.ts;
+    uint64_t vals[3] = {float_bits(p.min), float_bits(p.max), float_bits(p.sum)};
+    if (i == 0) {
+      w.write_bits(static_cast<uint64_t>(ts), 64);
+      w.write_bits(p.count, 64);
+      for (int k = 0; k < 3; ++k) {
+        w.write_bits(vals[k], 64);
+        fields[k].prev = vals[k];
+      }
+    } else {
+      int64_t delta = static_cast<int64_t>(static_cast<uint64_t>(ts) - static_cast<uint64_t>(prev_ts));
+      write_signed(w, static_cast<int64_t>(static_cast<uint64_t>(delta) - static_cast<uint64_t>(prev_delta)));
+      prev_delta = delta;
+      write_signed(w, static_cast<int64_t>(p.count - prev_count));
+      for (int k = 0; k < 3; ++k) write_xor(w, vals[k], fields[k]);
+    }
+    prev_ts = ts;
+    prev_count = p.count;
+  }
+  out += w.bytes();
+  return out;
+}
+
+Result<std::vector<RollupPoint>> decode_rollups(std::string_view bytes) {
+  core::ByteReader r(bytes);
+  auto unit = r.u8();
+  auto n = r.uvarint();
+  if (!unit || *unit > 1 || !n || *n > bytes.size() * 8) return make_error(Errc::corrupt, "bad rollup header");
+  const int64_t scale = *unit == 1 ? core::kNsPerMinute : 1;
+  BitReader bits(r.position(), r.remaining());
+  std::vector<RollupPoint> out;
+  out.reserve(*n);
+  XorState fields[3];
+  int64_t ts = 0, delta = 0;
+  uint64_t count = 0;
+  for (uint64_t i = 0; i < *n; ++i) {
+    if (i == 0) {
+      uint64_t raw;
+      if (!bits.read_bits(64, raw)) return make_error(Errc::corrupt, "truncated rollup");
+      ts = static_cast<int64_t>(raw);
+      if (!bits.read_bits(64, count)) return make_error(Errc::corrupt, "truncated rollup");
+      for (auto& f : fields) {
+        if (!bits.read_bits(64, f.prev)) return make_error(Errc::corrupt, "truncated rollup");
+      }
+    } else {
+      int64_t dod, dcount;
+      if (!read_signed(bits, dod) || !read_signed(bits, dcount)) return make_error(Errc::corrupt, "truncated rollup");
+      delta = static_cast<int64_t>(static_cast<uint64_t>(delta) + static_cast<uint64_t>(dod));
+      ts = static_cast<int64_t>(static_cast<uint64_t>(ts) + static_cast<uint64_t>(delta));
+      count += static_cast<uint64_t>(dcount);
+      for (auto& f : fields) {
+        if (!read_xor(bits, f)) return make_error(Errc::corrupt, "truncated rollup");
+      }
+    }
+    RollupPoint p;
+    if (__builtin_mul_overflow(ts, scale, &p.ts)) return make_error(Errc::corrupt, "rollup timestamp overflow");
+    p.count = count;
+    p.min = std::bit_cast<double>(fields[0].prev);
+    p.max = std::bit_cast<double>(fields[1].prev);
+    p.sum = std::bit_cast<double>(fields[2].prev);
     out.push_back(p);
   }
   return out;

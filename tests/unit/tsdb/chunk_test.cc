@@ -5,6 +5,7 @@
 #include <limits>
 #include <random>
 
+#include "fieldline/core/time.h"
 #include "fieldline/tsdb/chunk.h"
 
 namespace fieldline::tsdb {
@@ -180,6 +181,65 @@ TEST(Rollups, RoundTrip) {
   EXPECT_EQ((*out)[1].max, 1e300);
   EXPECT_EQ((*out)[2].count, 7u);
   EXPECT_FALSE(decode_rollups(encode_rollups(pts).substr(0, 5)));
+}
+
+}  // namespace fieldline::tsdb
+
+namespace fieldline::tsdb {
+
+// Both rollup encodings (v2 written now, v1 still read from older blocks) return every point
+// bit for bit: regular and irregular times, non-minute times, NaN payloads, -0.0, huge counts.
+TEST(Rollups, BothEncodingsRoundTripBitExact) {
+  std::mt19937_64 rng(11);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<RollupPoint> pts;
+    int64_t ts = (static_cast<int64_t>(rng() % 1'000'000) - 500'000) * core::kNsPerMinute;
+    size_t n = 1 + rng() % 300;
+    for (size_t i = 0; i < n; ++i) {
+      switch (rng() % 4) {
+        case 0: ts += core::kNsPerMinute; break;
+        case 1: ts += core::kNsPerHour; break;
+        case 2: ts += static_cast<int64_t>(1 + rng() % 1000) * core::kNsPerMinute; break;
+        default: ts += trial % 3 == 0 ? static_cast<int64_t>(1 + rng() % 1'000'000'000) : core::kNsPerMinute; break;
+      }
+      auto value = [&]() -> double {
+        switch (rng() % 6) {
+          case 0: return std::bit_cast<double>(rng());
+          case 1: return -0.0;
+          case 2: return std::bit_cast<double>(uint64_t{0x7ff8dead0000beefULL});
+          default: return static_cast<double>(rng() % 10000) / 100.0;
+        }
+      };
+      pts.push_back({ts, value(), value(), value(), trial % 5 == 0 ? rng() : 60 + rng() % 3});
+    }
+    for (int version : {1, 2}) {
+      auto bytes = version == 1 ? encode_rollups_v1(pts) : encode_rollups(pts);
+      auto out = version == 1 ? decode_rollups_v1(bytes) : decode_rollups(bytes);
+      ASSERT_TRUE(out) << "v" << version << " trial " << trial;
+      ASSERT_EQ(out->size(), pts.size());
+      for (size_t i = 0; i < pts.size(); ++i) {
+        EXPECT_EQ((*out)[i].ts, pts[i].ts);
+        EXPECT_EQ((*out)[i].count, pts[i].count);
+        EXPECT_EQ(std::bit_cast<uint64_t>((*out)[i].min), std::bit_cast<uint64_t>(pts[i].min));
+        EXPECT_EQ(std::bit_cast<uint64_t>((*out)[i].max), std::bit_cast<uint64_t>(pts[i].max));
+        EXPECT_EQ(std::bit_cast<uint64_t>((*out)[i].sum), std::bit_cast<uint64_t>(pts[i].sum));
+      }
+      // Truncated input is an error, never a crash.
+      for (size_t cut : {size_t{0}, size_t{1}, bytes.size() / 2, bytes.size() - 1}) {
+        if (cut < bytes.size()) (void)decode_rollups(bytes.substr(0, cut));
+      }
+    }
+  }
+}
+
+TEST(Rollups, RegularMinuteRollupsAreCompact) {
+  std::vector<RollupPoint> pts;
+  for (int i = 0; i < 120; ++i) {
+    double base = 20 + (i % 7) * 0.25;
+    pts.push_back({1'700'000'000LL * 1'000'000'000 / core::kNsPerMinute * core::kNsPerMinute + i * core::kNsPerMinute, base, base + 0.5,
+                   60 * base + 12, 60});
+  }
+  EXPECT_LT(encode_rollups(pts).size() * 2, encode_rollups_v1(pts).size());
 }
 
 }  // namespace fieldline::tsdb

@@ -20,7 +20,8 @@
 namespace fieldline::tsdb {
 
 inline constexpr char kBlockMagic[4] = {'F', 'L', 'B', 'K'};
-inline constexpr uint32_t kBlockVersion = 1;
+// Version 2 stores rollups bit-packed (encode_rollups); version 1 blocks are still read.
+inline constexpr uint32_t kBlockVersion = 2;
 inline constexpr size_t kBlockFooter = 24;
 
 struct ChunkMeta {
@@ -78,6 +79,7 @@ class BlockReader {
 
  private:
   std::unique_ptr<core::MappedFile> file_;
+  uint32_t version_ = kBlockVersion;
   BlockMeta meta_;
   std::vector<BlockSeries> series_;
   std::unordered_map<std::string, size_t> by_key_;

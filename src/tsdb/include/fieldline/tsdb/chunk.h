@@ -85,6 +85,12 @@ class BitReader {
   size_t pos_ = 0;
 };
 
+// State of Gorilla's XOR coding of one float stream (the previous value and bit window).
+struct XorState {
+  uint64_t prev = 0;
+  int leading = -1, trailing = 0;
+};
+
 inline constexpr int kMaxChunkDecimals = 10;
 // The fewest decimals (0..kMaxChunkDecimals) with which every value is exactly
 // double(n) / 10^d for an integer |n| < 2^53 (and decodes to the same bits); -1 if none.
@@ -119,7 +125,7 @@ class ChunkEncoder {
   int64_t min_ts_ = 0, max_ts_ = 0;
   int64_t prev_scaled_ = 0, prev_delta_ = 0;
   uint64_t prev_bits_ = 0;  // float bits, int value, bool, string index
-  int prev_leading_ = -1, prev_trailing_ = 0;
+  XorState xor_;
   int decimals_ = -1;  // float64 as decimal-scaled integers when >= 0
   BitWriter bits_;
   std::vector<std::string> dict_;
@@ -152,7 +158,7 @@ class ChunkIterator {
   BitReader bits_;
   int64_t scaled_ = 0, delta_ = 0, ts_ = 0;
   uint64_t prev_bits_ = 0;
-  int leading_ = 0, trailing_ = 0;
+  XorState xor_;
   int decimals_ = -1;
   mutable Value value_;
   double number_ = 0;
@@ -169,7 +175,11 @@ struct RollupPoint {
   double min = 0, max = 0, sum = 0;
   uint64_t count = 0;
 };
+// Rollup points as stored in blocks (docs/format/chunk.md): the current encoding, and the
+// one blocks of version 1 used (still read; written only by tests).
 std::string encode_rollups(const std::vector<RollupPoint>& points);
 Result<std::vector<RollupPoint>> decode_rollups(std::string_view bytes);
+std::string encode_rollups_v1(const std::vector<RollupPoint>& points);
+Result<std::vector<RollupPoint>> decode_rollups_v1(std::string_view bytes);
 
 }  // namespace fieldline::tsdb
