@@ -50,7 +50,7 @@ struct Pipeline::Shard {
   ops::Counter* wal_sync_us = nullptr;
   uint64_t wal_sync_us_reported = 0;
   std::vector<tsdb::SampleIn> scratch;
-  bool cut_in_flight = false;
+  bool job_in_flight = false;  // a block cut or compaction running in the background
 };
 
 namespace {
@@ -332,19 +332,28 @@ void Pipeline::start() {
       shard->maintenance->async_wait([this, shard, weak](boost::system::error_code ec) {
         if (ec || shard->closed.load()) return;
         auto now = env_.now_ns();
-        if (!shard->cut_in_flight) {
-          if (auto job = shard->db->prepare_cut(now)) {
-            // Encoded and written in the background; published back on the shard.
-            shard->cut_in_flight = true;
-            auto held = std::make_shared<tsdb::CutJobPtr>(std::move(job));
-            asio::post(*background_, [this, shard, held] {
-              auto run = tsdb::Db::run_cut(**held, &stopping_);
-              asio::post(*shard->io, [shard, held, run] {
-                shard->cut_in_flight = false;
-                auto st = shard->db->finish_cut(std::move(*held), run);
-                if (!st) core::logger("tsdb")->error("block cut of shard {} failed: {}", shard->index, st.error().message());
+        if (!shard->job_in_flight) {
+          // Block cuts and compactions are encoded and written in the background and
+          // published back on the shard; one at a time per shard.
+          auto launch = [this, shard](auto job, auto run_fn, auto finish_fn, const char* what) {
+            shard->job_in_flight = true;
+            auto held = std::make_shared<decltype(job)>(std::move(job));
+            asio::post(*background_, [this, shard, held, run_fn, finish_fn, what] {
+              auto run = run_fn(**held, &stopping_);
+              asio::post(*shard->io, [shard, held, run, finish_fn, what] {
+                shard->job_in_flight = false;
+                auto st = finish_fn(*shard->db, std::move(*held), run);
+                if (!st) core::logger("tsdb")->error("{} of shard {} failed: {}", what, shard->index, st.error().message());
               });
             });
+          };
+          if (auto cut = shard->db->prepare_cut(now)) {
+            launch(std::move(cut), &tsdb::Db::run_cut,
+                   [](tsdb::Db& db, tsdb::CutJobPtr j, const Status& r) { return db.finish_cut(std::move(j), r); }, "block cut");
+          } else if (auto compaction = shard->db->prepare_compaction(now)) {
+            launch(std::move(compaction), &tsdb::Db::run_compaction,
+                   [](tsdb::Db& db, tsdb::CompactJobPtr j, const Status& r) { return db.finish_compaction(std::move(j), r); },
+                   "compaction");
           }
         }
         auto st = shard->db->maintain_blocks(now);

@@ -340,13 +340,16 @@ Status Db::maintain(int64_t now_ns) {
     auto st = run_cut(*job);
     FL_TRY_STATUS(finish_cut(std::move(job), st));
   }
+  while (auto job = prepare_compaction(now_ns)) {
+    auto st = run_compaction(*job);
+    FL_TRY_STATUS(finish_compaction(std::move(job), st));
+  }
   return maintain_blocks(now_ns);
 }
 
 Status Db::maintain_blocks(int64_t now_ns) {
-  // A cut in flight has fenced a range whose block is not listed yet: compaction waits for it.
-  if (!cut_pending_) FL_TRY_STATUS(compact(now_ns));
-  FL_TRY_STATUS(apply_retention(now_ns));
+  // A running compaction reads its source blocks, which retention may rewrite or delete.
+  if (!compaction_pending_) FL_TRY_STATUS(apply_retention(now_ns));
   return check_disk(true);
 }
 
@@ -359,98 +362,124 @@ Status Db::flush_head() {
   return ok();
 }
 
-Status Db::compact(int64_t now_ns) {
+void CompactJobDeleter::operator()(CompactJob* job) const { delete job; }
+
+CompactJobPtr Db::prepare_compaction(int64_t now_ns) {
+  (void)now_ns;
+  // A cut in flight has fenced a range whose block is not listed yet: its window must wait.
+  if (cut_pending_ || compaction_pending_) return nullptr;
   // Level 2 merges the 2-hour blocks of an aligned 12-hour window, level 3 those of 3 days,
   // once the window is complete. Blocks are disjoint in time, so series chunks concatenate.
   const int64_t r = options_.block_range_ns;
   for (uint32_t level = 2; level <= 3; ++level) {
     int64_t window = level == 2 ? r * 6 : r * 36;
-    std::map<int64_t, std::vector<size_t>> groups;
-    for (size_t i = 0; i < blocks_.size(); ++i) {
-      const auto& m = blocks_[i]->meta();
+    std::map<int64_t, std::vector<const BlockReader*>> groups;
+    for (const auto& b : blocks_) {
+      const auto& m = b->meta();
       if (m.level >= level || m.raw_dropped) continue;
       int64_t w = floor_to(m.min_ts, window);
-      if (m.max_ts <= w + window) groups[w].push_back(i);
+      if (m.max_ts <= w + window) groups[w].push_back(b.get());
     }
-    for (const auto& [w, idx] : groups) {
-      if (idx.size() < 2 || w + window > persisted_until_) continue;
-      BlockMeta meta{w, w + window, 0, level, false, {}};
-      std::map<std::string, SeriesChunks> merged;
-      // A rollup resolution survives the merge only if every source block had it for the series.
-      std::map<std::string, std::pair<bool, bool>> complete;
-      for (size_t i : idx) {
-        const auto& b = *blocks_[i];
-        meta.min_ts = std::min(meta.min_ts, b.meta().min_ts);
-        meta.samples += b.meta().samples;
-        meta.sources.push_back(b.name());
-        for (const auto& s : b.series()) {
-          std::string ck = canonical_key(s.key);
-          auto& sc = merged[ck];
-          auto [cit, first_seen] = complete.try_emplace(ck, true, true);
-          if (!s.chunks.empty()) {
-            cit->second.first = cit->second.first && s.rollup_1m != 0;
-            cit->second.second = cit->second.second && s.rollup_1h != 0;
-          }
-          sc.key = s.key;
-          sc.type = s.type;
-          for (const auto& c : s.chunks) {
-            FL_TRY(bytes, b.chunk(c.offset));
-            sc.chunks.emplace_back(bytes);
-            sc.metas.push_back(c);
-          }
-          sc.type = s.type;
-          if (s.rollup_1m) {
-            FL_TRY(r1m, b.rollups(s.rollup_1m));
-            sc.rollup_1m.insert(sc.rollup_1m.end(), r1m.begin(), r1m.end());
-          }
-          if (s.rollup_1h) {
-            FL_TRY(r1h, b.rollups(s.rollup_1h));
-            sc.rollup_1h.insert(sc.rollup_1h.end(), r1h.begin(), r1h.end());
-          }
-        }
-      }
-      std::vector<SeriesChunks> series;
-      for (auto& [k, sc] : merged) {
-        // Re-encode into full chunks: the small chunks of short blocks waste their headers
-        // and first samples (a sparse series gets several times smaller).
-        if (sc.chunks.size() > 1 && sc.metas.front().count < kMaxChunkSamples) {
-          std::vector<Sample> all;
-          for (const auto& bytes : sc.chunks) {
-            FL_TRY(part, decode_chunk(bytes));
-            all.insert(all.end(), part.begin(), part.end());
-          }
-          SeriesChunks fresh;
-          encode_samples(sc.type, all, fresh);
-          sc.chunks = std::move(fresh.chunks);
-          sc.metas = std::move(fresh.metas);
-        }
-        if (!complete[k].first) sc.rollup_1m.clear();
-        if (!complete[k].second) sc.rollup_1h.clear();
-        series.push_back(std::move(sc));
-      }
-      meta.min_ts = w;
-      std::string name = block_name(w, w + window, level, false);
-      FL_TRY_STATUS(crash_point("compact.begin"));
-      FL_TRY_STATUS(write_block(env_, block_dir_, name, meta, series, options_.crash_point));
-      FL_TRY_STATUS(crash_point("compact.published"));
-      FL_TRY(block, BlockReader::open(env_, core::join_path(block_dir_, name)));
-      std::set<std::string> gone(meta.sources.begin(), meta.sources.end());
-      std::vector<std::string> paths;
-      std::vector<std::unique_ptr<BlockReader>> kept;
-      for (auto& b : blocks_) {
-        if (gone.count(b->name())) paths.push_back(b->path());
-        else kept.push_back(std::move(b));
-      }
-      kept.push_back(std::move(block));
-      blocks_ = std::move(kept);
-      for (const auto& p : paths) FL_TRY_STATUS(env_.remove(p));
-      FL_TRY_STATUS(env_.sync_dir(block_dir_));
-      std::sort(blocks_.begin(), blocks_.end(),
-                [](const auto& a, const auto& b) { return a->meta().min_ts < b->meta().min_ts; });
-      return compact(now_ns);  // indices changed; start over
+    for (auto& [w, sources] : groups) {
+      if (sources.size() < 2 || w + window > persisted_until_) continue;
+      CompactJobPtr job(new CompactJob);
+      job->env = &env_;
+      job->block_dir = block_dir_;
+      job->crash_point = options_.crash_point;
+      job->level = level;
+      job->window_start = w;
+      job->window_end = w + window;
+      job->sources = std::move(sources);
+      compaction_pending_ = true;
+      return job;
     }
   }
+  return nullptr;
+}
+
+Status Db::run_compaction(CompactJob& job, const std::atomic<bool>* cancel) {
+  BlockMeta meta{job.window_start, job.window_end, 0, job.level, false, {}};
+  std::map<std::string, SeriesChunks> merged;
+  // A rollup resolution survives the merge only if every source block had it for the series.
+  std::map<std::string, std::pair<bool, bool>> complete;
+  for (const BlockReader* source : job.sources) {
+    const auto& b = *source;
+    meta.samples += b.meta().samples;
+    meta.sources.push_back(b.name());
+    for (const auto& s : b.series()) {
+      if (cancel && cancel->load(std::memory_order_relaxed)) {
+        return core::make_error(core::Errc::unsupported, "compaction cancelled (shutting down)");
+      }
+      std::string ck = canonical_key(s.key);
+      auto& sc = merged[ck];
+      auto [cit, first_seen] = complete.try_emplace(ck, true, true);
+      if (!s.chunks.empty()) {
+        cit->second.first = cit->second.first && s.rollup_1m != 0;
+        cit->second.second = cit->second.second && s.rollup_1h != 0;
+      }
+      sc.key = s.key;
+      sc.type = s.type;
+      for (const auto& c : s.chunks) {
+        FL_TRY(bytes, b.chunk(c.offset));
+        sc.chunks.emplace_back(bytes);
+        sc.metas.push_back(c);
+      }
+      if (s.rollup_1m) {
+        FL_TRY(r1m, b.rollups(s.rollup_1m));
+        sc.rollup_1m.insert(sc.rollup_1m.end(), r1m.begin(), r1m.end());
+      }
+      if (s.rollup_1h) {
+        FL_TRY(r1h, b.rollups(s.rollup_1h));
+        sc.rollup_1h.insert(sc.rollup_1h.end(), r1h.begin(), r1h.end());
+      }
+    }
+  }
+  std::vector<SeriesChunks> series;
+  for (auto& [k, sc] : merged) {
+    // Re-encode into full chunks: the small chunks of short blocks waste their headers
+    // and first samples (a sparse series gets several times smaller).
+    if (sc.chunks.size() > 1 && sc.metas.front().count < kMaxChunkSamples) {
+      std::vector<Sample> all;
+      for (const auto& bytes : sc.chunks) {
+        FL_TRY(part, decode_chunk(bytes));
+        all.insert(all.end(), part.begin(), part.end());
+      }
+      SeriesChunks fresh;
+      encode_samples(sc.type, all, fresh);
+      sc.chunks = std::move(fresh.chunks);
+      sc.metas = std::move(fresh.metas);
+    }
+    if (!complete[k].first) sc.rollup_1m.clear();
+    if (!complete[k].second) sc.rollup_1h.clear();
+    series.push_back(std::move(sc));
+  }
+  std::string name = block_name(job.window_start, job.window_end, job.level, false);
+  if (job.crash_point) FL_TRY_STATUS(job.crash_point("compact.begin"));
+  FL_TRY_STATUS(write_block(*job.env, job.block_dir, name, meta, series, job.crash_point));
+  if (job.crash_point) FL_TRY_STATUS(job.crash_point("compact.published"));
+  FL_TRY(block, BlockReader::open(*job.env, core::join_path(job.block_dir, name)));
+  job.block = std::move(block);
   return ok();
+}
+
+Status Db::finish_compaction(CompactJobPtr job, const Status& run_status) {
+  compaction_pending_ = false;
+  // On failure nothing was published (or a published block names its sources, which open
+  // resolves): the sources stay listed.
+  if (!run_status) return run_status;
+  std::set<const BlockReader*> gone(job->sources.begin(), job->sources.end());
+  std::vector<std::string> paths;
+  std::vector<std::unique_ptr<BlockReader>> kept;
+  for (auto& b : blocks_) {
+    if (gone.count(b.get())) paths.push_back(b->path());
+    else kept.push_back(std::move(b));
+  }
+  kept.push_back(std::move(job->block));
+  blocks_ = std::move(kept);
+  std::sort(blocks_.begin(), blocks_.end(),
+            [](const auto& a, const auto& b) { return a->meta().min_ts < b->meta().min_ts; });
+  for (const auto& p : paths) FL_TRY_STATUS(env_.remove(p));
+  return env_.sync_dir(block_dir_);
 }
 
 std::pair<int64_t, int64_t> Db::retention_of(const SeriesKey& key) const {

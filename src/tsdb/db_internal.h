@@ -62,6 +62,16 @@ struct CutJob {
   std::unique_ptr<BlockReader> block;  // run_cut's result (null: nothing to write)
 };
 
+struct CompactJob {
+  core::Env* env = nullptr;
+  std::string block_dir;
+  std::function<Status(std::string_view)> crash_point;
+  uint32_t level = 2;
+  int64_t window_start = 0, window_end = 0;
+  std::vector<const BlockReader*> sources;  // stay listed (and mapped) until finish
+  std::unique_ptr<BlockReader> block;       // run's result
+};
+
 struct SeriesRecord {
   uint64_t ref = 0;
   ValueType type = ValueType::float64;

@@ -383,6 +383,44 @@ TEST_F(DbTest, CancelledOrUnfinishedBlockCutLosesNothing) {
   for (size_t i = 1; i < all.size(); ++i) ASSERT_LT(all[i - 1].ts, all[i].ts);
 }
 
+TEST_F(DbTest, CompactionRunsOffTheOwnerAndAnUnfinishedOneIsResolvedOnOpen) {
+  options_.block_range_ns = 3600 * kSec;
+  options_.out_of_order_window_ns = 60 * kSec;
+  reopen();
+  auto t = ref("d", "m");
+  int64_t start = (kT0 / (6 * 3600 * kSec)) * 6 * 3600 * kSec;
+  std::vector<SampleIn> batch;
+  for (int k = 0; k < 26 * 60; ++k) batch.push_back({t, start + k * 60 * kSec, static_cast<double>(k)});
+  put(batch);
+  ASSERT_TRUE(db_->flush_head());
+  size_t before = db_->blocks().size();
+  auto job = db_->prepare_compaction(start);
+  ASSERT_TRUE(job);
+  EXPECT_FALSE(db_->prepare_compaction(start)) << "one at a time";
+  Status run;
+  std::thread worker([&] { run = Db::run_compaction(*job); });
+  // The owner keeps answering queries from the source blocks meanwhile.
+  EXPECT_EQ(read("d", "m").size(), 26u * 60);
+  worker.join();
+  ASSERT_TRUE(run) << run.error().message();
+  EXPECT_EQ(db_->blocks().size(), before) << "nothing changes until finish";
+  ASSERT_TRUE(db_->finish_compaction(std::move(job), run));
+  EXPECT_LT(db_->blocks().size(), before);
+  EXPECT_EQ(read("d", "m").size(), 26u * 60);
+  // Written but not finished (the process died): the new block names its sources, so opening
+  // deletes them and every sample is there once.
+  job = db_->prepare_compaction(start);  // the second 12-hour window
+  ASSERT_TRUE(job);
+  ASSERT_TRUE(Db::run_compaction(*job));
+  job.reset();
+  size_t listed = db_->blocks().size();
+  reopen();
+  EXPECT_LT(db_->blocks().size(), listed);
+  auto all = read("d", "m");
+  EXPECT_EQ(all.size(), 26u * 60);
+  for (size_t i = 1; i < all.size(); ++i) ASSERT_LT(all[i - 1].ts, all[i].ts);
+}
+
 TEST(RetentionRules, ParseErrorsSayWhatAndWhere) {
   auto bad = [](const char* text) {
     auto r = parse_retention_rules(text, 86400 * kSec, 400 * 86400 * kSec);

@@ -104,6 +104,12 @@ struct CutJobDeleter {
   void operator()(CutJob* job) const;
 };
 using CutJobPtr = std::unique_ptr<CutJob, CutJobDeleter>;
+// A compaction in progress (see Db::prepare_compaction).
+struct CompactJob;
+struct CompactJobDeleter {
+  void operator()(CompactJob* job) const;
+};
+using CompactJobPtr = std::unique_ptr<CompactJob, CompactJobDeleter>;
 
 class Db {
  public:
@@ -138,7 +144,15 @@ class Db {
   // `cancel`, when set, makes a long run stop early with an error (shutdown).
   static Status run_cut(CutJob& job, const std::atomic<bool>* cancel = nullptr);
   Status finish_cut(CutJobPtr job, const Status& run_status);
-  // Compaction, retention and the disk check: the part of maintain() after block cuts.
+  // Compaction in the same three steps: prepare (owner: picks the next complete window of
+  // blocks to merge, or null when none is due or a cut or compaction is in progress), run
+  // (any thread: reads the immutable source blocks and writes the merged one), finish
+  // (owner: lists the new block and deletes the sources). Retention waits while a
+  // compaction runs, since it may rewrite the sources.
+  CompactJobPtr prepare_compaction(int64_t now_ns);
+  static Status run_compaction(CompactJob& job, const std::atomic<bool>* cancel = nullptr);
+  Status finish_compaction(CompactJobPtr job, const Status& run_status);
+  // Retention and the disk check: the part of maintain() after block cuts and compaction.
   Status maintain_blocks(int64_t now_ns);
   // Persists the whole head into blocks now (import, tests).
   Status flush_head();
@@ -170,7 +184,6 @@ class Db {
   Status insert(MemSeries& s, int64_t ts, const Value& v, bool& duplicate);
   // Deletes the WAL segments whose samples are all in blocks (all older than the fence).
   Status truncate_wal();
-  Status compact(int64_t now_ns);
   Status apply_retention(int64_t now_ns);
   // Raw and rollup retention of a series.
   std::pair<int64_t, int64_t> retention_of(const SeriesKey& key) const;
@@ -194,6 +207,7 @@ class Db {
   int64_t head_min_ts_ = INT64_MAX;
   bool disk_full_ = false;
   bool cut_pending_ = false;
+  bool compaction_pending_ = false;
   std::map<uint32_t, int64_t> segment_max_ts_;  // WAL segment -> newest sample time logged in it
   int64_t last_disk_check_ns_ = 0;
   uint64_t disk_full_rejections_ = 0;
