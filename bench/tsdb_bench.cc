@@ -1,5 +1,6 @@
 // Google Benchmark microbenchmarks of the time-series engine (bench/README.md has the figures).
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 
 #include <chrono>
 
@@ -236,6 +237,35 @@ void BM_MaintainCutsBlock(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_MaintainCutsBlock)->Unit(benchmark::kMillisecond)->Iterations(2);
+
+// Heap per active series beyond its samples: 100,000 series (device, metric, two tags) with
+// one sample each; heap growth (mallinfo2) minus the head's chunk bytes, per series.
+void BM_MemoryPerActiveSeries(benchmark::State& state) {
+  auto env = core::make_posix_env();
+  for (auto _ : state) {
+    std::string dir = temp_dir("mem");
+    DbOptions o;
+    o.wal.fsync = core::FsyncPolicy::never;
+    auto db = Db::open(*env, dir, o, nullptr);
+    const int n = 100000;
+    size_t before = mallinfo2().uordblks;
+    std::vector<SampleIn> batch;
+    for (int s = 0; s < n; ++s) {
+      auto ref = (*db)->series({"pump-" + std::to_string(s / 10), "metric-" + std::to_string(s % 10),
+                                {{"site", s % 2 ? "north" : "south"}, {"asset", "line-" + std::to_string(s / 1000)}}},
+                               ValueType::float64);
+      batch.push_back({*ref, kT0, 20.5});
+    }
+    (void)(*db)->append(batch);
+    size_t after = mallinfo2().uordblks;
+    auto stats = (*db)->stats();
+    state.counters["bytes_per_series"] = static_cast<double>(after - before - stats.head_bytes) / n;
+    state.counters["head_bytes_per_series"] = static_cast<double>(stats.head_bytes) / n;
+    db->reset();
+    std::filesystem::remove_all(dir);
+  }
+}
+BENCHMARK(BM_MemoryPerActiveSeries)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace fieldline::tsdb

@@ -259,8 +259,9 @@ void ChunkEncoder::append_value(const Value& value) {
     }
     case ValueType::string: {
       const auto& s = std::get<std::string>(value);
-      auto [it, inserted] = dict_index_.try_emplace(s, static_cast<uint32_t>(dict_.size()));
-      if (inserted) dict_.push_back(s);
+      if (!dict_) dict_ = std::make_unique<StringDict>();
+      auto [it, inserted] = dict_->index.try_emplace(s, static_cast<uint32_t>(dict_->values.size()));
+      if (inserted) dict_->values.push_back(s);
       uint64_t idx = it->second;
       if (count_ > 0 && idx == prev_bits_) {
         bits_.write_bit(false);
@@ -299,8 +300,10 @@ std::string ChunkEncoder::finish() const {
   out.push_back(static_cast<char>(scale_code_ | (decimals_ >= 0 ? (decimals_ + 1) << 4 : 0)));
   core::put_uvarint(out, count_);
   if (type_ == ValueType::string) {
-    core::put_uvarint(out, dict_.size());
-    for (const auto& s : dict_) core::put_string(out, s);
+    core::put_uvarint(out, dict_ ? dict_->values.size() : 0);
+    if (dict_) {
+      for (const auto& s : dict_->values) core::put_string(out, s);
+    }
   }
   out += bits_.bytes();
   return out;
@@ -308,7 +311,10 @@ std::string ChunkEncoder::finish() const {
 
 size_t ChunkEncoder::memory_bytes() const {
   size_t n = sizeof(*this) + bits_.bytes().capacity();
-  for (const auto& s : dict_) n += s.capacity() * 2 + 48;
+  if (dict_) {
+    n += sizeof(StringDict);
+    for (const auto& s : dict_->values) n += s.capacity() * 2 + 48;
+  }
   return n;
 }
 

@@ -89,10 +89,10 @@ Result<SeriesRef> Db::series(const SeriesKey& key, ValueType type) {
   auto s = std::make_unique<MemSeries>();
   s->key = key;
   s->type = type;
-  s->ckey = ck;
+  s->ckey = std::move(ck);
   s->ref = series_.size() + 1;
   SeriesRef ref = s->ref;
-  by_key_.emplace(std::move(ck), ref);
+  by_key_.emplace(std::string_view(s->ckey), ref);
   by_device_[key.device].push_back(ref);
   series_.push_back(std::move(s));
   unlogged_.push_back(ref);

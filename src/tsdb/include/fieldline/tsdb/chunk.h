@@ -13,6 +13,7 @@
 // (never a crash).
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -128,8 +129,13 @@ class ChunkEncoder {
   XorState xor_;
   int decimals_ = -1;  // float64 as decimal-scaled integers when >= 0
   BitWriter bits_;
-  std::vector<std::string> dict_;
-  std::unordered_map<std::string, uint32_t> dict_index_;
+  // String series only: allocated on first use, so the many numeric series of a head do not
+  // carry an empty dictionary each.
+  struct StringDict {
+    std::vector<std::string> values;
+    std::unordered_map<std::string, uint32_t> index;
+  };
+  std::unique_ptr<StringDict> dict_;
 };
 
 class ChunkIterator {

@@ -198,7 +198,7 @@ class Db {
   DbOptions options_;
   std::unique_ptr<Wal> wal_;
   std::vector<std::unique_ptr<MemSeries>> series_;  // index = ref - 1
-  std::unordered_map<std::string, SeriesRef> by_key_;
+  std::unordered_map<std::string_view, SeriesRef> by_key_;  // views of MemSeries::ckey (heap-stable)
   std::unordered_map<std::string, std::vector<SeriesRef>> by_device_;
   std::vector<SeriesRef> unlogged_;  // created since the last append: log them with it
   std::vector<std::unique_ptr<BlockReader>> blocks_;  // sorted by min_ts
