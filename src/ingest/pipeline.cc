@@ -50,6 +50,18 @@ struct Pipeline::Shard {
   ops::Counter* wal_sync_us = nullptr;
   uint64_t wal_sync_us_reported = 0;
   std::vector<tsdb::SampleIn> scratch;
+  // Submissions prepared in this round of the event loop, appended together by drain().
+  struct Pending {
+    std::vector<tsdb::SampleIn> samples;
+    std::vector<std::pair<size_t, size_t>> spans;  // per message, [begin, end) in samples
+    std::vector<MessageOutcome> outcomes;
+    std::function<void(std::vector<MessageOutcome>)> finish;
+    std::chrono::steady_clock::time_point started;
+    std::string transport;
+    ops::Histogram* latency = nullptr;
+  };
+  std::vector<Pending> pending;
+  bool drain_posted = false;
   bool job_in_flight = false;  // a block cut or compaction running in the background
 };
 
@@ -200,54 +212,95 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
       spans[m] = {begin, batch.size()};
     }
     if (batch.empty()) return finish(std::move(outcomes));
-    auto appended = shard.db->append(batch);
-    if (!appended) {
-      const Error& e = appended.error();
-      Error mapped = tsdb::is(e, tsdb::Errc::disk_full) || core::is_no_space(e)
-                         ? make_error(Errc::storage_full, e.message())
-                         : make_error(Errc::storage_failed, e.message());
-      for (size_t m = 0; m < messages.size(); ++m) {
-        if (outcomes[m].status) {
-          outcomes[m].status = mapped;
-          reject_counter(mapped).inc();
+    // Appended together with every other submission that reached the shard in this round of
+    // its event loop: one WAL record and one write() for all of them.
+    auto* latency = &metrics_.histogram("fieldline_ingest_durable_seconds", "From receipt to durable in the WAL",
+                                        {{"transport", transport_name}}, ops::Metrics::latency_bounds());
+    shard.pending.push_back(Shard::Pending{std::vector<tsdb::SampleIn>(std::make_move_iterator(batch.begin()),
+                                                                       std::make_move_iterator(batch.end())),
+                                           std::move(spans), std::move(outcomes), std::move(finish), started, transport_name,
+                                           latency});
+    if (!shard.drain_posted) {
+      shard.drain_posted = true;
+      asio::post(*shard.io, [this, &shard] { drain(shard); });
+    }
+  };
+  asio::post(*shard.io, std::move(work));
+}
+
+void Pipeline::drain(Shard& shard) {
+  shard.drain_posted = false;
+  if (shard.pending.empty()) return;
+  std::vector<Shard::Pending> round;
+  round.swap(shard.pending);
+  auto& batch = shard.scratch;
+  batch.clear();
+  std::vector<size_t> offsets;
+  offsets.reserve(round.size());
+  for (auto& p : round) {
+    offsets.push_back(batch.size());
+    batch.insert(batch.end(), std::make_move_iterator(p.samples.begin()), std::make_move_iterator(p.samples.end()));
+  }
+  auto reject_counter = [&](const std::string& transport, const Error& e) -> ops::Counter& {
+    return metrics_.counter("fieldline_messages_rejected_total", "Messages refused, by transport and reason",
+                            {{"transport", transport}, {"reason", e.name()}});
+  };
+  auto appended = shard.db->append(batch);
+  if (!appended) {
+    const Error& e = appended.error();
+    Error mapped = tsdb::is(e, tsdb::Errc::disk_full) || core::is_no_space(e) ? make_error(Errc::storage_full, e.message())
+                                                                               : make_error(Errc::storage_failed, e.message());
+    for (auto& p : round) {
+      for (auto& o : p.outcomes) {
+        if (o.status) {
+          o.status = mapped;
+          reject_counter(p.transport, mapped).inc();
         }
       }
-      return finish(std::move(outcomes));
+      p.finish(std::move(p.outcomes));
     }
-    size_t ri = 0;
-    const auto& rejected = appended->rejected;
-    for (size_t m = 0; m < messages.size(); ++m) {
-      if (!outcomes[m].status) continue;
-      auto [begin, end] = spans[m];
-      outcomes[m].stored = static_cast<uint32_t>(end - begin);
-      while (ri < rejected.size() && rejected[ri].index < end) {
-        if (outcomes[m].rejected == 0) outcomes[m].first_rejection = rejected[ri].error.message();
-        ++outcomes[m].rejected;
-        --outcomes[m].stored;
+    return;
+  }
+  size_t ri = 0;
+  // By index: the engine reports type rejections before insert rejections.
+  auto rejected = std::move(appended->rejected);
+  std::stable_sort(rejected.begin(), rejected.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
+  for (size_t k = 0; k < round.size(); ++k) {
+    auto& p = round[k];
+    const size_t base = offsets[k];
+    for (size_t m = 0; m < p.outcomes.size(); ++m) {
+      auto& outcome = p.outcomes[m];
+      if (!outcome.status) continue;
+      auto [begin, end] = p.spans[m];
+      outcome.stored = static_cast<uint32_t>(end - begin);
+      while (ri < rejected.size() && rejected[ri].index < base + end) {
+        if (outcome.rejected == 0) outcome.first_rejection = rejected[ri].error.message();
+        ++outcome.rejected;
+        --outcome.stored;
         metrics_.counter("fieldline_samples_rejected_total", "Samples refused by storage, by reason",
                          {{"reason", rejected[ri].error.name()}}).inc();
         ++ri;
       }
-      metrics_.counter("fieldline_messages_accepted_total", "Messages stored, by transport", {{"transport", transport_name}}).inc();
+      metrics_.counter("fieldline_messages_accepted_total", "Messages stored, by transport", {{"transport", p.transport}}).inc();
     }
-    metrics_.counter("fieldline_samples_stored_total", "Samples appended to storage").inc(appended->accepted);
-    if (appended->duplicates) {
-      metrics_.counter("fieldline_samples_duplicate_total", "Identical resends dropped").inc(appended->duplicates);
-    }
-    auto* latency = &metrics_.histogram("fieldline_ingest_durable_seconds", "From receipt to durable in the WAL",
-                                        {{"transport", transport_name}}, ops::Metrics::latency_bounds());
-    auto complete = [finish, outcomes = std::move(outcomes), started, latency]() mutable {
+  }
+  metrics_.counter("fieldline_samples_stored_total", "Samples appended to storage").inc(appended->accepted);
+  if (appended->duplicates) {
+    metrics_.counter("fieldline_samples_duplicate_total", "Identical resends dropped").inc(appended->duplicates);
+  }
+  for (auto& p : round) {
+    auto complete = [finish = std::move(p.finish), outcomes = std::move(p.outcomes), started = p.started,
+                     latency = p.latency]() mutable {
       latency->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       finish(std::move(outcomes));
     };
     if (appended->lsn == 0 || shard.db->durable_lsn() >= appended->lsn) {
       complete();
     } else {
-      shard.waiters.push_back({appended->lsn, started, std::move(complete)});
-      shard.queue_depth->set(static_cast<int64_t>(shard.waiters.size()));
+      shard.waiters.push_back({appended->lsn, p.started, std::move(complete)});
     }
-  };
-  asio::post(*shard.io, std::move(work));
+  }
+  shard.queue_depth->set(static_cast<int64_t>(shard.waiters.size()));
 }
 
 // Runs f() on the shard's thread and resumes the caller on its own executor with the result.

@@ -83,6 +83,8 @@ class Pipeline {
 
  private:
   Pipeline(core::ShardRuntime& runtime, core::Env& env, const core::Config& config, ops::Metrics& metrics);
+  // Appends everything submitted to the shard since the last drain as one batch.
+  void drain(Shard& shard);
 
   core::ShardRuntime& runtime_;
   core::Env& env_;
