@@ -49,11 +49,10 @@ struct Pipeline::Shard {
              *blocks = nullptr, *block_bytes = nullptr, *disk_full = nullptr;
   ops::Counter* wal_sync_us = nullptr;
   uint64_t wal_sync_us_reported = 0;
-  std::vector<tsdb::SampleIn> scratch;
+  std::vector<tsdb::SampleIn> scratch;  // the samples of this round's submissions
   // Submissions prepared in this round of the event loop, appended together by drain().
   struct Pending {
-    std::vector<tsdb::SampleIn> samples;
-    std::vector<std::pair<size_t, size_t>> spans;  // per message, [begin, end) in samples
+    std::vector<std::pair<size_t, size_t>> spans;  // per message, [begin, end) in scratch
     std::vector<MessageOutcome> outcomes;
     std::function<void(std::vector<MessageOutcome>)> finish;
     std::chrono::steady_clock::time_point started;
@@ -166,9 +165,10 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
       return finish(std::move(outcomes));
     }
     const int64_t now = env_.now_ns();
+    // Samples go straight into the batch of this round of the shard's event loop.
     auto& batch = shard.scratch;
-    batch.clear();
-    std::vector<std::pair<size_t, size_t>> spans(messages.size());  // [begin, end) in batch
+    const size_t round_begin = batch.size();
+    std::vector<std::pair<size_t, size_t>> spans(messages.size());  // [begin, end) in the round's batch
     std::vector<std::pair<std::string, std::string>> tags;
     for (size_t m = 0; m < messages.size(); ++m) {
       size_t begin = batch.size();
@@ -211,15 +211,12 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
       }
       spans[m] = {begin, batch.size()};
     }
-    if (batch.empty()) return finish(std::move(outcomes));
+    if (batch.size() == round_begin) return finish(std::move(outcomes));
     // Appended together with every other submission that reached the shard in this round of
     // its event loop: one WAL record and one write() for all of them.
     auto* latency = &metrics_.histogram("fieldline_ingest_durable_seconds", "From receipt to durable in the WAL",
                                         {{"transport", transport_name}}, ops::Metrics::latency_bounds());
-    shard.pending.push_back(Shard::Pending{std::vector<tsdb::SampleIn>(std::make_move_iterator(batch.begin()),
-                                                                       std::make_move_iterator(batch.end())),
-                                           std::move(spans), std::move(outcomes), std::move(finish), started, transport_name,
-                                           latency});
+    shard.pending.push_back(Shard::Pending{std::move(spans), std::move(outcomes), std::move(finish), started, transport_name, latency});
     if (!shard.drain_posted) {
       shard.drain_posted = true;
       asio::post(*shard.io, [this, &shard] { drain(shard); });
@@ -234,18 +231,12 @@ void Pipeline::drain(Shard& shard) {
   std::vector<Shard::Pending> round;
   round.swap(shard.pending);
   auto& batch = shard.scratch;
-  batch.clear();
-  std::vector<size_t> offsets;
-  offsets.reserve(round.size());
-  for (auto& p : round) {
-    offsets.push_back(batch.size());
-    batch.insert(batch.end(), std::make_move_iterator(p.samples.begin()), std::make_move_iterator(p.samples.end()));
-  }
   auto reject_counter = [&](const std::string& transport, const Error& e) -> ops::Counter& {
     return metrics_.counter("fieldline_messages_rejected_total", "Messages refused, by transport and reason",
                             {{"transport", transport}, {"reason", e.name()}});
   };
   auto appended = shard.db->append(batch);
+  batch.clear();
   if (!appended) {
     const Error& e = appended.error();
     Error mapped = tsdb::is(e, tsdb::Errc::disk_full) || core::is_no_space(e) ? make_error(Errc::storage_full, e.message())
@@ -265,15 +256,13 @@ void Pipeline::drain(Shard& shard) {
   // By index: the engine reports type rejections before insert rejections.
   auto rejected = std::move(appended->rejected);
   std::stable_sort(rejected.begin(), rejected.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
-  for (size_t k = 0; k < round.size(); ++k) {
-    auto& p = round[k];
-    const size_t base = offsets[k];
+  for (auto& p : round) {
     for (size_t m = 0; m < p.outcomes.size(); ++m) {
       auto& outcome = p.outcomes[m];
       if (!outcome.status) continue;
       auto [begin, end] = p.spans[m];
       outcome.stored = static_cast<uint32_t>(end - begin);
-      while (ri < rejected.size() && rejected[ri].index < base + end) {
+      while (ri < rejected.size() && rejected[ri].index < end) {
         if (outcome.rejected == 0) outcome.first_rejection = rejected[ri].error.message();
         ++outcome.rejected;
         --outcome.stored;
