@@ -72,6 +72,15 @@ const char* const kMigrations[] = {
     R"sql(
     ALTER TABLE devices ADD COLUMN token_lookup TEXT;
     )sql",
+    // 3: persistent MQTT sessions (client id -> device, expiry, subscriptions as JSON).
+    R"sql(
+    CREATE TABLE mqtt_sessions (
+      client_id TEXT PRIMARY KEY,
+      device TEXT NOT NULL,
+      expiry_ns INTEGER NOT NULL,
+      subscriptions TEXT NOT NULL
+    );
+    )sql",
 };
 
 int64_t now_ns() {
@@ -324,6 +333,52 @@ class SqliteRegistry final : public Registry {
     admin_.push_back(hash);
     if (preset && !preset->empty()) return std::optional<std::string>();
     return std::optional<std::string>(token);
+  }
+
+  Status save_session(const StoredSession& session) override {
+    boost::json::array subs;
+    for (const auto& [filter, qos] : session.subscriptions) subs.push_back(boost::json::array{filter.c_str(), qos});
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO mqtt_sessions(client_id,device,expiry_ns,subscriptions) VALUES (?,?,?,?)", -1,
+                       &st.s, nullptr);
+    bind_text(st, 1, session.client_id);
+    bind_text(st, 2, session.device);
+    sqlite3_bind_int64(st.s, 3, session.expiry_ns);
+    bind_text(st, 4, boost::json::serialize(subs));
+    if (sqlite3_step(st.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+    return ok();
+  }
+
+  Status delete_session(const std::string& client_id) override {
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_, "DELETE FROM mqtt_sessions WHERE client_id=?", -1, &st.s, nullptr);
+    bind_text(st, 1, client_id);
+    if (sqlite3_step(st.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+    return ok();
+  }
+
+  Result<std::vector<StoredSession>> load_sessions() override {
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_, "SELECT client_id,device,expiry_ns,subscriptions FROM mqtt_sessions", -1, &st.s, nullptr);
+    std::vector<StoredSession> out;
+    while (sqlite3_step(st.s) == SQLITE_ROW) {
+      StoredSession s{col(st, 0), col(st, 1), sqlite3_column_int64(st.s, 2), {}};
+      boost::system::error_code ec;
+      auto subs = boost::json::parse(col(st, 3), ec);
+      if (!ec && subs.is_array()) {
+        for (const auto& e : subs.as_array()) {
+          if (e.is_array() && e.as_array().size() == 2 && e.as_array()[0].is_string() && e.as_array()[1].is_int64()) {
+            s.subscriptions.emplace_back(std::string(e.as_array()[0].as_string()),
+                                         static_cast<uint8_t>(e.as_array()[1].as_int64()));
+          }
+        }
+      }
+      out.push_back(std::move(s));
+    }
+    return out;
   }
 
   void touch(const std::string& id, int64_t now) override {

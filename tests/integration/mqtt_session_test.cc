@@ -30,6 +30,23 @@ class MqttSession : public ::testing::Test {
     c.password = token;
     return c;
   }
+  // An MQTT 5 session that outlives its connection by `expiry_s`, subscribed to the device's
+  // commands, left with a clean DISCONNECT.
+  void persistent_subscription(const std::string& device, const std::string& token, const std::string& client_id,
+                               uint32_t expiry_s) {
+    auto c5 = connect_packet(5, device, token, client_id);
+    c5.clean_start = false;
+    c5.properties.session_expiry_interval = expiry_s;
+    RawMqtt c(server_->mqtt_port());
+    ASSERT_TRUE(c.connect(c5));
+    mq::Subscribe s;
+    s.packet_id = 1;
+    s.filters = {{"devices/" + device + "/commands/#", 1}};
+    c.send(s, 5);
+    ASSERT_TRUE(c.receive(5));
+    c.send(mq::Disconnect{}, 5);
+    EXPECT_TRUE(c.wait_closed(2000));
+  }
   // Sends a command through the REST API; returns how many sessions it reached.
   int command(const std::string& device, const std::string& name, const std::string& body) {
     auto [code, out] = server_->http("POST", "/api/v1/devices/" + device + "/commands/" + name, body);
@@ -205,26 +222,38 @@ TEST_F(MqttSession, PersistentSessionKeepsSubscriptionsAndRetransmitsUnacknowled
   EXPECT_EQ(got.output, "devices/p1/commands/reset {\"n\": 3}\n");
 }
 
+TEST_F(MqttSession, PersistentSessionsSurviveARestart) {
+  std::string token = server_->add_device("r1");
+  // The port changes with each start (port 0), so the command line is built when used.
+  auto sub = [&] {
+    return "mosquitto_sub -V mqttv311 " + server_->mosquitto_args("r1", token) + " -c -i r1-mosq -q 1 -t 'devices/r1/commands/#'";
+  };
+  ASSERT_EQ(run(sub() + " -E").status, 0);  // subscribe, then disconnect
+  persistent_subscription("r1", token, "r1-short", 2);
+  server_->terminate();
+  server_->start();
+  // Both sessions came back with their subscriptions; the short one then expires.
+  EXPECT_EQ(command("r1", "first", "1"), 2);
+  std::this_thread::sleep_for(3000ms);
+  EXPECT_EQ(command("r1", "second", "2"), 1);
+  auto got = run(sub() + " -C 2 -W 5 -v");
+  EXPECT_EQ(got.status, 0) << got.output;
+  EXPECT_EQ(got.output, "devices/r1/commands/first 1\ndevices/r1/commands/second 2\n");
+  // A clean session replaces the stored one, which is then gone after another restart.
+  ASSERT_EQ(run("mosquitto_sub -V mqttv311 " + server_->mosquitto_args("r1", token) + " -i r1-mosq -t 'devices/r1/commands/#' -E").status, 0);
+  server_->terminate();
+  server_->start();
+  EXPECT_EQ(command("r1", "third", "3"), 0);
+}
+
 TEST_F(MqttSession, SessionExpiresAfterItsInterval) {
   std::string token = server_->add_device("e1");
-  auto c5 = connect_packet(5, "e1", token, "e1-client");
-  c5.clean_start = false;
-  c5.properties.session_expiry_interval = 1;
-  {
-    RawMqtt c(server_->mqtt_port());
-    ASSERT_TRUE(c.connect(c5));
-    mq::Subscribe s;
-    s.packet_id = 1;
-    s.filters = {{"devices/e1/commands/#", 1}};
-    c.send(s, 5);
-    ASSERT_TRUE(c.receive(5));
-    mq::Disconnect d;
-    c.send(d, 5);
-    EXPECT_TRUE(c.wait_closed(2000));
-  }
+  persistent_subscription("e1", token, "e1-client", 1);
   EXPECT_EQ(command("e1", "ping", "{}"), 1);  // still within its expiry
   std::this_thread::sleep_for(2500ms);
   EXPECT_EQ(command("e1", "ping", "{}"), 0);  // expired: nobody stores it any more
+  auto c5 = connect_packet(5, "e1", token, "e1-client");
+  c5.clean_start = false;
   RawMqtt c(server_->mqtt_port());
   auto ack = c.connect(c5);
   ASSERT_TRUE(ack);

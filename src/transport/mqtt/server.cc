@@ -65,6 +65,7 @@ struct SessionState {
     std::chrono::steady_clock::time_point due;
   };
   std::unique_ptr<DelayedWill> delayed_will;
+  bool stored = false;  // in the registry, so that it survives a restart
 };
 
 class SessionBase : public std::enable_shared_from_this<SessionBase> {
@@ -130,6 +131,21 @@ struct Server::Impl {
   asio::awaitable<void> accept_loop(Listener& l);
   asio::awaitable<void> sweep(uint32_t shard);
   void expire_sessions(std::chrono::steady_clock::time_point now);
+  // Keeps the registry's copy of a session in step: saved while it outlives its connection
+  // (expiry > 0), deleted otherwise. REQUIRES: mu held.
+  void store(SessionState& st) {
+    if (st.expiry_ns > 0) {
+      registry::StoredSession s{st.client_id, st.device, st.expiry_ns, {st.subscriptions.begin(), st.subscriptions.end()}};
+      if (auto r = registry.save_session(s); !r) log->warn("cannot store mqtt session {}: {}", st.client_id, r.error().message());
+      else st.stored = true;
+    } else if (st.stored) {
+      forget(st.client_id);
+      st.stored = false;
+    }
+  }
+  void forget(const std::string& client_id) {
+    if (auto r = registry.delete_session(client_id); !r) log->warn("cannot delete mqtt session {}: {}", client_id, r.error().message());
+  }
   // Publishes a will on the device's own topics: telemetry is stored, commands delivered.
   void publish_will(const std::shared_ptr<const ingest::DeviceContext>& context, Will will, asio::any_io_executor executor);
   size_t deliver(const std::string& device_id, const std::string& name, const std::string& payload);
@@ -473,7 +489,10 @@ class Session final : public SessionBase {
               std::move(*will), context_, state_->disconnected_at + std::min<std::chrono::steady_clock::duration>(delay, expiry)});
         }
         auto it = server_.sessions.find(state_->client_id);
-        if (state_->expiry_ns == 0 && it != server_.sessions.end() && it->second == state_) server_.sessions.erase(it);
+        if (state_->expiry_ns == 0 && it != server_.sessions.end() && it->second == state_) {
+          if (state_->stored) server_.forget(state_->client_id);
+          server_.sessions.erase(it);
+        }
       }
     }
   }
@@ -557,6 +576,7 @@ class Session final : public SessionBase {
     {
       std::lock_guard lock(server_.mu);
       auto& slot = server_.sessions[c.client_id];
+      bool was_stored = slot && slot->stored;
       if (slot) previous = slot->live.lock();
       if (slot && (c.clean_start || slot->device != device_)) {
         // The old session ends here: a will it still holds is due now.
@@ -573,6 +593,8 @@ class Session final : public SessionBase {
         slot->device = device_;
       }
       slot->expiry_ns = expiry;
+      slot->stored = slot->stored || was_stored;
+      if (expiry > 0 || slot->stored) server_.store(*slot);
       slot->live = weak_from_this();
       state_ = slot;
       server_.live.insert(weak_from_this());
@@ -815,6 +837,7 @@ class Session final : public SessionBase {
         if (state_) state_->subscriptions[filter] = qos;
         ack.codes.push_back(qos);
       }
+      if (state_ && state_->expiry_ns > 0) server_.store(*state_);
     }
     send(ack);
   }
@@ -827,6 +850,7 @@ class Session final : public SessionBase {
       bool had = state_ && state_->subscriptions.erase(f) > 0;
       ack.codes.push_back(had ? 0x00 : 0x11);
     }
+    if (state_ && state_->expiry_ns > 0) server_.store(*state_);
     encode(ack, version_, out_);
     wake_writer();
   }
@@ -838,6 +862,7 @@ class Session final : public SessionBase {
       if (state_) {
         state_->expiry_ns = std::min<int64_t>(static_cast<int64_t>(*d.properties.session_expiry_interval) * 1'000'000'000,
                                               server_.config.mqtt.session_expiry_max_ns);
+        server_.store(*state_);
       }
     }
     flush_batch();
@@ -989,6 +1014,7 @@ void Server::Impl::expire_sessions(std::chrono::steady_clock::time_point now) {
       if (st->live.lock()) return false;
       bool expired = now - st->disconnected_at >= std::chrono::nanoseconds(st->expiry_ns);
       if (st->delayed_will && (expired || now >= st->delayed_will->due)) due.push_back(std::move(st->delayed_will));
+      if (expired && st->stored) forget(st->client_id);
       return expired;
     });
   }
@@ -1050,6 +1076,24 @@ Result<uint16_t> Server::listen(const std::string& endpoint, asio::ssl::context*
 }
 
 void Server::start() {
+  // Persistent sessions from before a restart: their expiry counts from now.
+  if (auto stored = impl_->registry.load_sessions()) {
+    std::lock_guard lock(impl_->mu);
+    auto now = std::chrono::steady_clock::now();
+    for (auto& s : *stored) {
+      auto st = std::make_shared<SessionState>();
+      st->client_id = s.client_id;
+      st->device = s.device;
+      st->expiry_ns = s.expiry_ns;
+      st->subscriptions.insert(s.subscriptions.begin(), s.subscriptions.end());
+      st->disconnected_at = now;
+      st->stored = true;
+      impl_->sessions[s.client_id] = std::move(st);
+    }
+    if (!stored->empty()) impl_->log->info("restored {} persistent mqtt sessions", stored->size());
+  } else {
+    impl_->log->warn("cannot load stored mqtt sessions: {}", stored.error().message());
+  }
   for (uint32_t shard = 0; shard < impl_->runtime.size(); ++shard) {
     asio::co_spawn(impl_->runtime.context(shard), impl_->sweep(shard), [log = impl_->log](std::exception_ptr e) {
       if (e) log->error("mqtt session sweeper ended by an exception");
@@ -1087,6 +1131,7 @@ void Server::close_device(const std::string& device_id) {
     for (auto it = impl_->sessions.begin(); it != impl_->sessions.end();) {
       if (it->second->device == device_id) {
         if (auto s = it->second->live.lock()) targets.push_back(std::move(s));
+        if (it->second->stored) impl_->forget(it->first);
         it = impl_->sessions.erase(it);
       } else {
         ++it;

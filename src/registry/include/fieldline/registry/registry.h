@@ -59,6 +59,15 @@ struct AuthResult {
   std::string device_id;  // when principal == device
 };
 
+// An MQTT session that outlives its connection (clean start off, or an expiry interval):
+// kept so that a restart of the server does not forget what the device subscribed to.
+struct StoredSession {
+  std::string client_id;
+  std::string device;
+  int64_t expiry_ns = 0;
+  std::vector<std::pair<std::string, uint8_t>> subscriptions;  // filter, granted QoS
+};
+
 class Registry {
  public:
   virtual ~Registry() = default;
@@ -84,6 +93,11 @@ class Registry {
   // Marks a device as seen (kept in memory, written to the database by flush_last_seen()).
   virtual void touch(const std::string& id, int64_t now_ns) = 0;
   virtual Status flush_last_seen() = 0;
+
+  // Persistent MQTT sessions (their subscriptions; queued messages are not kept).
+  virtual Status save_session(const StoredSession& session) = 0;
+  virtual Status delete_session(const std::string& client_id) = 0;
+  virtual Result<std::vector<StoredSession>> load_sessions() = 0;
 
   // Called after a device is disabled or deleted, so transports can close its connections.
   virtual void on_device_revoked(std::function<void(const std::string& id)> callback) = 0;
