@@ -8,39 +8,23 @@ conns="${1:-10000}"
 per="${2:-10}"
 tools/setup.sh
 tools/build.sh release >/dev/null
+source bench/fieldline.sh
 work=$(mktemp -d /tmp/fl-bench-conns.XXXXXX)
-pid=""
-cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+fl_pid=""
+cleanup() { [[ -n "$fl_pid" ]] && kill "$fl_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-export FIELDLINE_ADMIN_TOKEN=bench-admin-token-0123456789
-${SERVER_WRAP:-} build/release/fieldline serve --data-dir "$work/data" --mqtt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
-  --log-level warn > "$work/fieldline.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do [[ -f "$work/data/listen.json" ]] && break; sleep 0.1; done
-mqtt=$(python3 -c "import json;print(json.load(open('$work/data/listen.json'))['mqtt'])")
-http=$(python3 -c "import json;print(json.load(open('$work/data/listen.json'))['http'])")
-# Register the fleet over one keep-alive HTTP connection.
+start_fieldline "$work"
 echo "$(date +%T) registering $conns devices" >&2
-python3 - "$http" "$conns" "$work/creds" <<'PY'
-import http.client, json, sys, os
-port, n, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-c = http.client.HTTPConnection("127.0.0.1", port)
-h = {"Authorization": "Bearer " + os.environ["FIELDLINE_ADMIN_TOKEN"], "Content-Type": "application/json"}
-with open(out, "w") as f:
-    for i in range(n):
-        c.request("POST", "/api/v1/devices", json.dumps({"id": f"fleet-{i}"}), h)
-        r = c.getresponse()
-        f.write(f"fleet-{i} {json.loads(r.read())['token']}\n")
-PY
-rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
+register_devices "$conns" fleet "$work/creds"
+rss() { awk '/VmRSS/ {print $2}' "/proc/$fl_pid/status"; }
 before=$(rss)
 echo "$(date +%T) connecting $conns idle clients" >&2
 # Idle: connect everything, send almost nothing for 8 s, measure RSS while connected.
-build/release/fieldline-loadgen --port "$mqtt" --connections "$conns" --qos 1 --rate 1 --duration 20 \
+build/release/fieldline-loadgen --port "$fl_mqtt" --connections "$conns" --qos 1 --rate 1 --duration 20 \
   --credentials "$work/creds" --threads 2 > "$work/idle.json" &
 lg=$!
 for _ in $(seq 150); do
-  open=$(curl -s -H "Authorization: Bearer $FIELDLINE_ADMIN_TOKEN" "http://127.0.0.1:$http/metrics" | awk '/^fieldline_mqtt_connections / {print $2}')
+  open=$(curl -s -H "Authorization: Bearer $FIELDLINE_ADMIN_TOKEN" "http://127.0.0.1:$fl_http/metrics" | awk '/^fieldline_mqtt_connections / {print $2}')
   [[ "${open:-0}" -ge "$conns" ]] && break
   sleep 0.1
 done
@@ -49,11 +33,10 @@ during=$(rss)
 wait "$lg" || true
 echo "idle connections: ${open:-?} of $conns open, RSS before ${before} KiB, while connected ${during} KiB, $(( (during - before) * 1024 / conns )) bytes per connection"
 echo "$(date +%T) load: $conns connections at $per msg/s each" >&2
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
-cpu_before=$(cpu_ticks)
-${LOADGEN_WRAP:-} build/release/fieldline-loadgen --port "$mqtt" --connections "$conns" --qos 1 --rate $((conns * per)) --duration 15 \
+cpu_before=$(cpu_ticks "$fl_pid")
+build/release/fieldline-loadgen --port "$fl_mqtt" --connections "$conns" --qos 1 --rate $((conns * per)) --duration 15 \
   --credentials "$work/creds" --threads 2 | tee "$work/load.json"
-python3 - "$work/load.json" "$cpu_before" "$(cpu_ticks)" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$work/load.json" "$cpu_before" "$(cpu_ticks "$fl_pid")" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 cpu_s = (int(sys.argv[3]) - int(sys.argv[2])) / int(sys.argv[4])

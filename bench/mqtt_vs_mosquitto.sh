@@ -10,6 +10,7 @@ secs="${1:-10}"
 conns="${2:-100}"
 tools/setup.sh
 tools/build.sh release >/dev/null
+source bench/fieldline.sh
 work=$(mktemp -d /tmp/fl-bench-mqtt.XXXXXX)
 chmod 755 "$work"
 pids=()
@@ -21,23 +22,11 @@ mq_port=$(free_port)
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\nmax_queued_messages 100000\n' "$mq_port" > "$work/mosquitto.conf"
 mosquitto -c "$work/mosquitto.conf" & pids+=($!)
 
-export FIELDLINE_ADMIN_TOKEN=bench-admin-token-0123456789
-build/release/fieldline serve --data-dir "$work/data" --mqtt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
-  --log-level warn --set mqtt.receive_maximum=65535 > "$work/fieldline.log" 2>&1 & pids+=($!)
-fl_pid=$!
-for _ in $(seq 100); do [[ -f "$work/data/listen.json" ]] && break; sleep 0.1; done
-fl_mqtt=$(python3 -c "import json;print(json.load(open('$work/data/listen.json'))['mqtt'])")
-fl_http=$(python3 -c "import json;print(json.load(open('$work/data/listen.json'))['http'])")
+start_fieldline "$work" --set mqtt.receive_maximum=65535
+pids+=("$fl_pid")
 mq_pid=${pids[0]}
+register_devices "$conns" bench "$work/creds"
 
-: > "$work/creds"
-for i in $(seq 0 $((conns - 1))); do
-  tok=$(curl -s -XPOST -H "Authorization: Bearer $FIELDLINE_ADMIN_TOKEN" "http://127.0.0.1:$fl_http/api/v1/devices" \
-        -d "{\"id\":\"bench-$i\",\"tags\":{\"site\":\"s$((i % 2))\"}}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-  echo "bench-$i $tok" >> "$work/creds"
-done
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 run() {  # name server_pid port extra-args...
   local name=$1 pid=$2 port=$3; shift 3

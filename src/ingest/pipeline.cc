@@ -7,6 +7,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/associated_executor.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -32,6 +33,16 @@ const char* to_string(Transport t) {
   return "?";
 }
 
+namespace {
+// A transport's counters, looked up once: the ingest path does not search the metrics registry.
+struct IngestCounters {
+  const char* transport = "";
+  ops::Counter* accepted = nullptr;
+  ops::Histogram* durable_latency = nullptr;
+};
+constexpr size_t kTransports = static_cast<size_t>(Transport::import) + 1;
+}  // namespace
+
 struct Pipeline::Shard {
   uint32_t index = 0;
   asio::io_context* io = nullptr;
@@ -56,21 +67,13 @@ struct Pipeline::Shard {
     std::vector<MessageOutcome> outcomes;
     std::function<void(std::vector<MessageOutcome>)> finish;
     std::chrono::steady_clock::time_point started;
-    std::string transport;
-    ops::Histogram* latency = nullptr;
+    const IngestCounters* counters = nullptr;
   };
   std::vector<Pending> pending;
   bool drain_posted = false;
   bool job_in_flight = false;  // a block cut or compaction running in the background
+  std::array<IngestCounters, kTransports> counters;  // by Transport
 };
-
-namespace {
-struct IngestCounters {
-  ops::Counter* accepted;
-  ops::Counter* samples;
-  ops::Histogram* durable_latency;
-};
-}  // namespace
 
 Pipeline::Pipeline(core::ShardRuntime& runtime, core::Env& env, const core::Config& config, ops::Metrics& metrics)
     : runtime_(runtime), env_(env), config_(config), metrics_(metrics),
@@ -88,6 +91,12 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(core::ShardRuntime& runtime, co
   for (uint32_t i = 0; i < runtime.size(); ++i) {
     auto shard = std::make_unique<Shard>();
     shard->index = i;
+    for (size_t t = 0; t < kTransports; ++t) {
+      const char* name = to_string(static_cast<Transport>(t));
+      shard->counters[t] = {name, &metrics.counter("fieldline_messages_accepted_total", "Messages stored, by transport", {{"transport", name}}),
+                            &metrics.histogram("fieldline_ingest_durable_seconds", "From receipt to durable in the WAL",
+                                               {{"transport", name}}, ops::Metrics::latency_bounds())};
+    }
     shard->io = &runtime.context(i);
     tsdb::DbOptions opts;
     opts.wal.fsync = config.tsdb.fsync;
@@ -148,15 +157,11 @@ bool Pipeline::ready() const {
 void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<Message> messages, Transport transport,
                       asio::any_io_executor reply, Done done) {
   Shard& shard = *shards_[shard_of(device->id)];
-  auto transport_name = to_string(transport);
-  auto work = [this, &shard, device = std::move(device), messages = std::move(messages), transport_name,
+  const IngestCounters* counters = &shard.counters[static_cast<size_t>(transport)];
+  auto work = [this, &shard, device = std::move(device), messages = std::move(messages), counters,
                reply = std::move(reply), done = std::move(done)]() mutable {
     auto started = std::chrono::steady_clock::now();
     std::vector<MessageOutcome> outcomes(messages.size());
-    auto reject_counter = [&](const Error& e) -> ops::Counter& {
-      return metrics_.counter("fieldline_messages_rejected_total", "Messages refused, by transport and reason",
-                              {{"transport", transport_name}, {"reason", e.name()}});
-    };
     auto finish = [reply, done](std::vector<MessageOutcome> out) mutable {
       asio::post(reply, [done = std::move(done), out = std::move(out)]() mutable { done(std::move(out)); });
     };
@@ -207,16 +212,14 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
       if (!st) {
         batch.resize(begin);
         outcomes[m].status = st;
-        reject_counter(st.error()).inc();
+        rejected_counter(counters->transport, st.error()).inc();
       }
       spans[m] = {begin, batch.size()};
     }
     if (batch.size() == round_begin) return finish(std::move(outcomes));
     // Appended together with every other submission that reached the shard in this round of
     // its event loop: one WAL record and one write() for all of them.
-    auto* latency = &metrics_.histogram("fieldline_ingest_durable_seconds", "From receipt to durable in the WAL",
-                                        {{"transport", transport_name}}, ops::Metrics::latency_bounds());
-    shard.pending.push_back(Shard::Pending{std::move(spans), std::move(outcomes), std::move(finish), started, transport_name, latency});
+    shard.pending.push_back(Shard::Pending{std::move(spans), std::move(outcomes), std::move(finish), started, counters});
     if (!shard.drain_posted) {
       shard.drain_posted = true;
       asio::post(*shard.io, [this, &shard] { drain(shard); });
@@ -225,16 +228,17 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
   asio::post(*shard.io, std::move(work));
 }
 
+ops::Counter& Pipeline::rejected_counter(const char* transport, const Error& e) {
+  return metrics_.counter("fieldline_messages_rejected_total", "Messages refused, by transport and reason",
+                          {{"transport", transport}, {"reason", e.name()}});
+}
+
 void Pipeline::drain(Shard& shard) {
   shard.drain_posted = false;
   if (shard.pending.empty()) return;
   std::vector<Shard::Pending> round;
   round.swap(shard.pending);
   auto& batch = shard.scratch;
-  auto reject_counter = [&](const std::string& transport, const Error& e) -> ops::Counter& {
-    return metrics_.counter("fieldline_messages_rejected_total", "Messages refused, by transport and reason",
-                            {{"transport", transport}, {"reason", e.name()}});
-  };
   auto appended = shard.db->append(batch);
   batch.clear();
   if (!appended) {
@@ -245,7 +249,7 @@ void Pipeline::drain(Shard& shard) {
       for (auto& o : p.outcomes) {
         if (o.status) {
           o.status = mapped;
-          reject_counter(p.transport, mapped).inc();
+          rejected_counter(p.counters->transport, mapped).inc();
         }
       }
       p.finish(std::move(p.outcomes));
@@ -253,9 +257,7 @@ void Pipeline::drain(Shard& shard) {
     return;
   }
   size_t ri = 0;
-  // By index: the engine reports type rejections before insert rejections.
-  auto rejected = std::move(appended->rejected);
-  std::stable_sort(rejected.begin(), rejected.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
+  const auto& rejected = appended->rejected;  // in index order
   for (auto& p : round) {
     for (size_t m = 0; m < p.outcomes.size(); ++m) {
       auto& outcome = p.outcomes[m];
@@ -270,7 +272,7 @@ void Pipeline::drain(Shard& shard) {
                          {{"reason", rejected[ri].error.name()}}).inc();
         ++ri;
       }
-      metrics_.counter("fieldline_messages_accepted_total", "Messages stored, by transport", {{"transport", p.transport}}).inc();
+      p.counters->accepted->inc();
     }
   }
   metrics_.counter("fieldline_samples_stored_total", "Samples appended to storage").inc(appended->accepted);
@@ -279,7 +281,7 @@ void Pipeline::drain(Shard& shard) {
   }
   for (auto& p : round) {
     auto complete = [finish = std::move(p.finish), outcomes = std::move(p.outcomes), started = p.started,
-                     latency = p.latency]() mutable {
+                     latency = p.counters->durable_latency]() mutable {
       latency->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       finish(std::move(outcomes));
     };
@@ -389,10 +391,10 @@ void Pipeline::start() {
               });
             });
           };
-          if (auto cut = shard->db->prepare_cut(now)) {
+          if (auto cut = shard->db->prepare_cut()) {
             launch(std::move(cut), &tsdb::Db::run_cut,
                    [](tsdb::Db& db, tsdb::CutJobPtr j, const Status& r) { return db.finish_cut(std::move(j), r); }, "block cut");
-          } else if (auto compaction = shard->db->prepare_compaction(now)) {
+          } else if (auto compaction = shard->db->prepare_compaction()) {
             launch(std::move(compaction), &tsdb::Db::run_compaction,
                    [](tsdb::Db& db, tsdb::CompactJobPtr j, const Status& r) { return db.finish_compaction(std::move(j), r); },
                    "compaction");

@@ -29,22 +29,10 @@ Result<std::unique_ptr<Db>> Db::open(core::Env& env, std::string dir, DbOptions 
   FL_TRY_STATUS(env.create_dirs(db->block_dir_));
   FL_TRY_STATUS(db->load_blocks());
   FL_TRY_STATUS(db->replay());
-  FL_TRY(wal, Wal::open(env, db->wal_dir_, db->options_.wal, std::move(on_durable)));
-  db->wal_ = std::move(wal);
-  // Each process lifetime numbers series afresh, so the new segment starts with every known
-  // series; its records never refer to a number from an earlier lifetime.
-  std::string framed;
-  std::string payload;
-  for (const auto& s : db->series_) {
-    payload.clear();
-    encode_series_record(*s, payload);
-    wal_frame(WalRecordType::series, payload, framed);
-  }
-  if (!framed.empty()) {
-    auto lsn = db->wal_->append(framed);
-    if (!lsn) return lsn.error();
-  }
-  db->wal_->set_preamble([raw = db.get()] {
+  // Every segment starts with every known series: each process lifetime numbers series
+  // afresh (so the first segment's records never refer to an earlier lifetime's numbers),
+  // and older segments can then be deleted whole.
+  auto series_records = [raw = db.get()] {
     std::string out, record;
     for (const auto& s : raw->series_) {
       record.clear();
@@ -52,7 +40,9 @@ Result<std::unique_ptr<Db>> Db::open(core::Env& env, std::string dir, DbOptions 
       wal_frame(WalRecordType::series, record, out);
     }
     return out;
-  });
+  };
+  FL_TRY(wal, Wal::open(env, db->wal_dir_, db->options_.wal, std::move(on_durable), series_records));
+  db->wal_ = std::move(wal);
   FL_TRY_STATUS(db->wal_->sync_now());
   (void)db->check_disk(true);
   return db;

@@ -151,17 +151,16 @@ void encode_samples(ValueType type, const std::vector<Sample>& samples, SeriesCh
   std::vector<double> values;
   for (size_t begin = 0; begin < samples.size(); begin += kMaxChunkSamples) {
     size_t end = std::min(samples.size(), begin + kMaxChunkSamples);
-    ChunkEncoder gorilla(type);
-    for (size_t i = begin; i < end; ++i) gorilla.append(samples[i].ts, samples[i].value);
-    std::string bytes = gorilla.finish();
+    auto encode = [&](ChunkEncoder enc) {
+      for (size_t i = begin; i < end; ++i) enc.append(samples[i].ts, samples[i].value);
+      return enc.finish();
+    };
+    std::string bytes = encode(ChunkEncoder(type));
     if (type == ValueType::float64) {
       values.clear();
       for (size_t i = begin; i < end; ++i) values.push_back(std::get<double>(samples[i].value));
-      int decimals = decimal_places(values);
-      if (decimals >= 0) {
-        ChunkEncoder decimal(type, decimals);
-        for (size_t i = begin; i < end; ++i) decimal.append(samples[i].ts, samples[i].value);
-        std::string alt = decimal.finish();
+      if (int decimals = decimal_places(values); decimals >= 0) {
+        std::string alt = encode(ChunkEncoder(type, decimals));
         if (alt.size() < bytes.size()) bytes = std::move(alt);
       }
     }
@@ -206,10 +205,34 @@ Status Db::load_blocks() {
   return ok();
 }
 
+namespace {
+
+// Appends a block series' raw chunks and/or rollups to `out` (compaction, retention).
+Status copy_series(const BlockReader& b, const BlockSeries& s, bool raw, bool rollups, SeriesChunks& out) {
+  out.key = s.key;
+  out.type = s.type;
+  if (raw) {
+    for (const auto& c : s.chunks) {
+      FL_TRY(bytes, b.chunk(c.offset));
+      out.chunks.emplace_back(bytes);
+      out.metas.push_back(c);
+    }
+  }
+  if (rollups) {
+    for (auto [offset, points] : {std::pair{s.rollup_1m, &out.rollup_1m}, std::pair{s.rollup_1h, &out.rollup_1h}}) {
+      if (offset == 0) continue;
+      FL_TRY(decoded, b.rollups(offset));
+      points->insert(points->end(), decoded.begin(), decoded.end());
+    }
+  }
+  return ok();
+}
+
+}  // namespace
+
 void CutJobDeleter::operator()(CutJob* job) const { delete job; }
 
-CutJobPtr Db::prepare_cut(int64_t now_ns, bool force) {
-  (void)now_ns;
+CutJobPtr Db::prepare_cut(bool force) {
   if (cut_pending_ || head_min_ts_ == INT64_MAX || head_max_ts_ == INT64_MIN) return nullptr;
   const int64_t r = options_.block_range_ns;
   // Hold back the newest data past the block by the out-of-order window (and at least half
@@ -261,9 +284,7 @@ Status Db::run_cut(CutJob& job, const std::atomic<bool>* cancel) {
     }
     if (!part.ooo.empty()) {
       samples.insert(samples.end(), part.ooo.begin(), part.ooo.end());
-      std::stable_sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.ts < b.ts; });
-      samples.erase(std::unique(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.ts == b.ts; }),
-                    samples.end());
+      sort_unique(samples);
     }
     if (samples.empty()) continue;
     SeriesChunks sc;
@@ -336,11 +357,11 @@ Status Db::truncate_wal() {
 
 Status Db::maintain(int64_t now_ns) {
   FL_TRY_STATUS(check_disk(true));
-  while (auto job = prepare_cut(now_ns)) {
+  while (auto job = prepare_cut()) {
     auto st = run_cut(*job);
     FL_TRY_STATUS(finish_cut(std::move(job), st));
   }
-  while (auto job = prepare_compaction(now_ns)) {
+  while (auto job = prepare_compaction()) {
     auto st = run_compaction(*job);
     FL_TRY_STATUS(finish_compaction(std::move(job), st));
   }
@@ -355,7 +376,7 @@ Status Db::maintain_blocks(int64_t now_ns) {
 
 Status Db::flush_head() {
   if (cut_pending_) return core::make_error(core::Errc::unsupported, "flush_head: a block cut is in progress");
-  while (auto job = prepare_cut(0, true)) {
+  while (auto job = prepare_cut(true)) {
     auto st = run_cut(*job);
     FL_TRY_STATUS(finish_cut(std::move(job), st));
   }
@@ -364,8 +385,7 @@ Status Db::flush_head() {
 
 void CompactJobDeleter::operator()(CompactJob* job) const { delete job; }
 
-CompactJobPtr Db::prepare_compaction(int64_t now_ns) {
-  (void)now_ns;
+CompactJobPtr Db::prepare_compaction() {
   // A cut in flight has fenced a range whose block is not listed yet: its window must wait.
   if (cut_pending_ || compaction_pending_) return nullptr;
   // Level 2 merges the 2-hour blocks of an aligned 12-hour window, level 3 those of 3 days,
@@ -417,21 +437,7 @@ Status Db::run_compaction(CompactJob& job, const std::atomic<bool>* cancel) {
         cit->second.first = cit->second.first && s.rollup_1m != 0;
         cit->second.second = cit->second.second && s.rollup_1h != 0;
       }
-      sc.key = s.key;
-      sc.type = s.type;
-      for (const auto& c : s.chunks) {
-        FL_TRY(bytes, b.chunk(c.offset));
-        sc.chunks.emplace_back(bytes);
-        sc.metas.push_back(c);
-      }
-      if (s.rollup_1m) {
-        FL_TRY(r1m, b.rollups(s.rollup_1m));
-        sc.rollup_1m.insert(sc.rollup_1m.end(), r1m.begin(), r1m.end());
-      }
-      if (s.rollup_1h) {
-        FL_TRY(r1h, b.rollups(s.rollup_1h));
-        sc.rollup_1h.insert(sc.rollup_1h.end(), r1h.begin(), r1h.end());
-      }
+      FL_TRY_STATUS(copy_series(b, s, true, true, sc));
     }
   }
   std::vector<SeriesChunks> series;
@@ -490,50 +496,40 @@ std::pair<int64_t, int64_t> Db::retention_of(const SeriesKey& key) const {
 }
 
 Status Db::apply_retention(int64_t now_ns) {
+  // No series can expire from a block newer than the shortest retention: skip those without
+  // looking at their series (this runs on every maintenance tick).
+  int64_t shortest = std::min(options_.retention_ns, options_.rollup_retention_ns);
+  for (const auto& rule : options_.retention_rules) shortest = std::min({shortest, rule.raw_ns, rule.rollup_ns});
   for (size_t i = 0; i < blocks_.size();) {
     const auto& b = *blocks_[i];
     const auto& m = b.meta();
+    if (m.max_ts >= now_ns - shortest) {
+      ++i;
+      continue;
+    }
     // What each series of the block keeps, by its own retention; blocks are rewritten only
     // when something in them expired, and dropped once nothing is left.
+    struct Expiry {
+      bool raw, rollups;
+    };
+    std::vector<Expiry> expired;
     bool changed = false, any_raw_dropped = m.raw_dropped;
-    std::vector<SeriesChunks> kept;
     for (const auto& s : b.series()) {
       auto [raw_ns, rollup_ns] = retention_of(s.key);
-      bool raw_expired = m.max_ts < now_ns - raw_ns;
-      bool rollups_expired = m.max_ts < now_ns - rollup_ns;
-      bool has_rollups = s.rollup_1m != 0 || s.rollup_1h != 0;
-      if ((raw_expired && !s.chunks.empty()) || (rollups_expired && has_rollups)) changed = true;
+      Expiry e{m.max_ts < now_ns - raw_ns, m.max_ts < now_ns - rollup_ns};
+      changed = changed || (e.raw && !s.chunks.empty()) || (e.rollups && (s.rollup_1m != 0 || s.rollup_1h != 0));
+      expired.push_back(e);
     }
     if (!changed) {
       ++i;
       continue;
     }
-    for (const auto& s : b.series()) {
-      auto [raw_ns, rollup_ns] = retention_of(s.key);
-      bool raw_expired = m.max_ts < now_ns - raw_ns;
-      bool rollups_expired = m.max_ts < now_ns - rollup_ns;
+    std::vector<SeriesChunks> kept;
+    for (size_t k = 0; k < b.series().size(); ++k) {
+      const auto& s = b.series()[k];
       SeriesChunks sc;
-      sc.key = s.key;
-      sc.type = s.type;
-      if (!raw_expired) {
-        for (const auto& c : s.chunks) {
-          FL_TRY(bytes, b.chunk(c.offset));
-          sc.chunks.emplace_back(bytes);
-          sc.metas.push_back(c);
-        }
-      } else if (!s.chunks.empty()) {
-        any_raw_dropped = true;
-      }
-      if (!rollups_expired) {
-        if (s.rollup_1m) {
-          FL_TRY(r1m, b.rollups(s.rollup_1m));
-          sc.rollup_1m = std::move(r1m);
-        }
-        if (s.rollup_1h) {
-          FL_TRY(r1h, b.rollups(s.rollup_1h));
-          sc.rollup_1h = std::move(r1h);
-        }
-      }
+      FL_TRY_STATUS(copy_series(b, s, !expired[k].raw, !expired[k].rollups, sc));
+      if (expired[k].raw && !s.chunks.empty()) any_raw_dropped = true;
       if (!sc.chunks.empty() || !sc.rollup_1m.empty() || !sc.rollup_1h.empty()) kept.push_back(std::move(sc));
     }
     std::string old_path = b.path();

@@ -46,6 +46,9 @@ struct Db::MemSeries {
   }
 };
 
+// Sorts by time and keeps the first sample of each timestamp.
+void sort_unique(std::vector<Sample>& out);
+
 struct CutJob {
   core::Env* env = nullptr;
   std::string block_dir;

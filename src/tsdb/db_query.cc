@@ -37,12 +37,6 @@ Status for_each_in_chunk(std::string_view bytes, int64_t from, int64_t to, F&& f
   return ok();
 }
 
-void sort_unique(std::vector<Sample>& out) {
-  std::stable_sort(out.begin(), out.end(), [](const Sample& a, const Sample& b) { return a.ts < b.ts; });
-  out.erase(std::unique(out.begin(), out.end(), [](const Sample& a, const Sample& b) { return a.ts == b.ts; }),
-            out.end());
-}
-
 int64_t bucket_of(int64_t ts, int64_t from, int64_t step) {
   if (step <= 0) return from;
   return from + ((ts - from) / step) * step;
@@ -131,6 +125,12 @@ Result<std::vector<Sample>> Db::read(const SeriesKey& key, int64_t from, int64_t
   if (it != by_key_.end()) collect(*series_[it->second - 1], from, to, out);
   sort_unique(out);
   return out;
+}
+
+void sort_unique(std::vector<Sample>& out) {
+  std::stable_sort(out.begin(), out.end(), [](const Sample& a, const Sample& b) { return a.ts < b.ts; });
+  out.erase(std::unique(out.begin(), out.end(), [](const Sample& a, const Sample& b) { return a.ts == b.ts; }),
+            out.end());
 }
 
 Result<AggregateResult> Db::aggregate(const AggregateQuery& q) const {

@@ -109,10 +109,11 @@ Wal::Wal(core::Env& env, std::string dir, WalOptions options, DurableCallback on
     : env_(env), dir_(std::move(dir)), options_(options), on_durable_(std::move(on_durable)) {}
 
 Result<std::unique_ptr<Wal>> Wal::open(core::Env& env, std::string dir, WalOptions options,
-                                       DurableCallback on_durable) {
+                                       DurableCallback on_durable, std::function<std::string()> preamble) {
   FL_TRY_STATUS(env.create_dirs(dir));
   FL_TRY(segs, wal_segments(env, dir));
   std::unique_ptr<Wal> wal(new Wal(env, dir, options, std::move(on_durable)));
+  wal->preamble_ = std::move(preamble);
   FL_TRY_STATUS(wal->open_segment(segs.empty() ? 1 : segs.back() + 1));
   wal->flusher_ = std::thread([w = wal.get()] { w->flusher_loop(); });
   return wal;

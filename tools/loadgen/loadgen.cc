@@ -69,8 +69,8 @@ class Connection;
 struct Pacer {
   explicit Pacer(asio::io_context& io) : timer(io) {}
   asio::steady_timer timer;
-  std::vector<std::shared_ptr<Connection>> connections;
-  // Next due time of each connection, earliest first: a tick touches only those due.
+  // Next due time of each connection, earliest first: a tick touches only those due. (main
+  // keeps the connections alive until every thread is done.)
   using Due = std::pair<Clock::time_point, Connection*>;
   std::priority_queue<Due, std::vector<Due>, std::greater<>> due;
   bool finished = false;
@@ -141,7 +141,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
       socket_.non_blocking(true);
       paced_start_ = staggered_start();
       if (!pacer_->finished) {
-        pacer_->connections.push_back(self);
         pacer_->due.emplace(next_due(), this);
         paced_done_.expires_at(Clock::time_point::max());
         co_await paced_done_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -336,8 +335,7 @@ asio::awaitable<void> Pacer::run(Clock::time_point end, std::chrono::microsecond
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
   finished = true;
-  for (auto& c : connections) c->end_paced();
-  connections.clear();
+  for (; !due.empty(); due.pop()) due.top().second->end_paced();
 }
 
 int main(int argc, char** argv) {

@@ -211,12 +211,8 @@ class Session final : public SessionBase {
 
   void set_origin(uint32_t shard, std::string input) {
     shard_ = shard;
-    if (!input.empty()) {
-      moved_ = true;
-      handed_over_input_ = true;
-      buf_.assign(input.begin(), input.end());
-      used_ = buf_.size();
-    }
+    buf_.assign(input.begin(), input.end());
+    used_ = buf_.size();
   }
 
   void close_async(uint8_t reason) override {
@@ -242,6 +238,8 @@ class Session final : public SessionBase {
         }
       }
     }
+    // A connection that moved here from another shard arrives with what that shard read.
+    if (used_ > 0 && !process_input()) co_return;
     for (;;) {
       if (closed_) co_return;
       while (!closed_ && paused()) {
@@ -252,10 +250,6 @@ class Session final : public SessionBase {
         resume_.reset();
       }
       if (closed_) co_return;
-      if (handed_over_input_) {
-        // Bytes read on another shard before this connection moved here: process them first.
-        handed_over_input_ = false;
-      } else {
       if constexpr (!is_ssl<Stream>::value) {
         if (used_ == 0 && buf_.size() <= kIdleBufferSize) {
           // Nothing buffered: wait for readability without holding a buffer, so an idle
@@ -284,39 +278,45 @@ class Session final : public SessionBase {
         co_return;
       }
       used_ += n;
+      if (!process_input()) co_return;
+    }
+  }
+
+  // Handles every whole packet in the buffer. False when the reader must stop: a protocol
+  // error, or the connection moved to another shard.
+  bool process_input() {
+    size_t off = 0;
+    while (!closed_) {
+      auto d = decode(std::span<const char>(buf_.data() + off, used_ - off), version_, server_.config.mqtt.max_packet_size);
+      if (!d) {
+        fail(d.error());
+        return false;
       }
-      size_t off = 0;
-      while (!closed_) {
-        auto d = decode(std::span<const char>(buf_.data() + off, used_ - off), version_, server_.config.mqtt.max_packet_size);
-        if (!d) {
-          fail(d.error());
-          co_return;
-        }
-        if (!*d) break;
-        if constexpr (!is_ssl<Stream>::value) {
-          // A device's connection belongs on the shard that owns the device: its messages
-          // then reach storage without crossing threads. Move before anything is answered.
-          if (version_ == 0 && !moved_) {
-            if (const auto* c = std::get_if<Connect>(&(*d)->packet); c && c->username) {
-              uint32_t owner = server_.pipeline.shard_of(*c->username);
-              if (owner != shard_ && move_to(owner, std::string(buf_.data() + off, used_ - off))) co_return;
-            }
+      if (!*d) break;
+      if constexpr (!is_ssl<Stream>::value) {
+        // A device's connection belongs on the shard that owns the device: its messages
+        // then reach storage without crossing threads. Move before anything is answered.
+        if (version_ == 0) {
+          if (const auto* c = std::get_if<Connect>(&(*d)->packet); c && c->username) {
+            uint32_t owner = server_.pipeline.shard_of(*c->username);
+            if (owner != shard_ && move_to(owner, std::string(buf_.data() + off, used_ - off))) return false;
           }
         }
-        off += (*d)->size;
-        touch();
-        handle(std::move((*d)->packet));
       }
-      if (off > 0) {
-        std::memmove(buf_.data(), buf_.data() + off, used_ - off);
-        used_ -= off;
-      }
-      flush_batch();
-      if (buf_.size() > 65536 && used_ < 1024) {
-        buf_.resize(4096);
-        buf_.shrink_to_fit();
-      }
+      off += (*d)->size;
+      touch();
+      handle(std::move((*d)->packet));
     }
+    if (off > 0) {
+      std::memmove(buf_.data(), buf_.data() + off, used_ - off);
+      used_ -= off;
+    }
+    flush_batch();
+    if (buf_.size() > 65536 && used_ < 1024) {
+      buf_.resize(4096);
+      buf_.shrink_to_fit();
+    }
+    return true;
   }
 
   // Writes are completion handlers rather than a coroutine: an idle connection then holds
@@ -390,11 +390,14 @@ class Session final : public SessionBase {
       asio::post(stream_.get_executor(), [self = std::static_pointer_cast<Session>(shared_from_this())] { self->shutdown(); });
       return;
     }
-    // Posted, so that the acknowledgements of one read go out in one write.
-    if (!writing_ && !write_posted_) {
-      write_posted_ = true;
-      asio::post(stream_.get_executor(), [self = std::static_pointer_cast<Session>(shared_from_this())] { self->start_write(); });
-    }
+    schedule_write();
+  }
+
+  // Posted, so that everything queued by one read goes out in one write.
+  void schedule_write() {
+    if (writing_ || write_posted_) return;
+    write_posted_ = true;
+    asio::post(stream_.get_executor(), [self = std::static_pointer_cast<Session>(shared_from_this())] { self->start_write(); });
   }
 
   // Protocol violation: MQTT 5 gets DISCONNECT with the reason, 3.1.1 a plain close.
@@ -430,10 +433,7 @@ class Session final : public SessionBase {
     closing_after_write_ = true;
     closed_ = true;
     if (resume_) resume_->cancel();
-    if (!writing_ && !write_posted_) {
-      write_posted_ = true;
-      asio::post(stream_.get_executor(), [self = std::static_pointer_cast<Session>(shared_from_this())] { self->start_write(); });
-    }
+    schedule_write();
   }
 
   // The connection dropped without DISCONNECT.
@@ -592,9 +592,11 @@ class Session final : public SessionBase {
         slot->client_id = c.client_id;
         slot->device = device_;
       }
+      // The registry is written only when what it holds changes (not on every reconnect).
+      bool expiry_changed = slot->expiry_ns != expiry;
       slot->expiry_ns = expiry;
       slot->stored = slot->stored || was_stored;
-      if (expiry > 0 || slot->stored) server_.store(*slot);
+      if (expiry_changed || (slot->stored && expiry == 0)) server_.store(*slot);
       slot->live = weak_from_this();
       state_ = slot;
       server_.live.insert(weak_from_this());
@@ -837,7 +839,7 @@ class Session final : public SessionBase {
         if (state_) state_->subscriptions[filter] = qos;
         ack.codes.push_back(qos);
       }
-      if (state_ && state_->expiry_ns > 0) server_.store(*state_);
+      if (state_) server_.store(*state_);
     }
     send(ack);
   }
@@ -850,7 +852,7 @@ class Session final : public SessionBase {
       bool had = state_ && state_->subscriptions.erase(f) > 0;
       ack.codes.push_back(had ? 0x00 : 0x11);
     }
-    if (state_ && state_->expiry_ns > 0) server_.store(*state_);
+    if (state_) server_.store(*state_);
     encode(ack, version_, out_);
     wake_writer();
   }
@@ -940,7 +942,6 @@ class Session final : public SessionBase {
   bool closed_ = false, fully_closed_ = false, closing_after_write_ = false;
   bool graceful_ = false, disconnect_requested_ = false, assigned_id_ = false;
   bool writing_ = false, write_posted_ = false;
-  bool moved_ = false, handed_over_input_ = false;
   uint32_t shard_ = 0;
 
  public:

@@ -224,9 +224,10 @@ TEST(Rollups, BothEncodingsRoundTripBitExact) {
         EXPECT_EQ(std::bit_cast<uint64_t>((*out)[i].max), std::bit_cast<uint64_t>(pts[i].max));
         EXPECT_EQ(std::bit_cast<uint64_t>((*out)[i].sum), std::bit_cast<uint64_t>(pts[i].sum));
       }
-      // Truncated input is an error, never a crash.
+      // Truncated input never crashes or reads out of bounds (the sanitizer build checks);
+      // whether a cut inside the last byte's padding still decodes is not specified.
       for (size_t cut : {size_t{0}, size_t{1}, bytes.size() / 2, bytes.size() - 1}) {
-        if (cut < bytes.size()) (void)decode_rollups(bytes.substr(0, cut));
+        (void)(version == 1 ? decode_rollups_v1(bytes.substr(0, cut)) : decode_rollups(bytes.substr(0, cut)));
       }
     }
   }

@@ -43,6 +43,20 @@ class DbTest : public ::testing::Test {
     return r ? *r : std::vector<Sample>{};
   }
 
+  // Hour-long blocks with a 10-minute out-of-order window; returns the start of an hour.
+  int64_t use_hour_blocks() {
+    options_.block_range_ns = 3600 * kSec;
+    options_.out_of_order_window_ns = 600 * kSec;
+    reopen();
+    return (kT0 / (3600 * kSec)) * 3600 * kSec;
+  }
+  // One sample a second from `start`, valued 0, 1, 2, ...
+  static std::vector<SampleIn> every_second(SeriesRef t, int64_t start, int seconds) {
+    std::vector<SampleIn> batch;
+    for (int k = 0; k < seconds; ++k) batch.push_back({t, start + k * kSec, static_cast<double>(k)});
+    return batch;
+  }
+
   testing::TempDir dir_;
   std::unique_ptr<core::Env> env_ = core::make_posix_env();
   DbOptions options_;
@@ -310,17 +324,13 @@ TEST_F(DbTest, RetentionPerTagSelectorKeepsEachSeriesItsOwnTime) {
 }
 
 TEST_F(DbTest, BlockCutRunsOffTheOwnerAndFencesItsRange) {
-  options_.block_range_ns = 3600 * kSec;
-  options_.out_of_order_window_ns = 600 * kSec;
-  reopen();
+  int64_t start = use_hour_blocks();
   auto t = ref("d", "m");
-  int64_t start = (kT0 / (3600 * kSec)) * 3600 * kSec;
-  std::vector<SampleIn> batch;
-  for (int k = 0; k < 100 * 60; ++k) batch.push_back({t, start + k * kSec, static_cast<double>(k)});
+  auto batch = every_second(t, start, 100 * 60);
   put(batch);  // 100 minutes: the first hour is due (held back by half a block)
-  auto job = db_->prepare_cut(start + 100 * 60 * kSec);
+  auto job = db_->prepare_cut();
   ASSERT_TRUE(job);
-  EXPECT_FALSE(db_->prepare_cut(start + 100 * 60 * kSec)) << "one cut at a time";
+  EXPECT_FALSE(db_->prepare_cut()) << "one cut at a time";
   // While the block is written elsewhere: the fenced range refuses new samples, later ones
   // are stored, and queries still see everything.
   auto r = db_->append(std::vector<SampleIn>{{t, start + 3599 * kSec + kSec / 2, 1.0}, {t, start + 100 * 60 * kSec, 2.0}});
@@ -342,18 +352,14 @@ TEST_F(DbTest, BlockCutRunsOffTheOwnerAndFencesItsRange) {
 }
 
 TEST_F(DbTest, CancelledOrUnfinishedBlockCutLosesNothing) {
-  options_.block_range_ns = 3600 * kSec;
-  options_.out_of_order_window_ns = 600 * kSec;
-  reopen();
+  int64_t start = use_hour_blocks();
   auto t = ref("d", "m");
-  int64_t start = (kT0 / (3600 * kSec)) * 3600 * kSec;
-  std::vector<SampleIn> batch;
-  for (int k = 0; k < 100 * 60; ++k) batch.push_back({t, start + k * kSec, static_cast<double>(k)});
+  auto batch = every_second(t, start, 100 * 60);
   auto quiet = ref("e", "m");  // a device that went quiet within the first hour
   batch.push_back({quiet, start + 3000 * kSec, 1.0});
   put(batch);
   // Cancelled (shutdown): the fence is lifted, the data stays in the head and the WAL.
-  auto job = db_->prepare_cut(start + 100 * 60 * kSec);
+  auto job = db_->prepare_cut();
   ASSERT_TRUE(job);
   auto fenced = db_->append(std::vector<SampleIn>{{quiet, start + 3500 * kSec, 2.0}});
   ASSERT_TRUE(fenced);
@@ -371,7 +377,7 @@ TEST_F(DbTest, CancelledOrUnfinishedBlockCutLosesNothing) {
   EXPECT_EQ(read("e", "m").size(), 2u);
   // Written but never published (the process died between run and finish): the block is
   // found on open and the WAL's copy of its samples is skipped, so each sample exists once.
-  job = db_->prepare_cut(start + 100 * 60 * kSec);
+  job = db_->prepare_cut();
   ASSERT_TRUE(job);
   ASSERT_TRUE(Db::run_cut(*job));
   job.reset();
@@ -394,9 +400,9 @@ TEST_F(DbTest, CompactionRunsOffTheOwnerAndAnUnfinishedOneIsResolvedOnOpen) {
   put(batch);
   ASSERT_TRUE(db_->flush_head());
   size_t before = db_->blocks().size();
-  auto job = db_->prepare_compaction(start);
+  auto job = db_->prepare_compaction();
   ASSERT_TRUE(job);
-  EXPECT_FALSE(db_->prepare_compaction(start)) << "one at a time";
+  EXPECT_FALSE(db_->prepare_compaction()) << "one at a time";
   Status run;
   std::thread worker([&] { run = Db::run_compaction(*job); });
   // The owner keeps answering queries from the source blocks meanwhile.
@@ -409,7 +415,7 @@ TEST_F(DbTest, CompactionRunsOffTheOwnerAndAnUnfinishedOneIsResolvedOnOpen) {
   EXPECT_EQ(read("d", "m").size(), 26u * 60);
   // Written but not finished (the process died): the new block names its sources, so opening
   // deletes them and every sample is there once.
-  job = db_->prepare_compaction(start);  // the second 12-hour window
+  job = db_->prepare_compaction();  // the second 12-hour window
   ASSERT_TRUE(job);
   ASSERT_TRUE(Db::run_compaction(*job));
   job.reset();

@@ -85,6 +85,7 @@ class Pipeline {
   Pipeline(core::ShardRuntime& runtime, core::Env& env, const core::Config& config, ops::Metrics& metrics);
   // Appends everything submitted to the shard since the last drain as one batch.
   void drain(Shard& shard);
+  ops::Counter& rejected_counter(const char* transport, const Error& e);
 
   core::ShardRuntime& runtime_;
   core::Env& env_;

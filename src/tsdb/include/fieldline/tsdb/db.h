@@ -73,7 +73,7 @@ struct AppendResult {
   uint64_t lsn = 0;  // durable once the durable callback reports >= lsn (0: nothing written)
   uint32_t accepted = 0;
   uint32_t duplicates = 0;  // identical resends, dropped silently
-  std::vector<SampleRejection> rejected;
+  std::vector<SampleRejection> rejected;  // in index order
 };
 
 struct SeriesInfo {
@@ -140,7 +140,7 @@ class Db {
   //   finish_cut (owner): publishes the block, drops its data from the head and checkpoints
   //     the WAL, or on failure lifts the fence (the data stayed in the head and the WAL).
   // maintain() and flush_head() run all three in line.
-  CutJobPtr prepare_cut(int64_t now_ns, bool force = false);
+  CutJobPtr prepare_cut(bool force = false);
   // `cancel`, when set, makes a long run stop early with an error (shutdown).
   static Status run_cut(CutJob& job, const std::atomic<bool>* cancel = nullptr);
   Status finish_cut(CutJobPtr job, const Status& run_status);
@@ -149,7 +149,7 @@ class Db {
   // (any thread: reads the immutable source blocks and writes the merged one), finish
   // (owner: lists the new block and deletes the sources). Retention waits while a
   // compaction runs, since it may rewrite the sources.
-  CompactJobPtr prepare_compaction(int64_t now_ns);
+  CompactJobPtr prepare_compaction();
   static Status run_compaction(CompactJob& job, const std::atomic<bool>* cancel = nullptr);
   Status finish_compaction(CompactJobPtr job, const Status& run_status);
   // Retention and the disk check: the part of maintain() after block cuts and compaction.

@@ -65,8 +65,11 @@ class Wal {
   using DurableCallback = std::function<void(uint64_t durable_lsn)>;
 
   // Opens a new segment after the existing ones (replay them first with wal_replay).
+  // `preamble`, when given, returns framed records written at the start of every segment
+  // (the owner's series definitions), so that any older segment can be deleted without
+  // orphaning a reference.
   static Result<std::unique_ptr<Wal>> open(core::Env& env, std::string dir, WalOptions options,
-                                           DurableCallback on_durable);
+                                           DurableCallback on_durable, std::function<std::string()> preamble = nullptr);
   ~Wal();
   Wal(const Wal&) = delete;
   Wal& operator=(const Wal&) = delete;
@@ -76,9 +79,6 @@ class Wal {
   Result<uint64_t> append(std::string_view framed);
   // Starts a new segment and returns its sequence number.
   Result<uint32_t> rotate();
-  // Framed records written at the start of every later segment (the owner's series
-  // definitions), so that any older segment can be deleted without orphaning a reference.
-  void set_preamble(std::function<std::string()> preamble) { preamble_ = std::move(preamble); }
   // Deletes whole segments numbered below `seq`.
   Status remove_segments_before(uint32_t seq);
   // Makes everything appended durable now, on the calling thread, whatever the policy
