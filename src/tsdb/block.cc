@@ -8,13 +8,13 @@
 
 namespace fieldline::tsdb {
 
-std::string canonical_key(const SeriesKey& key) {
+std::string canonical_key(SeriesLabels key) {
   std::string out;
-  out.reserve(key.device.size() + key.metric.size() + 2 + key.tags.size() * 16);
-  out += key.device;
+  out.reserve(key.device->size() + key.metric->size() + 2 + key.tags->size() * 16);
+  out += *key.device;
   out.push_back('\0');
-  out += key.metric;
-  for (const auto& [k, v] : key.tags) {
+  out += *key.metric;
+  for (const auto& [k, v] : *key.tags) {
     out.push_back('\0');
     out += k;
     out.push_back('\0');
@@ -192,7 +192,7 @@ Result<std::string_view> BlockReader::chunk(uint64_t offset) const {
 
 Result<std::vector<RollupPoint>> BlockReader::rollups(uint64_t offset) const {
   FL_TRY(bytes, chunk(offset));
-  auto points = version_ == 1 ? decode_rollups_v1(bytes) : decode_rollups(bytes);
+  auto points = version_ == 1 ? decode_rollups_v1(bytes) : version_ == 2 ? decode_rollups_v2(bytes) : decode_rollups(bytes);
   if (!points) return make_error(Errc::corrupt, path() + " at offset " + std::to_string(offset) + ": " + points.error().context());
   return points;
 }

@@ -13,6 +13,8 @@ namespace fieldline::tsdb {
 namespace {
 
 constexpr int64_t kScales[] = {1, 1000, 1'000'000, 1'000'000'000};
+constexpr int kPackedUnitNibble = 12;  // high nibble of a chunk's unit byte: a packed chunk
+bool get_sized(BitReader& r, uint64_t& out);  // packed streams, at the end of this file
 
 int coarsest_scale(int64_t ts) {
   for (int code = 3; code > 0; --code) {
@@ -309,6 +311,17 @@ std::string ChunkEncoder::finish() const {
   return out;
 }
 
+Value ChunkEncoder::last_value() const {
+  switch (type_) {
+    case ValueType::float64:
+      return decimals_ >= 0 ? from_decimal(static_cast<int64_t>(prev_bits_), decimals_) : std::bit_cast<double>(xor_.prev);
+    case ValueType::int64: return static_cast<int64_t>(prev_bits_);
+    case ValueType::boolean: return prev_bits_ != 0;
+    case ValueType::string: return dict_->values[prev_bits_];
+  }
+  return Value{};
+}
+
 size_t ChunkEncoder::memory_bytes() const {
   size_t n = sizeof(*this) + bits_.bytes().capacity();
   if (dict_) {
@@ -326,8 +339,10 @@ Result<ChunkIterator> ChunkIterator::open(std::string_view chunk) {
   if (!type || !scale || !count || *type < 1 || *type > 4 || (*scale & 0x0f) > 3 || *count > kMaxChunkSamples) {
     return make_error(Errc::corrupt, "bad chunk header");
   }
-  int decimals = (*scale >> 4) - 1;
-  if (decimals > kMaxChunkDecimals || (decimals >= 0 && *type != static_cast<uint8_t>(ValueType::float64))) {
+  const bool packed = (*scale >> 4) == kPackedUnitNibble;
+  int decimals = packed ? -1 : (*scale >> 4) - 1;
+  if (decimals > kMaxChunkDecimals || (decimals >= 0 && *type != static_cast<uint8_t>(ValueType::float64)) ||
+      (packed && *type != static_cast<uint8_t>(ValueType::float64) && *type != static_cast<uint8_t>(ValueType::int64))) {
     return make_error(Errc::corrupt, "bad chunk value encoding");
   }
   ChunkIterator it;
@@ -335,6 +350,10 @@ Result<ChunkIterator> ChunkIterator::open(std::string_view chunk) {
   it.scale_ = kScales[*scale & 0x0f];
   it.decimals_ = decimals;
   it.count_ = static_cast<uint32_t>(*count);
+  if (packed) {
+    if (!it.open_packed(r)) return make_error(Errc::corrupt, "truncated or malformed packed values");
+    return it;
+  }
   if (it.type_ == ValueType::string) {
     auto n = r.uvarint();
     if (!n || *n > kMaxChunkSamples) return make_error(Errc::corrupt, "bad chunk dictionary size");
@@ -367,7 +386,7 @@ bool ChunkIterator::next() {
   if (read_ >= count_) return false;
   uint64_t raw;
   if (read_ == 0) {
-    if (!bits_.read_bits(64, raw)) return fail("truncated first timestamp");
+    if (packed_ ? !get_sized(bits_, raw) : !bits_.read_bits(64, raw)) return fail("truncated first timestamp");
     scaled_ = static_cast<int64_t>(raw);
   } else {
     int64_t dod;
@@ -377,6 +396,13 @@ bool ChunkIterator::next() {
     scaled_ = static_cast<int64_t>(static_cast<uint64_t>(scaled_) + static_cast<uint64_t>(delta_));
   }
   if (__builtin_mul_overflow(scaled_, scale_, &ts_)) return fail("timestamp overflow");
+  if (packed_) {
+    // Values were decoded at open; only the timestamps stream.
+    prev_bits_ = packed_values_[read_];
+    number_ = type_ == ValueType::float64 ? std::bit_cast<double>(prev_bits_) : static_cast<double>(static_cast<int64_t>(prev_bits_));
+    ++read_;
+    return true;
+  }
   switch (type_) {
     case ValueType::float64: {
       if (decimals_ >= 0) {
@@ -423,7 +449,7 @@ bool ChunkIterator::next() {
 const Value& ChunkIterator::value() const {
   // Built on demand: aggregation reads number() and never pays for the variant.
   switch (type_) {
-    case ValueType::float64: value_ = number_; break;  // decoded in next(), decimal or XOR
+    case ValueType::float64: value_ = number_; break;  // decoded in next(): decimal, XOR or packed
     case ValueType::int64: value_ = static_cast<int64_t>(prev_bits_); break;
     case ValueType::boolean: value_ = prev_bits_ != 0; break;
     case ValueType::string: value_ = dict_[prev_bits_]; break;
@@ -490,7 +516,7 @@ Result<std::vector<RollupPoint>> decode_rollups_v1(std::string_view bytes) {
   return out;
 }
 
-std::string encode_rollups(const std::vector<RollupPoint>& points) {
+std::string encode_rollups_v2(const std::vector<RollupPoint>& points) {
   // Version 2: u8 time unit (0 ns, 1 minute) | uvarint n | bitstream. The first point whole
   // (ts, count, min, max, sum in 64 bits each); then the delta-of-delta of ts and the delta of
   // count in the prefix code of chunk timestamps (one bit each for regular rollups), and
@@ -528,7 +554,7 @@ std::string encode_rollups(const std::vector<RollupPoint>& points) {
   return out;
 }
 
-Result<std::vector<RollupPoint>> decode_rollups(std::string_view bytes) {
+Result<std::vector<RollupPoint>> decode_rollups_v2(std::string_view bytes) {
   core::ByteReader r(bytes);
   auto unit = r.u8();
   auto n = r.uvarint();
@@ -566,6 +592,310 @@ Result<std::vector<RollupPoint>> decode_rollups(std::string_view bytes) {
     p.max = std::bit_cast<double>(fields[1].prev);
     p.sum = std::bit_cast<double>(fields[2].prev);
     out.push_back(p);
+  }
+  return out;
+}
+
+}  // namespace fieldline::tsdb
+
+// ---- Packed streams (block version 3) -------------------------------------------------------
+
+namespace fieldline::tsdb {
+namespace {
+
+constexpr size_t kPackGroup = 16;
+constexpr uint8_t kPackedXor = 0xff;  // packed floats that kept Gorilla's XOR coding
+constexpr double kPow10Packed[kMaxPackedDecimals + 1] = {1,   1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                                         1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+
+// Bits to skip to the next byte boundary: packed streams are byte-aligned, so several can
+// follow each other (a rollup's fields) and the reader knows where the next one starts.
+void finish_stream(std::string& out, const BitWriter& w) { out += w.bytes(); }
+
+bool advance_past(core::ByteReader& r, const BitReader& bits) {
+  size_t bytes = (bits.bit_position() + 7) / 8;
+  return r.bytes(bytes).has_value();
+}
+
+// Integers as deltas from the previous one (wrapping), zigzag-coded and bit-packed in groups
+// of 16 at the width of the group's largest: '7 bits width' + 16 x width bits. The first value
+// is whole (64 bits). Noise on a sensor reading costs its own entropy plus half a bit, where
+// a prefix code pays for the bucket above it.
+// A lone signed integer as '7 bits width' + its zigzag in that many bits: a first value or
+// timestamp costs what it needs (31 bits for seconds since 1970) rather than 64.
+void put_sized(BitWriter& w, int64_t v) {
+  uint64_t z = core::zigzag(v);
+  int width = 64 - std::countl_zero(z);
+  w.write_bits(static_cast<uint64_t>(width), 7);
+  w.write_bits(z, width);
+}
+
+bool get_sized(BitReader& r, uint64_t& out) {
+  uint64_t width, z;
+  if (!r.read_bits(7, width) || width > 64 || !r.read_bits(static_cast<int>(width), z)) return false;
+  out = static_cast<uint64_t>(core::unzigzag(z));
+  return true;
+}
+
+void put_packed_ints(std::string& out, std::span<const uint64_t> values) {
+  BitWriter w;
+  if (!values.empty()) put_sized(w, static_cast<int64_t>(values[0]));
+  uint64_t zz[kPackGroup];
+  for (size_t begin = 1; begin < values.size(); begin += kPackGroup) {
+    size_t n = std::min(kPackGroup, values.size() - begin);
+    uint64_t all = 0;
+    for (size_t i = 0; i < n; ++i) {
+      zz[i] = core::zigzag(static_cast<int64_t>(values[begin + i] - values[begin + i - 1]));
+      all |= zz[i];
+    }
+    int width = 64 - std::countl_zero(all);
+    w.write_bits(static_cast<uint64_t>(width), 7);
+    if (width == 0) continue;
+    for (size_t i = 0; i < n; ++i) w.write_bits(zz[i], width);
+  }
+  finish_stream(out, w);
+}
+
+bool get_packed_ints(core::ByteReader& r, size_t count, uint64_t* out) {
+  BitReader bits(r.position(), r.remaining());
+  if (count > 0 && !get_sized(bits, out[0])) return false;
+  for (size_t begin = 1; begin < count; begin += kPackGroup) {
+    size_t n = std::min(kPackGroup, count - begin);
+    uint64_t width;
+    if (!bits.read_bits(7, width) || width > 64) return false;
+    if (width == 0) {
+      for (size_t i = 0; i < n; ++i) out[begin + i] = out[begin - 1];
+      continue;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t z;
+      if (!bits.read_bits(static_cast<int>(width), z)) return false;
+      out[begin + i] = out[begin + i - 1] + static_cast<uint64_t>(core::unzigzag(z));
+    }
+  }
+  return advance_past(r, bits);
+}
+
+double packed_decimal(int64_t n, int decimals) { return static_cast<double>(n) / kPow10Packed[decimals]; }
+
+// The fewest decimals (0..15) at which x is exactly n / 10^d; -1 if none. Tries `hint` (the
+// previous value's answer) first: a series' readings usually share their precision.
+int min_decimals(double x, int hint) {
+  auto exact = [x](int d) {
+    double scaled = x * kPow10Packed[d];
+    if (!(std::fabs(scaled) < 9007199254740992.0)) return false;  // 2^53; also NaN, Inf
+    return float_bits(packed_decimal(std::llround(scaled), d)) == float_bits(x);
+  };
+  if (hint >= 0 && exact(hint) && (hint == 0 || !exact(hint - 1))) return hint;
+  for (int d = 0; d <= kMaxPackedDecimals; ++d) {
+    if (exact(d)) return d;
+  }
+  return -1;
+}
+
+// Floats at `decimals`: the integers n = round(x * 10^d) packed as above, and an exception
+// list for values that are not exactly n / 10^d: (uvarint index delta, uvarint zigzag of the
+// difference of the IEEE bits). Values printed with a binary artefact (74.93588199999998)
+// cost a byte or two there instead of turning the whole chunk into XOR coding; NaN, ±Inf
+// and -0.0 are exceptions too and survive bit for bit.
+void put_decimal_floats(std::string& out, std::span<const double> values, int decimals) {
+  std::vector<uint64_t> ns(values.size());
+  std::string exceptions;
+  size_t n_exceptions = 0, last = 0;
+  int64_t prev = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    double scaled = values[i] * kPow10Packed[decimals];
+    int64_t n = std::fabs(scaled) < 9007199254740992.0 ? std::llround(scaled) : prev;
+    ns[i] = static_cast<uint64_t>(n);
+    prev = n;
+    uint64_t want = float_bits(values[i]), got = float_bits(packed_decimal(n, decimals));
+    if (want != got) {
+      core::put_uvarint(exceptions, i - last);
+      core::put_uvarint(exceptions, core::zigzag(static_cast<int64_t>(want - got)));
+      last = i;
+      ++n_exceptions;
+    }
+  }
+  out.push_back(static_cast<char>(decimals));
+  core::put_uvarint(out, n_exceptions);
+  out += exceptions;
+  put_packed_ints(out, ns);
+}
+
+void put_xor_floats(std::string& out, std::span<const double> values) {
+  out.push_back(static_cast<char>(kPackedXor));
+  BitWriter w;
+  XorState state;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i == 0) {
+      state.prev = float_bits(values[0]);
+      w.write_bits(state.prev, 64);
+    } else {
+      write_xor(w, float_bits(values[i]), state);
+    }
+  }
+  finish_stream(out, w);
+}
+
+// Whichever of the candidate encodings is smallest: XOR, and decimal scaling at each
+// precision that some value needs exactly (fewer decimals mean narrower deltas, more
+// decimals fewer exceptions; the sizes decide).
+void put_packed_floats(std::string& out, std::span<const double> values) {
+  uint32_t wanted = 0;  // bit d: some value is exact at d decimals and no fewer
+  int hint = -1;
+  for (double x : values) {
+    hint = min_decimals(x, hint);
+    if (hint >= 0) wanted |= 1u << hint;
+  }
+  std::string best, trial;
+  put_xor_floats(best, values);
+  for (int d = 0; d <= kMaxPackedDecimals; ++d) {
+    if (!(wanted & (1u << d))) continue;
+    trial.clear();
+    put_decimal_floats(trial, values, d);
+    if (trial.size() < best.size()) best.swap(trial);
+  }
+  out += best;
+}
+
+// Decodes `count` floats as their IEEE bits.
+bool get_packed_floats(core::ByteReader& r, size_t count, uint64_t* out) {
+  auto mode = r.u8();
+  if (!mode) return false;
+  if (*mode == kPackedXor) {
+    BitReader bits(r.position(), r.remaining());
+    XorState state;
+    for (size_t i = 0; i < count; ++i) {
+      if (i == 0 ? !bits.read_bits(64, state.prev) : !read_xor(bits, state)) return false;
+      out[i] = state.prev;
+    }
+    return advance_past(r, bits);
+  }
+  int decimals = *mode;
+  if (decimals > kMaxPackedDecimals) return false;
+  auto n_exceptions = r.uvarint();
+  if (!n_exceptions || *n_exceptions > count) return false;
+  // Exceptions come before the integers; read them into place after.
+  struct Exception {
+    size_t index;
+    uint64_t diff;
+  };
+  std::vector<Exception> exceptions;
+  exceptions.reserve(*n_exceptions);
+  size_t index = 0;
+  for (uint64_t e = 0; e < *n_exceptions; ++e) {
+    auto delta = r.uvarint();
+    auto diff = r.uvarint();
+    if (!delta || !diff || *delta > count - index) return false;
+    index += *delta;
+    if (index >= count) return false;
+    exceptions.push_back({index, static_cast<uint64_t>(core::unzigzag(*diff))});
+  }
+  if (!get_packed_ints(r, count, out)) return false;
+  for (size_t i = 0; i < count; ++i) out[i] = float_bits(packed_decimal(static_cast<int64_t>(out[i]), decimals));
+  for (const auto& e : exceptions) out[e.index] += e.diff;
+  return true;
+}
+
+}  // namespace
+
+std::string encode_packed_chunk(ValueType type, std::span<const Sample> samples) {
+  int scale_code = 3;
+  for (const auto& s : samples) scale_code = std::min(scale_code, coarsest_scale(s.ts));
+  std::string out;
+  out.push_back(static_cast<char>(type));
+  out.push_back(static_cast<char>(scale_code | kPackedUnitNibble << 4));
+  core::put_uvarint(out, samples.size());
+  if (type == ValueType::float64) {
+    std::vector<double> values;
+    values.reserve(samples.size());
+    for (const auto& s : samples) values.push_back(std::get<double>(s.value));
+    put_packed_floats(out, values);
+  } else {
+    std::vector<uint64_t> values;
+    values.reserve(samples.size());
+    for (const auto& s : samples) values.push_back(static_cast<uint64_t>(std::get<int64_t>(s.value)));
+    put_packed_ints(out, values);
+  }
+  BitWriter w;
+  int64_t prev = 0, prev_delta = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    int64_t scaled = samples[i].ts / kScales[scale_code];
+    if (i == 0) {
+      put_sized(w, scaled);
+    } else {
+      int64_t delta = static_cast<int64_t>(static_cast<uint64_t>(scaled) - static_cast<uint64_t>(prev));
+      write_signed(w, static_cast<int64_t>(static_cast<uint64_t>(delta) - static_cast<uint64_t>(prev_delta)));
+      prev_delta = delta;
+    }
+    prev = scaled;
+  }
+  finish_stream(out, w);
+  return out;
+}
+
+bool ChunkIterator::open_packed(core::ByteReader& r) {
+  packed_ = true;
+  packed_values_.resize(count_);
+  bool ok = type_ == ValueType::float64 ? get_packed_floats(r, count_, packed_values_.data())
+                                        : get_packed_ints(r, count_, packed_values_.data());
+  if (!ok) return false;
+  bits_ = BitReader(r.position(), r.remaining());
+  return true;
+}
+
+std::string encode_rollups(const std::vector<RollupPoint>& points) {
+  // Version 3: u8 time unit (0 ns, 1 minute) | uvarint n | packed ints: the time deltas
+  // (the first whole), so regular rollups cost 7 bits per 16 | packed ints: counts | packed
+  // floats: min, max, sum.
+  bool minutes = std::all_of(points.begin(), points.end(), [](const RollupPoint& p) { return p.ts % core::kNsPerMinute == 0; });
+  std::string out;
+  out.push_back(static_cast<char>(minutes ? 1 : 0));
+  core::put_uvarint(out, points.size());
+  std::vector<uint64_t> ints(points.size());
+  int64_t prev = 0;
+  for (size_t i = 0; i < points.size(); ++i) {
+    int64_t ts = minutes ? points[i].ts / core::kNsPerMinute : points[i].ts;
+    ints[i] = static_cast<uint64_t>(ts) - static_cast<uint64_t>(i == 0 ? 0 : prev);
+    prev = ts;
+  }
+  put_packed_ints(out, ints);
+  for (size_t i = 0; i < points.size(); ++i) ints[i] = points[i].count;
+  put_packed_ints(out, ints);
+  std::vector<double> field(points.size());
+  for (double RollupPoint::*member : {&RollupPoint::min, &RollupPoint::max, &RollupPoint::sum}) {
+    for (size_t i = 0; i < points.size(); ++i) field[i] = points[i].*member;
+    put_packed_floats(out, field);
+  }
+  return out;
+}
+
+Result<std::vector<RollupPoint>> decode_rollups(std::string_view bytes) {
+  core::ByteReader r(bytes);
+  auto unit = r.u8();
+  auto n = r.uvarint();
+  // Five packed streams take at least 5 x 7 bits per 16 points: a count beyond 4 per input
+  // byte is corrupt, found before anything is allocated for it.
+  if (!unit || *unit > 1 || !n || *n > bytes.size() * 4) return make_error(Errc::corrupt, "bad rollup header");
+  const int64_t scale = *unit == 1 ? core::kNsPerMinute : 1;
+  std::vector<uint64_t> ts(*n), count(*n), fields[3];
+  if (!get_packed_ints(r, *n, ts.data()) || !get_packed_ints(r, *n, count.data())) {
+    return make_error(Errc::corrupt, "truncated rollup");
+  }
+  for (auto& f : fields) {
+    f.resize(*n);
+    if (!get_packed_floats(r, *n, f.data())) return make_error(Errc::corrupt, "truncated rollup");
+  }
+  std::vector<RollupPoint> out(*n);
+  uint64_t t = 0;
+  for (size_t i = 0; i < *n; ++i) {
+    t += ts[i];
+    auto& p = out[i];
+    if (__builtin_mul_overflow(static_cast<int64_t>(t), scale, &p.ts)) return make_error(Errc::corrupt, "rollup timestamp overflow");
+    p.count = count[i];
+    p.min = std::bit_cast<double>(fields[0][i]);
+    p.max = std::bit_cast<double>(fields[1][i]);
+    p.sum = std::bit_cast<double>(fields[2][i]);
   }
   return out;
 }

@@ -65,10 +65,29 @@ int64_t Db::block_start(int64_t ts) const {
   return q * r;
 }
 
+size_t Db::find_slot(uint64_t hash, SeriesLabels key) const {
+  const size_t mask = by_key_.size() - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    uint32_t ref = by_key_[i];
+    if (ref == 0) return i;
+    const MemSeries& s = *series_[ref - 1];
+    if (s.key_hash == hash && s.labels() == key) return i;
+  }
+}
+
+const Db::MemSeries* Db::head_series(std::string_view ck, SeriesLabels key) const {
+  if (by_key_.empty()) return nullptr;
+  uint32_t ref = by_key_[find_slot(std::hash<std::string_view>{}(ck), key)];
+  return ref == 0 ? nullptr : series_[ref - 1].get();
+}
+
 Result<SeriesRef> Db::series(const SeriesKey& key, ValueType type) {
   std::string ck = canonical_key(key);
-  auto it = by_key_.find(ck);
-  if (it != by_key_.end()) return it->second;
+  const uint64_t hash = std::hash<std::string_view>{}(ck);
+  if (by_key_.empty()) by_key_.assign(1024, 0);
+  size_t slot = find_slot(hash, key);
+  if (by_key_[slot] != 0) return by_key_[slot];
+  if (series_.size() >= UINT32_MAX - 1) return make_error(Errc::invalid_query, "too many series in one shard");
   // A series continuing from blocks keeps the blocks' type.
   for (const auto& b : blocks_) {
     if (const auto* bs = b->find(ck)) {
@@ -77,20 +96,31 @@ Result<SeriesRef> Db::series(const SeriesKey& key, ValueType type) {
     }
   }
   auto s = std::make_unique<MemSeries>();
-  s->key = key;
+  auto device = by_device_.try_emplace(key.device).first;
+  s->device = &device->first;
+  s->metric = &*metric_names_.insert(key.metric).first;
+  s->tags = &*tag_sets_.insert(key.tags).first;
+  s->key_hash = hash;
   s->type = type;
-  s->ckey = std::move(ck);
-  s->ref = series_.size() + 1;
+  s->ref = static_cast<uint32_t>(series_.size() + 1);
   SeriesRef ref = s->ref;
-  by_key_.emplace(std::string_view(s->ckey), ref);
-  by_device_[key.device].push_back(ref);
+  device->second.push_back(ref);
   series_.push_back(std::move(s));
+  by_key_[slot] = static_cast<uint32_t>(ref);
+  if (series_.size() * 2 > by_key_.size()) {
+    // Keep the table at most half full: rehash every series into one twice the size.
+    std::vector<uint32_t> old(by_key_.size() * 2, 0);
+    old.swap(by_key_);
+    for (uint32_t r : old) {
+      if (r != 0) by_key_[find_slot(series_[r - 1]->key_hash, series_[r - 1]->labels())] = r;
+    }
+  }
   unlogged_.push_back(ref);
   return ref;
 }
 
 ValueType Db::series_type(SeriesRef ref) const { return series_[ref - 1]->type; }
-const SeriesKey& Db::series_key(SeriesRef ref) const { return series_[ref - 1]->key; }
+SeriesKey Db::series_key(SeriesRef ref) const { return series_[ref - 1]->labels().key(); }
 
 Status Db::check_disk(bool force) {
   int64_t now = env_.monotonic_ns();
@@ -142,7 +172,7 @@ Result<AppendResult> Db::append(std::span<const SampleIn> samples) {
     if (type_of(s.value) != ms.type) {
       type_ok[i] = 0;
       result.rejected.push_back({static_cast<uint32_t>(i),
-                                 make_error(Errc::type_mismatch, ms.key.to_string() + " holds " +
+                                 make_error(Errc::type_mismatch, ms.labels().to_string() + " holds " +
                                                                      to_string(ms.type) + " values, got " +
                                                                      to_string(type_of(s.value)))});
       continue;
@@ -173,6 +203,13 @@ Result<AppendResult> Db::append(std::span<const SampleIn> samples) {
   }
   FL_TRY_STATUS(crash_point("wal.after_append"));
   unlogged_.clear();
+  // A batch that declared many series (start-up, a fleet joining) would otherwise leave its
+  // buffers' capacity behind for good: tens of bytes per series.
+  if (unlogged_.capacity() > 4096) unlogged_.shrink_to_fit();
+  if (scratch_.capacity() > (1u << 20)) {
+    scratch_.clear();
+    scratch_.shrink_to_fit();
+  }
   auto& segment_max = segment_max_ts_.try_emplace(wal_->current_segment(), INT64_MIN).first->second;
   segment_max = std::max(segment_max, batch_max_ts);
   result.lsn = *lsn;
@@ -192,29 +229,31 @@ Result<AppendResult> Db::append(std::span<const SampleIn> samples) {
 Status Db::insert(MemSeries& s, int64_t ts, const Value& v, bool& duplicate) {
   duplicate = false;
   if (ts < persisted_until_) {
-    return make_error(Errc::too_old, s.key.to_string() + " at " + std::to_string(ts) +
+    return make_error(Errc::too_old, s.labels().to_string() + " at " + std::to_string(ts) +
                                          ": time range already persisted (before " +
                                          std::to_string(persisted_until_) + ")");
   }
   if (s.max_ts == INT64_MIN || ts > s.max_ts) {
     if (s.open && (s.open->full() || block_start(ts) != block_start(s.open->min_ts()))) s.seal();
-    if (!s.open) s.open.emplace(s.type);
+    if (!s.open) s.open = std::make_unique<ChunkEncoder>(s.type);
     s.open->append(ts, v);
     s.max_ts = ts;
-    s.last = v;
     head_max_ts_ = std::max(head_max_ts_, ts);
     head_min_ts_ = std::min(head_min_ts_, ts);
     return ok();
   }
   if (ts == s.max_ts) {
-    if (same_value(s.last, v)) {
+    // A resent last reading (a retransmitted message) is the common duplicate: the open
+    // chunk still has it at hand.
+    auto last = s.open && s.open->count() > 0 && s.open->max_ts() == ts ? std::optional<Value>(s.open->last_value()) : s.find(ts);
+    if (last && same_value(*last, v)) {
       duplicate = true;
       return ok();
     }
-    return make_error(Errc::duplicate_conflict, s.key.to_string() + " at " + std::to_string(ts));
+    return make_error(Errc::duplicate_conflict, s.labels().to_string() + " at " + std::to_string(ts));
   }
   if (ts < s.max_ts - options_.out_of_order_window_ns) {
-    return make_error(Errc::out_of_order, s.key.to_string() + " at " + std::to_string(ts) + " is more than " +
+    return make_error(Errc::out_of_order, s.labels().to_string() + " at " + std::to_string(ts) + " is more than " +
                                               std::to_string(options_.out_of_order_window_ns / 1'000'000) +
                                               " ms behind the newest sample");
   }
@@ -223,7 +262,7 @@ Status Db::insert(MemSeries& s, int64_t ts, const Value& v, bool& duplicate) {
       duplicate = true;
       return ok();
     }
-    return make_error(Errc::duplicate_conflict, s.key.to_string() + " at " + std::to_string(ts));
+    return make_error(Errc::duplicate_conflict, s.labels().to_string() + " at " + std::to_string(ts));
   }
   auto pos = std::lower_bound(s.ooo.begin(), s.ooo.end(), ts, [](const Sample& a, int64_t t) { return a.ts < t; });
   s.ooo.insert(pos, Sample{ts, v});

@@ -19,10 +19,10 @@ namespace fieldline::tsdb {
 void encode_series_record(const Db::MemSeries& s, std::string& out) {
   core::put_uvarint(out, s.ref);
   out.push_back(static_cast<char>(s.type));
-  core::put_string(out, s.key.device);
-  core::put_string(out, s.key.metric);
-  core::put_uvarint(out, s.key.tags.size());
-  for (const auto& [k, v] : s.key.tags) {
+  core::put_string(out, *s.device);
+  core::put_string(out, *s.metric);
+  core::put_uvarint(out, s.tags->size());
+  for (const auto& [k, v] : *s.tags) {
     core::put_string(out, k);
     core::put_string(out, v);
   }
@@ -131,40 +131,48 @@ int64_t floor_to(int64_t ts, int64_t step) {
 void add_rollups(const std::vector<Sample>& samples, std::vector<RollupPoint>& r1m, std::vector<RollupPoint>& r1h) {
   for (auto* spec : {&r1m, &r1h}) {
     int64_t step = spec == &r1m ? core::kNsPerMinute : core::kNsPerHour;
+    // Compensated (Neumaier) sums: a bucket of readings with two decimals then sums to the
+    // correctly rounded decimal, which the packed rollup encoding stores in a few bits where
+    // a sum carrying rounding noise would need its full mantissa.
+    double compensation = 0;
+    auto settle = [&] {
+      if (!spec->empty()) spec->back().sum += compensation;
+      compensation = 0;
+    };
     for (const auto& s : samples) {
       double v;
       if (!numeric_value(s.value, v) || std::isnan(v)) continue;
       int64_t b = floor_to(s.ts, step);
-      if (spec->empty() || spec->back().ts != b) spec->push_back({b, v, v, 0, 0});
+      if (spec->empty() || spec->back().ts != b) {
+        settle();
+        spec->push_back({b, v, v, 0, 0});
+      }
       auto& p = spec->back();
       p.min = std::min(p.min, v);
       p.max = std::max(p.max, v);
-      p.sum += v;
+      double t = p.sum + v;
+      compensation += std::fabs(p.sum) >= std::fabs(v) ? (p.sum - t) + v : (v - t) + p.sum;
+      p.sum = t;
       ++p.count;
     }
+    settle();
   }
 }
 
 void encode_samples(ValueType type, const std::vector<Sample>& samples, SeriesChunks& out) {
-  // Chunks of kMaxChunkSamples. Floats that are exact decimals (most sensor readings) are
-  // also tried as decimal-scaled integers, and the smaller encoding is kept.
-  std::vector<double> values;
+  // Chunks of kMaxChunkSamples. Numbers take the packed encoding, which picks decimal scaling
+  // or XOR per chunk; bools and strings keep the head's encoding.
+  const bool packed = type == ValueType::float64 || type == ValueType::int64;
   for (size_t begin = 0; begin < samples.size(); begin += kMaxChunkSamples) {
     size_t end = std::min(samples.size(), begin + kMaxChunkSamples);
-    auto encode = [&](ChunkEncoder enc) {
-      for (size_t i = begin; i < end; ++i) enc.append(samples[i].ts, samples[i].value);
-      return enc.finish();
-    };
-    std::string bytes = encode(ChunkEncoder(type));
-    if (type == ValueType::float64) {
-      values.clear();
-      for (size_t i = begin; i < end; ++i) values.push_back(std::get<double>(samples[i].value));
-      if (int decimals = decimal_places(values); decimals >= 0) {
-        std::string alt = encode(ChunkEncoder(type, decimals));
-        if (alt.size() < bytes.size()) bytes = std::move(alt);
-      }
+    std::span<const Sample> part(samples.data() + begin, end - begin);
+    if (packed) {
+      out.chunks.push_back(encode_packed_chunk(type, part));
+    } else {
+      ChunkEncoder enc(type);
+      for (const auto& s : part) enc.append(s.ts, s.value);
+      out.chunks.push_back(enc.finish());
     }
-    out.chunks.push_back(std::move(bytes));
     out.metas.push_back({samples[begin].ts, samples[end - 1].ts, static_cast<uint32_t>(end - begin), 0});
   }
 }
@@ -259,7 +267,7 @@ CutJobPtr Db::prepare_cut(bool force) {
       if (x.ts < job->end) part.ooo.push_back(x);
     }
     if (part.chunks.empty() && part.ooo.empty()) continue;
-    part.key = s.key;
+    part.key = s.labels().key();
     part.type = s.type;
     job->parts.push_back(std::move(part));
   }
@@ -488,7 +496,7 @@ Status Db::finish_compaction(CompactJobPtr job, const Status& run_status) {
   return env_.sync_dir(block_dir_);
 }
 
-std::pair<int64_t, int64_t> Db::retention_of(const SeriesKey& key) const {
+std::pair<int64_t, int64_t> Db::retention_of(SeriesLabels key) const {
   for (const auto& rule : options_.retention_rules) {
     if (rule.selector.matches(key)) return {rule.raw_ns, rule.rollup_ns};
   }

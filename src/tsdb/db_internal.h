@@ -19,17 +19,21 @@ struct SealedChunk {
 
 // One series in the head: sealed chunks, the open chunk and out-of-order samples (sorted,
 // all older than max_ts and within the window). Chunks never span a block boundary.
+// Kept small, since a gateway holds one per sensor reading: labels point into the Db's
+// interned names and tag sets, and an idle series holds no encoder.
 struct Db::MemSeries {
-  SeriesKey key;
-  std::string ckey;
-  ValueType type = ValueType::float64;
-  SeriesRef ref = 0;
-  std::vector<SealedChunk> sealed;
-  std::optional<ChunkEncoder> open;
+  const std::string* device = nullptr;  // a key of Db::by_device_
+  const std::string* metric = nullptr;  // in Db::metric_names_
+  const Tags* tags = nullptr;           // in Db::tag_sets_
+  uint64_t key_hash = 0;                // of canonical_key, for Db::by_key_
   int64_t max_ts = INT64_MIN;
-  Value last;
+  uint32_t ref = 0;                     // a SeriesRef; Db::series caps their number
+  ValueType type = ValueType::float64;
+  std::vector<SealedChunk> sealed;
+  std::unique_ptr<ChunkEncoder> open;
   std::vector<Sample> ooo;
 
+  SeriesLabels labels() const { return {*device, *metric, *tags}; }
   void seal() {
     if (!open || open->count() == 0) return;
     sealed.push_back({open->finish(), open->min_ts(), open->max_ts(), open->count()});

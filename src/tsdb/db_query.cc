@@ -71,9 +71,9 @@ void Db::collect(const MemSeries& s, int64_t from, int64_t to, std::vector<Sampl
 
 std::vector<SeriesInfo> Db::select(const Selector& selector) const {
   std::map<std::string, SeriesInfo> found;
-  auto consider = [&](const SeriesKey& key, ValueType type, int64_t mn, int64_t mx) {
+  auto consider = [&](SeriesLabels key, ValueType type, int64_t mn, int64_t mx) {
     if (!selector.matches(key)) return;
-    auto [it, inserted] = found.try_emplace(canonical_key(key), SeriesInfo{key, type, mn, mx});
+    auto [it, inserted] = found.try_emplace(canonical_key(key), SeriesInfo{key.key(), type, mn, mx});
     if (!inserted) {
       it->second.min_ts = std::min(it->second.min_ts, mn);
       it->second.max_ts = std::max(it->second.max_ts, mx);
@@ -85,11 +85,11 @@ std::vector<SeriesInfo> Db::select(const Selector& selector) const {
     if (it != by_device_.end()) {
       for (SeriesRef ref : it->second) {
         const auto& s = *series_[ref - 1];
-        consider(s.key, s.type, s.min_ts(), s.max_ts);
+        consider(s.labels(), s.type, s.min_ts(), s.max_ts);
       }
     }
   } else {
-    for (const auto& s : series_) consider(s->key, s->type, s->min_ts(), s->max_ts);
+    for (const auto& s : series_) consider(s->labels(), s->type, s->min_ts(), s->max_ts);
   }
   for (const auto& b : blocks_) {
     for (const auto& s : b->series()) {
@@ -121,8 +121,7 @@ Result<std::vector<Sample>> Db::read(const SeriesKey& key, int64_t from, int64_t
       FL_TRY_STATUS(for_each_in_chunk(bytes, from, to, [&](int64_t ts, const Value& v) { out.push_back({ts, v}); }));
     }
   }
-  auto it = by_key_.find(ck);
-  if (it != by_key_.end()) collect(*series_[it->second - 1], from, to, out);
+  if (const MemSeries* ms = head_series(ck, key)) collect(*ms, from, to, out);
   sort_unique(out);
   return out;
 }
@@ -218,9 +217,8 @@ Result<AggregateResult> Db::aggregate(const AggregateQuery& q) const {
         result.samples_read += c.count;
       }
     }
-    auto it = by_key_.find(ck);
-    if (it != by_key_.end()) {
-      const MemSeries& ms = *series_[it->second - 1];
+    if (const MemSeries* head = head_series(ck, info.key)) {
+      const MemSeries& ms = *head;
       if (ms.ooo.empty() && info.type != ValueType::string) {
         // In-order head: stream the chunks, no copies.
         for (const auto& c : ms.sealed) {
@@ -263,7 +261,7 @@ std::vector<std::pair<std::string, ValueType>> Db::metrics_of(const std::string&
   if (it != by_device_.end()) {
     for (SeriesRef ref : it->second) {
       const auto& s = *series_[ref - 1];
-      if (s.max_ts != INT64_MIN) out.emplace(s.key.metric, s.type);
+      if (s.max_ts != INT64_MIN) out.emplace(*s.metric, s.type);
     }
   }
   for (const auto& b : blocks_) {

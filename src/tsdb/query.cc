@@ -20,7 +20,7 @@ Result<Matcher> Matcher::make(std::string label, Op op, std::string value) {
   return m;
 }
 
-bool Matcher::matches(const SeriesKey& key) const {
+bool Matcher::matches(SeriesLabels key) const {
   const std::string* v = key.label(label);
   static const std::string kEmpty;
   const std::string& actual = v ? *v : kEmpty;
@@ -33,7 +33,7 @@ bool Matcher::matches(const SeriesKey& key) const {
   return false;
 }
 
-bool Selector::matches(const SeriesKey& key) const {
+bool Selector::matches(SeriesLabels key) const {
   return std::all_of(matchers.begin(), matchers.end(), [&](const Matcher& m) { return m.matches(key); });
 }
 
@@ -278,13 +278,13 @@ void AggregateResult::merge(AggregateResult&& other) {
   }
 }
 
-std::vector<std::pair<std::string, std::string>> group_labels(const SeriesKey& key,
+std::vector<std::pair<std::string, std::string>> group_labels(SeriesLabels key,
                                                               const std::vector<std::string>& group_by) {
   std::vector<std::pair<std::string, std::string>> out;
   if (group_by.empty()) {
-    out.emplace_back("device", key.device);
-    out.emplace_back("metric", key.metric);
-    for (const auto& t : key.tags) out.push_back(t);
+    out.emplace_back("device", *key.device);
+    out.emplace_back("metric", *key.metric);
+    for (const auto& t : *key.tags) out.push_back(t);
     return out;
   }
   for (const auto& name : group_by) {

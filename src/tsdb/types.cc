@@ -34,27 +34,30 @@ bool same_value(const Value& a, const Value& b) {
   return a == b;
 }
 
-const std::string* SeriesKey::label(std::string_view name) const {
-  if (name == "device") return &device;
-  if (name == "metric") return &metric;
-  for (const auto& [k, v] : tags) {
+const std::string* SeriesLabels::label(std::string_view name) const {
+  if (name == "device") return device;
+  if (name == "metric") return metric;
+  for (const auto& [k, v] : *tags) {
     if (k == name) return &v;
   }
   return nullptr;
 }
 
-std::string SeriesKey::to_string() const {
-  std::string out = device + "/" + metric;
-  if (!tags.empty()) {
+std::string SeriesLabels::to_string() const {
+  std::string out = *device + "/" + *metric;
+  if (!tags->empty()) {
     out += "{";
-    for (size_t i = 0; i < tags.size(); ++i) {
+    for (size_t i = 0; i < tags->size(); ++i) {
       if (i) out += ",";
-      out += tags[i].first + "=" + tags[i].second;
+      out += (*tags)[i].first + "=" + (*tags)[i].second;
     }
     out += "}";
   }
   return out;
 }
+
+const std::string* SeriesKey::label(std::string_view name) const { return SeriesLabels(*this).label(name); }
+std::string SeriesKey::to_string() const { return SeriesLabels(*this).to_string(); }
 
 namespace {
 class TsdbCategory final : public NamedCategory {

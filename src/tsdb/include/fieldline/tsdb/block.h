@@ -21,7 +21,7 @@ namespace fieldline::tsdb {
 
 inline constexpr char kBlockMagic[4] = {'F', 'L', 'B', 'K'};
 // Version 2 stores rollups bit-packed (encode_rollups); version 1 blocks are still read.
-inline constexpr uint32_t kBlockVersion = 2;
+inline constexpr uint32_t kBlockVersion = 3;
 inline constexpr size_t kBlockFooter = 24;
 
 struct ChunkMeta {
@@ -86,6 +86,6 @@ class BlockReader {
 };
 
 // "device\0metric\0k\0v\0..." used as a hash key.
-std::string canonical_key(const SeriesKey& key);
+std::string canonical_key(SeriesLabels key);
 
 }  // namespace fieldline::tsdb

@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fieldline/core/bytes.h"
 #include "fieldline/core/result.h"
 #include "fieldline/tsdb/types.h"
 
@@ -72,6 +73,7 @@ class BitReader {
     return ok;
   }
   void skip(int nbits) { pos_ += static_cast<size_t>(nbits); }
+  size_t bit_position() const { return pos_; }
   bool read_bit(bool& out) {
     uint64_t v;
     if (!read_bits(1, v)) return false;
@@ -93,6 +95,7 @@ struct XorState {
 };
 
 inline constexpr int kMaxChunkDecimals = 10;
+inline constexpr int kMaxPackedDecimals = 15;
 // The fewest decimals (0..kMaxChunkDecimals) with which every value is exactly
 // double(n) / 10^d for an integer |n| < 2^53 (and decodes to the same bits); -1 if none.
 int decimal_places(std::span<const double> values);
@@ -101,8 +104,8 @@ class ChunkEncoder {
  public:
   explicit ChunkEncoder(ValueType type);
   // A float64 chunk whose values are all exactly n / 10^decimals (see decimal_places): stored
-  // as the integers n, delta-coded, which for sensor readings with a few decimals takes a
-  // fraction of the bits of an XOR of their binary mantissas.
+  // as the integers n, delta-coded. Blocks of version 2 hold such chunks; version 3 writes
+  // encode_packed_chunk instead, so only tests (of the reader) still build them.
   ChunkEncoder(ValueType type, int decimals);
   // REQUIRES: ts strictly greater than the last appended ts, value of the chunk's type.
   void append(int64_t ts, const Value& value);
@@ -113,6 +116,8 @@ class ChunkEncoder {
   int64_t max_ts() const { return max_ts_; }
   // The serialized chunk (header, dictionary, bitstream).
   std::string finish() const;
+  // The last appended value. REQUIRES: count() > 0.
+  Value last_value() const;
   size_t memory_bytes() const;
 
  private:
@@ -157,6 +162,7 @@ class ChunkIterator {
   ChunkIterator() : bits_(nullptr, 0) {}
   bool fail(const char* what);
   bool next_integer();
+  bool open_packed(core::ByteReader& r);
 
   ValueType type_ = ValueType::float64;
   uint32_t count_ = 0, read_ = 0;
@@ -166,11 +172,19 @@ class ChunkIterator {
   uint64_t prev_bits_ = 0;
   XorState xor_;
   int decimals_ = -1;
+  bool packed_ = false;
+  std::vector<uint64_t> packed_values_;  // packed chunks: every value, decoded at open
   mutable Value value_;
   double number_ = 0;
   std::vector<std::string> dict_;
   std::string error_;
 };
+
+// A sealed chunk in the packed encoding blocks use (docs/format/chunk.md): values first, as
+// bit-packed groups of deltas (float64 as decimal-scaled integers with a list of exceptions,
+// or Gorilla XOR where that is smaller), then the timestamps. Only float64 and int64.
+// REQUIRES: 1..kMaxChunkSamples samples of that type, timestamps strictly increasing.
+std::string encode_packed_chunk(ValueType type, std::span<const Sample> samples);
 
 // Decodes a whole chunk; fails on the first malformed sample.
 Result<std::vector<Sample>> decode_chunk(std::string_view chunk);
@@ -181,10 +195,12 @@ struct RollupPoint {
   double min = 0, max = 0, sum = 0;
   uint64_t count = 0;
 };
-// Rollup points as stored in blocks (docs/format/chunk.md): the current encoding, and the
-// one blocks of version 1 used (still read; written only by tests).
+// Rollup points as stored in blocks (docs/format/chunk.md): the current encoding (blocks of
+// version 3), and those of versions 2 and 1 (still read; written only by tests).
 std::string encode_rollups(const std::vector<RollupPoint>& points);
 Result<std::vector<RollupPoint>> decode_rollups(std::string_view bytes);
+std::string encode_rollups_v2(const std::vector<RollupPoint>& points);
+Result<std::vector<RollupPoint>> decode_rollups_v2(std::string_view bytes);
 std::string encode_rollups_v1(const std::vector<RollupPoint>& points);
 Result<std::vector<RollupPoint>> decode_rollups_v1(std::string_view bytes);
 

@@ -17,8 +17,10 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "fieldline/core/env.h"
@@ -123,7 +125,7 @@ class Db {
   // A new series is written to the WAL with the next append.
   Result<SeriesRef> series(const SeriesKey& key, ValueType type);
   ValueType series_type(SeriesRef ref) const;
-  const SeriesKey& series_key(SeriesRef ref) const;
+  SeriesKey series_key(SeriesRef ref) const;
 
   Result<AppendResult> append(std::span<const SampleIn> samples);
 
@@ -186,7 +188,11 @@ class Db {
   Status truncate_wal();
   Status apply_retention(int64_t now_ns);
   // Raw and rollup retention of a series.
-  std::pair<int64_t, int64_t> retention_of(const SeriesKey& key) const;
+  std::pair<int64_t, int64_t> retention_of(SeriesLabels key) const;
+  // by_key_: the slot of `key` (hash `hash`), holding its ref or 0 where it would go.
+  size_t find_slot(uint64_t hash, SeriesLabels key) const;
+  // The head's series with canonical key `ck` (of `key`), or null.
+  const MemSeries* head_series(std::string_view ck, SeriesLabels key) const;
   void collect(const MemSeries& s, int64_t from, int64_t to, std::vector<Sample>& out) const;
   int64_t block_start(int64_t ts) const;
   Status crash_point(std::string_view step) const {
@@ -198,8 +204,12 @@ class Db {
   DbOptions options_;
   std::unique_ptr<Wal> wal_;
   std::vector<std::unique_ptr<MemSeries>> series_;  // index = ref - 1
-  std::unordered_map<std::string_view, SeriesRef> by_key_;  // views of MemSeries::ckey (heap-stable)
+  // Series by canonical key: open addressing over refs (0 = empty), at most half full; the
+  // key is compared through the series' interned labels, so nothing is stored twice.
+  std::vector<uint32_t> by_key_;
   std::unordered_map<std::string, std::vector<SeriesRef>> by_device_;
+  std::unordered_set<std::string> metric_names_;
+  std::set<Tags> tag_sets_;
   std::vector<SeriesRef> unlogged_;  // created since the last append: log them with it
   std::vector<std::unique_ptr<BlockReader>> blocks_;  // sorted by min_ts
   int64_t persisted_until_ = INT64_MIN;  // samples before this live in blocks

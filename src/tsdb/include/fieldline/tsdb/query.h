@@ -24,12 +24,12 @@ struct Matcher {
 
   // Builds a matcher; a bad regular expression is an invalid_query error.
   static Result<Matcher> make(std::string label, Op op, std::string value);
-  bool matches(const SeriesKey& key) const;
+  bool matches(SeriesLabels key) const;
 };
 
 struct Selector {
   std::vector<Matcher> matchers;
-  bool matches(const SeriesKey& key) const;
+  bool matches(SeriesLabels key) const;
   // Parses "{device=\"p1\",site=~\"north.*\"}" or "metric{...}" or "device/metric".
   static Result<Selector> parse(std::string_view text);
   // The device the selector pins with an equality matcher, if any (index fast path).
@@ -123,7 +123,7 @@ struct AggregateResult {
 };
 
 // Group labels of a series under `group_by` (empty group_by: all of the series' labels).
-std::vector<std::pair<std::string, std::string>> group_labels(const SeriesKey& key,
+std::vector<std::pair<std::string, std::string>> group_labels(SeriesLabels key,
                                                               const std::vector<std::string>& group_by);
 
 }  // namespace fieldline::tsdb

@@ -25,16 +25,33 @@ using SeriesRef = uint64_t;
 
 // Identifies a series. Tags are sorted by key, keys unique; "device" and "metric" are
 // reserved names used by selectors.
+using Tags = std::vector<std::pair<std::string, std::string>>;
+
 struct SeriesKey {
   std::string device;
   std::string metric;
-  std::vector<std::pair<std::string, std::string>> tags;
+  Tags tags;
 
   // The value of a label (device, metric or a tag), or nullptr.
   const std::string* label(std::string_view name) const;
   // "device/metric{k=v,...}", for messages.
   std::string to_string() const;
   bool operator==(const SeriesKey&) const = default;
+};
+
+// A series' labels without owning them: a SeriesKey's, or the head's, which keeps each
+// device name, metric name and tag set once however many series share it.
+struct SeriesLabels {
+  SeriesLabels(const SeriesKey& key) : device(&key.device), metric(&key.metric), tags(&key.tags) {}  // NOLINT: a view
+  SeriesLabels(const std::string& d, const std::string& m, const Tags& t) : device(&d), metric(&m), tags(&t) {}
+  const std::string* label(std::string_view name) const;
+  SeriesKey key() const { return {*device, *metric, *tags}; }
+  std::string to_string() const;
+  bool operator==(const SeriesLabels& o) const { return *device == *o.device && *metric == *o.metric && *tags == *o.tags; }
+
+  const std::string* device;
+  const std::string* metric;
+  const Tags* tags;
 };
 
 struct Sample {
