@@ -158,7 +158,7 @@ void BM_YearOfThousandSeriesFromRollups(benchmark::State& state) {
   db->reset();
   std::filesystem::remove_all(dir);
 }
-BENCHMARK(BM_YearOfThousandSeriesFromRollups)->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_YearOfThousandSeriesFromRollups)->Unit(benchmark::kMillisecond)->Iterations(10);
 
 // WAL replay speed (target: >= 10 M samples/s).
 void BM_WalReplay(benchmark::State& state) {

@@ -190,9 +190,9 @@ Result<std::string_view> BlockReader::chunk(uint64_t offset) const {
   return bytes;
 }
 
-Result<std::vector<RollupPoint>> BlockReader::rollups(uint64_t offset) const {
+Result<std::vector<RollupPoint>> BlockReader::rollups(uint64_t offset, bool extremes) const {
   FL_TRY(bytes, chunk(offset));
-  auto points = version_ == 1 ? decode_rollups_v1(bytes) : version_ == 2 ? decode_rollups_v2(bytes) : decode_rollups(bytes);
+  auto points = version_ == 1 ? decode_rollups_v1(bytes) : version_ == 2 ? decode_rollups_v2(bytes) : decode_rollups(bytes, extremes);
   if (!points) return make_error(Errc::corrupt, path() + " at offset " + std::to_string(offset) + ": " + points.error().context());
   return points;
 }

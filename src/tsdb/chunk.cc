@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "fieldline/core/bytes.h"
 #include "fieldline/core/time.h"
@@ -82,7 +83,16 @@ uint64_t float_bits(double d) { return std::bit_cast<uint64_t>(d); }
 // Gorilla's XOR coding of a float after the first: '0' same value | '10' + the meaningful
 // bits in the previous window | '11' + 5 bits leading zeros + 6 bits (length - 1) + bits.
 
-void write_xor(BitWriter& w, uint64_t v, XorState& s) {
+// Counts the bits a writer would write: the packed encoding sizes its candidates with it
+// and writes only the smallest.
+struct BitCounter {
+  size_t bits = 0;
+  void write_bits(uint64_t, int nbits) { bits += static_cast<size_t>(nbits); }
+  void write_bit(bool) { ++bits; }
+};
+
+template <typename Writer>
+void write_xor(Writer& w, uint64_t v, XorState& s) {
   uint64_t x = v ^ s.prev;
   s.prev = v;
   if (x == 0) {
@@ -623,7 +633,8 @@ bool advance_past(core::ByteReader& r, const BitReader& bits) {
 // a prefix code pays for the bucket above it.
 // A lone signed integer as '7 bits width' + its zigzag in that many bits: a first value or
 // timestamp costs what it needs (31 bits for seconds since 1970) rather than 64.
-void put_sized(BitWriter& w, int64_t v) {
+template <typename Writer>
+void put_sized(Writer& w, int64_t v) {
   uint64_t z = core::zigzag(v);
   int width = 64 - std::countl_zero(z);
   w.write_bits(static_cast<uint64_t>(width), 7);
@@ -637,8 +648,8 @@ bool get_sized(BitReader& r, uint64_t& out) {
   return true;
 }
 
-void put_packed_ints(std::string& out, std::span<const uint64_t> values) {
-  BitWriter w;
+template <typename Writer>
+void pack_ints(Writer& w, std::span<const uint64_t> values) {
   if (!values.empty()) put_sized(w, static_cast<int64_t>(values[0]));
   uint64_t zz[kPackGroup];
   for (size_t begin = 1; begin < values.size(); begin += kPackGroup) {
@@ -653,7 +664,18 @@ void put_packed_ints(std::string& out, std::span<const uint64_t> values) {
     if (width == 0) continue;
     for (size_t i = 0; i < n; ++i) w.write_bits(zz[i], width);
   }
+}
+
+void put_packed_ints(std::string& out, std::span<const uint64_t> values) {
+  BitWriter w;
+  pack_ints(w, values);
   finish_stream(out, w);
+}
+
+size_t packed_ints_bytes(std::span<const uint64_t> values) {
+  BitCounter c;
+  pack_ints(c, values);
+  return (c.bits + 7) / 8;
 }
 
 bool get_packed_ints(core::ByteReader& r, size_t count, uint64_t* out) {
@@ -667,11 +689,9 @@ bool get_packed_ints(core::ByteReader& r, size_t count, uint64_t* out) {
       for (size_t i = 0; i < n; ++i) out[begin + i] = out[begin - 1];
       continue;
     }
-    for (size_t i = 0; i < n; ++i) {
-      uint64_t z;
-      if (!bits.read_bits(static_cast<int>(width), z)) return false;
-      out[begin + i] = out[begin + i - 1] + static_cast<uint64_t>(core::unzigzag(z));
-    }
+    uint64_t zz[kPackGroup];
+    if (!bits.read_group(static_cast<int>(width), n, zz)) return false;
+    for (size_t i = 0; i < n; ++i) out[begin + i] = out[begin + i - 1] + static_cast<uint64_t>(core::unzigzag(zz[i]));
   }
   return advance_past(r, bits);
 }
@@ -698,33 +718,38 @@ int min_decimals(double x, int hint) {
 // difference of the IEEE bits). Values printed with a binary artefact (74.93588199999998)
 // cost a byte or two there instead of turning the whole chunk into XOR coding; NaN, ±Inf
 // and -0.0 are exceptions too and survive bit for bit.
-void put_decimal_floats(std::string& out, std::span<const double> values, int decimals) {
-  std::vector<uint64_t> ns(values.size());
+struct DecimalPlan {
+  int decimals = 0;
+  std::vector<uint64_t> ns;
   std::string exceptions;
-  size_t n_exceptions = 0, last = 0;
+  size_t n_exceptions = 0;
+  size_t bytes() const { return 1 + core::uvarint_size(n_exceptions) + exceptions.size() + packed_ints_bytes(ns); }
+};
+
+void plan_decimal(std::span<const double> values, int decimals, DecimalPlan& plan) {
+  plan.decimals = decimals;
+  plan.ns.resize(values.size());
+  plan.exceptions.clear();
+  plan.n_exceptions = 0;
+  size_t last = 0;
   int64_t prev = 0;
   for (size_t i = 0; i < values.size(); ++i) {
     double scaled = values[i] * kPow10Packed[decimals];
     int64_t n = std::fabs(scaled) < 9007199254740992.0 ? std::llround(scaled) : prev;
-    ns[i] = static_cast<uint64_t>(n);
+    plan.ns[i] = static_cast<uint64_t>(n);
     prev = n;
     uint64_t want = float_bits(values[i]), got = float_bits(packed_decimal(n, decimals));
     if (want != got) {
-      core::put_uvarint(exceptions, i - last);
-      core::put_uvarint(exceptions, core::zigzag(static_cast<int64_t>(want - got)));
+      core::put_uvarint(plan.exceptions, i - last);
+      core::put_uvarint(plan.exceptions, core::zigzag(static_cast<int64_t>(want - got)));
       last = i;
-      ++n_exceptions;
+      ++plan.n_exceptions;
     }
   }
-  out.push_back(static_cast<char>(decimals));
-  core::put_uvarint(out, n_exceptions);
-  out += exceptions;
-  put_packed_ints(out, ns);
 }
 
-void put_xor_floats(std::string& out, std::span<const double> values) {
-  out.push_back(static_cast<char>(kPackedXor));
-  BitWriter w;
+template <typename Writer>
+void xor_floats(Writer& w, std::span<const double> values) {
   XorState state;
   for (size_t i = 0; i < values.size(); ++i) {
     if (i == 0) {
@@ -734,12 +759,11 @@ void put_xor_floats(std::string& out, std::span<const double> values) {
       write_xor(w, float_bits(values[i]), state);
     }
   }
-  finish_stream(out, w);
 }
 
 // Whichever of the candidate encodings is smallest: XOR, and decimal scaling at each
 // precision that some value needs exactly (fewer decimals mean narrower deltas, more
-// decimals fewer exceptions; the sizes decide).
+// decimals fewer exceptions; the sizes decide). Candidates are sized, not written.
 void put_packed_floats(std::string& out, std::span<const double> values) {
   uint32_t wanted = 0;  // bit d: some value is exact at d decimals and no fewer
   int hint = -1;
@@ -747,15 +771,31 @@ void put_packed_floats(std::string& out, std::span<const double> values) {
     hint = min_decimals(x, hint);
     if (hint >= 0) wanted |= 1u << hint;
   }
-  std::string best, trial;
-  put_xor_floats(best, values);
+  BitCounter xor_bits;
+  xor_floats(xor_bits, values);
+  size_t best_bytes = 1 + (xor_bits.bits + 7) / 8;
+  DecimalPlan best, trial;
+  bool decimal = false;
   for (int d = 0; d <= kMaxPackedDecimals; ++d) {
     if (!(wanted & (1u << d))) continue;
-    trial.clear();
-    put_decimal_floats(trial, values, d);
-    if (trial.size() < best.size()) best.swap(trial);
+    plan_decimal(values, d, trial);
+    if (size_t bytes = trial.bytes(); bytes < best_bytes) {
+      best_bytes = bytes;
+      std::swap(best, trial);
+      decimal = true;
+    }
   }
-  out += best;
+  if (!decimal) {
+    out.push_back(static_cast<char>(kPackedXor));
+    BitWriter w;
+    xor_floats(w, values);
+    finish_stream(out, w);
+    return;
+  }
+  out.push_back(static_cast<char>(best.decimals));
+  core::put_uvarint(out, best.n_exceptions);
+  out += best.exceptions;
+  put_packed_ints(out, best.ns);
 }
 
 // Decodes `count` floats as their IEEE bits.
@@ -792,7 +832,11 @@ bool get_packed_floats(core::ByteReader& r, size_t count, uint64_t* out) {
     exceptions.push_back({index, static_cast<uint64_t>(core::unzigzag(*diff))});
   }
   if (!get_packed_ints(r, count, out)) return false;
-  for (size_t i = 0; i < count; ++i) out[i] = float_bits(packed_decimal(static_cast<int64_t>(out[i]), decimals));
+  if (decimals == 0) {
+    for (size_t i = 0; i < count; ++i) out[i] = float_bits(static_cast<double>(static_cast<int64_t>(out[i])));
+  } else {
+    for (size_t i = 0; i < count; ++i) out[i] = float_bits(packed_decimal(static_cast<int64_t>(out[i]), decimals));
+  }
   for (const auto& e : exceptions) out[e.index] += e.diff;
   return true;
 }
@@ -847,7 +891,7 @@ bool ChunkIterator::open_packed(core::ByteReader& r) {
 std::string encode_rollups(const std::vector<RollupPoint>& points) {
   // Version 3: u8 time unit (0 ns, 1 minute) | uvarint n | packed ints: the time deltas
   // (the first whole), so regular rollups cost 7 bits per 16 | packed ints: counts | packed
-  // floats: min, max, sum.
+  // floats: sum, min, max (in that order: most queries stop after the sum).
   bool minutes = std::all_of(points.begin(), points.end(), [](const RollupPoint& p) { return p.ts % core::kNsPerMinute == 0; });
   std::string out;
   out.push_back(static_cast<char>(minutes ? 1 : 0));
@@ -863,14 +907,14 @@ std::string encode_rollups(const std::vector<RollupPoint>& points) {
   for (size_t i = 0; i < points.size(); ++i) ints[i] = points[i].count;
   put_packed_ints(out, ints);
   std::vector<double> field(points.size());
-  for (double RollupPoint::*member : {&RollupPoint::min, &RollupPoint::max, &RollupPoint::sum}) {
+  for (double RollupPoint::*member : {&RollupPoint::sum, &RollupPoint::min, &RollupPoint::max}) {
     for (size_t i = 0; i < points.size(); ++i) field[i] = points[i].*member;
     put_packed_floats(out, field);
   }
   return out;
 }
 
-Result<std::vector<RollupPoint>> decode_rollups(std::string_view bytes) {
+Result<std::vector<RollupPoint>> decode_rollups(std::string_view bytes, bool extremes) {
   core::ByteReader r(bytes);
   auto unit = r.u8();
   auto n = r.uvarint();
@@ -878,24 +922,30 @@ Result<std::vector<RollupPoint>> decode_rollups(std::string_view bytes) {
   // byte is corrupt, found before anything is allocated for it.
   if (!unit || *unit > 1 || !n || *n > bytes.size() * 4) return make_error(Errc::corrupt, "bad rollup header");
   const int64_t scale = *unit == 1 ? core::kNsPerMinute : 1;
-  std::vector<uint64_t> ts(*n), count(*n), fields[3];
-  if (!get_packed_ints(r, *n, ts.data()) || !get_packed_ints(r, *n, count.data())) {
+  // The streams decode into one buffer (time deltas, counts, sum, min, max).
+  const size_t count = *n, streams_wanted = extremes ? 5 : 3;
+  std::vector<uint64_t> streams(streams_wanted * count);
+  uint64_t* ts = streams.data();
+  if (!get_packed_ints(r, count, ts) || !get_packed_ints(r, count, ts + count)) {
     return make_error(Errc::corrupt, "truncated rollup");
   }
-  for (auto& f : fields) {
-    f.resize(*n);
-    if (!get_packed_floats(r, *n, f.data())) return make_error(Errc::corrupt, "truncated rollup");
+  for (size_t f = 2; f < streams_wanted; ++f) {
+    if (!get_packed_floats(r, count, ts + f * count)) return make_error(Errc::corrupt, "truncated rollup");
   }
-  std::vector<RollupPoint> out(*n);
+  std::vector<RollupPoint> out(count);
   uint64_t t = 0;
-  for (size_t i = 0; i < *n; ++i) {
+  for (size_t i = 0; i < count; ++i) {
     t += ts[i];
     auto& p = out[i];
     if (__builtin_mul_overflow(static_cast<int64_t>(t), scale, &p.ts)) return make_error(Errc::corrupt, "rollup timestamp overflow");
-    p.count = count[i];
-    p.min = std::bit_cast<double>(fields[0][i]);
-    p.max = std::bit_cast<double>(fields[1][i]);
-    p.sum = std::bit_cast<double>(fields[2][i]);
+    p.count = ts[count + i];
+    p.sum = std::bit_cast<double>(ts[2 * count + i]);
+    if (extremes) {
+      p.min = std::bit_cast<double>(ts[3 * count + i]);
+      p.max = std::bit_cast<double>(ts[4 * count + i]);
+    } else {
+      p.min = p.max = std::numeric_limits<double>::quiet_NaN();
+    }
   }
   return out;
 }

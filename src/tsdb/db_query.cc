@@ -141,6 +141,7 @@ Result<AggregateResult> Db::aggregate(const AggregateQuery& q) const {
   const bool sketch = is_quantile(q.agg);
   AggregateResult result;
   // Rollups answer a bucket exactly when their buckets nest inside the query's.
+  const bool sum_and_count = q.agg == Agg::avg || q.agg == Agg::sum || q.agg == Agg::count;
   auto rollup_step = [&](const BlockMeta&) -> int64_t {
     if (!q.use_rollups || !rollup_answers(q.agg) || q.step <= 0) return 0;
     if (q.step % core::kNsPerHour == 0 && q.from % core::kNsPerHour == 0 && q.to % core::kNsPerHour == 0) {
@@ -199,13 +200,27 @@ Result<AggregateResult> Db::aggregate(const AggregateQuery& q) const {
       int64_t rs = rollup_step(m);
       uint64_t roff = rs == core::kNsPerHour ? s->rollup_1h : rs == core::kNsPerMinute ? s->rollup_1m : 0;
       if (roff != 0) {
-        FL_TRY(points, b->rollups(roff));
+        FL_TRY(points, b->rollups(roff, q.agg == Agg::min || q.agg == Agg::max));
+        // Points are in time order: find each one's bucket by stepping, not dividing.
+        size_t i = 0;
+        int64_t bucket_end = q.from + q.step;
         for (const auto& p : points) {
           if (p.ts < q.from || p.ts >= q.to) continue;
           ++result.rollup_points_read;
-          size_t i = static_cast<size_t>((p.ts - q.from) / q.step);
-          if (!dense.empty()) dense[i].add_rollup(p.ts, p.min, p.max, p.sum, p.count);
-          else buckets[bucket_of(p.ts, q.from, q.step)].add_rollup(p.ts, p.min, p.max, p.sum, p.count);
+          if (p.ts >= bucket_end) {
+            if (p.ts - bucket_end < 4 * q.step) {
+              while (p.ts >= bucket_end) {
+                ++i;
+                bucket_end += q.step;
+              }
+            } else {
+              i = static_cast<size_t>((p.ts - q.from) / q.step);
+              bucket_end = q.from + static_cast<int64_t>(i + 1) * q.step;
+            }
+          }
+          if (dense.empty()) buckets[bucket_of(p.ts, q.from, q.step)].add_rollup(p.ts, p.min, p.max, p.sum, p.count);
+          else if (sum_and_count) dense[i].add_sum_count(p.sum, p.count);
+          else dense[i].add_rollup(p.ts, p.min, p.max, p.sum, p.count);
         }
         continue;
       }

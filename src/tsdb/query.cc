@@ -187,15 +187,31 @@ void AggState::add_to_sketch(double v) {
 
 void AggState::add_rollup(int64_t ts, double mn, double mx, double sm, uint64_t n) {
   if (n == 0) return;
-  AggState o;
-  o.count = n;
-  o.min = mn;
-  o.max = mx;
-  o.sum = sm;
-  o.shift = sm / static_cast<double>(n);  // variance within a rollup is unknown: treated as 0
-  o.first_ts = o.last_ts = ts;
-  o.first = o.last = o.shift;
-  merge(o);
+  // The variance within a rollup is unknown: it counts as n samples at its mean, added to
+  // the shifted sums directly (a long-range query adds millions of rollup points).
+  const double weight = static_cast<double>(n), mean = sm / weight;
+  if (count == 0) {
+    min = mn;
+    max = mx;
+    shift = first = last = mean;
+    first_ts = last_ts = ts;
+  } else {
+    if (mn < min) min = mn;
+    if (mx > max) max = mx;
+    if (ts < first_ts) {
+      first_ts = ts;
+      first = mean;
+    }
+    if (ts >= last_ts) {
+      last_ts = ts;
+      last = mean;
+    }
+  }
+  count += n;
+  sum += sm;
+  const double d = mean - shift;
+  dsum += weight * d;
+  dsum2 += weight * d * d;
 }
 
 void AggState::merge(const AggState& o) {

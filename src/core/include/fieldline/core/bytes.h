@@ -36,6 +36,11 @@ inline void put_uvarint(std::string& out, uint64_t v) {
   }
   out.push_back(static_cast<char>(v));
 }
+inline size_t uvarint_size(uint64_t v) {
+  size_t n = 1;
+  for (; v >= 0x80; v >>= 7) ++n;
+  return n;
+}
 inline uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
 inline int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 inline void put_varint(std::string& out, int64_t v) { put_uvarint(out, zigzag(v)); }

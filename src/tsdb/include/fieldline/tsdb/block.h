@@ -70,7 +70,8 @@ class BlockReader {
   const BlockSeries* find(const std::string& canonical_key) const;
   // The bytes of a chunk after checking its CRC; the error names file and offset.
   Result<std::string_view> chunk(uint64_t offset) const;
-  Result<std::vector<RollupPoint>> rollups(uint64_t offset) const;
+  // `extremes`: see decode_rollups (blocks of versions 1 and 2 always decode them).
+  Result<std::vector<RollupPoint>> rollups(uint64_t offset, bool extremes = true) const;
   uint64_t file_bytes() const { return file_->bytes().size(); }
   const std::string& path() const { return file_->path(); }
   std::string name() const;

@@ -96,6 +96,12 @@ struct AggState {
   }
   void add_to_sketch(double v);
   void add_rollup(int64_t ts, double mn, double mx, double sm, uint64_t n);
+  // A rollup's sum and count only: a state fed this way answers avg, sum and count and
+  // nothing else (what long-range dashboards ask for, over millions of rollup points).
+  void add_sum_count(double sm, uint64_t n) {
+    count += n;
+    sum += sm;
+  }
   void merge(const AggState& o);
   double result(Agg agg) const;
 };
