@@ -15,7 +15,6 @@ namespace {
 
 constexpr int64_t kScales[] = {1, 1000, 1'000'000, 1'000'000'000};
 constexpr int kPackedUnitNibble = 12;  // high nibble of a chunk's unit byte: a packed chunk
-bool get_sized(BitReader& r, uint64_t& out);  // packed streams, at the end of this file
 
 int coarsest_scale(int64_t ts) {
   for (int code = 3; code > 0; --code) {
@@ -394,9 +393,18 @@ bool ChunkIterator::next_integer() {
 
 bool ChunkIterator::next() {
   if (read_ >= count_) return false;
+  if (packed_) {
+    // Wrapping arithmetic: corrupt input may overflow, which must not be undefined behaviour.
+    scaled_ = static_cast<int64_t>(static_cast<uint64_t>(scaled_) + packed_values_[count_ + read_]);
+    if (__builtin_mul_overflow(scaled_, scale_, &ts_)) return fail("timestamp overflow");
+    prev_bits_ = packed_values_[read_];
+    number_ = type_ == ValueType::float64 ? std::bit_cast<double>(prev_bits_) : static_cast<double>(static_cast<int64_t>(prev_bits_));
+    ++read_;
+    return true;
+  }
   uint64_t raw;
   if (read_ == 0) {
-    if (packed_ ? !get_sized(bits_, raw) : !bits_.read_bits(64, raw)) return fail("truncated first timestamp");
+    if (!bits_.read_bits(64, raw)) return fail("truncated first timestamp");
     scaled_ = static_cast<int64_t>(raw);
   } else {
     int64_t dod;
@@ -406,13 +414,6 @@ bool ChunkIterator::next() {
     scaled_ = static_cast<int64_t>(static_cast<uint64_t>(scaled_) + static_cast<uint64_t>(delta_));
   }
   if (__builtin_mul_overflow(scaled_, scale_, &ts_)) return fail("timestamp overflow");
-  if (packed_) {
-    // Values were decoded at open; only the timestamps stream.
-    prev_bits_ = packed_values_[read_];
-    number_ = type_ == ValueType::float64 ? std::bit_cast<double>(prev_bits_) : static_cast<double>(static_cast<int64_t>(prev_bits_));
-    ++read_;
-    return true;
-  }
   switch (type_) {
     case ValueType::float64: {
       if (decimals_ >= 0) {
@@ -672,14 +673,25 @@ void put_packed_ints(std::string& out, std::span<const uint64_t> values) {
   finish_stream(out, w);
 }
 
+// Times (in any unit) as the first whole, sized, then packed ints of the deltas after it:
+// packing codes the differences between deltas, so regular times cost 7 bits per 16.
+// `deltas[0]` is the first time, `deltas[i]` the step to time i, on both sides.
+void put_packed_times(std::string& out, std::span<const uint64_t> deltas) {
+  BitWriter w;
+  if (!deltas.empty()) {
+    put_sized(w, static_cast<int64_t>(deltas[0]));
+    pack_ints(w, deltas.subspan(1));
+  }
+  finish_stream(out, w);
+}
+
 size_t packed_ints_bytes(std::span<const uint64_t> values) {
   BitCounter c;
   pack_ints(c, values);
   return (c.bits + 7) / 8;
 }
 
-bool get_packed_ints(core::ByteReader& r, size_t count, uint64_t* out) {
-  BitReader bits(r.position(), r.remaining());
+bool unpack_ints(BitReader& bits, size_t count, uint64_t* out) {
   if (count > 0 && !get_sized(bits, out[0])) return false;
   for (size_t begin = 1; begin < count; begin += kPackGroup) {
     size_t n = std::min(kPackGroup, count - begin);
@@ -693,7 +705,18 @@ bool get_packed_ints(core::ByteReader& r, size_t count, uint64_t* out) {
     if (!bits.read_group(static_cast<int>(width), n, zz)) return false;
     for (size_t i = 0; i < n; ++i) out[begin + i] = out[begin + i - 1] + static_cast<uint64_t>(core::unzigzag(zz[i]));
   }
-  return advance_past(r, bits);
+  return true;
+}
+
+bool get_packed_ints(core::ByteReader& r, size_t count, uint64_t* out) {
+  BitReader bits(r.position(), r.remaining());
+  return unpack_ints(bits, count, out) && advance_past(r, bits);
+}
+
+bool get_packed_times(core::ByteReader& r, size_t count, uint64_t* deltas) {
+  BitReader bits(r.position(), r.remaining());
+  if (count == 0) return true;
+  return get_sized(bits, deltas[0]) && unpack_ints(bits, count - 1, deltas + 1) && advance_past(r, bits);
 }
 
 double packed_decimal(int64_t n, int decimals) { return static_cast<double>(n) / kPow10Packed[decimals]; }
@@ -861,31 +884,24 @@ std::string encode_packed_chunk(ValueType type, std::span<const Sample> samples)
     for (const auto& s : samples) values.push_back(static_cast<uint64_t>(std::get<int64_t>(s.value)));
     put_packed_ints(out, values);
   }
-  BitWriter w;
-  int64_t prev = 0, prev_delta = 0;
+  std::vector<uint64_t> deltas(samples.size());
+  int64_t prev = 0;
   for (size_t i = 0; i < samples.size(); ++i) {
     int64_t scaled = samples[i].ts / kScales[scale_code];
-    if (i == 0) {
-      put_sized(w, scaled);
-    } else {
-      int64_t delta = static_cast<int64_t>(static_cast<uint64_t>(scaled) - static_cast<uint64_t>(prev));
-      write_signed(w, static_cast<int64_t>(static_cast<uint64_t>(delta) - static_cast<uint64_t>(prev_delta)));
-      prev_delta = delta;
-    }
+    deltas[i] = static_cast<uint64_t>(scaled) - static_cast<uint64_t>(prev);
     prev = scaled;
   }
-  finish_stream(out, w);
+  put_packed_times(out, deltas);
   return out;
 }
 
 bool ChunkIterator::open_packed(core::ByteReader& r) {
+  // Everything is decoded here, values then time deltas; next() only walks the arrays.
   packed_ = true;
-  packed_values_.resize(count_);
-  bool ok = type_ == ValueType::float64 ? get_packed_floats(r, count_, packed_values_.data())
-                                        : get_packed_ints(r, count_, packed_values_.data());
-  if (!ok) return false;
-  bits_ = BitReader(r.position(), r.remaining());
-  return true;
+  packed_values_.resize(2 * static_cast<size_t>(count_));
+  uint64_t* values = packed_values_.data();
+  bool ok = type_ == ValueType::float64 ? get_packed_floats(r, count_, values) : get_packed_ints(r, count_, values);
+  return ok && get_packed_times(r, count_, values + count_) && r.remaining() == 0;
 }
 
 std::string encode_rollups(const std::vector<RollupPoint>& points) {
@@ -903,7 +919,7 @@ std::string encode_rollups(const std::vector<RollupPoint>& points) {
     ints[i] = static_cast<uint64_t>(ts) - static_cast<uint64_t>(i == 0 ? 0 : prev);
     prev = ts;
   }
-  put_packed_ints(out, ints);
+  put_packed_times(out, ints);
   for (size_t i = 0; i < points.size(); ++i) ints[i] = points[i].count;
   put_packed_ints(out, ints);
   std::vector<double> field(points.size());
@@ -926,7 +942,7 @@ Result<std::vector<RollupPoint>> decode_rollups(std::string_view bytes, bool ext
   const size_t count = *n, streams_wanted = extremes ? 5 : 3;
   std::vector<uint64_t> streams(streams_wanted * count);
   uint64_t* ts = streams.data();
-  if (!get_packed_ints(r, count, ts) || !get_packed_ints(r, count, ts + count)) {
+  if (!get_packed_times(r, count, ts) || !get_packed_ints(r, count, ts + count)) {
     return make_error(Errc::corrupt, "truncated rollup");
   }
   for (size_t f = 2; f < streams_wanted; ++f) {

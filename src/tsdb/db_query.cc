@@ -13,15 +13,23 @@
 namespace fieldline::tsdb {
 namespace {
 
+// The chunk's numbers in [from, to) handed over at once (a chunk holds at most
+// kMaxChunkSamples), in time order, so the caller can aggregate runs rather than samples.
 template <typename F>
-Status for_each_number_in_chunk(std::string_view bytes, int64_t from, int64_t to, F&& f) {
+Status for_each_batch_in_chunk(std::string_view bytes, int64_t from, int64_t to, F&& f) {
   FL_TRY(it, ChunkIterator::open(bytes));
-  while (it.next()) {
+  int64_t ts[kMaxChunkSamples];
+  double values[kMaxChunkSamples];
+  size_t n = 0;
+  while (n < kMaxChunkSamples && it.next()) {
     if (it.ts() < from) continue;
     if (it.ts() >= to) break;
-    f(it.ts(), it.number());
+    ts[n] = it.ts();
+    values[n] = it.number();
+    ++n;
   }
   if (!it.error().empty()) return make_error(Errc::corrupt, it.error());
+  f(ts, values, n);
   return ok();
 }
 
@@ -186,6 +194,22 @@ Result<AggregateResult> Db::aggregate(const AggregateQuery& q) const {
       if (!dense.empty()) dense[i].add(ts, v, sketch);
       else buckets[bucket_of(ts, q.from, q.step)].add(ts, v, sketch);
     };
+    // Runs of samples in one bucket go to the bucket at once; the sketch and sparse buckets
+    // take them one by one.
+    auto add_batch = [&](const int64_t* ts, const double* values, size_t n) {
+      if (dense.empty() || sketch || q.step <= 0) {
+        for (size_t j = 0; j < n; ++j) add(ts[j], values[j]);
+        return;
+      }
+      for (size_t j = 0; j < n;) {
+        const auto b = static_cast<size_t>((ts[j] - q.from) / q.step);
+        const int64_t end = q.from + static_cast<int64_t>(b + 1) * q.step;
+        size_t k = j + 1;
+        while (k < n && ts[k] < end) ++k;
+        dense[b].add_run(ts + j, values + j, k - j);
+        j = k;
+      }
+    };
     auto add_value = [&](int64_t ts, const Value& v) {
       double d;
       if (numeric_value(v, d)) add(ts, d);
@@ -228,7 +252,7 @@ Result<AggregateResult> Db::aggregate(const AggregateQuery& q) const {
         if (c.max_ts < q.from || c.min_ts >= q.to) continue;
         FL_TRY(bytes, b->chunk(c.offset));
         if (info.type == ValueType::string) FL_TRY_STATUS(for_each_in_chunk(bytes, q.from, q.to, add_value));
-        else FL_TRY_STATUS(for_each_number_in_chunk(bytes, q.from, q.to, add));
+        else FL_TRY_STATUS(for_each_batch_in_chunk(bytes, q.from, q.to, add_batch));
         result.samples_read += c.count;
       }
     }
@@ -238,11 +262,11 @@ Result<AggregateResult> Db::aggregate(const AggregateQuery& q) const {
         // In-order head: stream the chunks, no copies.
         for (const auto& c : ms.sealed) {
           if (c.max_ts < q.from || c.min_ts >= q.to) continue;
-          FL_TRY_STATUS(for_each_number_in_chunk(c.bytes, q.from, q.to, add));
+          FL_TRY_STATUS(for_each_batch_in_chunk(c.bytes, q.from, q.to, add_batch));
           result.samples_read += c.count;
         }
         if (ms.open && ms.open->count() > 0 && ms.open->max_ts() >= q.from && ms.open->min_ts() < q.to) {
-          FL_TRY_STATUS(for_each_number_in_chunk(ms.open->finish(), q.from, q.to, add));
+          FL_TRY_STATUS(for_each_batch_in_chunk(ms.open->finish(), q.from, q.to, add_batch));
           result.samples_read += ms.open->count();
         }
       } else {

@@ -193,16 +193,17 @@ class ChunkIterator {
   XorState xor_;
   int decimals_ = -1;
   bool packed_ = false;
-  std::vector<uint64_t> packed_values_;  // packed chunks: every value, decoded at open
+  std::vector<uint64_t> packed_values_;  // packed chunks: the values, then the time deltas, decoded at open
   mutable Value value_;
   double number_ = 0;
   std::vector<std::string> dict_;
   std::string error_;
 };
 
-// A sealed chunk in the packed encoding blocks use (docs/format/chunk.md): values first, as
+// A sealed chunk in the packed encoding blocks use (docs/format/chunk.md): values as
 // bit-packed groups of deltas (float64 as decimal-scaled integers with a list of exceptions,
-// or Gorilla XOR where that is smaller), then the timestamps. Only float64 and int64.
+// or Gorilla XOR where that is smaller), then the time deltas packed the same way. Only
+// float64 and int64.
 // REQUIRES: 1..kMaxChunkSamples samples of that type, timestamps strictly increasing.
 std::string encode_packed_chunk(ValueType type, std::span<const Sample> samples);
 

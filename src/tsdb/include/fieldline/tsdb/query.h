@@ -2,6 +2,7 @@
 // Query model: selectors over labels, step-bucket aggregates with mergeable partial states
 // (so shards and blocks can be queried separately and merged), and a quantile sketch.
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -93,6 +94,40 @@ struct AggState {
     dsum += d;
     dsum2 += d * d;
     if (with_sketch) add_to_sketch(v);
+  }
+  // Samples of one bucket in time order, as add() would take them one by one (NaN skipped):
+  // the hot loop of raw aggregation, with the bucket found once per run.
+  void add_run(const int64_t* ts, const double* v, size_t n) {
+    size_t i = 0;
+    while (i < n && std::isnan(v[i])) ++i;
+    if (i == n) return;
+    add(ts[i], v[i], false);
+    double run_min = min, run_max = max, run_sum = 0, run_dsum = 0, run_dsum2 = 0;
+    uint64_t run_count = 0;
+    size_t last_index = i;
+    for (++i; i < n; ++i) {
+      const double x = v[i];
+      if (std::isnan(x)) continue;
+      run_min = x < run_min ? x : run_min;
+      run_max = x > run_max ? x : run_max;
+      run_sum += x;
+      const double d = x - shift;
+      run_dsum += d;
+      run_dsum2 += d * d;
+      ++run_count;
+      last_index = i;
+    }
+    if (run_count == 0) return;
+    min = run_min;
+    max = run_max;
+    sum += run_sum;
+    dsum += run_dsum;
+    dsum2 += run_dsum2;
+    count += run_count;
+    if (ts[last_index] >= last_ts) {
+      last_ts = ts[last_index];
+      last = v[last_index];
+    }
   }
   void add_to_sketch(double v);
   void add_rollup(int64_t ts, double mn, double mx, double sm, uint64_t n);
