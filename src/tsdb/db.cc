@@ -3,11 +3,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <optional>
 
 #include "db_internal.h"
 #include "fieldline/core/bytes.h"
 #include "fieldline/core/errc.h"
+#include "fieldline/core/time.h"
 #include "fieldline/tsdb/db.h"
 #include "fieldline/tsdb/errc.h"
 
@@ -34,9 +36,9 @@ Result<std::unique_ptr<Db>> Db::open(core::Env& env, std::string dir, DbOptions 
   // and older segments can then be deleted whole.
   auto series_records = [raw = db.get()] {
     std::string out, record;
-    for (const auto& s : raw->series_) {
+    for (size_t i = 0; i < raw->series_.size(); ++i) {
       record.clear();
-      encode_series_record(*s, record);
+      encode_series_record(i + 1, raw->series_[i], record);
       wal_frame(WalRecordType::series, record, out);
     }
     return out;
@@ -65,25 +67,25 @@ int64_t Db::block_start(int64_t ts) const {
   return q * r;
 }
 
-size_t Db::find_slot(uint64_t hash, SeriesLabels key) const {
+size_t Db::find_slot(uint32_t hash, SeriesLabels key) const {
   const size_t mask = by_key_.size() - 1;
   for (size_t i = hash & mask;; i = (i + 1) & mask) {
     uint32_t ref = by_key_[i];
     if (ref == 0) return i;
-    const MemSeries& s = *series_[ref - 1];
+    const MemSeries& s = series_[ref - 1];
     if (s.key_hash == hash && s.labels() == key) return i;
   }
 }
 
 const Db::MemSeries* Db::head_series(std::string_view ck, SeriesLabels key) const {
   if (by_key_.empty()) return nullptr;
-  uint32_t ref = by_key_[find_slot(std::hash<std::string_view>{}(ck), key)];
-  return ref == 0 ? nullptr : series_[ref - 1].get();
+  uint32_t ref = by_key_[find_slot(static_cast<uint32_t>(std::hash<std::string_view>{}(ck)), key)];
+  return ref == 0 ? nullptr : &series_[ref - 1];
 }
 
 Result<SeriesRef> Db::series(const SeriesKey& key, ValueType type) {
   std::string ck = canonical_key(key);
-  const uint64_t hash = std::hash<std::string_view>{}(ck);
+  const auto hash = static_cast<uint32_t>(std::hash<std::string_view>{}(ck));
   if (by_key_.empty()) by_key_.assign(1024, 0);
   size_t slot = find_slot(hash, key);
   if (by_key_[slot] != 0) return by_key_[slot];
@@ -95,32 +97,30 @@ Result<SeriesRef> Db::series(const SeriesKey& key, ValueType type) {
       break;
     }
   }
-  auto s = std::make_unique<MemSeries>();
   auto device = by_device_.try_emplace(key.device).first;
-  s->device = &device->first;
-  s->metric = &*metric_names_.insert(key.metric).first;
-  s->tags = &*tag_sets_.insert(key.tags).first;
-  s->key_hash = hash;
-  s->type = type;
-  s->ref = static_cast<uint32_t>(series_.size() + 1);
-  SeriesRef ref = s->ref;
+  MemSeries& s = series_.emplace_back();
+  s.device = &device->first;
+  s.metric = &*metric_names_.insert(key.metric).first;
+  s.tags = &*tag_sets_.insert(key.tags).first;
+  s.key_hash = static_cast<uint32_t>(hash);
+  s.type = type;
+  const auto ref = static_cast<uint32_t>(series_.size());
   device->second.push_back(ref);
-  series_.push_back(std::move(s));
-  by_key_[slot] = static_cast<uint32_t>(ref);
+  by_key_[slot] = ref;
   if (series_.size() * 2 > by_key_.size()) {
     // Keep the table at most half full: rehash every series into one twice the size.
     std::vector<uint32_t> old(by_key_.size() * 2, 0);
     old.swap(by_key_);
     for (uint32_t r : old) {
-      if (r != 0) by_key_[find_slot(series_[r - 1]->key_hash, series_[r - 1]->labels())] = r;
+      if (r != 0) by_key_[find_slot(series_[r - 1].key_hash, series_[r - 1].labels())] = r;
     }
   }
   unlogged_.push_back(ref);
   return ref;
 }
 
-ValueType Db::series_type(SeriesRef ref) const { return series_[ref - 1]->type; }
-SeriesKey Db::series_key(SeriesRef ref) const { return series_[ref - 1]->labels().key(); }
+ValueType Db::series_type(SeriesRef ref) const { return series_[ref - 1].type; }
+SeriesKey Db::series_key(SeriesRef ref) const { return series_[ref - 1].labels().key(); }
 
 Status Db::check_disk(bool force) {
   int64_t now = env_.monotonic_ns();
@@ -154,7 +154,7 @@ Result<AppendResult> Db::append(std::span<const SampleIn> samples) {
   std::string payload;
   for (SeriesRef ref : unlogged_) {
     payload.clear();
-    encode_series_record(*series_[ref - 1], payload);
+    encode_series_record(ref, series_[ref - 1], payload);
     wal_frame(WalRecordType::series, payload, scratch_);
   }
   payload.clear();
@@ -168,7 +168,7 @@ Result<AppendResult> Db::append(std::span<const SampleIn> samples) {
       result.rejected.push_back({static_cast<uint32_t>(i), make_error(Errc::not_found, "unknown series reference")});
       continue;
     }
-    const MemSeries& ms = *series_[s.ref - 1];
+    const MemSeries& ms = series_[s.ref - 1];
     if (type_of(s.value) != ms.type) {
       type_ok[i] = 0;
       result.rejected.push_back({static_cast<uint32_t>(i),
@@ -216,7 +216,7 @@ Result<AppendResult> Db::append(std::span<const SampleIn> samples) {
   for (size_t i = 0; i < samples.size(); ++i) {
     if (!type_ok[i]) continue;
     bool dup = false;
-    auto st = insert(*series_[samples[i].ref - 1], samples[i].ts, samples[i].value, dup);
+    auto st = insert(series_[samples[i].ref - 1], samples[i].ts, samples[i].value, dup);
     if (!st) result.rejected.push_back({static_cast<uint32_t>(i), st.error()});
     else if (dup) ++result.duplicates;
     else ++result.accepted;
@@ -224,6 +224,52 @@ Result<AppendResult> Db::append(std::span<const SampleIn> samples) {
   std::sort(result.rejected.begin(), result.rejected.end(),
             [](const SampleRejection& a, const SampleRejection& b) { return a.index < b.index; });
   return result;
+}
+
+void Db::MemSeries::roll_up(int64_t ts, const Value& v) {
+  double x;
+  if (minutes_off || type == ValueType::string || !numeric_value(v, x) || std::isnan(x)) return;
+  auto& points = minutes;
+  const int64_t bucket = ts - ((ts % core::kNsPerMinute) + core::kNsPerMinute) % core::kNsPerMinute;
+  auto it = points.end();
+  if (points.empty() || points.back().ts < bucket) {
+    // Closing a minute: is this series dense enough for rollups to cost less than they save?
+    if (points.size() >= 16) {
+      uint64_t samples = 0;
+      for (const auto& p : points) samples += p.count;
+      if (samples < kMinSamplesPerRollup * points.size()) {
+        std::vector<RollupPoint>().swap(minutes);
+        minutes_off = true;
+        return;
+      }
+    }
+    it = points.insert(points.end(), RollupPoint{bucket, x, x, 0, 0});
+  } else if (points.back().ts != bucket) {
+    // Out of order: its minute, found or inserted in place.
+    it = std::lower_bound(points.begin(), points.end(), bucket, [](const RollupPoint& p, int64_t b) { return p.ts < b; });
+    if (it == points.end() || it->ts != bucket) it = points.insert(it, RollupPoint{bucket, x, x, 0, 0});
+  } else {
+    it = points.end() - 1;
+  }
+  it->min = std::min(it->min, x);
+  it->max = std::max(it->max, x);
+  it->sum += x;
+  ++it->count;
+}
+
+void Db::MemSeries::rebuild_minutes() {
+  std::vector<RollupPoint>().swap(minutes);
+  minutes_off = false;
+  std::vector<Sample> samples;
+  for (const auto& c : sealed) {
+    if (auto decoded = decode_chunk(c.bytes)) samples.insert(samples.end(), decoded->begin(), decoded->end());
+  }
+  if (open && open->count() > 0) {
+    if (auto decoded = decode_chunk(open->finish())) samples.insert(samples.end(), decoded->begin(), decoded->end());
+  }
+  samples.insert(samples.end(), ooo.begin(), ooo.end());
+  sort_unique(samples);
+  for (const auto& x : samples) roll_up(x.ts, x.value);
 }
 
 Status Db::insert(MemSeries& s, int64_t ts, const Value& v, bool& duplicate) {
@@ -237,6 +283,7 @@ Status Db::insert(MemSeries& s, int64_t ts, const Value& v, bool& duplicate) {
     if (s.open && (s.open->full() || block_start(ts) != block_start(s.open->min_ts()))) s.seal();
     if (!s.open) s.open = std::make_unique<ChunkEncoder>(s.type);
     s.open->append(ts, v);
+    s.roll_up(ts, v);
     s.max_ts = ts;
     head_max_ts_ = std::max(head_max_ts_, ts);
     head_min_ts_ = std::min(head_min_ts_, ts);
@@ -266,6 +313,7 @@ Status Db::insert(MemSeries& s, int64_t ts, const Value& v, bool& duplicate) {
   }
   auto pos = std::lower_bound(s.ooo.begin(), s.ooo.end(), ts, [](const Sample& a, int64_t t) { return a.ts < t; });
   s.ooo.insert(pos, Sample{ts, v});
+  s.roll_up(ts, v);
   head_min_ts_ = std::min(head_min_ts_, ts);
   return ok();
 }
@@ -294,7 +342,7 @@ Status Db::replay() {
       segment_max = std::max(segment_max, ts);
       auto it = refs.find(*wal_ref);
       if (it == refs.end()) return make_error(Errc::corrupt, "sample for an undeclared series " + std::to_string(*wal_ref));
-      MemSeries& s = *series_[it->second - 1];
+      MemSeries& s = series_[it->second - 1];
       auto v = decode_value(s.type, r);
       if (!v) return v.error();
       if (ts < persisted_until_) {
@@ -318,16 +366,17 @@ DbStats Db::stats() const {
   DbStats st;
   st.head_series = series_.size();
   for (const auto& s : series_) {
-    st.head_chunks += s->sealed.size() + (s->open ? 1 : 0);
-    for (const auto& c : s->sealed) {
+    st.head_chunks += s.sealed.size() + (s.open ? 1 : 0);
+    for (const auto& c : s.sealed) {
       st.head_samples += c.count;
       st.head_bytes += c.bytes.size();
     }
-    if (s->open) {
-      st.head_samples += s->open->count();
-      st.head_bytes += s->open->memory_bytes();
+    if (s.open) {
+      st.head_samples += s.open->count();
+      st.head_bytes += s.open->memory_bytes();
     }
-    st.head_samples += s->ooo.size();
+    st.head_bytes += s.minutes.capacity() * sizeof(RollupPoint);
+    st.head_samples += s.ooo.size();
   }
   st.blocks = blocks_.size();
   for (const auto& b : blocks_) {

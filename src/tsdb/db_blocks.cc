@@ -16,8 +16,8 @@
 
 namespace fieldline::tsdb {
 
-void encode_series_record(const Db::MemSeries& s, std::string& out) {
-  core::put_uvarint(out, s.ref);
+void encode_series_record(SeriesRef ref, const Db::MemSeries& s, std::string& out) {
+  core::put_uvarint(out, ref);
   out.push_back(static_cast<char>(s.type));
   core::put_string(out, *s.device);
   core::put_string(out, *s.metric);
@@ -254,8 +254,7 @@ CutJobPtr Db::prepare_cut(bool force) {
   job->crash_point = options_.crash_point;
   job->start = start;
   job->end = start + r;
-  for (auto& sp : series_) {
-    MemSeries& s = *sp;
+  for (auto& s : series_) {
     // Chunks never span a block boundary: an open chunk that ends before the block's end is
     // complete (nothing before the end is accepted once the fence is up).
     if (s.open && s.open->count() > 0 && s.open->max_ts() < job->end) s.seal();
@@ -331,11 +330,17 @@ Status Db::finish_cut(CutJobPtr job, const Status& run_status) {
   // Drop what is now in the block from the head: everything before the fence.
   const int64_t end = job->end;
   head_min_ts_ = INT64_MAX;
-  for (auto& sp : series_) {
-    MemSeries& s = *sp;
+  for (auto& s : series_) {
     auto keep = std::remove_if(s.sealed.begin(), s.sealed.end(), [&](const SealedChunk& c) { return c.max_ts < end; });
     s.sealed.erase(keep, s.sealed.end());
     s.ooo.erase(std::remove_if(s.ooo.begin(), s.ooo.end(), [&](const Sample& x) { return x.ts < end; }), s.ooo.end());
+    if (s.minutes_off) {
+      s.rebuild_minutes();  // a new head range: its rate may have changed
+    } else {
+      auto& m = s.minutes;
+      m.erase(m.begin(), std::lower_bound(m.begin(), m.end(), end, [](const RollupPoint& p, int64_t t) { return p.ts < t; }));
+      if (m.capacity() > 2 * m.size() + 16) m.shrink_to_fit();
+    }
     head_min_ts_ = std::min(head_min_ts_, s.min_ts());
   }
   return truncate_wal();

@@ -21,19 +21,28 @@ struct SealedChunk {
 // all older than max_ts and within the window). Chunks never span a block boundary.
 // Kept small, since a gateway holds one per sensor reading: labels point into the Db's
 // interned names and tag sets, and an idle series holds no encoder.
+inline constexpr uint64_t kMinSamplesPerRollup = 10;
+
 struct Db::MemSeries {
   const std::string* device = nullptr;  // a key of Db::by_device_
   const std::string* metric = nullptr;  // in Db::metric_names_
   const Tags* tags = nullptr;           // in Db::tag_sets_
-  uint64_t key_hash = 0;                // of canonical_key, for Db::by_key_
   int64_t max_ts = INT64_MIN;
-  uint32_t ref = 0;                     // a SeriesRef; Db::series caps their number
+  uint32_t key_hash = 0;  // of canonical_key, for Db::by_key_ (its ref is its place in Db::series_)
   ValueType type = ValueType::float64;
+  bool minutes_off = false;
   std::vector<SealedChunk> sealed;
   std::unique_ptr<ChunkEncoder> open;
   std::vector<Sample> ooo;
+  // 1-minute rollups of the head's numeric samples, kept as they arrive (hourly ones are
+  // summed from them at query time). A series too sparse for them to pay (under
+  // kMinSamplesPerRollup a minute) drops them until the head is next cut.
+  std::vector<RollupPoint> minutes;
 
   SeriesLabels labels() const { return {*device, *metric, *tags}; }
+  void roll_up(int64_t ts, const Value& v);
+  // Rebuilds the minutes from the head's samples, if the series' type has rollups.
+  void rebuild_minutes();
   void seal() {
     if (!open || open->count() == 0) return;
     sealed.push_back({open->finish(), open->min_ts(), open->max_ts(), open->count()});
@@ -85,7 +94,7 @@ struct SeriesRecord {
   SeriesKey key;
 };
 
-void encode_series_record(const Db::MemSeries& s, std::string& out);
+void encode_series_record(SeriesRef ref, const Db::MemSeries& s, std::string& out);
 Result<SeriesRecord> decode_series_record(core::ByteReader& r);
 void encode_value(const Value& v, std::string& out);
 Result<Value> decode_value(ValueType type, core::ByteReader& r);

@@ -92,12 +92,12 @@ std::vector<SeriesInfo> Db::select(const Selector& selector) const {
     auto it = by_device_.find(*device);
     if (it != by_device_.end()) {
       for (SeriesRef ref : it->second) {
-        const auto& s = *series_[ref - 1];
+        const auto& s = series_[ref - 1];
         consider(s.labels(), s.type, s.min_ts(), s.max_ts);
       }
     }
   } else {
-    for (const auto& s : series_) consider(s->labels(), s->type, s->min_ts(), s->max_ts);
+    for (const auto& s : series_) consider(s.labels(), s.type, s.min_ts(), s.max_ts);
   }
   for (const auto& b : blocks_) {
     for (const auto& s : b->series()) {
@@ -150,6 +150,9 @@ Result<AggregateResult> Db::aggregate(const AggregateQuery& q) const {
   AggregateResult result;
   // Rollups answer a bucket exactly when their buckets nest inside the query's.
   const bool sum_and_count = q.agg == Agg::avg || q.agg == Agg::sum || q.agg == Agg::count;
+  // The head keeps 1-minute rollups, which answer any whole-minute step.
+  const bool head_rollups = q.use_rollups && rollup_answers(q.agg) && q.step > 0 && q.step % core::kNsPerMinute == 0 &&
+                            q.from % core::kNsPerMinute == 0 && q.to % core::kNsPerMinute == 0;
   auto rollup_step = [&](const BlockMeta&) -> int64_t {
     if (!q.use_rollups || !rollup_answers(q.agg) || q.step <= 0) return 0;
     if (q.step % core::kNsPerHour == 0 && q.from % core::kNsPerHour == 0 && q.to % core::kNsPerHour == 0) {
@@ -215,6 +218,29 @@ Result<AggregateResult> Db::aggregate(const AggregateQuery& q) const {
       if (numeric_value(v, d)) add(ts, d);
       else if (q.agg == Agg::count) add(ts, 0);
     };
+    auto add_points = [&](const std::vector<RollupPoint>& points) {
+      // Points are in time order: find each one's bucket by stepping, not dividing.
+      size_t i = 0;
+      int64_t bucket_end = q.from + q.step;
+      for (const auto& p : points) {
+        if (p.ts < q.from || p.ts >= q.to) continue;
+        ++result.rollup_points_read;
+        if (p.ts >= bucket_end) {
+          if (p.ts - bucket_end < 4 * q.step) {
+            while (p.ts >= bucket_end) {
+              ++i;
+              bucket_end += q.step;
+            }
+          } else {
+            i = static_cast<size_t>((p.ts - q.from) / q.step);
+            bucket_end = q.from + static_cast<int64_t>(i + 1) * q.step;
+          }
+        }
+        if (dense.empty()) buckets[bucket_of(p.ts, q.from, q.step)].add_rollup(p.ts, p.min, p.max, p.sum, p.count);
+        else if (sum_and_count) dense[i].add_sum_count(p.sum, p.count);
+        else dense[i].add_rollup(p.ts, p.min, p.max, p.sum, p.count);
+      }
+    };
     std::string ck = canonical_key(info.key);
     for (const auto& b : blocks_) {
       const auto& m = b->meta();
@@ -225,27 +251,7 @@ Result<AggregateResult> Db::aggregate(const AggregateQuery& q) const {
       uint64_t roff = rs == core::kNsPerHour ? s->rollup_1h : rs == core::kNsPerMinute ? s->rollup_1m : 0;
       if (roff != 0) {
         FL_TRY(points, b->rollups(roff, q.agg == Agg::min || q.agg == Agg::max));
-        // Points are in time order: find each one's bucket by stepping, not dividing.
-        size_t i = 0;
-        int64_t bucket_end = q.from + q.step;
-        for (const auto& p : points) {
-          if (p.ts < q.from || p.ts >= q.to) continue;
-          ++result.rollup_points_read;
-          if (p.ts >= bucket_end) {
-            if (p.ts - bucket_end < 4 * q.step) {
-              while (p.ts >= bucket_end) {
-                ++i;
-                bucket_end += q.step;
-              }
-            } else {
-              i = static_cast<size_t>((p.ts - q.from) / q.step);
-              bucket_end = q.from + static_cast<int64_t>(i + 1) * q.step;
-            }
-          }
-          if (dense.empty()) buckets[bucket_of(p.ts, q.from, q.step)].add_rollup(p.ts, p.min, p.max, p.sum, p.count);
-          else if (sum_and_count) dense[i].add_sum_count(p.sum, p.count);
-          else dense[i].add_rollup(p.ts, p.min, p.max, p.sum, p.count);
-        }
+        add_points(points);
         continue;
       }
       for (const auto& c : s->chunks) {
@@ -258,7 +264,10 @@ Result<AggregateResult> Db::aggregate(const AggregateQuery& q) const {
     }
     if (const MemSeries* head = head_series(ck, info.key)) {
       const MemSeries& ms = *head;
-      if (ms.ooo.empty() && info.type != ValueType::string) {
+      if (head_rollups && !ms.minutes_off && info.type != ValueType::string) {
+        // The head's minutes hold every sample of the head (out-of-order ones included).
+        add_points(ms.minutes);
+      } else if (ms.ooo.empty() && info.type != ValueType::string) {
         // In-order head: stream the chunks, no copies.
         for (const auto& c : ms.sealed) {
           if (c.max_ts < q.from || c.min_ts >= q.to) continue;
@@ -299,7 +308,7 @@ std::vector<std::pair<std::string, ValueType>> Db::metrics_of(const std::string&
   auto it = by_device_.find(device);
   if (it != by_device_.end()) {
     for (SeriesRef ref : it->second) {
-      const auto& s = *series_[ref - 1];
+      const auto& s = series_[ref - 1];
       if (s.max_ts != INT64_MIN) out.emplace(*s.metric, s.type);
     }
   }

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -190,7 +191,7 @@ class Db {
   // Raw and rollup retention of a series.
   std::pair<int64_t, int64_t> retention_of(SeriesLabels key) const;
   // by_key_: the slot of `key` (hash `hash`), holding its ref or 0 where it would go.
-  size_t find_slot(uint64_t hash, SeriesLabels key) const;
+  size_t find_slot(uint32_t hash, SeriesLabels key) const;
   // The head's series with canonical key `ck` (of `key`), or null.
   const MemSeries* head_series(std::string_view ck, SeriesLabels key) const;
   void collect(const MemSeries& s, int64_t from, int64_t to, std::vector<Sample>& out) const;
@@ -203,11 +204,11 @@ class Db {
   std::string dir_, wal_dir_, block_dir_;
   DbOptions options_;
   std::unique_ptr<Wal> wal_;
-  std::vector<std::unique_ptr<MemSeries>> series_;  // index = ref - 1
+  std::deque<MemSeries> series_;  // index = ref - 1; a deque: stable, no allocation per series
   // Series by canonical key: open addressing over refs (0 = empty), at most half full; the
   // key is compared through the series' interned labels, so nothing is stored twice.
   std::vector<uint32_t> by_key_;
-  std::unordered_map<std::string, std::vector<SeriesRef>> by_device_;
+  std::unordered_map<std::string, std::vector<uint32_t>> by_device_;  // refs
   std::unordered_set<std::string> metric_names_;
   std::set<Tags> tag_sets_;
   std::vector<SeriesRef> unlogged_;  // created since the last append: log them with it
