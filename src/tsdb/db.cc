@@ -230,6 +230,15 @@ void Db::MemSeries::roll_up(int64_t ts, const Value& v) {
   double x;
   if (minutes_off || type == ValueType::string || !numeric_value(v, x) || std::isnan(x)) return;
   auto& points = minutes;
+  if (!points.empty() && ts >= points.back().ts && ts - points.back().ts < core::kNsPerMinute) {
+    // The common case, the newest minute: no division.
+    auto& p = points.back();
+    p.min = std::min(p.min, x);
+    p.max = std::max(p.max, x);
+    p.sum += x;
+    ++p.count;
+    return;
+  }
   const int64_t bucket = ts - ((ts % core::kNsPerMinute) + core::kNsPerMinute) % core::kNsPerMinute;
   auto it = points.end();
   if (points.empty() || points.back().ts < bucket) {
