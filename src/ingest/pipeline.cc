@@ -185,19 +185,22 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
                                                       " ahead of the server clock");
           break;
         }
-        tsdb::SeriesKey key{device->id, point.metric, device->tags};
+        // The device's own tags by reference (no copy per sample); a point with tags of its
+        // own (line protocol) gets a merged set.
+        const tsdb::Tags* series_tags = &device->tags;
         if (!point.tags.empty()) {
+          tags = device->tags;
           for (auto& t : point.tags) {
             bool shadowed = false;
             for (const auto& d : device->tags) shadowed = shadowed || d.first == t.first;
-            if (!shadowed) key.tags.push_back(std::move(t));
+            if (!shadowed) tags.push_back(std::move(t));
           }
-          std::sort(key.tags.begin(), key.tags.end());
-          key.tags.erase(std::unique(key.tags.begin(), key.tags.end(),
-                                     [](const auto& a, const auto& b) { return a.first == b.first; }),
-                         key.tags.end());
+          std::sort(tags.begin(), tags.end());
+          tags.erase(std::unique(tags.begin(), tags.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
+                     tags.end());
+          series_tags = &tags;
         }
-        auto ref = shard.db->series(key, tsdb::type_of(point.value));
+        auto ref = shard.db->series(tsdb::SeriesLabels(device->id, point.metric, *series_tags), tsdb::type_of(point.value));
         if (!ref) {
           st = ref.error();
           break;

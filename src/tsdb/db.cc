@@ -77,32 +77,50 @@ size_t Db::find_slot(uint32_t hash, SeriesLabels key) const {
   }
 }
 
-const Db::MemSeries* Db::head_series(std::string_view ck, SeriesLabels key) const {
+namespace {
+// FNV-1a over the labels as canonical_key lays them out, without building that string.
+uint32_t label_hash(SeriesLabels key) {
+  uint64_t h = 14695981039346656037ULL;
+  auto mix = [&h](std::string_view s) {
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;  // between labels; find_slot compares labels anyway
+  };
+  mix(*key.device);
+  mix(*key.metric);
+  for (const auto& [k, v] : *key.tags) {
+    mix(k);
+    mix(v);
+  }
+  return static_cast<uint32_t>(h ^ (h >> 32));
+}
+}  // namespace
+
+const Db::MemSeries* Db::head_series(SeriesLabels key) const {
   if (by_key_.empty()) return nullptr;
-  uint32_t ref = by_key_[find_slot(static_cast<uint32_t>(std::hash<std::string_view>{}(ck)), key)];
+  uint32_t ref = by_key_[find_slot(label_hash(key), key)];
   return ref == 0 ? nullptr : &series_[ref - 1];
 }
 
-Result<SeriesRef> Db::series(const SeriesKey& key, ValueType type) {
-  std::string ck = canonical_key(key);
-  const auto hash = static_cast<uint32_t>(std::hash<std::string_view>{}(ck));
+Result<SeriesRef> Db::series(SeriesLabels key, ValueType type) {
+  const uint32_t hash = label_hash(key);
   if (by_key_.empty()) by_key_.assign(1024, 0);
   size_t slot = find_slot(hash, key);
   if (by_key_[slot] != 0) return by_key_[slot];
   if (series_.size() >= UINT32_MAX - 1) return make_error(Errc::invalid_query, "too many series in one shard");
   // A series continuing from blocks keeps the blocks' type.
+  const std::string ck = canonical_key(key);
   for (const auto& b : blocks_) {
     if (const auto* bs = b->find(ck)) {
       type = bs->type;
       break;
     }
   }
-  auto device = by_device_.try_emplace(key.device).first;
+  auto device = by_device_.try_emplace(*key.device).first;
   MemSeries& s = series_.emplace_back();
   s.device = &device->first;
-  s.metric = &*metric_names_.insert(key.metric).first;
-  s.tags = &*tag_sets_.insert(key.tags).first;
-  s.key_hash = static_cast<uint32_t>(hash);
+  s.metric = &*metric_names_.insert(*key.metric).first;
+  s.tags = &*tag_sets_.insert(*key.tags).first;
+  s.key_hash = hash;
   s.type = type;
   const auto ref = static_cast<uint32_t>(series_.size());
   device->second.push_back(ref);

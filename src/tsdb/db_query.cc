@@ -129,7 +129,7 @@ Result<std::vector<Sample>> Db::read(const SeriesKey& key, int64_t from, int64_t
       FL_TRY_STATUS(for_each_in_chunk(bytes, from, to, [&](int64_t ts, const Value& v) { out.push_back({ts, v}); }));
     }
   }
-  if (const MemSeries* ms = head_series(ck, key)) collect(*ms, from, to, out);
+  if (const MemSeries* ms = head_series(key)) collect(*ms, from, to, out);
   sort_unique(out);
   return out;
 }
@@ -262,7 +262,7 @@ Result<AggregateResult> Db::aggregate(const AggregateQuery& q) const {
         result.samples_read += c.count;
       }
     }
-    if (const MemSeries* head = head_series(ck, info.key)) {
+    if (const MemSeries* head = head_series(info.key)) {
       const MemSeries& ms = *head;
       if (head_rollups && !ms.minutes_off && info.type != ValueType::string) {
         // The head's minutes hold every sample of the head (out-of-order ones included).

@@ -124,7 +124,9 @@ class Db {
 
   // Finds or creates the series; the reference stays valid for the life of the Db.
   // A new series is written to the WAL with the next append.
-  Result<SeriesRef> series(const SeriesKey& key, ValueType type);
+  // Takes labels by view: finding an existing series allocates nothing (the ingest path
+  // resolves every sample through here).
+  Result<SeriesRef> series(SeriesLabels key, ValueType type);
   ValueType series_type(SeriesRef ref) const;
   SeriesKey series_key(SeriesRef ref) const;
 
@@ -192,8 +194,8 @@ class Db {
   std::pair<int64_t, int64_t> retention_of(SeriesLabels key) const;
   // by_key_: the slot of `key` (hash `hash`), holding its ref or 0 where it would go.
   size_t find_slot(uint32_t hash, SeriesLabels key) const;
-  // The head's series with canonical key `ck` (of `key`), or null.
-  const MemSeries* head_series(std::string_view ck, SeriesLabels key) const;
+  // The head's series with these labels, or null.
+  const MemSeries* head_series(SeriesLabels key) const;
   void collect(const MemSeries& s, int64_t from, int64_t to, std::vector<Sample>& out) const;
   int64_t block_start(int64_t ts) const;
   Status crash_point(std::string_view step) const {
