@@ -69,18 +69,21 @@ Result<int64_t> decode_ts(const json::value& v, const std::string& where) {
   return bad(where, "expected epoch milliseconds or an RFC 3339 string");
 }
 
-Status add_value(const std::string& name, const json::value& v, int64_t ts, const std::string& where,
+// `prefix` + `name` says where a value is; built only for an error message (a location
+// string per value was a heap allocation per value on the ingest path).
+Status add_value(std::string_view name, const json::value& v, int64_t ts, std::string_view prefix,
                  const DecodeLimits& limits, std::vector<Point>& out) {
+  auto where_ = [&] { return std::string(prefix) + std::string(name); };
   if (auto st = core::validate_metric_name(name); !st) {
-    return make_error(Errc::bad_metric, where + ": " + st.error().context());
+    return make_error(Errc::bad_metric, where_() + ": " + st.error().context());
   }
   if (out.size() >= limits.max_values) {
     return make_error(Errc::too_many_values, "more than " + std::to_string(limits.max_values) + " values in one message");
   }
-  Point p{name, ts, 0.0, {}};
+  Point p{std::string(name), ts, 0.0, {}};
   if (v.is_double()) {
     double d = v.get_double();
-    if (!std::isfinite(d)) return bad(where, "number is not finite");
+    if (!std::isfinite(d)) return bad(where_(), "number is not finite");
     p.value = d;
   } else if (v.is_int64()) {
     p.value = static_cast<double>(v.get_int64());
@@ -90,13 +93,13 @@ Status add_value(const std::string& name, const json::value& v, int64_t ts, cons
     p.value = v.get_bool();
   } else if (v.is_string()) {
     if (v.get_string().size() > limits.max_string_bytes) {
-      return bad(where, "string longer than " + std::to_string(limits.max_string_bytes) + " bytes");
+      return bad(where_(), "string longer than " + std::to_string(limits.max_string_bytes) + " bytes");
     }
     p.value = std::string(v.get_string());
   } else if (v.is_null()) {
-    return bad(where, "null is not a value");
+    return bad(where_(), "null is not a value");
   } else {
-    return bad(where, std::string("expected a number, bool or string, got ") + (v.is_object() ? "an object" : "an array"));
+    return bad(where_(), std::string("expected a number, bool or string, got ") + (v.is_object() ? "an object" : "an array"));
   }
   out.push_back(std::move(p));
   return {};
@@ -113,20 +116,20 @@ Status decode_entry(const json::value& entry, const std::string& where, int64_t 
   }
   if (const auto* values = obj.if_contains("values")) {
     if (!values->is_object()) return bad(where.empty() ? "values" : where + ".values", "expected an object of name -> value");
-    for (const auto& [k, v] : values->get_object()) {
-      std::string name(k);
-      FL_TRY_STATUS(add_value(name, v, ts, (where.empty() ? "values." : where + ".values.") + name, limits, out));
-    }
+    const std::string prefix = where.empty() ? "values." : where + ".values.";
+    out.reserve(out.size() + values->get_object().size());
+    for (const auto& [k, v] : values->get_object()) FL_TRY_STATUS(add_value(k, v, ts, prefix, limits, out));
     for (const auto& [k, v] : obj) {
       if (k != "ts" && k != "values") return bad(where.empty() ? std::string(k) : where + "." + std::string(k), "unexpected key beside ts and values");
     }
     return {};
   }
   // Flat object: every key but ts is a metric.
+  const std::string prefix = where.empty() ? "" : where + ".";
+  out.reserve(out.size() + obj.size());
   for (const auto& [k, v] : obj) {
     if (k == "ts") continue;
-    std::string name(k);
-    FL_TRY_STATUS(add_value(name, v, ts, where.empty() ? name : where + "." + name, limits, out));
+    FL_TRY_STATUS(add_value(k, v, ts, prefix, limits, out));
   }
   return {};
 }
@@ -139,11 +142,14 @@ const NamedCategory& ingest_category() {
 }
 
 Result<std::vector<Point>> decode_json_telemetry(std::string_view payload, int64_t receipt_ns, const DecodeLimits& limits) {
-  unsigned char buffer[4096];
+  // The document and the parser's own working stack both live on this stack frame: a
+  // telemetry message is decoded without touching the heap (it used to be two allocations
+  // per message for the parser alone).
+  unsigned char buffer[4096], temp[2048];
   json::monotonic_resource mr(buffer, sizeof buffer);
   json::parse_options opts;
   opts.max_depth = 8;
-  json::stream_parser p(&mr, opts);
+  json::stream_parser p(&mr, opts, temp, sizeof temp);
   boost::system::error_code ec;
   size_t consumed = p.write(payload.data(), payload.size(), ec);
   if (!ec) p.finish(ec);

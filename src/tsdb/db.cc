@@ -78,14 +78,12 @@ size_t Db::find_slot(uint32_t hash, SeriesLabels key) const {
 }
 
 namespace {
-// FNV-1a over the labels as canonical_key lays them out, without building that string.
+// The labels' hash, piece by piece (no canonical key string built): every ingested sample
+// is resolved through it. Collisions are settled by find_slot comparing labels.
 uint32_t label_hash(SeriesLabels key) {
-  uint64_t h = 14695981039346656037ULL;
-  auto mix = [&h](std::string_view s) {
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
-    h = (h ^ 0xff) * 1099511628211ULL;  // between labels; find_slot compares labels anyway
-  };
-  mix(*key.device);
+  std::hash<std::string_view> hash;
+  uint64_t h = hash(*key.device);
+  auto mix = [&h, &hash](std::string_view s) { h = (h ^ hash(s)) * 0x9e3779b97f4a7c15ULL + (h >> 29); };
   mix(*key.metric);
   for (const auto& [k, v] : *key.tags) {
     mix(k);

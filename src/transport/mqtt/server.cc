@@ -250,20 +250,12 @@ class Session final : public SessionBase {
         resume_.reset();
       }
       if (closed_) co_return;
-      if constexpr (!is_ssl<Stream>::value) {
-        if (used_ == 0 && buf_.size() <= kIdleBufferSize) {
-          // Nothing buffered: wait for readability without holding a buffer, so an idle
-          // connection costs no read buffer (TLS keeps its own: the engine may hold bytes).
-          buf_ = std::vector<char>();
-          auto [wait_ec] = co_await stream_.async_wait(tcp::socket::wait_read, use_nothrow);
-          if (wait_ec) {
-            lost();
-            co_return;
-          }
-          if (closed_) co_return;
-        }
+      if (used_ == 0 && buf_.size() != kIdleReadSize) {
+        // Between packets a connection keeps only a small read buffer; a large packet's goes
+        // once it is handled. (Waiting for readability without any buffer, async_wait, made
+        // Asio re-arm the descriptor with an epoll_ctl per message; a pending read costs none.)
+        buf_ = std::vector<char>(kIdleReadSize);
       }
-      if (buf_.empty()) buf_.resize(kIdleBufferSize);
       if (used_ == buf_.size()) {
         size_t limit = server_.config.mqtt.max_packet_size + 8;
         if (buf_.size() >= limit) {
@@ -312,10 +304,6 @@ class Session final : public SessionBase {
       used_ -= off;
     }
     flush_batch();
-    if (buf_.size() > 65536 && used_ < 1024) {
-      buf_.resize(4096);
-      buf_.shrink_to_fit();
-    }
     return true;
   }
 
@@ -360,6 +348,7 @@ class Session final : public SessionBase {
 
  private:
   static constexpr size_t kIdleBufferSize = 1024;
+  static constexpr size_t kIdleReadSize = 512;  // a few 100-byte telemetry messages
 
   void touch() {
     if (version_ != 0 && keep_alive_s_ > 0) {
