@@ -25,6 +25,7 @@ class IngestCategory final : public NamedCategory {
       case Errc::storage_full: return "storage_full";
       case Errc::storage_failed: return "storage_failed";
       case Errc::shutting_down: return "shutting_down";
+      case Errc::bad_contract: return "bad_contract";
     }
     return "unknown";
   }
@@ -40,6 +41,7 @@ class IngestCategory final : public NamedCategory {
       case Errc::storage_full: return "storage is full";
       case Errc::storage_failed: return "storage failed";
       case Errc::shutting_down: return "server is shutting down";
+      case Errc::bad_contract: return "invalid data contract";
     }
     return "unknown ingest error";
   }

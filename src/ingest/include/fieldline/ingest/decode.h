@@ -26,6 +26,7 @@ enum class Errc {
   storage_full,
   storage_failed,
   shutting_down,
+  bad_contract,  // a contract document that does not parse or breaks the rules
 };
 const NamedCategory& ingest_category();
 inline Error make_error(Errc e, std::string context) {

@@ -1,0 +1,412 @@
+#include "fieldline/ingest/contract.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <boost/json.hpp>
+#include <toml++/toml.h>
+
+#include "fieldline/core/ids.h"
+#include "fieldline/ingest/decode.h"
+
+namespace fieldline::ingest {
+namespace json = boost::json;
+
+const char* to_string(MetricType t) {
+  switch (t) {
+    case MetricType::float64: return "float";
+    case MetricType::int64: return "int";
+    case MetricType::boolean: return "bool";
+    case MetricType::string: return "string";
+  }
+  return "?";
+}
+
+const MetricSpec* Contract::metric(std::string_view name) const {
+  auto it = std::lower_bound(metrics.begin(), metrics.end(), name, [](const MetricSpec& m, std::string_view n) { return m.name < n; });
+  return it != metrics.end() && it->name == name ? &*it : nullptr;
+}
+
+// ---- UCUM ---------------------------------------------------------------------------------
+
+namespace {
+
+// The atoms an industrial contract meets, by whether they take metric prefixes.
+const std::set<std::string_view, std::less<>> kMetricAtoms = {
+    "m", "s", "g", "l", "L", "K", "Cel", "A", "V", "W", "J", "Pa", "bar", "Hz", "N", "Ohm", "S", "F", "H", "T", "Wb",
+    "C", "mol", "cd", "lm", "lx", "rad", "sr", "t", "eV", "B", "Bq", "Gy", "Sv", "ar", "kat", "U"};
+const std::set<std::string_view, std::less<>> kOtherAtoms = {
+    "min", "h", "d", "wk", "mo", "a", "deg", "%", "[ppm]", "[ppb]", "[ppth]", "[pptr]", "[degF]", "[degR]",
+    "[psi]", "[in_i]", "[ft_i]", "[yd_i]", "[mi_i]", "[gal_us]", "[gal_br]", "[lb_av]", "[oz_av]", "[HP]",
+    "[Btu_IT]", "[pH]", "atm", "[kn_i]", "[cal]", "cal", "'", "''"};
+const std::vector<std::string_view> kPrefixes = {"da", "Y", "Z", "E", "P", "T", "G", "M", "k", "h", "d", "c", "m", "u", "n", "p", "f", "a", "z", "y"};
+// What people write instead of UCUM.
+const std::map<std::string_view, std::string_view, std::less<>> kSuggestions = {
+    {"degC", "Cel"}, {"°C", "Cel"}, {"C°", "Cel"}, {"celsius", "Cel"}, {"degF", "[degF]"}, {"°F", "[degF]"},
+    {"kWh", "kW.h"}, {"Wh", "W.h"}, {"MWh", "MW.h"}, {"rpm", "/min or {rev}/min"}, {"RPM", "/min or {rev}/min"},
+    {"psi", "[psi]"}, {"ppm", "[ppm]"}, {"ppb", "[ppb]"}, {"sec", "s"}, {"hr", "h"}, {"hrs", "h"}, {"mins", "min"},
+    {"lpm", "L/min"}, {"m3h", "m3/h"}, {"kph", "km/h"}, {"mph", "[mi_i]/h"}, {"ohm", "Ohm"}, {"hz", "Hz"}};
+
+bool known_simple_unit(std::string_view s) {
+  if (kMetricAtoms.count(s) || kOtherAtoms.count(s)) return true;
+  for (auto p : kPrefixes) {
+    if (s.size() > p.size() && s.starts_with(p) && kMetricAtoms.count(s.substr(p.size()))) return true;
+  }
+  return false;
+}
+
+class UcumParser {
+ public:
+  explicit UcumParser(std::string_view s) : s_(s) {}
+  Status parse() {
+    if (s_.empty()) return fail("empty unit");
+    if (peek() == '/') ++pos_;
+    FL_TRY_STATUS(term());
+    if (pos_ != s_.size()) return fail("unexpected '" + std::string(1, s_[pos_]) + "'");
+    return {};
+  }
+
+ private:
+  char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
+  Status fail(const std::string& why) const {
+    std::string msg = "'" + std::string(s_) + "' is not a UCUM unit (" + why + " at character " + std::to_string(pos_ + 1) + ")";
+    if (auto it = kSuggestions.find(s_); it != kSuggestions.end()) msg += "; did you mean '" + std::string(it->second) + "'?";
+    return make_error(Errc::bad_contract, msg);
+  }
+  Status term() {
+    FL_TRY_STATUS(component());
+    while (peek() == '.' || peek() == '/') {
+      ++pos_;
+      FL_TRY_STATUS(component());
+    }
+    return {};
+  }
+  Status annotation() {
+    size_t close = s_.find('}', pos_);
+    if (close == std::string_view::npos) return fail("unclosed '{'");
+    for (size_t i = pos_ + 1; i < close; ++i) {
+      if (s_[i] == '{' || static_cast<unsigned char>(s_[i]) < 0x20 || static_cast<unsigned char>(s_[i]) > 0x7e) return fail("bad annotation");
+    }
+    pos_ = close + 1;
+    return {};
+  }
+  Status component() {
+    char c = peek();
+    if (c == '(') {
+      ++pos_;
+      FL_TRY_STATUS(term());
+      if (peek() != ')') return fail("missing ')'");
+      ++pos_;
+      return exponent();
+    }
+    if (c == '{') return annotation();
+    if (c >= '0' && c <= '9') {
+      while (peek() >= '0' && peek() <= '9') ++pos_;
+      return {};
+    }
+    size_t start = pos_;
+    if (c == '[') {
+      size_t close = s_.find(']', pos_);
+      if (close == std::string_view::npos) return fail("unclosed '['");
+      // A prefix may precede a bracketed atom only if it is metric; none of ours are.
+      pos_ = close + 1;
+    } else {
+      while (pos_ < s_.size() && (std::isalpha(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '%' || s_[pos_] == '\'')) ++pos_;
+      if (pos_ == start) return fail("expected a unit");
+    }
+    std::string_view unit = s_.substr(start, pos_ - start);
+    if (!known_simple_unit(unit)) {
+      pos_ = start;
+      return fail("unknown unit '" + std::string(unit) + "'");
+    }
+    FL_TRY_STATUS(exponent());
+    if (peek() == '{') return annotation();
+    return {};
+  }
+  Status exponent() {
+    size_t start = pos_;
+    if (peek() == '+' || peek() == '-') ++pos_;
+    size_t digits = pos_;
+    while (peek() >= '0' && peek() <= '9') ++pos_;
+    if (pos_ == digits && pos_ != start) return fail("sign without an exponent");
+    return {};
+  }
+
+  std::string_view s_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+Status validate_ucum(std::string_view unit) { return UcumParser(unit).parse(); }
+
+// ---- Parsing --------------------------------------------------------------------------------
+
+namespace {
+
+// TOML documents become JSON values; where each field came from is kept for the messages.
+using Lines = std::map<std::string, int64_t>;
+
+json::value from_toml(const toml::node& node, const std::string& path, Lines& lines) {
+  if (node.source().begin.line > 0) lines[path] = node.source().begin.line;
+  if (const auto* t = node.as_table()) {
+    json::object o;
+    for (const auto& [k, v] : *t) {
+      std::string key(k.str());
+      o[key] = from_toml(v, path.empty() ? key : path + "." + key, lines);
+    }
+    return o;
+  }
+  if (const auto* a = node.as_array()) {
+    json::array out;
+    for (size_t i = 0; i < a->size(); ++i) out.push_back(from_toml(*a->get(i), path + "[" + std::to_string(i) + "]", lines));
+    return out;
+  }
+  if (const auto* s = node.as_string()) return json::value(s->get());
+  if (const auto* i = node.as_integer()) return json::value(i->get());
+  if (const auto* f = node.as_floating_point()) return json::value(f->get());
+  if (const auto* b = node.as_boolean()) return json::value(b->get());
+  return json::value("<a date or time>");  // no contract field takes one; the type check says so
+}
+
+class ContractReader {
+ public:
+  explicit ContractReader(const Lines& lines) : lines_(lines) {}
+
+  Result<Contract> read(const json::value& root) {
+    if (!root.is_object()) return bad("", "a contract is an object (a TOML document or a JSON object)");
+    const auto& o = root.get_object();
+    FL_TRY_STATUS(only(o, "", {"profile", "description", "required_tags", "metrics"}));
+    Contract c;
+    FL_TRY(profile, string_field(o, "", "profile", true));
+    if (auto st = core::validate_device_id(profile); !st || profile.size() > 64) {
+      return bad("profile", "'" + profile + "' is not a profile name (1-64 characters from [A-Za-z0-9._:-])");
+    }
+    c.profile = profile;
+    FL_TRY(description, string_field(o, "", "description", false));
+    c.description = description;
+    if (const auto* tags = o.if_contains("required_tags")) {
+      if (!tags->is_array()) return bad("required_tags", "expected an array of tag names");
+      for (size_t i = 0; i < tags->get_array().size(); ++i) {
+        const auto& t = tags->get_array()[i];
+        std::string where = "required_tags[" + std::to_string(i) + "]";
+        if (!t.is_string()) return bad(where, "expected a tag name");
+        std::string name(t.get_string());
+        if (auto st = core::validate_metric_name(name); !st) return bad(where, st.error().context());
+        c.required_tags.push_back(name);
+      }
+      std::sort(c.required_tags.begin(), c.required_tags.end());
+      if (std::adjacent_find(c.required_tags.begin(), c.required_tags.end()) != c.required_tags.end()) {
+        return bad("required_tags", "a tag is listed twice");
+      }
+    }
+    const auto* metrics = o.if_contains("metrics");
+    if (!metrics || !metrics->is_object() || metrics->get_object().empty()) {
+      return bad("metrics", "expected a table of metrics ([metrics.<name>] with at least a type)");
+    }
+    for (const auto& [k, v] : metrics->get_object()) {
+      FL_TRY(m, read_metric(std::string(k), v));
+      c.metrics.push_back(std::move(m));
+    }
+    std::sort(c.metrics.begin(), c.metrics.end(), [](const MetricSpec& a, const MetricSpec& b) { return a.name < b.name; });
+    return c;
+  }
+
+ private:
+  Result<MetricSpec> read_metric(const std::string& name, const json::value& v) {
+    const std::string path = "metrics." + name;
+    if (auto st = core::validate_metric_name(name); !st) return bad(path, st.error().context());
+    if (!v.is_object()) return bad(path, "expected a table of the metric's fields");
+    const auto& o = v.get_object();
+    FL_TRY_STATUS(only(o, path, {"type", "unit", "min", "max", "required", "max_rate_hz", "description"}));
+    MetricSpec m;
+    m.name = name;
+    FL_TRY(type, string_field(o, path, "type", true));
+    if (type == "float" || type == "float64" || type == "double") m.type = MetricType::float64;
+    else if (type == "int" || type == "int64" || type == "integer") m.type = MetricType::int64;
+    else if (type == "bool" || type == "boolean") m.type = MetricType::boolean;
+    else if (type == "string") m.type = MetricType::string;
+    else return bad(path + ".type", "'" + type + "' is not a type (float, int, bool or string)");
+    FL_TRY(unit, string_field(o, path, "unit", false));
+    if (!unit.empty()) {
+      if (auto st = validate_ucum(unit); !st) return bad(path + ".unit", st.error().context());
+      if (m.type == MetricType::boolean || m.type == MetricType::string) return bad(path + ".unit", "only numbers have a unit");
+    }
+    m.unit = unit;
+    FL_TRY(min, number_field(o, path, "min"));
+    FL_TRY(max, number_field(o, path, "max"));
+    if ((min || max) && (m.type == MetricType::boolean || m.type == MetricType::string)) {
+      return bad(path + (min ? ".min" : ".max"), "only numbers have a range");
+    }
+    if (min && max && *min > *max) return bad(path + ".min", "min " + number(*min) + " is above max " + number(*max));
+    m.min = min;
+    m.max = max;
+    if (const auto* r = o.if_contains("required")) {
+      if (!r->is_bool()) return bad(path + ".required", "expected true or false");
+      m.required = r->get_bool();
+    }
+    FL_TRY(rate, number_field(o, path, "max_rate_hz"));
+    if (rate && !(*rate > 0)) return bad(path + ".max_rate_hz", "expected a rate above 0");
+    m.max_rate_hz = rate;
+    FL_TRY(description, string_field(o, path, "description", false));
+    m.description = description;
+    return m;
+  }
+
+  Status only(const json::object& o, const std::string& path, std::initializer_list<std::string_view> allowed) {
+    for (const auto& [k, v] : o) {
+      if (std::find(allowed.begin(), allowed.end(), std::string_view(k)) == allowed.end()) {
+        std::string list;
+        for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+        return bad(path.empty() ? std::string(k) : path + "." + std::string(k), "unknown field (expected one of " + list + ")");
+      }
+    }
+    return {};
+  }
+  Result<std::string> string_field(const json::object& o, const std::string& path, const char* key, bool required) {
+    std::string where = path.empty() ? key : path + "." + key;
+    const auto* v = o.if_contains(key);
+    if (!v) {
+      if (required) return bad(where, "missing");
+      return std::string();
+    }
+    if (!v->is_string()) return bad(where, "expected a string");
+    return std::string(v->get_string());
+  }
+  Result<std::optional<double>> number_field(const json::object& o, const std::string& path, const char* key) {
+    const auto* v = o.if_contains(key);
+    if (!v) return std::optional<double>();
+    double d;
+    if (v->is_double()) d = v->get_double();
+    else if (v->is_int64()) d = static_cast<double>(v->get_int64());
+    else if (v->is_uint64()) d = static_cast<double>(v->get_uint64());
+    else return bad(path + "." + key, "expected a number");
+    if (!std::isfinite(d)) return bad(path + "." + key, "expected a finite number");
+    return std::optional<double>(d);
+  }
+  static std::string number(double d) {
+    std::ostringstream s;
+    s << d;
+    return s.str();
+  }
+  Error bad(const std::string& field, const std::string& why) const {
+    std::string where;
+    // The line of the field, or of the nearest enclosing table that has one.
+    for (std::string p = field;; ) {
+      if (auto it = lines_.find(p); it != lines_.end()) {
+        where = "line " + std::to_string(it->second) + ": ";
+        break;
+      }
+      auto cut = p.find_last_of(".[");
+      if (cut == std::string::npos) break;
+      p.resize(cut);
+    }
+    return make_error(Errc::bad_contract, "contract: " + where + (field.empty() ? "" : field + ": ") + why);
+  }
+
+  const Lines& lines_;
+};
+
+}  // namespace
+
+Result<Contract> parse_contract(std::string_view text) {
+  Lines lines;
+  json::value root;
+  size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string_view::npos && text[first] == '{') {
+    boost::system::error_code ec;
+    json::parse_options opts;
+    opts.max_depth = 16;
+    root = json::parse(text, ec, {}, opts);
+    if (ec) return make_error(Errc::bad_contract, "contract: invalid JSON: " + ec.message());
+  } else {
+    try {
+      auto table = toml::parse(text);
+      root = from_toml(table, "", lines);
+    } catch (const toml::parse_error& e) {
+      return make_error(Errc::bad_contract, "contract: line " + std::to_string(e.source().begin.line) + ", column " +
+                                               std::to_string(e.source().begin.column) + ": " + std::string(e.description()));
+    }
+  }
+  return ContractReader(lines).read(root);
+}
+
+std::string canonical_json(const Contract& c) {
+  json::object o;
+  o["profile"] = c.profile;
+  if (!c.description.empty()) o["description"] = c.description;
+  json::array tags;
+  for (const auto& t : c.required_tags) tags.push_back(json::value(t));
+  o["required_tags"] = std::move(tags);
+  json::object metrics;
+  for (const auto& m : c.metrics) {
+    json::object mo;
+    mo["type"] = to_string(m.type);
+    if (!m.unit.empty()) mo["unit"] = m.unit;
+    if (m.min) mo["min"] = *m.min;
+    if (m.max) mo["max"] = *m.max;
+    mo["required"] = m.required;
+    if (m.max_rate_hz) mo["max_rate_hz"] = *m.max_rate_hz;
+    if (!m.description.empty()) mo["description"] = m.description;
+    metrics[m.name] = std::move(mo);
+  }
+  o["metrics"] = std::move(metrics);
+  return json::serialize(o);
+}
+
+// ---- Differences ----------------------------------------------------------------------------
+
+namespace {
+std::string show(const std::optional<double>& d) {
+  if (!d) return "none";
+  std::ostringstream s;
+  s << *d;
+  return s.str();
+}
+}  // namespace
+
+std::vector<ContractChange> diff_contracts(const Contract& from, const Contract& to) {
+  std::vector<ContractChange> out;
+  auto add = [&out](std::string field, std::string detail, bool breaking) { out.push_back({std::move(field), std::move(detail), breaking}); };
+  if (from.description != to.description) add("description", "changed", false);
+  for (const auto& t : to.required_tags) {
+    if (!std::binary_search(from.required_tags.begin(), from.required_tags.end(), t)) add("required_tags", "added '" + t + "'", true);
+  }
+  for (const auto& t : from.required_tags) {
+    if (!std::binary_search(to.required_tags.begin(), to.required_tags.end(), t)) add("required_tags", "removed '" + t + "'", false);
+  }
+  for (const auto& m : from.metrics) {
+    if (!to.metric(m.name)) add("metrics." + m.name, std::string("removed (was ") + (m.required ? "required" : "optional") + ")", m.required);
+  }
+  for (const auto& n : to.metrics) {
+    const MetricSpec* o = from.metric(n.name);
+    const std::string f = "metrics." + n.name;
+    if (!o) {
+      add(f, std::string("added (") + (n.required ? "required" : "optional") + ")", n.required);
+      continue;
+    }
+    if (o->type != n.type) add(f + ".type", std::string(to_string(o->type)) + " -> " + to_string(n.type), true);
+    if (o->unit != n.unit) add(f + ".unit", "'" + o->unit + "' -> '" + n.unit + "'", true);
+    if (o->min != n.min) {
+      // Widening: the new lower bound is absent or lower.
+      bool narrower = n.min && (!o->min || *n.min > *o->min);
+      add(f + ".min", show(o->min) + " -> " + show(n.min), narrower);
+    }
+    if (o->max != n.max) {
+      bool narrower = n.max && (!o->max || *n.max < *o->max);
+      add(f + ".max", show(o->max) + " -> " + show(n.max), narrower);
+    }
+    if (o->required != n.required) add(f + ".required", o->required ? "required -> optional" : "optional -> required", n.required);
+    if (o->max_rate_hz != n.max_rate_hz) {
+      bool lower = n.max_rate_hz && (!o->max_rate_hz || *n.max_rate_hz < *o->max_rate_hz);
+      add(f + ".max_rate_hz", show(o->max_rate_hz) + " -> " + show(n.max_rate_hz), lower);
+    }
+    if (o->description != n.description) add(f + ".description", "changed", false);
+  }
+  return out;
+}
+
+}  // namespace fieldline::ingest
