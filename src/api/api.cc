@@ -17,6 +17,7 @@
 #include "fieldline/ingest/decode.h"
 #include "fieldline/transport/mqtt/codec.h"
 #include "fieldline/tsdb/errc.h"
+#include "responses.h"
 
 namespace fieldline::api {
 
@@ -27,19 +28,10 @@ using transport::http::Request;
 using transport::http::Response;
 using transport::http::error_response;
 
+using detail::json_response;
+using detail::now_ns;
+
 namespace {
-
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-Response json_response(unsigned status, const json::value& body, unsigned version) {
-  Response res{static_cast<bhttp::status>(status), version};
-  res.set(bhttp::field::content_type, "application/json");
-  res.body() = core::to_json(body);
-  res.prepare_payload();
-  return res;
-}
 
 Response empty_response(unsigned status, unsigned version) {
   Response res{static_cast<bhttp::status>(status), version};
@@ -108,7 +100,8 @@ Response to_http_error(const Error& e, unsigned version) {
   unsigned status = 500;
   if (cat == ingest::ingest_category()) {
     switch (static_cast<ingest::Errc>(v)) {
-      case ingest::Errc::bad_payload: status = 400; break;
+      case ingest::Errc::bad_payload:
+      case ingest::Errc::bad_contract: status = 400; break;
       case ingest::Errc::bad_metric:
       case ingest::Errc::future_timestamp:
       case ingest::Errc::too_many_values:
@@ -306,6 +299,11 @@ asio::awaitable<Response> Api::handle(Request& req) {
       registry_.touch(device, now_ns());
     }
     co_return empty_response(204, ver);
+  }
+
+  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && (parts[2] == "contracts" || parts[2] == "audit")) {
+    if (!caller.admin()) co_return forbidden("contracts and the audit log need the admin token");
+    co_return contracts_route(registry_, method, parts, q.params, req.body(), "admin", ver);
   }
 
   if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "devices") {

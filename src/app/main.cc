@@ -101,6 +101,72 @@ void print_devices(const json::array& devices, const std::string& format) {
   }
 }
 
+// fieldline contract apply|list|history|show|diff
+int contract_command(ClientOptions& client, const std::string& action, const std::string& file, const std::string& profile,
+                     const std::string& version, const std::string& v1, const std::string& v2, bool force,
+                     const std::string& reason) {
+  json::value out;
+  auto print_json = [&] { std::printf("%s\n", fieldline::core::to_json(out).c_str()); };
+  auto print_changes = [](const json::value& changes) {
+    for (const auto& c : changes.as_array()) {
+      std::printf("  %s %s: %s\n", c.at("breaking").as_bool() ? "BREAKING" : "ok      ", str(c.at("field")).c_str(),
+                  str(c.at("detail")).c_str());
+    }
+  };
+  if (action == "apply") {
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string target = "/api/v1/contracts";
+    if (force) target += "?force=true&reason=" + enc(reason);
+    if (int rc = call(client, "POST", target, text.str(), &out, "text/plain")) return rc;
+    if (client.format == "json") return print_json(), 0;
+    const auto& o = out.as_object();
+    if (!o.at("created").as_bool()) {
+      std::printf("contract %s unchanged at version %s\n", str(o.at("profile")).c_str(), str(o.at("version")).c_str());
+    } else {
+      std::printf("contract %s version %s applied%s\n", str(o.at("profile")).c_str(), str(o.at("version")).c_str(),
+                  o.at("forced").as_bool() ? " (forced)" : "");
+      print_changes(o.at("changes"));
+    }
+    return 0;
+  }
+  if (action == "list") {
+    if (int rc = call(client, "GET", "/api/v1/contracts", "", &out)) return rc;
+    if (client.format == "json") return print_json(), 0;
+    std::printf("%-24s %-8s %-30s %s\n", "PROFILE", "VERSION", "CREATED", "BY");
+    for (const auto& c : out.at("contracts").as_array()) {
+      std::printf("%-24s %-8s %-30s %s\n", str(c.at("profile")).c_str(), str(c.at("version")).c_str(), str(c.at("created")).c_str(),
+                  str(c.at("created_by")).c_str());
+    }
+    return 0;
+  }
+  if (action == "history") {
+    if (int rc = call(client, "GET", "/api/v1/contracts/" + enc(profile), "", &out)) return rc;
+    if (client.format == "json") return print_json(), 0;
+    std::printf("%-8s %-30s %-10s %-7s %s\n", "VERSION", "CREATED", "BY", "FORCED", "REASON");
+    for (const auto& v : out.at("versions").as_array()) {
+      const auto& o = v.as_object();
+      std::printf("%-8s %-30s %-10s %-7s %s\n", str(o.at("version")).c_str(), str(o.at("created")).c_str(),
+                  str(o.at("created_by")).c_str(), o.at("forced").as_bool() ? "yes" : "no",
+                  o.contains("reason") ? str(o.at("reason")).c_str() : "");
+    }
+    return 0;
+  }
+  if (action == "show") {
+    if (int rc = call(client, "GET", "/api/v1/contracts/" + enc(profile) + "/versions/" + enc(version), "", &out)) return rc;
+    if (client.format == "json") return print_json(), 0;
+    std::printf("%s\n", fieldline::core::to_json(out.at("contract")).c_str());
+    return 0;
+  }
+  if (int rc = call(client, "GET", "/api/v1/contracts/" + enc(profile) + "/diff?from=" + enc(v1) + "&to=" + enc(v2), "", &out)) return rc;
+  if (client.format == "json") return print_json(), 0;
+  std::printf("%s %s -> %s: %s\n", profile.c_str(), str(out.at("from")).c_str(), str(out.at("to")).c_str(),
+              out.at("compatible").as_bool() ? "compatible" : "BREAKING");
+  print_changes(out.at("changes"));
+  return 0;
+}
+
 int load_config(core::Config& config, const std::string& file, const std::vector<std::string>& sets) {
   const char* env_file = std::getenv("FIELDLINE_CONFIG");
   std::string path = !file.empty() ? file : env_file ? env_file : "";
@@ -189,6 +255,35 @@ int run(int argc, char** argv) {
     add_client_options(c, client);
     dev_actions.emplace_back(c, name);
   }
+
+  // contract ..., audit
+  auto* contract_cmd = app.add_subcommand("contract", "Data contracts of device profiles, on a running server");
+  contract_cmd->require_subcommand(1);
+  std::string c_file, c_profile, c_reason, c_v1, c_v2, c_version = "latest";
+  bool c_force = false;
+  auto* c_apply = contract_cmd->add_subcommand("apply", "Apply a contract (TOML or JSON); a new version only if it changed");
+  c_apply->add_option("file", c_file, "Contract document")->required()->check(CLI::ExistingFile);
+  c_apply->add_flag("--force", c_force, "Apply a change that breaks compatibility (needs --reason)");
+  c_apply->add_option("--reason", c_reason, "Why; recorded in the audit log");
+  add_client_options(c_apply, client);
+  auto* c_list = contract_cmd->add_subcommand("list", "Profiles with a contract and their latest versions");
+  add_client_options(c_list, client);
+  auto* c_history = contract_cmd->add_subcommand("history", "Versions of a profile's contract");
+  c_history->add_option("profile", c_profile)->required();
+  add_client_options(c_history, client);
+  auto* c_show = contract_cmd->add_subcommand("show", "A version of a profile's contract (canonical JSON)");
+  c_show->add_option("profile", c_profile)->required();
+  c_show->add_option("--version", c_version, "Version number or latest (default)");
+  add_client_options(c_show, client);
+  auto* c_diff = contract_cmd->add_subcommand("diff", "What changed between two versions, and whether it breaks compatibility");
+  c_diff->add_option("profile", c_profile)->required();
+  c_diff->add_option("v1", c_v1)->required();
+  c_diff->add_option("v2", c_v2)->required();
+  add_client_options(c_diff, client);
+  size_t audit_limit = 50;
+  auto* audit_cmd = app.add_subcommand("audit", "The audit log, newest first, from a running server");
+  audit_cmd->add_option("--limit", audit_limit, "Entries (default 50)");
+  add_client_options(audit_cmd, client);
 
   // query DEVICE METRIC
   std::string q_device, q_metric, q_from = "-1h", q_to = "now", q_step, q_agg;
@@ -289,6 +384,27 @@ int run(int argc, char** argv) {
     } else {
       json::array one{out};
       print_devices(one, client.format);
+    }
+    return 0;
+  }
+
+  if (contract_cmd->parsed()) return contract_command(client, c_apply->parsed()     ? "apply"
+                                                            : c_list->parsed()    ? "list"
+                                                            : c_history->parsed() ? "history"
+                                                            : c_show->parsed()    ? "show"
+                                                                                  : "diff",
+                                                    c_file, c_profile, c_version, c_v1, c_v2, c_force, c_reason);
+  if (audit_cmd->parsed()) {
+    json::value out;
+    if (int rc = call(client, "GET", "/api/v1/audit?limit=" + std::to_string(audit_limit), "", &out)) return rc;
+    if (client.format == "json") {
+      std::printf("%s\n", fieldline::core::to_json(out).c_str());
+      return 0;
+    }
+    std::printf("%-6s %-30s %-10s %-24s %-24s %s\n", "ID", "AT", "ACTOR", "ACTION", "SUBJECT", "DETAIL");
+    for (const auto& e : out.at("entries").as_array()) {
+      std::printf("%-6s %-30s %-10s %-24s %-24s %s\n", str(e.at("id")).c_str(), str(e.at("at")).c_str(), str(e.at("actor")).c_str(),
+                  str(e.at("action")).c_str(), str(e.at("subject")).c_str(), str(e.at("detail")).c_str());
     }
     return 0;
   }

@@ -304,7 +304,7 @@ class ContractReader {
       if (cut == std::string::npos) break;
       p.resize(cut);
     }
-    return make_error(Errc::bad_contract, "contract: " + where + (field.empty() ? "" : field + ": ") + why);
+    return make_error(Errc::bad_contract, where + (field.empty() ? "" : field + ": ") + why);
   }
 
   const Lines& lines_;
@@ -321,13 +321,13 @@ Result<Contract> parse_contract(std::string_view text) {
     json::parse_options opts;
     opts.max_depth = 16;
     root = json::parse(text, ec, {}, opts);
-    if (ec) return make_error(Errc::bad_contract, "contract: invalid JSON: " + ec.message());
+    if (ec) return make_error(Errc::bad_contract, "invalid JSON: " + ec.message());
   } else {
     try {
       auto table = toml::parse(text);
       root = from_toml(table, "", lines);
     } catch (const toml::parse_error& e) {
-      return make_error(Errc::bad_contract, "contract: line " + std::to_string(e.source().begin.line) + ", column " +
+      return make_error(Errc::bad_contract, "line " + std::to_string(e.source().begin.line) + ", column " +
                                                std::to_string(e.source().begin.column) + ": " + std::string(e.description()));
     }
   }

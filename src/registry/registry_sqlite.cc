@@ -81,6 +81,36 @@ const char* const kMigrations[] = {
       subscriptions TEXT NOT NULL
     );
     )sql",
+    // 4: data contracts in immutable versions, and the append-only audit log; the triggers
+    // make "immutable" and "append-only" hold for anything that opens the file, not just us.
+    R"sql(
+    CREATE TABLE contracts (
+      profile TEXT NOT NULL,
+      version INTEGER NOT NULL,
+      document TEXT NOT NULL,         -- canonical JSON
+      created_ns INTEGER NOT NULL,
+      created_by TEXT NOT NULL,
+      forced INTEGER NOT NULL,
+      reason TEXT NOT NULL,
+      PRIMARY KEY (profile, version)
+    );
+    CREATE TRIGGER contracts_immutable BEFORE UPDATE ON contracts
+      BEGIN SELECT RAISE(ABORT, 'contract versions are immutable'); END;
+    CREATE TRIGGER contracts_kept BEFORE DELETE ON contracts
+      BEGIN SELECT RAISE(ABORT, 'contract versions are immutable'); END;
+    CREATE TABLE audit_log (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      at_ns INTEGER NOT NULL,
+      actor TEXT NOT NULL,
+      action TEXT NOT NULL,
+      subject TEXT NOT NULL,
+      detail TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    )sql",
 };
 
 int64_t now_ns() {
@@ -377,6 +407,84 @@ class SqliteRegistry final : public Registry {
         }
       }
       out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  Status add_contract_version(const ContractVersion& v, const AuditEntry& audit) override {
+    std::lock_guard lock(db_mu_);
+    FL_TRY_STATUS(exec("BEGIN IMMEDIATE"));
+    auto st = [&]() -> Status {
+      Stmt latest;
+      sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(version), 0) FROM contracts WHERE profile=?", -1, &latest.s, nullptr);
+      bind_text(latest, 1, v.profile);
+      if (sqlite3_step(latest.s) != SQLITE_ROW) return make_error(Errc::storage, sqlite3_errmsg(db_));
+      int64_t current = sqlite3_column_int64(latest.s, 0);
+      if (v.version != current + 1) {
+        return make_error(Errc::already_exists, "contract '" + v.profile + "' is at version " + std::to_string(current) +
+                                                    ", not " + std::to_string(v.version - 1) + " (applied concurrently?); retry");
+      }
+      Stmt ins;
+      sqlite3_prepare_v2(db_, "INSERT INTO contracts(profile,version,document,created_ns,created_by,forced,reason) VALUES (?,?,?,?,?,?,?)",
+                         -1, &ins.s, nullptr);
+      bind_text(ins, 1, v.profile);
+      sqlite3_bind_int64(ins.s, 2, v.version);
+      bind_text(ins, 3, v.document);
+      sqlite3_bind_int64(ins.s, 4, v.created_ns);
+      bind_text(ins, 5, v.created_by);
+      sqlite3_bind_int(ins.s, 6, v.forced ? 1 : 0);
+      bind_text(ins, 7, v.reason);
+      if (sqlite3_step(ins.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+      Stmt log;
+      sqlite3_prepare_v2(db_, "INSERT INTO audit_log(at_ns,actor,action,subject,detail) VALUES (?,?,?,?,?)", -1, &log.s, nullptr);
+      sqlite3_bind_int64(log.s, 1, audit.at_ns);
+      bind_text(log, 2, audit.actor);
+      bind_text(log, 3, audit.action);
+      bind_text(log, 4, audit.subject);
+      bind_text(log, 5, audit.detail);
+      if (sqlite3_step(log.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+      return ok();
+    }();
+    if (!st) {
+      (void)exec("ROLLBACK");
+      return st;
+    }
+    return exec("COMMIT");
+  }
+
+  Result<std::vector<ContractVersion>> contract_history(const std::string& profile) override {
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_,
+                       "SELECT profile,version,document,created_ns,created_by,forced,reason FROM contracts WHERE profile=? "
+                       "ORDER BY version",
+                       -1, &st.s, nullptr);
+    bind_text(st, 1, profile);
+    std::vector<ContractVersion> out;
+    while (sqlite3_step(st.s) == SQLITE_ROW) {
+      out.push_back({col(st, 0), sqlite3_column_int64(st.s, 1), col(st, 2), sqlite3_column_int64(st.s, 3), col(st, 4),
+                     sqlite3_column_int(st.s, 5) != 0, col(st, 6)});
+    }
+    return out;
+  }
+
+  Result<std::vector<std::string>> contract_profiles() override {
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_, "SELECT DISTINCT profile FROM contracts ORDER BY profile", -1, &st.s, nullptr);
+    std::vector<std::string> out;
+    while (sqlite3_step(st.s) == SQLITE_ROW) out.push_back(col(st, 0));
+    return out;
+  }
+
+  Result<std::vector<AuditEntry>> audit_log(size_t limit) override {
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_, "SELECT id,at_ns,actor,action,subject,detail FROM audit_log ORDER BY id DESC LIMIT ?", -1, &st.s, nullptr);
+    sqlite3_bind_int64(st.s, 1, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+    std::vector<AuditEntry> out;
+    while (sqlite3_step(st.s) == SQLITE_ROW) {
+      out.push_back({sqlite3_column_int64(st.s, 0), sqlite3_column_int64(st.s, 1), col(st, 2), col(st, 3), col(st, 4), col(st, 5)});
     }
     return out;
   }

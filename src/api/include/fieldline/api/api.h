@@ -6,7 +6,9 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <functional>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "fieldline/core/config.h"
 #include "fieldline/ingest/pipeline.h"
@@ -38,5 +40,18 @@ class Api {
 // Maps any module's error to an HTTP status and a JSON error body: the one place that knows
 // how errors look over HTTP.
 transport::http::Response to_http_error(const Error& e, unsigned version = 11);
+
+// /api/v1/contracts... and /api/v1/audit (the caller checked for the admin token; `actor` is
+// who it is, for the audit log):
+//   GET  /api/v1/contracts                                 profiles and their latest versions
+//   POST /api/v1/contracts[?force=true&reason=...]         apply a TOML or JSON document
+//   GET  /api/v1/contracts/{profile}                       version history
+//   GET  /api/v1/contracts/{profile}/versions/{v|latest}   one version's document
+//   GET  /api/v1/contracts/{profile}/diff?from=V1&to=V2    what changed, and what breaks
+//   GET  /api/v1/audit[?limit=N]                           the audit log, newest first
+transport::http::Response contracts_route(registry::Registry& registry, boost::beast::http::verb method,
+                                          const std::vector<std::string>& parts,
+                                          const std::map<std::string, std::string>& params, const std::string& body,
+                                          const std::string& actor, unsigned version);
 
 }  // namespace fieldline::api

@@ -68,6 +68,29 @@ struct StoredSession {
   std::vector<std::pair<std::string, uint8_t>> subscriptions;  // filter, granted QoS
 };
 
+// One immutable version of a profile's data contract (the document in canonical JSON; see
+// ingest/contract.h), with who added it and, for a change that breaks compatibility and was
+// forced, why.
+struct ContractVersion {
+  std::string profile;
+  int64_t version = 0;
+  std::string document;
+  int64_t created_ns = 0;
+  std::string created_by;
+  bool forced = false;
+  std::string reason;
+};
+
+// An entry of the append-only audit log (the database refuses updates and deletes).
+struct AuditEntry {
+  int64_t id = 0;
+  int64_t at_ns = 0;
+  std::string actor;    // who: "admin" or "device:<id>" until RBAC names users
+  std::string action;   // "contract.apply", "contract.apply.forced", ...
+  std::string subject;  // what: "contract:pump@3"
+  std::string detail;   // why, and what changed
+};
+
 class Registry {
  public:
   virtual ~Registry() = default;
@@ -98,6 +121,17 @@ class Registry {
   virtual Status save_session(const StoredSession& session) = 0;
   virtual Status delete_session(const std::string& client_id) = 0;
   virtual Result<std::vector<StoredSession>> load_sessions() = 0;
+
+  // Data contracts. Adds `v` as version v.version, which must be one past the profile's
+  // latest (0 when it has none): a concurrent apply makes this fail with already_exists, so
+  // no version is ever decided against a stale predecessor. `audit` is written in the same
+  // transaction. Versions can be neither changed nor deleted.
+  virtual Status add_contract_version(const ContractVersion& v, const AuditEntry& audit) = 0;
+  // Oldest first; empty when the profile has no contract.
+  virtual Result<std::vector<ContractVersion>> contract_history(const std::string& profile) = 0;
+  virtual Result<std::vector<std::string>> contract_profiles() = 0;
+  // The newest `limit` entries, newest first.
+  virtual Result<std::vector<AuditEntry>> audit_log(size_t limit) = 0;
 
   // Called after a device is disabled or deleted, so transports can close its connections.
   virtual void on_device_revoked(std::function<void(const std::string& id)> callback) = 0;

@@ -1,0 +1,183 @@
+// Data contract routes: apply (with the compatibility check), history, versions, diff; and
+// the audit log that forced changes are written to.
+#include <boost/json.hpp>
+
+#include "fieldline/api/api.h"
+#include "fieldline/core/time.h"
+#include "fieldline/ingest/contract.h"
+#include "responses.h"
+
+namespace fieldline::api {
+namespace {
+
+namespace json = boost::json;
+namespace bhttp = boost::beast::http;
+using transport::http::error_response;
+using transport::http::Response;
+
+json::array changes_json(const std::vector<ingest::ContractChange>& changes) {
+  json::array out;
+  for (const auto& c : changes) out.push_back(json::object{{"field", c.field}, {"detail", c.detail}, {"breaking", c.breaking}});
+  return out;
+}
+
+json::object version_json(const registry::ContractVersion& v) {
+  json::object o{{"profile", v.profile},
+                 {"version", v.version},
+                 {"created", core::format_rfc3339(v.created_ns)},
+                 {"created_by", v.created_by},
+                 {"forced", v.forced}};
+  if (!v.reason.empty()) o["reason"] = v.reason;
+  return o;
+}
+
+// The stored document of a version: canonical JSON, so it parses.
+Result<ingest::Contract> contract_of(const registry::ContractVersion& v) { return ingest::parse_contract(v.document); }
+
+Response apply(registry::Registry& registry, const std::map<std::string, std::string>& params, const std::string& body,
+               const std::string& actor, unsigned ver) {
+  auto parsed = ingest::parse_contract(body);
+  if (!parsed) return to_http_error(parsed.error(), ver);
+  const bool force = params.count("force") && (params.at("force") == "true" || params.at("force") == "1");
+  const std::string reason = params.count("reason") ? params.at("reason") : "";
+  if (force && reason.empty()) {
+    return error_response(400, "contract.reason_required", "a forced change needs a reason (?reason=...), for the audit log", ver);
+  }
+  auto history = registry.contract_history(parsed->profile);
+  if (!history) return to_http_error(history.error(), ver);
+  std::vector<ingest::ContractChange> changes;
+  if (!history->empty()) {
+    const auto& latest = history->back();
+    auto previous = contract_of(latest);
+    if (!previous) return to_http_error(previous.error(), ver);
+    if (*previous == *parsed) {
+      // Nothing changed: no new version.
+      auto out = version_json(latest);
+      out["created"] = false;
+      return detail::json_response(200, out, ver);
+    }
+    changes = ingest::diff_contracts(*previous, *parsed);
+    std::vector<ingest::ContractChange> breaking;
+    for (const auto& c : changes) {
+      if (c.breaking) breaking.push_back(c);
+    }
+    if (!breaking.empty() && !force) {
+      std::string what;
+      for (const auto& c : breaking) what += (what.empty() ? "" : "; ") + c.field + " " + c.detail;
+      auto res = error_response(409, "contract.incompatible",
+                                "version " + std::to_string(latest.version + 1) + " of '" + parsed->profile +
+                                    "' would break compatibility: " + what + " (apply with force and a reason to override)",
+                                ver);
+      return res;
+    }
+  }
+  registry::ContractVersion v;
+  v.profile = parsed->profile;
+  v.version = history->empty() ? 1 : history->back().version + 1;
+  v.document = ingest::canonical_json(*parsed);
+  v.created_ns = detail::now_ns();
+  v.created_by = actor;
+  bool any_breaking = false;
+  for (const auto& c : changes) any_breaking = any_breaking || c.breaking;
+  v.forced = force && any_breaking;
+  v.reason = reason;
+  registry::AuditEntry audit;
+  audit.at_ns = v.created_ns;
+  audit.actor = actor;
+  audit.action = v.forced ? "contract.apply.forced" : "contract.apply";
+  audit.subject = "contract:" + v.profile + "@" + std::to_string(v.version);
+  audit.detail = core::to_json(json::object{{"reason", reason}, {"changes", changes_json(changes)}});
+  if (auto st = registry.add_contract_version(v, audit); !st) return to_http_error(st.error(), ver);
+  auto out = version_json(v);
+  out["created"] = true;
+  out["changes"] = changes_json(changes);
+  return detail::json_response(201, out, ver);
+}
+
+}  // namespace
+
+Response contracts_route(registry::Registry& registry, bhttp::verb method, const std::vector<std::string>& parts,
+                         const std::map<std::string, std::string>& params, const std::string& body, const std::string& actor,
+                         unsigned ver) {
+  auto param = [&](const char* k) -> const std::string* {
+    auto it = params.find(k);
+    return it == params.end() ? nullptr : &it->second;
+  };
+  if (parts[2] == "audit") {
+    if (parts.size() != 3 || method != bhttp::verb::get) return error_response(405, "method_not_allowed", "use GET /api/v1/audit", ver);
+    size_t limit = 100;
+    if (const auto* l = param("limit")) {
+      try {
+        limit = std::stoul(*l);
+      } catch (...) {
+        return error_response(400, "bad_request", "limit must be a number", ver);
+      }
+    }
+    auto log = registry.audit_log(limit);
+    if (!log) return to_http_error(log.error(), ver);
+    json::array entries;
+    for (const auto& e : *log) {
+      entries.push_back(json::object{{"id", e.id}, {"at", core::format_rfc3339(e.at_ns)}, {"actor", e.actor},
+                                     {"action", e.action}, {"subject", e.subject}, {"detail", e.detail}});
+    }
+    return detail::json_response(200, json::object{{"entries", std::move(entries)}}, ver);
+  }
+  if (parts.size() == 3) {
+    if (method == bhttp::verb::post) return apply(registry, params, body, actor, ver);
+    if (method != bhttp::verb::get) return error_response(405, "method_not_allowed", "use GET or POST", ver);
+    auto profiles = registry.contract_profiles();
+    if (!profiles) return to_http_error(profiles.error(), ver);
+    json::array out;
+    for (const auto& p : *profiles) {
+      auto h = registry.contract_history(p);
+      if (!h) return to_http_error(h.error(), ver);
+      if (!h->empty()) out.push_back(version_json(h->back()));
+    }
+    return detail::json_response(200, json::object{{"contracts", std::move(out)}}, ver);
+  }
+  if (method != bhttp::verb::get) return error_response(405, "method_not_allowed", "use GET", ver);
+  const std::string& profile = parts[3];
+  auto history = registry.contract_history(profile);
+  if (!history) return to_http_error(history.error(), ver);
+  if (history->empty()) return error_response(404, "not_found", "no contract for profile '" + profile + "'", ver);
+  auto find = [&](const std::string& which) -> const registry::ContractVersion* {
+    if (which == "latest") return &history->back();
+    for (const auto& v : *history) {
+      if (std::to_string(v.version) == which) return &v;
+    }
+    return nullptr;
+  };
+  if (parts.size() == 4) {
+    json::array versions;
+    for (const auto& v : *history) versions.push_back(version_json(v));
+    return detail::json_response(200, json::object{{"profile", profile}, {"versions", std::move(versions)}}, ver);
+  }
+  if (parts.size() == 6 && parts[4] == "versions") {
+    const auto* v = find(parts[5]);
+    if (!v) return error_response(404, "not_found", "'" + profile + "' has no version " + parts[5], ver);
+    auto out = version_json(*v);
+    out["contract"] = json::parse(v->document);
+    return detail::json_response(200, out, ver);
+  }
+  if (parts.size() == 5 && parts[4] == "diff") {
+    const auto* from = param("from");
+    const auto* to = param("to");
+    if (!from || !to) return error_response(400, "bad_request", "diff needs ?from=V1&to=V2", ver);
+    const auto* a = find(*from);
+    const auto* b = find(*to);
+    if (!a || !b) return error_response(404, "not_found", "'" + profile + "' has no version " + (a ? *to : *from), ver);
+    auto ca = contract_of(*a);
+    auto cb = contract_of(*b);
+    if (!ca || !cb) return to_http_error(ca ? cb.error() : ca.error(), ver);
+    auto changes = ingest::diff_contracts(*ca, *cb);
+    bool compatible = true;
+    for (const auto& c : changes) compatible = compatible && !c.breaking;
+    return detail::json_response(200,
+                                 json::object{{"profile", profile}, {"from", a->version}, {"to", b->version},
+                                              {"compatible", compatible}, {"changes", changes_json(changes)}},
+                                 ver);
+  }
+  return error_response(404, "not_found", "no such contract route", ver);
+}
+
+}  // namespace fieldline::api
