@@ -337,6 +337,9 @@ asio::awaitable<Response> Api::handle(Request& req) {
             nd.tags.emplace_back(std::string(k), std::string(v.as_string()));
           }
         }
+        if (auto st = check_required_tags(registry_, nd.profile.empty() ? "generic" : nd.profile, nd.tags); !st) {
+          co_return to_http_error(st.error(), ver);
+        }
         auto token = registry_.add_device(nd);
         if (!token) co_return to_http_error(token.error(), ver);
         auto dev = registry_.get_device(nd.id);

@@ -2,6 +2,8 @@
 // the audit log that forced changes are written to.
 #include <boost/json.hpp>
 
+#include <algorithm>
+
 #include "fieldline/api/api.h"
 #include "fieldline/core/time.h"
 #include "fieldline/ingest/contract.h"
@@ -95,6 +97,21 @@ Response apply(registry::Registry& registry, const std::map<std::string, std::st
 }
 
 }  // namespace
+
+Status check_required_tags(registry::Registry& registry, const std::string& profile, const registry::Tags& tags) {
+  FL_TRY(history, registry.contract_history(profile));
+  if (history.empty()) return {};
+  FL_TRY(contract, contract_of(history.back()));
+  std::string missing;
+  for (const auto& t : contract.required_tags) {
+    bool has = std::any_of(tags.begin(), tags.end(), [&](const auto& kv) { return kv.first == t; });
+    if (!has) missing += (missing.empty() ? "" : ", ") + t;
+  }
+  if (missing.empty()) return {};
+  return registry::make_error(registry::Errc::invalid_argument, "profile '" + profile + "' (contract version " +
+                                                                     std::to_string(history.back().version) +
+                                                                     ") requires the tags: " + missing);
+}
 
 Response contracts_route(registry::Registry& registry, bhttp::verb method, const std::vector<std::string>& parts,
                          const std::map<std::string, std::string>& params, const std::string& body, const std::string& actor,

@@ -100,6 +100,12 @@ TEST_F(Contracts, VersionsCompatibilityForcedChangesAndAudit) {
   auto [vcode, vbody] = server_->http("GET", "/api/v1/contracts/pump/versions/2");
   EXPECT_EQ(vcode, 200);
   EXPECT_NE(vbody.find("\"max\":200"), std::string::npos) << vbody;
+  // A pump must now carry the contract's required tags to be registered.
+  auto missing = run(cli("device add pump-9 --profile pump --tag asset=p9"));
+  EXPECT_NE(missing.status, 0);
+  EXPECT_NE(missing.output.find("requires the tags: site"), std::string::npos) << missing.output;
+  EXPECT_EQ(run(cli("device add pump-9 --profile pump --tag site=north")).status, 0);
+  EXPECT_EQ(run(cli("device add sensor-1 --profile generic")).status, 0);  // no contract, no rule
   // Versions survive a restart and stay immutable (the database refuses changes).
   server_->terminate();
   server_->start();

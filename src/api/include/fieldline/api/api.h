@@ -49,6 +49,10 @@ transport::http::Response to_http_error(const Error& e, unsigned version = 11);
 //   GET  /api/v1/contracts/{profile}/versions/{v|latest}   one version's document
 //   GET  /api/v1/contracts/{profile}/diff?from=V1&to=V2    what changed, and what breaks
 //   GET  /api/v1/audit[?limit=N]                           the audit log, newest first
+// A device of a profile with a contract must carry the tags the contract requires; fails
+// (invalid_argument, naming them) when it does not.
+Status check_required_tags(registry::Registry& registry, const std::string& profile, const registry::Tags& tags);
+
 transport::http::Response contracts_route(registry::Registry& registry, boost::beast::http::verb method,
                                           const std::vector<std::string>& parts,
                                           const std::map<std::string, std::string>& params, const std::string& body,
