@@ -282,7 +282,16 @@ void Db::MemSeries::roll_up(int64_t ts, const Value& v) {
   ++it->count;
 }
 
-void Db::MemSeries::rebuild_minutes() {
+void Db::MemSeries::rebuild_minutes_if_dense() {
+  uint64_t count = ooo.size() + (open ? open->count() : 0);
+  for (const auto& c : sealed) count += c.count;
+  const int64_t first = min_ts();
+  if (count == 0 || max_ts == INT64_MIN || first == INT64_MAX) {
+    minutes_off = false;  // empty head: start afresh with the next sample
+    return;
+  }
+  const auto span_minutes = static_cast<uint64_t>((max_ts - first) / core::kNsPerMinute + 1);
+  if (count < kMinSamplesPerRollup * span_minutes) return;
   std::vector<RollupPoint>().swap(minutes);
   minutes_off = false;
   std::vector<Sample> samples;

@@ -335,7 +335,9 @@ Status Db::finish_cut(CutJobPtr job, const Status& run_status) {
     s.sealed.erase(keep, s.sealed.end());
     s.ooo.erase(std::remove_if(s.ooo.begin(), s.ooo.end(), [&](const Sample& x) { return x.ts < end; }), s.ooo.end());
     if (s.minutes_off) {
-      s.rebuild_minutes();  // a new head range: its rate may have changed
+      // A new head range: a series that has become dense gets its rollups back (rebuilt from
+      // its head); a sparse one, the common case, costs no decoding here.
+      s.rebuild_minutes_if_dense();
     } else {
       auto& m = s.minutes;
       m.erase(m.begin(), std::lower_bound(m.begin(), m.end(), end, [](const RollupPoint& p, int64_t t) { return p.ts < t; }));

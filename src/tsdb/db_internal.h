@@ -41,8 +41,9 @@ struct Db::MemSeries {
 
   SeriesLabels labels() const { return {*device, *metric, *tags}; }
   void roll_up(int64_t ts, const Value& v);
-  // Rebuilds the minutes from the head's samples, if the series' type has rollups.
-  void rebuild_minutes();
+  // Turns the minutes back on, rebuilt from the head's samples, when the head now holds at
+  // least kMinSamplesPerRollup samples per minute of its span.
+  void rebuild_minutes_if_dense();
   void seal() {
     if (!open || open->count() == 0) return;
     sealed.push_back({open->finish(), open->min_ts(), open->max_ts(), open->count()});

@@ -276,6 +276,36 @@ TEST_F(DbTest, HeadRollupsAreKeptAsSamplesArriveAndAnswerLikeRawData) {
   EXPECT_EQ(counted->samples_read, 0u);
 }
 
+// A series that was too sparse for head rollups gets them back at the next cut once what
+// remains in its head is dense; one that stays sparse is not decoded for nothing.
+TEST_F(DbTest, HeadRollupsComeBackWhenASparseSeriesBecomesDense) {
+  options_.block_range_ns = 2 * 3600 * kSec;
+  options_.out_of_order_window_ns = 600 * kSec;
+  reopen();
+  const int64_t start = (kT0 / (2 * 3600 * kSec)) * 2 * 3600 * kSec;
+  auto x = ref("x", "m");
+  std::vector<SampleIn> batch;
+  for (int k = 0; k < 60; k += 2) batch.push_back({x, start + k * 60 * kSec, 1.0});  // one every 2 minutes
+  for (int k = 0; k < 9000; ++k) batch.push_back({x, start + 2 * 3600 * kSec + k * kSec, static_cast<double>(k % 17)});
+  put(batch);
+  auto q = query("x/m", start + 2 * 3600 * kSec, start + 3 * 3600 * kSec, 60 * kSec, Agg::sum);
+  auto before_cut = db_->aggregate(q);
+  ASSERT_TRUE(before_cut);
+  EXPECT_GT(before_cut->samples_read, 0u);  // off since its sparse start
+  ASSERT_TRUE(db_->maintain(start + 5 * 3600 * kSec));
+  EXPECT_EQ(db_->stats().blocks, 1u);  // the sparse hours only: [2 h, 3 h) is still in the head
+  auto after_cut = db_->aggregate(q);
+  q.use_rollups = false;
+  auto raw = db_->aggregate(q);
+  ASSERT_TRUE(after_cut && raw);
+  EXPECT_EQ(after_cut->samples_read, 0u);
+  EXPECT_EQ(after_cut->rollup_points_read, 60u);
+  const auto& a = after_cut->groups.begin()->second.buckets;
+  const auto& b = raw->groups.begin()->second.buckets;
+  ASSERT_EQ(a.size(), b.size());
+  for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib) EXPECT_EQ(ia->second.result(Agg::sum), ib->second.result(Agg::sum));
+}
+
 TEST_F(DbTest, RollupsAnswerLongRangesWithTheSameResultAsRawData) {
   options_.block_range_ns = 2 * 3600 * kSec;
   options_.out_of_order_window_ns = 60 * kSec;
