@@ -59,6 +59,18 @@ class DbTest : public ::testing::Test {
     q.agg = agg;
     return q;
   }
+  // The same buckets with the same `agg` (to 1e-9) in the first group of both results.
+  static void expect_same_buckets(const AggregateResult& a, const AggregateResult& b, Agg agg) {
+    ASSERT_FALSE(a.groups.empty());
+    ASSERT_FALSE(b.groups.empty());
+    const auto& x = a.groups.begin()->second.buckets;
+    const auto& y = b.groups.begin()->second.buckets;
+    ASSERT_EQ(x.size(), y.size());
+    for (auto ix = x.begin(), iy = y.begin(); ix != x.end(); ++ix, ++iy) {
+      EXPECT_EQ(ix->first, iy->first);
+      EXPECT_NEAR(ix->second.result(agg), iy->second.result(agg), 1e-9) << to_string(agg);
+    }
+  }
   // One sample a second from `start`, valued 0, 1, 2, ...
   static std::vector<SampleIn> every_second(SeriesRef t, int64_t start, int seconds) {
     std::vector<SampleIn> batch;
@@ -300,10 +312,7 @@ TEST_F(DbTest, HeadRollupsComeBackWhenASparseSeriesBecomesDense) {
   ASSERT_TRUE(after_cut && raw);
   EXPECT_EQ(after_cut->samples_read, 0u);
   EXPECT_EQ(after_cut->rollup_points_read, 60u);
-  const auto& a = after_cut->groups.begin()->second.buckets;
-  const auto& b = raw->groups.begin()->second.buckets;
-  ASSERT_EQ(a.size(), b.size());
-  for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib) EXPECT_EQ(ia->second.result(Agg::sum), ib->second.result(Agg::sum));
+  expect_same_buckets(*after_cut, *raw, Agg::sum);
 }
 
 TEST_F(DbTest, RollupsAnswerLongRangesWithTheSameResultAsRawData) {
@@ -332,12 +341,7 @@ TEST_F(DbTest, RollupsAnswerLongRangesWithTheSameResultAsRawData) {
     ASSERT_TRUE(with && without);
     EXPECT_GT(with->rollup_points_read, 0u);
     EXPECT_EQ(with->samples_read, 0u);
-    const auto& a = with->groups.begin()->second.buckets;
-    const auto& b = without->groups.begin()->second.buckets;
-    ASSERT_EQ(a.size(), b.size());
-    for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib) {
-      EXPECT_NEAR(ia->second.result(agg), ib->second.result(agg), 1e-9) << to_string(agg);
-    }
+    expect_same_buckets(*with, *without, agg);
   }
 }
 
