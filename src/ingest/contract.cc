@@ -11,6 +11,7 @@
 
 #include "fieldline/core/ids.h"
 #include "fieldline/ingest/decode.h"
+#include "fieldline/ingest/units.h"
 
 namespace fieldline::ingest {
 namespace json = boost::json;
@@ -29,119 +30,6 @@ const MetricSpec* Contract::metric(std::string_view name) const {
   auto it = std::lower_bound(metrics.begin(), metrics.end(), name, [](const MetricSpec& m, std::string_view n) { return m.name < n; });
   return it != metrics.end() && it->name == name ? &*it : nullptr;
 }
-
-// ---- UCUM ---------------------------------------------------------------------------------
-
-namespace {
-
-// The atoms an industrial contract meets, by whether they take metric prefixes.
-const std::set<std::string_view, std::less<>> kMetricAtoms = {
-    "m", "s", "g", "l", "L", "K", "Cel", "A", "V", "W", "J", "Pa", "bar", "Hz", "N", "Ohm", "S", "F", "H", "T", "Wb",
-    "C", "mol", "cd", "lm", "lx", "rad", "sr", "t", "eV", "B", "Bq", "Gy", "Sv", "ar", "kat", "U"};
-const std::set<std::string_view, std::less<>> kOtherAtoms = {
-    "min", "h", "d", "wk", "mo", "a", "deg", "%", "[ppm]", "[ppb]", "[ppth]", "[pptr]", "[degF]", "[degR]",
-    "[psi]", "[in_i]", "[ft_i]", "[yd_i]", "[mi_i]", "[gal_us]", "[gal_br]", "[lb_av]", "[oz_av]", "[HP]",
-    "[Btu_IT]", "[pH]", "atm", "[kn_i]", "[cal]", "cal", "'", "''"};
-const std::vector<std::string_view> kPrefixes = {"da", "Y", "Z", "E", "P", "T", "G", "M", "k", "h", "d", "c", "m", "u", "n", "p", "f", "a", "z", "y"};
-// What people write instead of UCUM.
-const std::map<std::string_view, std::string_view, std::less<>> kSuggestions = {
-    {"degC", "Cel"}, {"°C", "Cel"}, {"C°", "Cel"}, {"celsius", "Cel"}, {"degF", "[degF]"}, {"°F", "[degF]"},
-    {"kWh", "kW.h"}, {"Wh", "W.h"}, {"MWh", "MW.h"}, {"rpm", "/min or {rev}/min"}, {"RPM", "/min or {rev}/min"},
-    {"psi", "[psi]"}, {"ppm", "[ppm]"}, {"ppb", "[ppb]"}, {"sec", "s"}, {"hr", "h"}, {"hrs", "h"}, {"mins", "min"},
-    {"lpm", "L/min"}, {"m3h", "m3/h"}, {"kph", "km/h"}, {"mph", "[mi_i]/h"}, {"ohm", "Ohm"}, {"hz", "Hz"}};
-
-bool known_simple_unit(std::string_view s) {
-  if (kMetricAtoms.count(s) || kOtherAtoms.count(s)) return true;
-  for (auto p : kPrefixes) {
-    if (s.size() > p.size() && s.starts_with(p) && kMetricAtoms.count(s.substr(p.size()))) return true;
-  }
-  return false;
-}
-
-class UcumParser {
- public:
-  explicit UcumParser(std::string_view s) : s_(s) {}
-  Status parse() {
-    if (s_.empty()) return fail("empty unit");
-    if (peek() == '/') ++pos_;
-    FL_TRY_STATUS(term());
-    if (pos_ != s_.size()) return fail("unexpected '" + std::string(1, s_[pos_]) + "'");
-    return {};
-  }
-
- private:
-  char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
-  Status fail(const std::string& why) const {
-    std::string msg = "'" + std::string(s_) + "' is not a UCUM unit (" + why + " at character " + std::to_string(pos_ + 1) + ")";
-    if (auto it = kSuggestions.find(s_); it != kSuggestions.end()) msg += "; did you mean '" + std::string(it->second) + "'?";
-    return make_error(Errc::bad_contract, msg);
-  }
-  Status term() {
-    FL_TRY_STATUS(component());
-    while (peek() == '.' || peek() == '/') {
-      ++pos_;
-      FL_TRY_STATUS(component());
-    }
-    return {};
-  }
-  Status annotation() {
-    size_t close = s_.find('}', pos_);
-    if (close == std::string_view::npos) return fail("unclosed '{'");
-    for (size_t i = pos_ + 1; i < close; ++i) {
-      if (s_[i] == '{' || static_cast<unsigned char>(s_[i]) < 0x20 || static_cast<unsigned char>(s_[i]) > 0x7e) return fail("bad annotation");
-    }
-    pos_ = close + 1;
-    return {};
-  }
-  Status component() {
-    char c = peek();
-    if (c == '(') {
-      ++pos_;
-      FL_TRY_STATUS(term());
-      if (peek() != ')') return fail("missing ')'");
-      ++pos_;
-      return exponent();
-    }
-    if (c == '{') return annotation();
-    if (c >= '0' && c <= '9') {
-      while (peek() >= '0' && peek() <= '9') ++pos_;
-      return {};
-    }
-    size_t start = pos_;
-    if (c == '[') {
-      size_t close = s_.find(']', pos_);
-      if (close == std::string_view::npos) return fail("unclosed '['");
-      // A prefix may precede a bracketed atom only if it is metric; none of ours are.
-      pos_ = close + 1;
-    } else {
-      while (pos_ < s_.size() && (std::isalpha(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '%' || s_[pos_] == '\'')) ++pos_;
-      if (pos_ == start) return fail("expected a unit");
-    }
-    std::string_view unit = s_.substr(start, pos_ - start);
-    if (!known_simple_unit(unit)) {
-      pos_ = start;
-      return fail("unknown unit '" + std::string(unit) + "'");
-    }
-    FL_TRY_STATUS(exponent());
-    if (peek() == '{') return annotation();
-    return {};
-  }
-  Status exponent() {
-    size_t start = pos_;
-    if (peek() == '+' || peek() == '-') ++pos_;
-    size_t digits = pos_;
-    while (peek() >= '0' && peek() <= '9') ++pos_;
-    if (pos_ == digits && pos_ != start) return fail("sign without an exponent");
-    return {};
-  }
-
-  std::string_view s_;
-  size_t pos_ = 0;
-};
-
-}  // namespace
-
-Status validate_ucum(std::string_view unit) { return UcumParser(unit).parse(); }
 
 // ---- Parsing --------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "fieldline/core/result.h"
+#include "fieldline/ingest/units.h"
 
 namespace fieldline::ingest {
 
@@ -57,10 +58,5 @@ struct ContractChange {
 
 // Every difference between two versions, in a stable order.
 std::vector<ContractChange> diff_contracts(const Contract& from, const Contract& to);
-
-// Checks the syntax of a UCUM unit expression (the case-sensitive form): atoms with metric
-// prefixes, '.' and '/' products, integer exponents, parentheses and {annotations}, e.g.
-// "Cel", "mm/s", "kW.h", "m3/h", "[ppm]", "%", "1/min". Fails naming the offending part.
-Status validate_ucum(std::string_view unit);
 
 }  // namespace fieldline::ingest
