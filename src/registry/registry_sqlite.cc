@@ -111,6 +111,16 @@ const char* const kMigrations[] = {
     CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
       BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     )sql",
+    // 5: QoS 1 messages queued for persistent MQTT sessions, until acknowledged.
+    R"sql(
+    CREATE TABLE mqtt_queued (
+      client_id TEXT NOT NULL,
+      seq INTEGER NOT NULL,
+      topic TEXT NOT NULL,
+      payload BLOB NOT NULL,
+      PRIMARY KEY (client_id, seq)
+    );
+    )sql",
 };
 
 int64_t now_ns() {
@@ -382,9 +392,33 @@ class SqliteRegistry final : public Registry {
 
   Status delete_session(const std::string& client_id) override {
     std::lock_guard lock(db_mu_);
+    for (const char* sql : {"DELETE FROM mqtt_sessions WHERE client_id=?", "DELETE FROM mqtt_queued WHERE client_id=?"}) {
+      Stmt st;
+      sqlite3_prepare_v2(db_, sql, -1, &st.s, nullptr);
+      bind_text(st, 1, client_id);
+      if (sqlite3_step(st.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+    }
+    return ok();
+  }
+
+  Status save_queued(const std::string& client_id, const StoredMessage& m) override {
+    std::lock_guard lock(db_mu_);
     Stmt st;
-    sqlite3_prepare_v2(db_, "DELETE FROM mqtt_sessions WHERE client_id=?", -1, &st.s, nullptr);
+    sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO mqtt_queued(client_id,seq,topic,payload) VALUES (?,?,?,?)", -1, &st.s, nullptr);
     bind_text(st, 1, client_id);
+    sqlite3_bind_int64(st.s, 2, m.seq);
+    bind_text(st, 3, m.topic);
+    sqlite3_bind_blob(st.s, 4, m.payload.data(), static_cast<int>(m.payload.size()), SQLITE_TRANSIENT);
+    if (sqlite3_step(st.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+    return ok();
+  }
+
+  Status delete_queued(const std::string& client_id, int64_t seq) override {
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_, "DELETE FROM mqtt_queued WHERE client_id=? AND seq=?", -1, &st.s, nullptr);
+    bind_text(st, 1, client_id);
+    sqlite3_bind_int64(st.s, 2, seq);
     if (sqlite3_step(st.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
     return ok();
   }
@@ -395,7 +429,7 @@ class SqliteRegistry final : public Registry {
     sqlite3_prepare_v2(db_, "SELECT client_id,device,expiry_ns,subscriptions FROM mqtt_sessions", -1, &st.s, nullptr);
     std::vector<StoredSession> out;
     while (sqlite3_step(st.s) == SQLITE_ROW) {
-      StoredSession s{col(st, 0), col(st, 1), sqlite3_column_int64(st.s, 2), {}};
+      StoredSession s{col(st, 0), col(st, 1), sqlite3_column_int64(st.s, 2), {}, {}};
       boost::system::error_code ec;
       auto subs = boost::json::parse(col(st, 3), ec);
       if (!ec && subs.is_array()) {
@@ -407,6 +441,16 @@ class SqliteRegistry final : public Registry {
         }
       }
       out.push_back(std::move(s));
+    }
+    for (auto& s : out) {
+      Stmt q;
+      sqlite3_prepare_v2(db_, "SELECT seq,topic,payload FROM mqtt_queued WHERE client_id=? ORDER BY seq", -1, &q.s, nullptr);
+      bind_text(q, 1, s.client_id);
+      while (sqlite3_step(q.s) == SQLITE_ROW) {
+        const auto* blob = static_cast<const char*>(sqlite3_column_blob(q.s, 2));
+        s.queued.push_back({sqlite3_column_int64(q.s, 0), col(q, 1),
+                            std::string(blob ? blob : "", static_cast<size_t>(sqlite3_column_bytes(q.s, 2)))});
+      }
     }
     return out;
   }

@@ -246,6 +246,36 @@ TEST_F(MqttSession, PersistentSessionsSurviveARestart) {
   EXPECT_EQ(command("r1", "third", "3"), 0);
 }
 
+// A command accepted (202) for a device whose persistent session is offline is kept in the
+// registry: it survives kill -9 and is delivered when the client comes back, once — after
+// the client's PUBACK it is gone for good.
+TEST_F(MqttSession, QueuedCommandsSurviveAKillAndAreDeliveredOnce) {
+  std::string token = server_->add_device("q1");
+  auto sub = [&](const std::string& extra) {
+    return "mosquitto_sub -V mqttv311 " + server_->mosquitto_args("q1", token) + " -c -i q1-mosq -q 1 -t 'devices/q1/commands/#' " + extra;
+  };
+  auto queued = [&] {
+    return run("sqlite3 " + shell_quote(server_->data_dir() + "/registry.db") + " 'SELECT COUNT(*) FROM mqtt_queued'").output;
+  };
+  ASSERT_EQ(run(sub("-E")).status, 0);  // subscribe, then leave the session behind
+  EXPECT_EQ(command("q1", "open-valve", "{\"valve\":3}"), 1);
+  EXPECT_EQ(command("q1", "close-valve", "{\"valve\":3}"), 1);
+  EXPECT_EQ(queued(), "2\n");
+  server_->kill9();
+  server_->start();
+  auto got = run(sub("-C 2 -W 5 -v"));
+  EXPECT_EQ(got.status, 0) << got.output;
+  EXPECT_EQ(got.output, "devices/q1/commands/open-valve {\"valve\":3}\ndevices/q1/commands/close-valve {\"valve\":3}\n");
+  // The client's PUBACKs reach the server just after it exits: wait until the registry no
+  // longer holds the two messages (QoS 1 would allow them again if killed before that).
+  for (int i = 0; i < 50 && queued() != "0\n"; ++i) std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(queued(), "0\n");
+  server_->kill9();
+  server_->start();
+  auto again = run(sub("-C 1 -W 2 -v"));
+  EXPECT_EQ(again.output.find("devices/q1/commands"), std::string::npos) << "delivered twice: " << again.output;
+}
+
 TEST_F(MqttSession, SessionExpiresAfterItsInterval) {
   std::string token = server_->add_device("e1");
   persistent_subscription("e1", token, "e1-client", 1);

@@ -41,6 +41,7 @@ struct OutboundMessage {
   uint16_t packet_id = 0;  // assigned when sent
   bool sent = false;
   bool too_large = false;  // beyond the client's maximum packet size
+  int64_t seq = 0;         // its row in the registry (a stored session's QoS 1 message); 0: memory only
 };
 
 class SessionBase;
@@ -54,6 +55,7 @@ struct SessionState {
   // which 10,000 idle connections notice).
   boost::container::deque<OutboundMessage> outbound;  // unacknowledged QoS 1 and queued messages
   uint16_t next_packet_id = 1;
+  int64_t next_seq = 1;   // for messages kept in the registry
   int64_t expiry_ns = 0;  // 0: ends with the connection
   std::weak_ptr<SessionBase> live;
   std::chrono::steady_clock::time_point disconnected_at{};
@@ -135,12 +137,26 @@ struct Server::Impl {
   // (expiry > 0), deleted otherwise. REQUIRES: mu held.
   void store(SessionState& st) {
     if (st.expiry_ns > 0) {
-      registry::StoredSession s{st.client_id, st.device, st.expiry_ns, {st.subscriptions.begin(), st.subscriptions.end()}};
-      if (auto r = registry.save_session(s); !r) log->warn("cannot store mqtt session {}: {}", st.client_id, r.error().message());
-      else st.stored = true;
+      registry::StoredSession s{st.client_id, st.device, st.expiry_ns, {st.subscriptions.begin(), st.subscriptions.end()}, {}};
+      if (auto r = registry.save_session(s); !r) {
+        log->warn("cannot store mqtt session {}: {}", st.client_id, r.error().message());
+        return;
+      }
+      st.stored = true;
+      for (auto& m : st.outbound) keep(st, m);  // what was queued before it became persistent
     } else if (st.stored) {
       forget(st.client_id);
       st.stored = false;
+      for (auto& m : st.outbound) m.seq = 0;
+    }
+  }
+  // Writes a stored session's QoS 1 message to the registry, once. REQUIRES: mu held.
+  void keep(SessionState& st, OutboundMessage& m) {
+    if (!st.stored || m.qos != 1 || m.seq != 0) return;
+    m.seq = st.next_seq++;
+    if (auto r = registry.save_queued(st.client_id, {m.seq, m.topic, m.payload}); !r) {
+      log->warn("cannot keep a queued message for mqtt session {}: {}", st.client_id, r.error().message());
+      m.seq = 0;
     }
   }
   void forget(const std::string& client_id) {
@@ -795,6 +811,11 @@ class Session final : public SessionBase {
     auto& q = state_->outbound;
     for (auto it = q.begin(); it != q.end(); ++it) {
       if (it->sent && it->packet_id == a.packet_id) {
+        if (it->seq != 0) {
+          if (auto r = server_.registry.delete_queued(state_->client_id, it->seq); !r) {
+            server_.log->warn("cannot drop an acknowledged message of mqtt session {}: {}", state_->client_id, r.error().message());
+          }
+        }
         q.erase(it);
         --outbound_inflight_;
         break;
@@ -1076,6 +1097,10 @@ void Server::start() {
       st->device = s.device;
       st->expiry_ns = s.expiry_ns;
       st->subscriptions.insert(s.subscriptions.begin(), s.subscriptions.end());
+      for (auto& m : s.queued) {
+        st->outbound.push_back({std::move(m.topic), std::move(m.payload), 1, 0, false, false, m.seq});
+        st->next_seq = std::max(st->next_seq, m.seq + 1);
+      }
       st->disconnected_at = now;
       st->stored = true;
       impl_->sessions[s.client_id] = std::move(st);
@@ -1157,6 +1182,7 @@ size_t Server::Impl::deliver(const std::string& device_id, const std::string& na
       if (!live && qos == 0) continue;
       if (st->outbound.size() >= 1000) continue;  // a bounded queue per offline session
       st->outbound.push_back({topic, payload, qos, 0, false});
+      impl_->keep(*st, st->outbound.back());
       ++reached;
       if (live) wake.push_back(std::move(live));
     }

@@ -61,11 +61,17 @@ struct AuthResult {
 
 // An MQTT session that outlives its connection (clean start off, or an expiry interval):
 // kept so that a restart of the server does not forget what the device subscribed to.
+struct StoredMessage {
+  int64_t seq = 0;  // order within the session
+  std::string topic;
+  std::string payload;
+};
 struct StoredSession {
   std::string client_id;
   std::string device;
   int64_t expiry_ns = 0;
   std::vector<std::pair<std::string, uint8_t>> subscriptions;  // filter, granted QoS
+  std::vector<StoredMessage> queued;  // QoS 1 messages not yet acknowledged by the client
 };
 
 // One immutable version of a profile's data contract (the document in canonical JSON; see
@@ -117,9 +123,13 @@ class Registry {
   virtual void touch(const std::string& id, int64_t now_ns) = 0;
   virtual Status flush_last_seen() = 0;
 
-  // Persistent MQTT sessions (their subscriptions; queued messages are not kept).
+  // Persistent MQTT sessions: their subscriptions (save_session leaves `queued` alone) and
+  // the QoS 1 messages queued for them, kept until the client acknowledges each, so a
+  // command accepted for an offline device survives a restart. delete_session drops both.
   virtual Status save_session(const StoredSession& session) = 0;
   virtual Status delete_session(const std::string& client_id) = 0;
+  virtual Status save_queued(const std::string& client_id, const StoredMessage& message) = 0;
+  virtual Status delete_queued(const std::string& client_id, int64_t seq) = 0;
   virtual Result<std::vector<StoredSession>> load_sessions() = 0;
 
   // Data contracts. Adds `v` as version v.version, which must be one past the profile's
