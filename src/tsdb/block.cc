@@ -31,11 +31,61 @@ void put_frame(std::string& out, std::string_view data) {
 }
 }  // namespace
 
-Status write_block(core::Env& env, const std::string& dir, const std::string& name, const BlockMeta& meta,
-                   const std::vector<SeriesChunks>& series,
-                   const std::function<Status(std::string_view)>& crash_point) {
-  std::string file(kBlockMagic, 4);
-  core::put_u32(file, kBlockVersion);
+Result<std::unique_ptr<BlockWriter>> BlockWriter::create(core::Env& env, std::string dir, std::string name,
+                                                          std::function<Status(std::string_view)> crash_point) {
+  std::unique_ptr<BlockWriter> w(new BlockWriter);
+  w->env_ = &env;
+  w->dir_ = std::move(dir);
+  w->name_ = std::move(name);
+  w->crash_point_ = std::move(crash_point);
+  FL_TRY(file, env.open_writable(core::join_path(w->dir_, w->name_ + ".tmp"), true));
+  w->file_ = std::move(file);
+  w->buffer_.assign(kBlockMagic, 4);
+  core::put_u32(w->buffer_, kBlockVersion);
+  return w;
+}
+
+Status BlockWriter::flush() {
+  if (buffer_.empty()) return ok();
+  FL_TRY_STATUS(file_->append(buffer_));
+  offset_ += buffer_.size();
+  buffer_.clear();
+  return ok();
+}
+
+Status BlockWriter::add(const SeriesChunks& s) {
+  std::string& table = entries_;
+  core::put_string(table, s.key.device);
+  core::put_string(table, s.key.metric);
+  core::put_uvarint(table, s.key.tags.size());
+  for (const auto& [k, v] : s.key.tags) {
+    core::put_string(table, k);
+    core::put_string(table, v);
+  }
+  table.push_back(static_cast<char>(s.type));
+  core::put_uvarint(table, s.chunks.size());
+  for (size_t i = 0; i < s.chunks.size(); ++i) {
+    uint64_t offset = offset_ + buffer_.size();
+    put_frame(buffer_, s.chunks[i]);
+    core::put_varint(table, s.metas[i].min_ts);
+    core::put_uvarint(table, static_cast<uint64_t>(s.metas[i].max_ts - s.metas[i].min_ts));
+    core::put_uvarint(table, s.metas[i].count);
+    core::put_uvarint(table, offset);
+  }
+  for (const auto* r : {&s.rollup_1m, &s.rollup_1h}) {
+    if (r->empty()) {
+      core::put_uvarint(table, 0);
+    } else {
+      uint64_t offset = offset_ + buffer_.size();
+      put_frame(buffer_, encode_rollups(*r));
+      core::put_uvarint(table, offset);
+    }
+  }
+  ++series_count_;
+  return buffer_.size() >= (1u << 20) ? flush() : ok();
+}
+
+Status BlockWriter::finish(const BlockMeta& meta) {
   std::string table;
   core::put_varint(table, meta.min_ts);
   core::put_varint(table, meta.max_ts);
@@ -44,59 +94,33 @@ Status write_block(core::Env& env, const std::string& dir, const std::string& na
   table.push_back(meta.raw_dropped ? 1 : 0);
   core::put_uvarint(table, meta.sources.size());
   for (const auto& s : meta.sources) core::put_string(table, s);
-  core::put_uvarint(table, series.size());
-  for (const auto& s : series) {
-    core::put_string(table, s.key.device);
-    core::put_string(table, s.key.metric);
-    core::put_uvarint(table, s.key.tags.size());
-    for (const auto& [k, v] : s.key.tags) {
-      core::put_string(table, k);
-      core::put_string(table, v);
-    }
-    table.push_back(static_cast<char>(s.type));
-    core::put_uvarint(table, s.chunks.size());
-    for (size_t i = 0; i < s.chunks.size(); ++i) {
-      uint64_t offset = file.size();
-      put_frame(file, s.chunks[i]);
-      core::put_varint(table, s.metas[i].min_ts);
-      core::put_uvarint(table, static_cast<uint64_t>(s.metas[i].max_ts - s.metas[i].min_ts));
-      core::put_uvarint(table, s.metas[i].count);
-      core::put_uvarint(table, offset);
-    }
-    for (const auto* r : {&s.rollup_1m, &s.rollup_1h}) {
-      if (r->empty()) {
-        core::put_uvarint(table, 0);
-      } else {
-        uint64_t offset = file.size();
-        put_frame(file, encode_rollups(*r));
-        core::put_uvarint(table, offset);
-      }
-    }
-  }
-  uint64_t table_offset = file.size();
-  file += table;
+  core::put_uvarint(table, series_count_);
+  table += entries_;
+  uint64_t table_offset = offset_ + buffer_.size();
+  buffer_ += table;
   std::string footer;
   core::put_u64(footer, table_offset);
   core::put_u32(footer, static_cast<uint32_t>(table.size()));
   core::put_u32(footer, core::crc32c(table.data(), table.size()));
   core::put_u32(footer, core::crc32c(footer.data(), footer.size()));
   footer.append(kBlockMagic, 4);
-  file += footer;
+  buffer_ += footer;
+  FL_TRY_STATUS(flush());
+  if (crash_point_) FL_TRY_STATUS(crash_point_("block.written"));
+  FL_TRY_STATUS(file_->sync());
+  FL_TRY_STATUS(file_->close());
+  if (crash_point_) FL_TRY_STATUS(crash_point_("block.synced"));
+  FL_TRY_STATUS(env_->rename(core::join_path(dir_, name_ + ".tmp"), core::join_path(dir_, name_)));
+  if (crash_point_) FL_TRY_STATUS(crash_point_("block.renamed"));
+  return env_->sync_dir(dir_);
+}
 
-  std::string tmp = core::join_path(dir, name + ".tmp");
-  std::string final_path = core::join_path(dir, name);
-  {
-    FL_TRY(out, env.open_writable(tmp, true));
-    FL_TRY_STATUS(out->append(file));
-    if (crash_point) FL_TRY_STATUS(crash_point("block.written"));
-    FL_TRY_STATUS(out->sync());
-    FL_TRY_STATUS(out->close());
-  }
-  if (crash_point) FL_TRY_STATUS(crash_point("block.synced"));
-  FL_TRY_STATUS(env.rename(tmp, final_path));
-  if (crash_point) FL_TRY_STATUS(crash_point("block.renamed"));
-  FL_TRY_STATUS(env.sync_dir(dir));
-  return ok();
+Status write_block(core::Env& env, const std::string& dir, const std::string& name, const BlockMeta& meta,
+                   const std::vector<SeriesChunks>& series,
+                   const std::function<Status(std::string_view)>& crash_point) {
+  FL_TRY(writer, BlockWriter::create(env, dir, name, crash_point));
+  for (const auto& s : series) FL_TRY_STATUS(writer->add(s));
+  return writer->finish(meta);
 }
 
 Result<std::unique_ptr<BlockReader>> BlockReader::open(core::Env& env, const std::string& path) {

@@ -278,7 +278,8 @@ CutJobPtr Db::prepare_cut(bool force) {
 
 Status Db::run_cut(CutJob& job, const std::atomic<bool>* cancel) {
   BlockMeta meta{job.start, job.end, 0, 1, false, {}};
-  std::vector<SeriesChunks> out;
+  const std::string name = block_name(job.start, job.end, 1, false);
+  std::unique_ptr<BlockWriter> writer;  // opened with the first series that has samples
   std::vector<Sample> samples;
   for (const auto& part : job.parts) {
     if (cancel && cancel->load(std::memory_order_relaxed)) {
@@ -304,11 +305,14 @@ Status Db::run_cut(CutJob& job, const std::atomic<bool>* cancel) {
     if (sc.rollup_1m.size() * 2 > samples.size()) sc.rollup_1m.clear();
     if (sc.rollup_1h.size() * 2 > samples.size()) sc.rollup_1h.clear();
     meta.samples += samples.size();
-    out.push_back(std::move(sc));
+    if (!writer) {
+      FL_TRY(created, BlockWriter::create(*job.env, job.block_dir, name, job.crash_point));
+      writer = std::move(created);
+    }
+    FL_TRY_STATUS(writer->add(sc));
   }
-  if (out.empty()) return ok();
-  std::string name = block_name(job.start, job.end, 1, false);
-  FL_TRY_STATUS(write_block(*job.env, job.block_dir, name, meta, out, job.crash_point));
+  if (!writer) return ok();
+  FL_TRY_STATUS(writer->finish(meta));
   FL_TRY(block, BlockReader::open(*job.env, core::join_path(job.block_dir, name)));
   job.block = std::move(block);
   return ok();
@@ -434,29 +438,32 @@ CompactJobPtr Db::prepare_compaction() {
 
 Status Db::run_compaction(CompactJob& job, const std::atomic<bool>* cancel) {
   BlockMeta meta{job.window_start, job.window_end, 0, job.level, false, {}};
-  std::map<std::string, SeriesChunks> merged;
-  // A rollup resolution survives the merge only if every source block had it for the series.
-  std::map<std::string, std::pair<bool, bool>> complete;
+  // Which source blocks hold each series (sources are in time order, so its chunks come out
+  // in order); the series are then merged and written one at a time, so the compaction holds
+  // one series' data, not the block's.
+  std::map<std::string, std::vector<std::pair<const BlockReader*, const BlockSeries*>>> where;
   for (const BlockReader* source : job.sources) {
-    const auto& b = *source;
-    meta.samples += b.meta().samples;
-    meta.sources.push_back(b.name());
-    for (const auto& s : b.series()) {
-      if (cancel && cancel->load(std::memory_order_relaxed)) {
-        return core::make_error(core::Errc::unsupported, "compaction cancelled (shutting down)");
-      }
-      std::string ck = canonical_key(s.key);
-      auto& sc = merged[ck];
-      auto [cit, first_seen] = complete.try_emplace(ck, true, true);
-      if (!s.chunks.empty()) {
-        cit->second.first = cit->second.first && s.rollup_1m != 0;
-        cit->second.second = cit->second.second && s.rollup_1h != 0;
-      }
-      FL_TRY_STATUS(copy_series(b, s, true, true, sc));
-    }
+    meta.samples += source->meta().samples;
+    meta.sources.push_back(source->name());
+    for (const auto& s : source->series()) where[canonical_key(s.key)].emplace_back(source, &s);
   }
-  std::vector<SeriesChunks> series;
-  for (auto& [k, sc] : merged) {
+  std::string name = block_name(job.window_start, job.window_end, job.level, false);
+  if (job.crash_point) FL_TRY_STATUS(job.crash_point("compact.begin"));
+  FL_TRY(writer, BlockWriter::create(*job.env, job.block_dir, name, job.crash_point));
+  for (const auto& [k, parts] : where) {
+    if (cancel && cancel->load(std::memory_order_relaxed)) {
+      return core::make_error(core::Errc::unsupported, "compaction cancelled (shutting down)");
+    }
+    SeriesChunks sc;
+    // A rollup resolution survives the merge only if every source block had it for the series.
+    bool has_1m = true, has_1h = true;
+    for (const auto& [b, s] : parts) {
+      if (!s->chunks.empty()) {
+        has_1m = has_1m && s->rollup_1m != 0;
+        has_1h = has_1h && s->rollup_1h != 0;
+      }
+      FL_TRY_STATUS(copy_series(*b, *s, true, true, sc));
+    }
     // Re-encode into full chunks: the small chunks of short blocks waste their headers
     // and first samples (a sparse series gets several times smaller).
     if (sc.chunks.size() > 1 && sc.metas.front().count < kMaxChunkSamples) {
@@ -470,13 +477,11 @@ Status Db::run_compaction(CompactJob& job, const std::atomic<bool>* cancel) {
       sc.chunks = std::move(fresh.chunks);
       sc.metas = std::move(fresh.metas);
     }
-    if (!complete[k].first) sc.rollup_1m.clear();
-    if (!complete[k].second) sc.rollup_1h.clear();
-    series.push_back(std::move(sc));
+    if (!has_1m) sc.rollup_1m.clear();
+    if (!has_1h) sc.rollup_1h.clear();
+    FL_TRY_STATUS(writer->add(sc));
   }
-  std::string name = block_name(job.window_start, job.window_end, job.level, false);
-  if (job.crash_point) FL_TRY_STATUS(job.crash_point("compact.begin"));
-  FL_TRY_STATUS(write_block(*job.env, job.block_dir, name, meta, series, job.crash_point));
+  FL_TRY_STATUS(writer->finish(meta));
   if (job.crash_point) FL_TRY_STATUS(job.crash_point("compact.published"));
   FL_TRY(block, BlockReader::open(*job.env, core::join_path(job.block_dir, name)));
   job.block = std::move(block);

@@ -55,7 +55,33 @@ struct SeriesChunks {
   std::vector<RollupPoint> rollup_1m, rollup_1h;
 };
 
-// Writes a block file atomically as dir/name. Calls `crash_point` between steps (tests).
+// Writes a block file series by series, so a cut or a compaction holds one series at a time
+// rather than the whole block: frames go to dir/name.tmp as they come (buffered), the index
+// stays in memory until finish(), which writes it with the footer, fsyncs, renames to
+// dir/name and fsyncs the directory. Abandoned before finish(), nothing is published (the
+// .tmp is deleted on the next open). Calls `crash_point` between steps (tests).
+class BlockWriter {
+ public:
+  static Result<std::unique_ptr<BlockWriter>> create(core::Env& env, std::string dir, std::string name,
+                                                     std::function<Status(std::string_view)> crash_point);
+  Status add(const SeriesChunks& series);
+  // `meta.samples` and `meta.sources` as the caller counted them; series as added.
+  Status finish(const BlockMeta& meta);
+
+ private:
+  BlockWriter() = default;
+  Status flush();
+  core::Env* env_ = nullptr;
+  std::string dir_, name_;
+  std::function<Status(std::string_view)> crash_point_;
+  std::unique_ptr<core::WritableFile> file_;
+  std::string buffer_;     // frames not yet appended to the file
+  uint64_t offset_ = 0;    // file offset of buffer_'s first byte
+  std::string entries_;    // index entries of the series added so far
+  uint64_t series_count_ = 0;
+};
+
+// The same for a block whose series are all at hand (tests, retention rewrites).
 Status write_block(core::Env& env, const std::string& dir, const std::string& name, const BlockMeta& meta,
                    const std::vector<SeriesChunks>& series, const std::function<Status(std::string_view)>& crash_point);
 
