@@ -280,7 +280,7 @@ asio::awaitable<Response> Api::handle(Request& req) {
       auto dev = registry_.get_device(device);
       if (!dev) co_return to_http_error(dev.error(), ver);
       if (!dev->enabled) co_return forbidden("device '" + device + "' is disabled");
-      auto ctx = std::make_shared<ingest::DeviceContext>(ingest::DeviceContext{device, dev->tags});
+      auto ctx = ingest::make_device_context(device, dev->profile, dev->tags);
       std::vector<ingest::Message> msgs;
       msgs.push_back(std::move(msg));
       auto outcomes = co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::vector<ingest::MessageOutcome>)>(
@@ -396,7 +396,7 @@ asio::awaitable<Response> Api::handle(Request& req) {
                          {{"transport", "http"}, {"reason", points.error().name()}}).inc();
         co_return to_http_error(points.error(), ver);
       }
-      auto ctx = std::make_shared<ingest::DeviceContext>(ingest::DeviceContext{id, dev->tags});
+      auto ctx = ingest::make_device_context(id, dev->profile, dev->tags);
       std::vector<ingest::Message> msgs{ingest::Message{std::move(*points)}};
       auto exec = co_await asio::this_coro::executor;
       auto outcomes = co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::vector<ingest::MessageOutcome>)>(

@@ -143,6 +143,17 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(core::ShardRuntime& runtime, co
   return p;
 }
 
+std::shared_ptr<const DeviceContext> make_device_context(std::string id, std::string profile,
+                                                         std::vector<std::pair<std::string, std::string>> tags) {
+  std::erase_if(tags, [](const auto& t) { return t.first == "profile"; });
+  if (!profile.empty()) {
+    auto at = std::lower_bound(tags.begin(), tags.end(), std::string_view("profile"),
+                               [](const auto& t, std::string_view k) { return t.first < k; });
+    tags.insert(at, {"profile", profile});
+  }
+  return std::make_shared<const DeviceContext>(DeviceContext{std::move(id), std::move(tags), std::move(profile)});
+}
+
 uint32_t Pipeline::shard_of(const std::string& device) const {
   return core::shard_of(device, static_cast<uint32_t>(shards_.size()));
 }

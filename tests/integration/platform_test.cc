@@ -127,6 +127,11 @@ TEST_F(Platform, MqttTelemetryInEveryShapeIsQueryable) {
   ASSERT_EQ(code, 200) << body;
   EXPECT_NE(body.find("\"site\":\"north\""), std::string::npos) << body;
   EXPECT_NE(body.find("\"value\":22"), std::string::npos) << body;
+  // So does the device's profile (retention rules and fleet queries select by it).
+  std::tie(code, body) = server_->http("GET", "/api/v1/query?selector=" + std::string("temp%7Bprofile%3D%22generic%22%7D") +
+                                                  "&from=2026-11-23T01:00:00Z&to=2026-11-23T01:10:00Z&agg=avg&group_by=profile");
+  ASSERT_EQ(code, 200) << body;
+  EXPECT_NE(body.find("\"profile\":\"generic\""), std::string::npos) << body;
   EXPECT_GE(server_->metric("fieldline_messages_accepted_total", "transport=\"mqtt\""), 6);
 }
 
@@ -514,7 +519,7 @@ TEST_F(Platform, ImportExportInspectAndVerify) {
                  server_->url() + " --token " + kAdminToken);
   ASSERT_EQ(exp.status, 0) << exp.output;
   EXPECT_EQ(std::count(exp.output.begin(), exp.output.end(), '\n'), 3001) << exp.output.substr(0, 300);
-  EXPECT_NE(exp.output.find("imp-2,temp,,2026-11-23T01:02:04Z,21"), std::string::npos) << exp.output.substr(0, 300);
+  EXPECT_NE(exp.output.find("imp-2,temp,profile=generic,2026-11-23T01:02:04Z,21"), std::string::npos) << exp.output.substr(0, 300);
   // Offline tools on the data directory after a clean stop.
   ASSERT_EQ(server_->terminate().first, 0);
   auto inspect = run(std::string(FIELDLINE_BINARY) + " tsdb inspect " + server_->data_dir() + " --format json");

@@ -552,7 +552,7 @@ class Session final : public SessionBase {
       return refuse_connect(reason::bad_username_or_password, 0x04, identity.error().context());
     }
     device_ = identity->id;
-    context_ = std::make_shared<ingest::DeviceContext>(ingest::DeviceContext{identity->id, identity->tags});
+    context_ = ingest::make_device_context(identity->id, identity->profile, identity->tags);
     telemetry_topic_ = "devices/" + device_ + "/telemetry";
     if (c.client_id.empty()) {
       if (!c.clean_start && version_ == 4) {

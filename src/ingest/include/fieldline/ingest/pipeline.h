@@ -30,7 +30,14 @@ namespace fieldline::ingest {
 struct DeviceContext {
   std::string id;
   std::vector<std::pair<std::string, std::string>> tags;  // sorted; added to every series
+  std::string profile;
 };
+
+// A device's context for ingestion: its tags plus `profile=<profile>`, so every series it
+// writes can be selected and grouped by profile (retention rules, fleet queries). A device
+// tag named "profile" gives way to the device's actual profile.
+std::shared_ptr<const DeviceContext> make_device_context(std::string id, std::string profile,
+                                                         std::vector<std::pair<std::string, std::string>> tags);
 
 struct Message {
   std::vector<Point> points;
