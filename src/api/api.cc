@@ -277,9 +277,12 @@ asio::awaitable<Response> Api::handle(Request& req) {
     }
     auto exec = co_await asio::this_coro::executor;
     for (auto& [device, msg] : by_device) {
-      auto dev = registry_.get_device(device);
-      if (!dev) co_return to_http_error(dev.error(), ver);
-      if (!dev->enabled) co_return forbidden("device '" + device + "' is disabled");
+      // From the registry's cache: telemetry never waits on the database or its lock.
+      auto dev = registry_.identity(device);
+      if (!dev) {
+        if (registry::is(dev.error(), registry::Errc::unauthorized)) co_return forbidden(dev.error().context());
+        co_return to_http_error(dev.error(), ver);
+      }
       auto ctx = ingest::make_device_context(device, dev->profile, dev->tags);
       std::vector<ingest::Message> msgs;
       msgs.push_back(std::move(msg));
@@ -385,9 +388,11 @@ asio::awaitable<Response> Api::handle(Request& req) {
     if (parts.size() == 5 && action == "telemetry") {
       if (method != bhttp::verb::post) co_return error_response(405, "method_not_allowed", "use POST", ver);
       if (!self_or_admin) co_return forbidden("a device may only send its own telemetry");
-      auto dev = registry_.get_device(id);
-      if (!dev) co_return to_http_error(dev.error(), ver);
-      if (!dev->enabled) co_return forbidden("device '" + id + "' is disabled");
+      auto dev = registry_.identity(id);
+      if (!dev) {
+        if (registry::is(dev.error(), registry::Errc::unauthorized)) co_return forbidden(dev.error().context());
+        co_return to_http_error(dev.error(), ver);
+      }
       ingest::DecodeLimits limits;
       limits.max_values = config_.ingest.max_values_per_message;
       auto points = ingest::decode_json_telemetry(req.body(), now_ns(), limits);

@@ -323,6 +323,14 @@ class SqliteRegistry final : public Registry {
     return it->second.identity;
   }
 
+  Result<DeviceIdentity> identity(const std::string& id) override {
+    std::shared_lock lock(cache_mu_);
+    auto it = cache_.find(id);
+    if (it == cache_.end()) return make_error(Errc::not_found, "no device '" + id + "'");
+    if (!it->second.enabled) return make_error(Errc::unauthorized, "device '" + id + "' is disabled");
+    return it->second.identity;
+  }
+
   AuthResult authenticate_bearer(const std::string& token) override {
     std::shared_lock lock(cache_mu_);
     for (const auto& h : admin_) {

@@ -174,6 +174,13 @@ TEST_F(Platform, HttpTelemetryAndLineProtocolWithClearErrors) {
   // Another device's token cannot write here.
   std::string other = server_->add_device("h2");
   EXPECT_EQ(server_->http("POST", "/api/v1/devices/h1/telemetry", R"({"t": 1})", other).first, 401);
+  // The admin writing for devices: an unknown one is 404, a disabled one 403.
+  EXPECT_EQ(server_->http("POST", "/api/v2/write", "env,device=nobody value=1", kAdminToken, "text/plain").first, 404);
+  ASSERT_EQ(server_->http("POST", "/api/v1/devices/h2/disable").first, 200);
+  auto [c4, b4] = server_->http("POST", "/api/v2/write", "env,device=h2 value=1", kAdminToken, "text/plain");
+  EXPECT_EQ(c4, 403) << b4;
+  EXPECT_NE(b4.find("disabled"), std::string::npos) << b4;
+  EXPECT_EQ(server_->http("POST", "/api/v1/devices/h2/telemetry", R"({"t": 1})").first, 403);
   EXPECT_GE(server_->metric("fieldline_messages_rejected_total", "transport=\"http\""), 4);
 }
 

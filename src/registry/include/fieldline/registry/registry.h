@@ -112,6 +112,10 @@ class Registry {
 
   // Checks a device's credentials; fails for unknown, disabled or wrong.
   virtual Result<DeviceIdentity> authenticate_device(const std::string& id, const std::string& token) = 0;
+  // A device's identity from the in-memory cache, for the telemetry paths (no database read,
+  // no lock shared with writers): not_found for an unknown device, unauthorized for a
+  // disabled one.
+  virtual Result<DeviceIdentity> identity(const std::string& id) = 0;
   // Finds who a bearer token belongs to (admin or a device).
   virtual AuthResult authenticate_bearer(const std::string& token) = 0;
 
