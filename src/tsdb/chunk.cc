@@ -619,8 +619,8 @@ constexpr uint8_t kPackedXor = 0xff;  // packed floats that kept Gorilla's XOR c
 constexpr double kPow10Packed[kMaxPackedDecimals + 1] = {1,   1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                                          1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
 
-// Bits to skip to the next byte boundary: packed streams are byte-aligned, so several can
-// follow each other (a rollup's fields) and the reader knows where the next one starts.
+// Packed streams end on a byte boundary (the writer's last byte is zero-padded), so several
+// can follow each other (a rollup's fields) and a reader knows where the next one starts.
 void finish_stream(std::string& out, const BitWriter& w) { out += w.bytes(); }
 
 bool advance_past(core::ByteReader& r, const BitReader& bits) {
@@ -628,10 +628,6 @@ bool advance_past(core::ByteReader& r, const BitReader& bits) {
   return r.bytes(bytes).has_value();
 }
 
-// Integers as deltas from the previous one (wrapping), zigzag-coded and bit-packed in groups
-// of 16 at the width of the group's largest: '7 bits width' + 16 x width bits. The first value
-// is whole (64 bits). Noise on a sensor reading costs its own entropy plus half a bit, where
-// a prefix code pays for the bucket above it.
 // A lone signed integer as '7 bits width' + its zigzag in that many bits: a first value or
 // timestamp costs what it needs (31 bits for seconds since 1970) rather than 64.
 template <typename Writer>
@@ -649,6 +645,10 @@ bool get_sized(BitReader& r, uint64_t& out) {
   return true;
 }
 
+// Integers as deltas from the previous one (wrapping), zigzag-coded and bit-packed in groups
+// of 16 at the width of the group's largest: '7 bits width' + 16 x width bits, the first
+// value sized. Noise on a sensor reading costs about its own entropy plus the group's spread,
+// where a prefix code pays for the whole bucket above it.
 template <typename Writer>
 void pack_ints(Writer& w, std::span<const uint64_t> values) {
   if (!values.empty()) put_sized(w, static_cast<int64_t>(values[0]));
