@@ -211,10 +211,19 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
                      tags.end());
           series_tags = &tags;
         }
-        auto ref = shard.db->series(tsdb::SeriesLabels(device->id, point.metric, *series_tags), tsdb::type_of(point.value));
-        if (!ref) {
-          st = ref.error();
-          break;
+        Result<tsdb::SeriesRef> ref = tsdb::SeriesRef{0};
+        auto cached = std::find_if(device->series_refs.begin(), device->series_refs.end(),
+                                   [&](const auto& e) { return e.first == point.metric; });
+        if (point.tags.empty() && cached != device->series_refs.end()) {
+          ref = cached->second;
+        } else {
+          ref = shard.db->series(tsdb::SeriesLabels(device->id, point.metric, *series_tags), tsdb::type_of(point.value));
+          if (!ref) {
+            st = ref.error();
+            break;
+          }
+          // A bounded cache: a device with hundreds of metrics keeps using the index.
+          if (point.tags.empty() && device->series_refs.size() < 64) device->series_refs.emplace_back(point.metric, *ref);
         }
         if (shard.db->series_type(*ref) != tsdb::type_of(point.value)) {
           st = make_error(Errc::type_conflict, "'" + point.metric + "' holds " + tsdb::to_string(shard.db->series_type(*ref)) +

@@ -31,6 +31,10 @@ struct DeviceContext {
   std::string id;
   std::vector<std::pair<std::string, std::string>> tags;  // sorted; added to every series
   std::string profile;
+  // The series this context's metrics resolved to (metric -> ref), so a long-lived context
+  // (an MQTT session) resolves each metric once. Touched only on the device's owning shard,
+  // where every submission for the device runs, hence mutable without a lock.
+  mutable std::vector<std::pair<std::string, tsdb::SeriesRef>> series_refs;
 };
 
 // A device's context for ingestion: its tags plus `profile=<profile>`, so every series it
