@@ -151,7 +151,7 @@ std::shared_ptr<const DeviceContext> make_device_context(std::string id, std::st
                                [](const auto& t, std::string_view k) { return t.first < k; });
     tags.insert(at, {"profile", profile});
   }
-  return std::make_shared<const DeviceContext>(DeviceContext{std::move(id), std::move(tags), std::move(profile)});
+  return std::make_shared<const DeviceContext>(DeviceContext{std::move(id), std::move(tags), std::move(profile), {}});
 }
 
 uint32_t Pipeline::shard_of(const std::string& device) const {
