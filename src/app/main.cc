@@ -18,6 +18,7 @@
 #include "fieldline/core/json.h"
 #include "fieldline/core/log.h"
 #include "fieldline/core/time.h"
+#include "fieldline/ingest/contract.h"
 #include "serve.h"
 #include "tsdb_tools.h"
 
@@ -101,6 +102,39 @@ void print_devices(const json::array& devices, const std::string& format) {
   }
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// fieldline contract validate FILE [--against OLD]: what a CI pipeline runs before applying.
+// Exit 0: valid (and compatible with OLD when given); 1: invalid; 7: breaking against OLD.
+int validate_contract(const std::string& file, const std::string& against) {
+  auto contract = ingest::parse_contract(read_file(file));
+  if (!contract) {
+    std::fprintf(stderr, "%s: %s\n", file.c_str(), contract.error().context().c_str());
+    return 1;
+  }
+  if (against.empty()) {
+    std::printf("%s\n", ingest::canonical_json(*contract).c_str());
+    return 0;
+  }
+  auto previous = ingest::parse_contract(read_file(against));
+  if (!previous) {
+    std::fprintf(stderr, "%s: %s\n", against.c_str(), previous.error().context().c_str());
+    return 1;
+  }
+  bool breaking = false;
+  for (const auto& c : ingest::diff_contracts(*previous, *contract)) {
+    std::printf("  %s %s: %s\n", c.breaking ? "BREAKING" : "ok      ", c.field.c_str(), c.detail.c_str());
+    breaking = breaking || c.breaking;
+  }
+  std::printf("%s\n", breaking ? "breaking: apply would need --force --reason" : "compatible");
+  return breaking ? 7 : 0;
+}
+
 // fieldline contract apply|list|history|show|diff
 int contract_command(ClientOptions& client, const std::string& action, const std::string& file, const std::string& profile,
                      const std::string& version, const std::string& v1, const std::string& v2, bool force,
@@ -114,12 +148,9 @@ int contract_command(ClientOptions& client, const std::string& action, const std
     }
   };
   if (action == "apply") {
-    std::ifstream in(file, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
     std::string target = "/api/v1/contracts";
     if (force) target += "?force=true&reason=" + enc(reason);
-    if (int rc = call(client, "POST", target, text.str(), &out, "text/plain")) return rc;
+    if (int rc = call(client, "POST", target, read_file(file), &out, "text/plain")) return rc;
     if (client.format == "json") return print_json(), 0;
     const auto& o = out.as_object();
     if (!o.at("created").as_bool()) {
@@ -280,6 +311,12 @@ int run(int argc, char** argv) {
   c_diff->add_option("v1", c_v1)->required();
   c_diff->add_option("v2", c_v2)->required();
   add_client_options(c_diff, client);
+  std::string c_against;
+  auto* c_validate = contract_cmd->add_subcommand(
+      "validate", "Check a contract document offline (no server): errors with line and field, or its canonical JSON");
+  c_validate->add_option("file", c_file, "Contract document")->required()->check(CLI::ExistingFile);
+  c_validate->add_option("--against", c_against, "A previous version's document: list the changes and whether they break")
+      ->check(CLI::ExistingFile);
   size_t audit_limit = 50;
   auto* audit_cmd = app.add_subcommand("audit", "The audit log, newest first, from a running server");
   audit_cmd->add_option("--limit", audit_limit, "Entries (default 50)");
@@ -388,6 +425,7 @@ int run(int argc, char** argv) {
     return 0;
   }
 
+  if (c_validate->parsed()) return validate_contract(c_file, c_against);
   if (contract_cmd->parsed()) return contract_command(client, c_apply->parsed()     ? "apply"
                                                             : c_list->parsed()    ? "list"
                                                             : c_history->parsed() ? "history"

@@ -117,6 +117,23 @@ TEST_F(Contracts, VersionsCompatibilityForcedChangesAndAudit) {
   EXPECT_NE(tamper.output.find("immutable"), std::string::npos) << tamper.output;
 }
 
+// Offline, as a CI pipeline would lint a contract before applying it.
+TEST_F(Contracts, ValidateOfflineWithAndWithoutAPreviousVersion) {
+  const std::string bin = FIELDLINE_BINARY;
+  auto ok = run(bin + " contract validate " + file("v1.toml", kPump));
+  EXPECT_EQ(ok.status, 0) << ok.output;
+  EXPECT_NE(ok.output.find("\"profile\":\"pump\""), std::string::npos) << ok.output;
+  auto bad = run(bin + " contract validate " + file("bad.toml", kPump, "type = \"float\"\nunit = \"mm/s\"", "type = \"float\"\nunit = \"rpm\""));
+  EXPECT_EQ(bad.status, 1) << bad.output;
+  EXPECT_NE(bad.output.find("line 6: metrics.vibration.unit"), std::string::npos) << bad.output;
+  auto wider = run(bin + " contract validate " + file("v2.toml", kPump, "max = 150", "max = 200") + " --against " + file("v1.toml", kPump));
+  EXPECT_EQ(wider.status, 0) << wider.output;
+  EXPECT_NE(wider.output.find("compatible"), std::string::npos) << wider.output;
+  auto narrower = run(bin + " contract validate " + file("v3.toml", kPump, "max = 150", "max = 100") + " --against " + file("v1.toml", kPump));
+  EXPECT_EQ(narrower.status, 7) << narrower.output;
+  EXPECT_NE(narrower.output.find("BREAKING metrics.temperature.max: 150 -> 100"), std::string::npos) << narrower.output;
+}
+
 TEST_F(Contracts, MalformedContractsGetClearErrorsAndNeedTheAdminToken) {
   auto r = run(cli("contract apply " + file("bad.toml", kPump, "unit = \"Cel\"", "unit = \"degC\"")));
   EXPECT_NE(r.status, 0);
