@@ -48,6 +48,7 @@ Response apply(registry::Registry& registry, const std::map<std::string, std::st
   auto history = registry.contract_history(parsed->profile);
   if (!history) return to_http_error(history.error(), ver);
   std::vector<ingest::ContractChange> changes;
+  bool breaking = false;
   if (!history->empty()) {
     const auto& latest = history->back();
     auto previous = contract_of(latest);
@@ -59,18 +60,16 @@ Response apply(registry::Registry& registry, const std::map<std::string, std::st
       return detail::json_response(200, out, ver);
     }
     changes = ingest::diff_contracts(*previous, *parsed);
-    std::vector<ingest::ContractChange> breaking;
+    std::string what;
     for (const auto& c : changes) {
-      if (c.breaking) breaking.push_back(c);
+      if (c.breaking) what += (what.empty() ? "" : "; ") + c.field + " " + c.detail;
     }
-    if (!breaking.empty() && !force) {
-      std::string what;
-      for (const auto& c : breaking) what += (what.empty() ? "" : "; ") + c.field + " " + c.detail;
-      auto res = error_response(409, "contract.incompatible",
-                                "version " + std::to_string(latest.version + 1) + " of '" + parsed->profile +
-                                    "' would break compatibility: " + what + " (apply with force and a reason to override)",
-                                ver);
-      return res;
+    breaking = !what.empty();
+    if (breaking && !force) {
+      return error_response(409, "contract.incompatible",
+                            "version " + std::to_string(latest.version + 1) + " of '" + parsed->profile +
+                                "' would break compatibility: " + what + " (apply with force and a reason to override)",
+                            ver);
     }
   }
   registry::ContractVersion v;
@@ -79,9 +78,7 @@ Response apply(registry::Registry& registry, const std::map<std::string, std::st
   v.document = ingest::canonical_json(*parsed);
   v.created_ns = detail::now_ns();
   v.created_by = actor;
-  bool any_breaking = false;
-  for (const auto& c : changes) any_breaking = any_breaking || c.breaking;
-  v.forced = force && any_breaking;
+  v.forced = force && breaking;
   v.reason = reason;
   registry::AuditEntry audit;
   audit.at_ns = v.created_ns;
@@ -187,8 +184,7 @@ Response contracts_route(registry::Registry& registry, bhttp::verb method, const
     auto cb = contract_of(*b);
     if (!ca || !cb) return to_http_error(ca ? cb.error() : ca.error(), ver);
     auto changes = ingest::diff_contracts(*ca, *cb);
-    bool compatible = true;
-    for (const auto& c : changes) compatible = compatible && !c.breaking;
+    const bool compatible = !ingest::any_breaking(changes);
     return detail::json_response(200,
                                  json::object{{"profile", profile}, {"from", a->version}, {"to", b->version},
                                               {"compatible", compatible}, {"changes", changes_json(changes)}},

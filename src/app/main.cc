@@ -126,33 +126,43 @@ int validate_contract(const std::string& file, const std::string& against) {
     std::fprintf(stderr, "%s: %s\n", against.c_str(), previous.error().context().c_str());
     return 1;
   }
-  bool breaking = false;
-  for (const auto& c : ingest::diff_contracts(*previous, *contract)) {
-    std::printf("  %s %s: %s\n", c.breaking ? "BREAKING" : "ok      ", c.field.c_str(), c.detail.c_str());
-    breaking = breaking || c.breaking;
-  }
+  const auto changes = ingest::diff_contracts(*previous, *contract);
+  for (const auto& c : changes) std::printf("  %s %s: %s\n", c.breaking ? "BREAKING" : "ok      ", c.field.c_str(), c.detail.c_str());
+  const bool breaking = ingest::any_breaking(changes);
   std::printf("%s\n", breaking ? "breaking: apply would need --force --reason" : "compatible");
   return breaking ? 7 : 0;
 }
 
-// fieldline contract apply|list|history|show|diff
+// fieldline contract apply|list|history|show|diff: one request, then JSON or a table.
 int contract_command(ClientOptions& client, const std::string& action, const std::string& file, const std::string& profile,
                      const std::string& version, const std::string& v1, const std::string& v2, bool force,
                      const std::string& reason) {
+  std::string method = "GET", target = "/api/v1/contracts", body;
+  if (action == "apply") {
+    method = "POST";
+    if (force) target += "?force=true&reason=" + enc(reason);
+    body = read_file(file);
+  } else if (action == "history") {
+    target += "/" + enc(profile);
+  } else if (action == "show") {
+    target += "/" + enc(profile) + "/versions/" + enc(version);
+  } else if (action == "diff") {
+    target += "/" + enc(profile) + "/diff?from=" + enc(v1) + "&to=" + enc(v2);
+  }
   json::value out;
-  auto print_json = [&] { std::printf("%s\n", fieldline::core::to_json(out).c_str()); };
+  if (int rc = call(client, method, target, body, &out, "text/plain")) return rc;
+  if (client.format == "json") {
+    std::printf("%s\n", fieldline::core::to_json(out).c_str());
+    return 0;
+  }
   auto print_changes = [](const json::value& changes) {
     for (const auto& c : changes.as_array()) {
       std::printf("  %s %s: %s\n", c.at("breaking").as_bool() ? "BREAKING" : "ok      ", str(c.at("field")).c_str(),
                   str(c.at("detail")).c_str());
     }
   };
+  const auto& o = out.as_object();
   if (action == "apply") {
-    std::string target = "/api/v1/contracts";
-    if (force) target += "?force=true&reason=" + enc(reason);
-    if (int rc = call(client, "POST", target, read_file(file), &out, "text/plain")) return rc;
-    if (client.format == "json") return print_json(), 0;
-    const auto& o = out.as_object();
     if (!o.at("created").as_bool()) {
       std::printf("contract %s unchanged at version %s\n", str(o.at("profile")).c_str(), str(o.at("version")).c_str());
     } else {
@@ -160,41 +170,27 @@ int contract_command(ClientOptions& client, const std::string& action, const std
                   o.at("forced").as_bool() ? " (forced)" : "");
       print_changes(o.at("changes"));
     }
-    return 0;
-  }
-  if (action == "list") {
-    if (int rc = call(client, "GET", "/api/v1/contracts", "", &out)) return rc;
-    if (client.format == "json") return print_json(), 0;
+  } else if (action == "list") {
     std::printf("%-24s %-8s %-30s %s\n", "PROFILE", "VERSION", "CREATED", "BY");
-    for (const auto& c : out.at("contracts").as_array()) {
+    for (const auto& c : o.at("contracts").as_array()) {
       std::printf("%-24s %-8s %-30s %s\n", str(c.at("profile")).c_str(), str(c.at("version")).c_str(), str(c.at("created")).c_str(),
                   str(c.at("created_by")).c_str());
     }
-    return 0;
-  }
-  if (action == "history") {
-    if (int rc = call(client, "GET", "/api/v1/contracts/" + enc(profile), "", &out)) return rc;
-    if (client.format == "json") return print_json(), 0;
+  } else if (action == "history") {
     std::printf("%-8s %-30s %-10s %-7s %s\n", "VERSION", "CREATED", "BY", "FORCED", "REASON");
-    for (const auto& v : out.at("versions").as_array()) {
-      const auto& o = v.as_object();
-      std::printf("%-8s %-30s %-10s %-7s %s\n", str(o.at("version")).c_str(), str(o.at("created")).c_str(),
-                  str(o.at("created_by")).c_str(), o.at("forced").as_bool() ? "yes" : "no",
-                  o.contains("reason") ? str(o.at("reason")).c_str() : "");
+    for (const auto& v : o.at("versions").as_array()) {
+      const auto& e = v.as_object();
+      std::printf("%-8s %-30s %-10s %-7s %s\n", str(e.at("version")).c_str(), str(e.at("created")).c_str(),
+                  str(e.at("created_by")).c_str(), e.at("forced").as_bool() ? "yes" : "no",
+                  e.contains("reason") ? str(e.at("reason")).c_str() : "");
     }
-    return 0;
+  } else if (action == "show") {
+    std::printf("%s\n", fieldline::core::to_json(o.at("contract")).c_str());
+  } else {
+    std::printf("%s %s -> %s: %s\n", profile.c_str(), str(o.at("from")).c_str(), str(o.at("to")).c_str(),
+                o.at("compatible").as_bool() ? "compatible" : "BREAKING");
+    print_changes(o.at("changes"));
   }
-  if (action == "show") {
-    if (int rc = call(client, "GET", "/api/v1/contracts/" + enc(profile) + "/versions/" + enc(version), "", &out)) return rc;
-    if (client.format == "json") return print_json(), 0;
-    std::printf("%s\n", fieldline::core::to_json(out.at("contract")).c_str());
-    return 0;
-  }
-  if (int rc = call(client, "GET", "/api/v1/contracts/" + enc(profile) + "/diff?from=" + enc(v1) + "&to=" + enc(v2), "", &out)) return rc;
-  if (client.format == "json") return print_json(), 0;
-  std::printf("%s %s -> %s: %s\n", profile.c_str(), str(out.at("from")).c_str(), str(out.at("to")).c_str(),
-              out.at("compatible").as_bool() ? "compatible" : "BREAKING");
-  print_changes(out.at("changes"));
   return 0;
 }
 
@@ -426,12 +422,10 @@ int run(int argc, char** argv) {
   }
 
   if (c_validate->parsed()) return validate_contract(c_file, c_against);
-  if (contract_cmd->parsed()) return contract_command(client, c_apply->parsed()     ? "apply"
-                                                            : c_list->parsed()    ? "list"
-                                                            : c_history->parsed() ? "history"
-                                                            : c_show->parsed()    ? "show"
-                                                                                  : "diff",
-                                                    c_file, c_profile, c_version, c_v1, c_v2, c_force, c_reason);
+  if (contract_cmd->parsed()) {
+    return contract_command(client, contract_cmd->get_subcommands().front()->get_name(), c_file, c_profile, c_version, c_v1,
+                            c_v2, c_force, c_reason);
+  }
   if (audit_cmd->parsed()) {
     json::value out;
     if (int rc = call(client, "GET", "/api/v1/audit?limit=" + std::to_string(audit_limit), "", &out)) return rc;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <set>
 #include <sstream>
 
 #include <boost/json.hpp>
@@ -34,6 +33,14 @@ const MetricSpec* Contract::metric(std::string_view name) const {
 // ---- Parsing --------------------------------------------------------------------------------
 
 namespace {
+
+// A number as people write it (150, -40, 0.5); "none" for an absent bound.
+std::string show(const std::optional<double>& d) {
+  if (!d) return "none";
+  std::ostringstream s;
+  s << *d;
+  return s.str();
+}
 
 // TOML documents become JSON values; where each field came from is kept for the messages.
 using Lines = std::map<std::string, int64_t>;
@@ -129,7 +136,7 @@ class ContractReader {
     if ((min || max) && (m.type == MetricType::boolean || m.type == MetricType::string)) {
       return bad(path + (min ? ".min" : ".max"), "only numbers have a range");
     }
-    if (min && max && *min > *max) return bad(path + ".min", "min " + number(*min) + " is above max " + number(*max));
+    if (min && max && *min > *max) return bad(path + ".min", "min " + show(min) + " is above max " + show(max));
     m.min = min;
     m.max = max;
     if (const auto* r = o.if_contains("required")) {
@@ -174,11 +181,6 @@ class ContractReader {
     else return bad(path + "." + key, "expected a number");
     if (!std::isfinite(d)) return bad(path + "." + key, "expected a finite number");
     return std::optional<double>(d);
-  }
-  static std::string number(double d) {
-    std::ostringstream s;
-    s << d;
-    return s.str();
   }
   Error bad(const std::string& field, const std::string& why) const {
     std::string where;
@@ -247,15 +249,6 @@ std::string canonical_json(const Contract& c) {
 
 // ---- Differences ----------------------------------------------------------------------------
 
-namespace {
-std::string show(const std::optional<double>& d) {
-  if (!d) return "none";
-  std::ostringstream s;
-  s << *d;
-  return s.str();
-}
-}  // namespace
-
 std::vector<ContractChange> diff_contracts(const Contract& from, const Contract& to) {
   std::vector<ContractChange> out;
   auto add = [&out](std::string field, std::string detail, bool breaking) { out.push_back({std::move(field), std::move(detail), breaking}); };
@@ -295,6 +288,10 @@ std::vector<ContractChange> diff_contracts(const Contract& from, const Contract&
     if (o->description != n.description) add(f + ".description", "changed", false);
   }
   return out;
+}
+
+bool any_breaking(const std::vector<ContractChange>& changes) {
+  return std::any_of(changes.begin(), changes.end(), [](const ContractChange& c) { return c.breaking; });
 }
 
 }  // namespace fieldline::ingest

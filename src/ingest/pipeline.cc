@@ -154,6 +154,36 @@ std::shared_ptr<const DeviceContext> make_device_context(std::string id, std::st
   return std::make_shared<const DeviceContext>(DeviceContext{std::move(id), std::move(tags), std::move(profile), {}});
 }
 
+namespace {
+
+// The series a point goes to. A point without tags of its own (every MQTT and JSON one) is
+// in the device's series for its metric, remembered in the context after the first lookup;
+// one with tags (line protocol) gets the device's tags merged with its own, in `scratch`.
+Result<tsdb::SeriesRef> resolve_series(tsdb::Db& db, const DeviceContext& device, Point& point, tsdb::Tags& scratch) {
+  const auto type = tsdb::type_of(point.value);
+  if (point.tags.empty()) {
+    for (const auto& [metric, ref] : device.series_refs) {
+      if (metric == point.metric) return ref;
+    }
+    FL_TRY(ref, db.series(tsdb::SeriesLabels(device.id, point.metric, device.tags), type));
+    // Bounded: a device with hundreds of metrics keeps using the engine's index.
+    if (device.series_refs.size() < 64) device.series_refs.emplace_back(point.metric, ref);
+    return ref;
+  }
+  scratch = device.tags;
+  for (auto& t : point.tags) {
+    bool shadowed = false;
+    for (const auto& d : device.tags) shadowed = shadowed || d.first == t.first;
+    if (!shadowed) scratch.push_back(std::move(t));
+  }
+  std::sort(scratch.begin(), scratch.end());
+  scratch.erase(std::unique(scratch.begin(), scratch.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
+                scratch.end());
+  return db.series(tsdb::SeriesLabels(device.id, point.metric, scratch), type);
+}
+
+}  // namespace
+
 uint32_t Pipeline::shard_of(const std::string& device) const {
   return core::shard_of(device, static_cast<uint32_t>(shards_.size()));
 }
@@ -185,7 +215,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
     auto& batch = shard.scratch;
     const size_t round_begin = batch.size();
     std::vector<std::pair<size_t, size_t>> spans(messages.size());  // [begin, end) in the round's batch
-    std::vector<std::pair<std::string, std::string>> tags;
+    tsdb::Tags tags;  // a tagged point's merged tags
     for (size_t m = 0; m < messages.size(); ++m) {
       size_t begin = batch.size();
       Status st;
@@ -196,34 +226,10 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
                                                       " ahead of the server clock");
           break;
         }
-        // The device's own tags by reference (no copy per sample); a point with tags of its
-        // own (line protocol) gets a merged set.
-        const tsdb::Tags* series_tags = &device->tags;
-        if (!point.tags.empty()) {
-          tags = device->tags;
-          for (auto& t : point.tags) {
-            bool shadowed = false;
-            for (const auto& d : device->tags) shadowed = shadowed || d.first == t.first;
-            if (!shadowed) tags.push_back(std::move(t));
-          }
-          std::sort(tags.begin(), tags.end());
-          tags.erase(std::unique(tags.begin(), tags.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
-                     tags.end());
-          series_tags = &tags;
-        }
-        Result<tsdb::SeriesRef> ref = tsdb::SeriesRef{0};
-        auto cached = std::find_if(device->series_refs.begin(), device->series_refs.end(),
-                                   [&](const auto& e) { return e.first == point.metric; });
-        if (point.tags.empty() && cached != device->series_refs.end()) {
-          ref = cached->second;
-        } else {
-          ref = shard.db->series(tsdb::SeriesLabels(device->id, point.metric, *series_tags), tsdb::type_of(point.value));
-          if (!ref) {
-            st = ref.error();
-            break;
-          }
-          // A bounded cache: a device with hundreds of metrics keeps using the index.
-          if (point.tags.empty() && device->series_refs.size() < 64) device->series_refs.emplace_back(point.metric, *ref);
+        auto ref = resolve_series(*shard.db, *device, point, tags);
+        if (!ref) {
+          st = ref.error();
+          break;
         }
         if (shard.db->series_type(*ref) != tsdb::type_of(point.value)) {
           st = make_error(Errc::type_conflict, "'" + point.metric + "' holds " + tsdb::to_string(shard.db->series_type(*ref)) +

@@ -290,9 +290,7 @@ class UcumParser {
     if (pos_ - digits > 2) return fail("exponent too large");
     if (u.special) special_combined_ = true;
     int e = sign * std::stoi(std::string(s_.substr(digits, pos_ - digits)));
-    Unit r = power(u, e);
-    r.special = u.special;
-    return r;
+    return power(u, e);
   }
 
   static constexpr int kMaxDepth = 8;

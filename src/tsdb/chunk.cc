@@ -174,14 +174,18 @@ ChunkEncoder::ChunkEncoder(ValueType type, int decimals)
     : type_(type), decimals_(type == ValueType::float64 && decimals >= 0 && decimals <= kMaxChunkDecimals ? decimals : -1) {}
 
 namespace {
-constexpr double kPow10[kMaxChunkDecimals + 1] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10};
+// Decimal scaling of both float encodings that use it: version-2 chunks (up to 10 decimals)
+// and packed ones (up to 15).
+constexpr double kPow10[kMaxPackedDecimals + 1] = {1,   1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+constexpr double k2Pow53 = 9007199254740992.0;
 
 // The decoder's expression; the encoder uses the same one to prove a value round-trips.
 double from_decimal(int64_t n, int decimals) { return static_cast<double>(n) / kPow10[decimals]; }
 
 std::optional<int64_t> to_decimal(double x, int decimals) {
   double scaled = x * kPow10[decimals];
-  if (!(std::fabs(scaled) < 9007199254740992.0)) return std::nullopt;  // 2^53; also NaN
+  if (!(std::fabs(scaled) < k2Pow53)) return std::nullopt;  // also NaN
   auto n = static_cast<int64_t>(std::llround(scaled));
   if (std::bit_cast<uint64_t>(from_decimal(n, decimals)) != std::bit_cast<uint64_t>(x)) return std::nullopt;  // -0.0 too
   return n;
@@ -607,17 +611,12 @@ Result<std::vector<RollupPoint>> decode_rollups_v2(std::string_view bytes) {
   return out;
 }
 
-}  // namespace fieldline::tsdb
-
 // ---- Packed streams (block version 3) -------------------------------------------------------
 
-namespace fieldline::tsdb {
 namespace {
 
 constexpr size_t kPackGroup = 16;
 constexpr uint8_t kPackedXor = 0xff;  // packed floats that kept Gorilla's XOR coding
-constexpr double kPow10Packed[kMaxPackedDecimals + 1] = {1,   1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                                         1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
 
 // Packed streams end on a byte boundary (the writer's last byte is zero-padded), so several
 // can follow each other (a rollup's fields) and a reader knows where the next one starts.
@@ -719,16 +718,10 @@ bool get_packed_times(core::ByteReader& r, size_t count, uint64_t* deltas) {
   return get_sized(bits, deltas[0]) && unpack_ints(bits, count - 1, deltas + 1) && advance_past(r, bits);
 }
 
-double packed_decimal(int64_t n, int decimals) { return static_cast<double>(n) / kPow10Packed[decimals]; }
-
 // The fewest decimals (0..15) at which x is exactly n / 10^d; -1 if none. Tries `hint` (the
 // previous value's answer) first: a series' readings usually share their precision.
 int min_decimals(double x, int hint) {
-  auto exact = [x](int d) {
-    double scaled = x * kPow10Packed[d];
-    if (!(std::fabs(scaled) < 9007199254740992.0)) return false;  // 2^53; also NaN, Inf
-    return float_bits(packed_decimal(std::llround(scaled), d)) == float_bits(x);
-  };
+  auto exact = [x](int d) { return to_decimal(x, d).has_value(); };
   if (hint >= 0 && exact(hint) && (hint == 0 || !exact(hint - 1))) return hint;
   for (int d = 0; d <= kMaxPackedDecimals; ++d) {
     if (exact(d)) return d;
@@ -757,11 +750,11 @@ void plan_decimal(std::span<const double> values, int decimals, DecimalPlan& pla
   size_t last = 0;
   int64_t prev = 0;
   for (size_t i = 0; i < values.size(); ++i) {
-    double scaled = values[i] * kPow10Packed[decimals];
-    int64_t n = std::fabs(scaled) < 9007199254740992.0 ? std::llround(scaled) : prev;
+    double scaled = values[i] * kPow10[decimals];
+    int64_t n = std::fabs(scaled) < k2Pow53 ? std::llround(scaled) : prev;
     plan.ns[i] = static_cast<uint64_t>(n);
     prev = n;
-    uint64_t want = float_bits(values[i]), got = float_bits(packed_decimal(n, decimals));
+    uint64_t want = float_bits(values[i]), got = float_bits(from_decimal(n, decimals));
     if (want != got) {
       core::put_uvarint(plan.exceptions, i - last);
       core::put_uvarint(plan.exceptions, core::zigzag(static_cast<int64_t>(want - got)));
@@ -855,10 +848,12 @@ bool get_packed_floats(core::ByteReader& r, size_t count, uint64_t* out) {
     exceptions.push_back({index, static_cast<uint64_t>(core::unzigzag(*diff))});
   }
   if (!get_packed_ints(r, count, out)) return false;
+  // Whole numbers (counters, the sums of integer readings) skip the division: a rollup query
+  // decodes millions of them.
   if (decimals == 0) {
     for (size_t i = 0; i < count; ++i) out[i] = float_bits(static_cast<double>(static_cast<int64_t>(out[i])));
   } else {
-    for (size_t i = 0; i < count; ++i) out[i] = float_bits(packed_decimal(static_cast<int64_t>(out[i]), decimals));
+    for (size_t i = 0; i < count; ++i) out[i] = float_bits(from_decimal(static_cast<int64_t>(out[i]), decimals));
   }
   for (const auto& e : exceptions) out[e.index] += e.diff;
   return true;

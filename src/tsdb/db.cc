@@ -60,12 +60,7 @@ Status Db::close() {
   return ok();
 }
 
-int64_t Db::block_start(int64_t ts) const {
-  int64_t r = options_.block_range_ns;
-  int64_t q = ts / r;
-  if (ts % r < 0) --q;
-  return q * r;
-}
+int64_t Db::block_start(int64_t ts) const { return floor_to(ts, options_.block_range_ns); }
 
 size_t Db::find_slot(uint32_t hash, SeriesLabels key) const {
   const size_t mask = by_key_.size() - 1;
@@ -246,35 +241,28 @@ void Db::MemSeries::roll_up(int64_t ts, const Value& v) {
   double x;
   if (minutes_off || type == ValueType::string || !numeric_value(v, x) || std::isnan(x)) return;
   auto& points = minutes;
-  if (!points.empty() && ts >= points.back().ts && ts - points.back().ts < core::kNsPerMinute) {
-    // The common case, the newest minute: no division.
-    auto& p = points.back();
-    p.min = std::min(p.min, x);
-    p.max = std::max(p.max, x);
-    p.sum += x;
-    ++p.count;
-    return;
-  }
-  const int64_t bucket = ts - ((ts % core::kNsPerMinute) + core::kNsPerMinute) % core::kNsPerMinute;
-  auto it = points.end();
-  if (points.empty() || points.back().ts < bucket) {
-    // Closing a minute: is this series dense enough for rollups to cost less than they save?
-    if (points.size() >= 16) {
-      uint64_t samples = 0;
-      for (const auto& p : points) samples += p.count;
-      if (samples < kMinSamplesPerRollup * points.size()) {
-        std::vector<RollupPoint>().swap(minutes);
-        minutes_off = true;
-        return;
+  auto it = points.empty() ? points.end() : points.end() - 1;
+  // The newest minute, the common case, is found without a division.
+  const bool newest = it != points.end() && ts >= it->ts && ts - it->ts < core::kNsPerMinute;
+  if (!newest) {
+    const int64_t bucket = floor_to(ts, core::kNsPerMinute);
+    if (points.empty() || points.back().ts < bucket) {
+      // Opening a minute: is this series dense enough for rollups to cost less than they save?
+      if (points.size() >= 16) {
+        uint64_t samples = 0;
+        for (const auto& p : points) samples += p.count;
+        if (samples < kMinSamplesPerRollup * points.size()) {
+          std::vector<RollupPoint>().swap(minutes);
+          minutes_off = true;
+          return;
+        }
       }
+      it = points.insert(points.end(), RollupPoint{bucket, x, x, 0, 0});
+    } else {
+      // Out of order: its minute, found or inserted in place.
+      it = std::lower_bound(points.begin(), points.end(), bucket, [](const RollupPoint& p, int64_t b) { return p.ts < b; });
+      if (it == points.end() || it->ts != bucket) it = points.insert(it, RollupPoint{bucket, x, x, 0, 0});
     }
-    it = points.insert(points.end(), RollupPoint{bucket, x, x, 0, 0});
-  } else if (points.back().ts != bucket) {
-    // Out of order: its minute, found or inserted in place.
-    it = std::lower_bound(points.begin(), points.end(), bucket, [](const RollupPoint& p, int64_t b) { return p.ts < b; });
-    if (it == points.end() || it->ts != bucket) it = points.insert(it, RollupPoint{bucket, x, x, 0, 0});
-  } else {
-    it = points.end() - 1;
   }
   it->min = std::min(it->min, x);
   it->max = std::max(it->max, x);
@@ -282,28 +270,21 @@ void Db::MemSeries::roll_up(int64_t ts, const Value& v) {
   ++it->count;
 }
 
-void Db::MemSeries::rebuild_minutes_if_dense() {
-  uint64_t count = ooo.size() + (open ? open->count() : 0);
-  for (const auto& c : sealed) count += c.count;
-  const int64_t first = min_ts();
-  if (count == 0 || max_ts == INT64_MIN || first == INT64_MAX) {
-    minutes_off = false;  // empty head: start afresh with the next sample
+void Db::rebuild_minutes_if_dense(MemSeries& s) const {
+  // Counted from the chunk headers: a series that stays sparse (the usual case) is not decoded.
+  uint64_t count = s.ooo.size() + (s.open ? s.open->count() : 0);
+  for (const auto& c : s.sealed) count += c.count;
+  if (count == 0) {
+    s.minutes_off = false;  // empty head: start afresh with the next sample
     return;
   }
-  const auto span_minutes = static_cast<uint64_t>((max_ts - first) / core::kNsPerMinute + 1);
+  const auto span_minutes = static_cast<uint64_t>((s.max_ts - s.min_ts()) / core::kNsPerMinute + 1);
   if (count < kMinSamplesPerRollup * span_minutes) return;
-  std::vector<RollupPoint>().swap(minutes);
-  minutes_off = false;
   std::vector<Sample> samples;
-  for (const auto& c : sealed) {
-    if (auto decoded = decode_chunk(c.bytes)) samples.insert(samples.end(), decoded->begin(), decoded->end());
-  }
-  if (open && open->count() > 0) {
-    if (auto decoded = decode_chunk(open->finish())) samples.insert(samples.end(), decoded->begin(), decoded->end());
-  }
-  samples.insert(samples.end(), ooo.begin(), ooo.end());
-  sort_unique(samples);
-  for (const auto& x : samples) roll_up(x.ts, x.value);
+  collect(s, INT64_MIN, INT64_MAX, samples);
+  std::vector<RollupPoint>().swap(s.minutes);
+  s.minutes_off = false;
+  for (const auto& x : samples) s.roll_up(x.ts, x.value);
 }
 
 Status Db::insert(MemSeries& s, int64_t ts, const Value& v, bool& duplicate) {

@@ -122,12 +122,6 @@ std::string block_name(int64_t min_ts, int64_t max_ts, uint32_t level, bool raw_
   return buf;
 }
 
-int64_t floor_to(int64_t ts, int64_t step) {
-  int64_t q = ts / step;
-  if (ts % step < 0) --q;
-  return q * step;
-}
-
 void add_rollups(const std::vector<Sample>& samples, std::vector<RollupPoint>& r1m, std::vector<RollupPoint>& r1h) {
   for (auto* spec : {&r1m, &r1h}) {
     int64_t step = spec == &r1m ? core::kNsPerMinute : core::kNsPerHour;
@@ -341,7 +335,7 @@ Status Db::finish_cut(CutJobPtr job, const Status& run_status) {
     if (s.minutes_off) {
       // A new head range: a series that has become dense gets its rollups back (rebuilt from
       // its head); a sparse one, the common case, costs no decoding here.
-      s.rebuild_minutes_if_dense();
+      rebuild_minutes_if_dense(s);
     } else {
       auto& m = s.minutes;
       m.erase(m.begin(), std::lower_bound(m.begin(), m.end(), end, [](const RollupPoint& p, int64_t t) { return p.ts < t; }));

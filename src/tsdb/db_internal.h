@@ -41,9 +41,6 @@ struct Db::MemSeries {
 
   SeriesLabels labels() const { return {*device, *metric, *tags}; }
   void roll_up(int64_t ts, const Value& v);
-  // Turns the minutes back on, rebuilt from the head's samples, when the head now holds at
-  // least kMinSamplesPerRollup samples per minute of its span.
-  void rebuild_minutes_if_dense();
   void seal() {
     if (!open || open->count() == 0) return;
     sealed.push_back({open->finish(), open->min_ts(), open->max_ts(), open->count()});
@@ -59,6 +56,13 @@ struct Db::MemSeries {
     return m;
   }
 };
+
+// The start of the `step`-wide interval holding ts (rounding down for negative times too).
+inline int64_t floor_to(int64_t ts, int64_t step) {
+  int64_t q = ts / step;
+  if (ts % step < 0) --q;
+  return q * step;
+}
 
 // Sorts by time and keeps the first sample of each timestamp.
 void sort_unique(std::vector<Sample>& out);

@@ -190,23 +190,7 @@ void AggState::add_rollup(int64_t ts, double mn, double mx, double sm, uint64_t 
   // The variance within a rollup is unknown: it counts as n samples at its mean, added to
   // the shifted sums directly (a long-range query adds millions of rollup points).
   const double weight = static_cast<double>(n), mean = sm / weight;
-  if (count == 0) {
-    min = mn;
-    max = mx;
-    shift = first = last = mean;
-    first_ts = last_ts = ts;
-  } else {
-    if (mn < min) min = mn;
-    if (mx > max) max = mx;
-    if (ts < first_ts) {
-      first_ts = ts;
-      first = mean;
-    }
-    if (ts >= last_ts) {
-      last_ts = ts;
-      last = mean;
-    }
-  }
+  observe(ts, mn, mx, mean);
   count += n;
   sum += sm;
   const double d = mean - shift;

@@ -59,16 +59,29 @@ class DbTest : public ::testing::Test {
     q.agg = agg;
     return q;
   }
-  // The same buckets with the same `agg` (to 1e-9) in the first group of both results.
-  static void expect_same_buckets(const AggregateResult& a, const AggregateResult& b, Agg agg) {
-    ASSERT_FALSE(a.groups.empty());
-    ASSERT_FALSE(b.groups.empty());
-    const auto& x = a.groups.begin()->second.buckets;
-    const auto& y = b.groups.begin()->second.buckets;
-    ASSERT_EQ(x.size(), y.size());
-    for (auto ix = x.begin(), iy = y.begin(); ix != x.end(); ++ix, ++iy) {
-      EXPECT_EQ(ix->first, iy->first);
-      EXPECT_NEAR(ix->second.result(agg), iy->second.result(agg), 1e-9) << to_string(agg);
+  // The query answered with rollups allowed, and without them.
+  std::pair<AggregateResult, AggregateResult> with_and_without_rollups(AggregateQuery q) {
+    q.use_rollups = true;
+    auto with = db_->aggregate(q);
+    q.use_rollups = false;
+    auto without = db_->aggregate(q);
+    EXPECT_TRUE(with && without);
+    return {with ? std::move(*with) : AggregateResult{}, without ? std::move(*without) : AggregateResult{}};
+  }
+  // The same groups with the same buckets and the same `agg` (to 1e-9) in both results.
+  static void expect_same_buckets(const AggregateResult& a, const AggregateResult& b, Agg agg, const std::string& context = "") {
+    ASSERT_FALSE(a.groups.empty()) << context;
+    ASSERT_EQ(a.groups.size(), b.groups.size()) << context;
+    for (const auto& [key, group] : a.groups) {
+      auto other = b.groups.find(key);
+      ASSERT_NE(other, b.groups.end()) << context;
+      const auto& x = group.buckets;
+      const auto& y = other->second.buckets;
+      ASSERT_EQ(x.size(), y.size()) << context;
+      for (auto ix = x.begin(), iy = y.begin(); ix != x.end(); ++ix, ++iy) {
+        EXPECT_EQ(ix->first, iy->first) << context;
+        EXPECT_NEAR(ix->second.result(agg), iy->second.result(agg), 1e-9) << context << " " << to_string(agg);
+      }
     }
   }
   // One sample a second from `start`, valued 0, 1, 2, ...
@@ -251,22 +264,12 @@ TEST_F(DbTest, HeadRollupsAreKeptAsSamplesArriveAndAnswerLikeRawData) {
   auto check = [&](const char* when) {
     for (int64_t step : {60 * kSec, 600 * kSec, 3600 * kSec}) {
       for (Agg agg : {Agg::avg, Agg::min, Agg::max, Agg::sum, Agg::count}) {
-        auto q = query("{metric=\"m\"}", start, start + 2 * 3600 * kSec, step, agg);
-        auto with = db_->aggregate(q);
-        q.use_rollups = false;
-        auto without = db_->aggregate(q);
-        ASSERT_TRUE(with && without);
+        auto [with, without] = with_and_without_rollups(query("{metric=\"m\"}", start, start + 2 * 3600 * kSec, step, agg));
         // The dense series came from rollups, the sparse one from its 30 samples.
-        EXPECT_EQ(with->samples_read, 30u) << when;
-        EXPECT_GT(with->rollup_points_read, 80u) << when;
-        ASSERT_EQ(with->groups.size(), 2u);
-        for (const auto& [key, group] : with->groups) {
-          const auto& raw = without->groups.at(key).buckets;
-          ASSERT_EQ(group.buckets.size(), raw.size()) << when;
-          for (const auto& [ts, state] : group.buckets) {
-            EXPECT_NEAR(state.result(agg), raw.at(ts).result(agg), 1e-9) << when << " " << to_string(agg) << " step " << step;
-          }
-        }
+        EXPECT_EQ(with.samples_read, 30u) << when;
+        EXPECT_GT(with.rollup_points_read, 80u) << when;
+        ASSERT_EQ(with.groups.size(), 2u);
+        expect_same_buckets(with, without, agg, std::string(when) + " step " + std::to_string(step));
       }
     }
   };
@@ -306,13 +309,10 @@ TEST_F(DbTest, HeadRollupsComeBackWhenASparseSeriesBecomesDense) {
   EXPECT_GT(before_cut->samples_read, 0u);  // off since its sparse start
   ASSERT_TRUE(db_->maintain(start + 5 * 3600 * kSec));
   EXPECT_EQ(db_->stats().blocks, 1u);  // the sparse hours only: [2 h, 3 h) is still in the head
-  auto after_cut = db_->aggregate(q);
-  q.use_rollups = false;
-  auto raw = db_->aggregate(q);
-  ASSERT_TRUE(after_cut && raw);
-  EXPECT_EQ(after_cut->samples_read, 0u);
-  EXPECT_EQ(after_cut->rollup_points_read, 60u);
-  expect_same_buckets(*after_cut, *raw, Agg::sum);
+  auto [after_cut, raw] = with_and_without_rollups(q);
+  EXPECT_EQ(after_cut.samples_read, 0u);
+  EXPECT_EQ(after_cut.rollup_points_read, 60u);
+  expect_same_buckets(after_cut, raw, Agg::sum);
 }
 
 TEST_F(DbTest, RollupsAnswerLongRangesWithTheSameResultAsRawData) {
@@ -334,14 +334,10 @@ TEST_F(DbTest, RollupsAnswerLongRangesWithTheSameResultAsRawData) {
   // what its query needs, not the others).
   for (Agg agg : {Agg::avg, Agg::min, Agg::max, Agg::sum, Agg::count}) {
     q.agg = agg;
-    q.use_rollups = true;
-    auto with = db_->aggregate(q);
-    q.use_rollups = false;
-    auto without = db_->aggregate(q);
-    ASSERT_TRUE(with && without);
-    EXPECT_GT(with->rollup_points_read, 0u);
-    EXPECT_EQ(with->samples_read, 0u);
-    expect_same_buckets(*with, *without, agg);
+    auto [with, without] = with_and_without_rollups(q);
+    EXPECT_GT(with.rollup_points_read, 0u);
+    EXPECT_EQ(with.samples_read, 0u);
+    expect_same_buckets(with, without, agg);
   }
 }
 

@@ -58,5 +58,6 @@ struct ContractChange {
 
 // Every difference between two versions, in a stable order.
 std::vector<ContractChange> diff_contracts(const Contract& from, const Contract& to);
+bool any_breaking(const std::vector<ContractChange>& changes);
 
 }  // namespace fieldline::ingest

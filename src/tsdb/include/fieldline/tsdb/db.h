@@ -197,6 +197,9 @@ class Db {
   // The head's series with these labels, or null.
   const MemSeries* head_series(SeriesLabels key) const;
   void collect(const MemSeries& s, int64_t from, int64_t to, std::vector<Sample>& out) const;
+  // Turns a sparse series' head minutes back on, rebuilt from its head, when the head now
+  // holds at least kMinSamplesPerRollup samples per minute of its span.
+  void rebuild_minutes_if_dense(MemSeries& s) const;
   int64_t block_start(int64_t ts) const;
   Status crash_point(std::string_view step) const {
     return options_.crash_point ? options_.crash_point(step) : Status{};

@@ -71,23 +71,31 @@ struct AggState {
   double first = 0, last = 0;
   std::unique_ptr<QuantileSketch> sketch;
 
+  // Widens min and max to [lo, hi] and takes `value` at ts as first or last where it is;
+  // the bucket's first value also becomes the shift of the stddev sums. REQUIRES: before
+  // count grows.
+  void observe(int64_t ts, double lo, double hi, double value) {
+    if (count == 0) {
+      min = lo;
+      max = hi;
+      first = last = shift = value;
+      first_ts = last_ts = ts;
+      return;
+    }
+    if (lo < min) min = lo;
+    if (hi > max) max = hi;
+    if (ts < first_ts) {
+      first_ts = ts;
+      first = value;
+    }
+    if (ts >= last_ts) {
+      last_ts = ts;
+      last = value;
+    }
+  }
   // Inline: called once per sample on the query hot path.
   void add(int64_t ts, double v, bool with_sketch) {
-    if (count == 0) {
-      min = max = first = last = shift = v;
-      first_ts = last_ts = ts;
-    } else {
-      if (v < min) min = v;
-      if (v > max) max = v;
-      if (ts < first_ts) {
-        first_ts = ts;
-        first = v;
-      }
-      if (ts >= last_ts) {
-        last_ts = ts;
-        last = v;
-      }
-    }
+    observe(ts, v, v, v);
     ++count;
     sum += v;
     double d = v - shift;
