@@ -105,7 +105,13 @@ Response to_http_error(const Error& e, unsigned version) {
       case ingest::Errc::bad_metric:
       case ingest::Errc::future_timestamp:
       case ingest::Errc::too_many_values:
-      case ingest::Errc::type_conflict: status = 422; break;
+      case ingest::Errc::type_conflict:
+      case ingest::Errc::unknown_metric:
+      case ingest::Errc::wrong_type:
+      case ingest::Errc::unit_mismatch:
+      case ingest::Errc::missing_required: status = 422; break;
+      case ingest::Errc::already_replayed:
+      case ingest::Errc::replay_busy: status = 409; break;
       case ingest::Errc::unauthorized: status = 403; break;
       case ingest::Errc::storage_full:
       case ingest::Errc::storage_failed:
@@ -140,6 +146,21 @@ Response to_http_error(const Error& e, unsigned version) {
   if (status == 503) res.set(bhttp::field::retry_after, "5");
   return res;
 }
+
+namespace {
+
+// A message the pipeline refused, with the status its error maps to (400 undecodable, 422
+// against the contract, 503 storage); a quarantined one says where to find it.
+Response outcome_error(const ingest::MessageOutcome& o, const std::string& device, unsigned version) {
+  const Error& e = o.status.error();
+  auto res = to_http_error(e, version);
+  if (o.quarantine_id == 0) return res;
+  json::object err{{"code", e.name()}, {"message", e.message()}, {"device", device},
+                   {"quarantine_id", o.quarantine_id}, {"contract_version", o.contract_version}};
+  return detail::json_response(res.result_int(), json::object{{"error", std::move(err)}}, version);
+}
+
+}  // namespace
 
 Api::Api(const core::Config& config, registry::Registry& registry, ingest::Pipeline& pipeline, ops::Metrics& metrics,
          Hooks hooks)
@@ -250,33 +271,56 @@ asio::awaitable<Response> Api::handle(Request& req) {
     }
     ingest::DecodeLimits limits;
     limits.max_values = 5'000'000;
-    auto points = ingest::decode_line_protocol(req.body(), unit, now_ns(), limits);
-    if (!points) {
-      metrics_.counter("fieldline_messages_rejected_total", "Messages refused, by transport and reason",
-                       {{"transport", "lineproto"}, {"reason", points.error().name()}}).inc();
-      co_return to_http_error(points.error(), ver);
-    }
+    const int64_t received = now_ns();
+    std::vector<std::pair<uint32_t, uint32_t>> lines;
+    auto points = ingest::decode_line_protocol(req.body(), unit, received, limits, &lines);
     // Route points by device: a device token writes its own; the admin token names it per line.
-    std::map<std::string, ingest::Message> by_device;
-    for (auto& p : *points) {
-      std::string device;
-      for (auto it = p.tags.begin(); it != p.tags.end(); ++it) {
-        if (it->first == "device") {
-          device = it->second;
-          p.tags.erase(it);
-          break;
+    // Each device's message keeps its own lines as the raw payload (quarantine, replay).
+    struct DeviceMessage {
+      ingest::Message msg;
+      uint32_t last_line = UINT32_MAX;
+    };
+    std::map<std::string, DeviceMessage> by_device;
+    if (!points) {
+      // A device's body that does not parse is still its message: it goes to quarantine. An
+      // admin's bulk write names no one device, so it is refused whole.
+      if (caller.principal != registry::Principal::device) {
+        metrics_.counter("fieldline_messages_rejected_total", "Messages refused, by transport and reason",
+                         {{"transport", "lineproto"}, {"reason", points.error().name()}}).inc();
+        co_return to_http_error(points.error(), ver);
+      }
+      auto& dm = by_device[caller.device];
+      dm.msg.decoded = points.error();
+      dm.msg.raw = req.body();
+    } else {
+      for (size_t i = 0; i < points->size(); ++i) {
+        auto& p = (*points)[i];
+        std::string device;
+        for (auto it = p.tags.begin(); it != p.tags.end(); ++it) {
+          if (it->first == "device") {
+            device = it->second;
+            p.tags.erase(it);
+            break;
+          }
         }
+        if (caller.principal == registry::Principal::device) {
+          if (!device.empty() && device != caller.device) co_return forbidden("device '" + caller.device + "' may not write for '" + device + "'");
+          device = caller.device;
+        } else if (device.empty()) {
+          co_return error_response(400, "bad_request", "with the admin token every line needs a 'device' tag", ver);
+        }
+        auto& dm = by_device[device];
+        if (dm.last_line != lines[i].first) {
+          dm.msg.raw.append(req.body(), lines[i].first, lines[i].second - lines[i].first);
+          if (dm.msg.raw.back() != '\n') dm.msg.raw.push_back('\n');
+          dm.last_line = lines[i].first;
+        }
+        dm.msg.points.push_back(std::move(p));
       }
-      if (caller.principal == registry::Principal::device) {
-        if (!device.empty() && device != caller.device) co_return forbidden("device '" + caller.device + "' may not write for '" + device + "'");
-        device = caller.device;
-      } else if (device.empty()) {
-        co_return error_response(400, "bad_request", "with the admin token every line needs a 'device' tag", ver);
-      }
-      by_device[device].points.push_back(std::move(p));
     }
     auto exec = co_await asio::this_coro::executor;
-    for (auto& [device, msg] : by_device) {
+    boost::json::array flagged;
+    for (auto& [device, dm] : by_device) {
       // From the registry's cache: telemetry never waits on the database or its lock.
       auto dev = registry_.identity(device);
       if (!dev) {
@@ -284,8 +328,11 @@ asio::awaitable<Response> Api::handle(Request& req) {
         co_return to_http_error(dev.error(), ver);
       }
       auto ctx = ingest::make_device_context(device, dev->profile, dev->tags);
+      dm.msg.format = ingest::Format::line_protocol;
+      dm.msg.precision = unit;
+      dm.msg.receipt_ns = received;
       std::vector<ingest::Message> msgs;
-      msgs.push_back(std::move(msg));
+      msgs.push_back(std::move(dm.msg));
       auto outcomes = co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::vector<ingest::MessageOutcome>)>(
           [&](auto handler) {
             auto h = std::make_shared<decltype(handler)>(std::move(handler));
@@ -293,20 +340,30 @@ asio::awaitable<Response> Api::handle(Request& req) {
                              [h](std::vector<ingest::MessageOutcome> o) { (*h)(std::move(o)); });
           },
           asio::use_awaitable);
-      if (!outcomes[0].status) co_return to_http_error(outcomes[0].status.error(), ver);
+      if (!outcomes[0].status) co_return outcome_error(outcomes[0], device, ver);
       if (outcomes[0].rejected > 0) {
         co_return error_response(422, "tsdb.samples_rejected",
                                  std::to_string(outcomes[0].stored) + " samples stored, " + std::to_string(outcomes[0].rejected) +
                                      " refused; first: " + outcomes[0].first_rejection, ver);
       }
+      if (outcomes[0].flagged > 0) {
+        flagged.push_back(boost::json::object{{"device", device}, {"flagged", outcomes[0].flagged}, {"warning", outcomes[0].first_warning}});
+      }
       registry_.touch(device, now_ns());
     }
+    if (!flagged.empty()) co_return json_response(200, boost::json::object{{"flagged", std::move(flagged)}}, ver);
     co_return empty_response(204, ver);
+  }
+
+  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "quarantine") {
+    if (!caller.admin()) co_return forbidden("the quarantine needs the admin token");
+    auto res = co_await quarantine_route(registry_, pipeline_, config_, method, parts, q.params, req.body(), "admin", ver);
+    co_return res;
   }
 
   if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && (parts[2] == "contracts" || parts[2] == "audit")) {
     if (!caller.admin()) co_return forbidden("contracts and the audit log need the admin token");
-    co_return contracts_route(registry_, method, parts, q.params, req.body(), "admin", ver);
+    co_return contracts_route(registry_, pipeline_.contracts(), method, parts, q.params, req.body(), "admin", ver);
   }
 
   if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "devices") {
@@ -395,14 +452,15 @@ asio::awaitable<Response> Api::handle(Request& req) {
       }
       ingest::DecodeLimits limits;
       limits.max_values = config_.ingest.max_values_per_message;
-      auto points = ingest::decode_json_telemetry(req.body(), now_ns(), limits);
-      if (!points) {
-        metrics_.counter("fieldline_messages_rejected_total", "Messages refused, by transport and reason",
-                         {{"transport", "http"}, {"reason", points.error().name()}}).inc();
-        co_return to_http_error(points.error(), ver);
-      }
+      const int64_t received = now_ns();
+      std::vector<ingest::Message> msgs(1);
+      auto points = ingest::decode_json_telemetry(req.body(), received, limits);
+      // Undecodable or not: the pipeline stores it or puts it in quarantine.
+      if (points) msgs[0].points = std::move(*points);
+      else msgs[0].decoded = points.error();
+      msgs[0].raw = req.body();
+      msgs[0].receipt_ns = received;
       auto ctx = ingest::make_device_context(id, dev->profile, dev->tags);
-      std::vector<ingest::Message> msgs{ingest::Message{std::move(*points)}};
       auto exec = co_await asio::this_coro::executor;
       auto outcomes = co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::vector<ingest::MessageOutcome>)>(
           [&](auto handler) {
@@ -411,12 +469,17 @@ asio::awaitable<Response> Api::handle(Request& req) {
                              [h](std::vector<ingest::MessageOutcome> o) { (*h)(std::move(o)); });
           },
           asio::use_awaitable);
-      if (!outcomes[0].status) co_return to_http_error(outcomes[0].status.error(), ver);
+      if (!outcomes[0].status) co_return outcome_error(outcomes[0], id, ver);
       registry_.touch(id, now_ns());
       if (outcomes[0].rejected > 0) {
         co_return error_response(422, "tsdb.samples_rejected",
                                  std::to_string(outcomes[0].stored) + " samples stored, " + std::to_string(outcomes[0].rejected) +
                                      " refused; first: " + outcomes[0].first_rejection, ver);
+      }
+      if (outcomes[0].flagged > 0) {
+        co_return json_response(200, boost::json::object{{"stored", outcomes[0].stored}, {"flagged", outcomes[0].flagged},
+                                                         {"warning", outcomes[0].first_warning},
+                                                         {"contract_version", outcomes[0].contract_version}}, ver);
       }
       co_return empty_response(204, ver);
     }
@@ -449,7 +512,11 @@ asio::awaitable<Response> Api::handle(Request& req) {
           if (!samples) co_return to_http_error(samples.error(), ver);
           json::array pts;
           pts.reserve(samples->size());
-          for (const auto& s : *samples) pts.push_back(json::object{{"ts", core::format_rfc3339(s.ts)}, {"value", value_json(s.value)}});
+          for (const auto& s : *samples) {
+            json::object pt{{"ts", core::format_rfc3339(s.ts)}, {"value", value_json(s.value)}};
+            if (s.quality != ingest::Quality::good) pt["quality"] = ingest::to_string(s.quality);
+            pts.push_back(std::move(pt));
+          }
           co_return json_response(200, json::object{{"device", id}, {"metric", metric}, {"points", std::move(pts)}}, ver);
         }
         auto agg = tsdb::parse_agg(*agg_name);
@@ -501,7 +568,7 @@ asio::awaitable<Response> Api::handle(Request& req) {
       if (!infos) co_return to_http_error(infos.error(), ver);
       std::string body = csv ? "device,metric,tags,ts,value\n" : "";
       for (const auto& info : *infos) {
-        auto samples = co_await pipeline_.read(info.key.device, info.key.metric, range->first, range->second);
+        auto samples = co_await pipeline_.read_series(info.key, range->first, range->second);
         if (!samples) co_return to_http_error(samples.error(), ver);
         std::string tags;
         for (const auto& [k, v] : info.key.tags) tags += (tags.empty() ? "" : ";") + k + "=" + v;

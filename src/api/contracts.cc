@@ -36,7 +36,8 @@ json::object version_json(const registry::ContractVersion& v) {
 // The stored document of a version: canonical JSON, so it parses.
 Result<ingest::Contract> contract_of(const registry::ContractVersion& v) { return ingest::parse_contract(v.document); }
 
-Response apply(registry::Registry& registry, const std::map<std::string, std::string>& params, const std::string& body,
+Response apply(registry::Registry& registry, ingest::ContractBook& book, const std::map<std::string, std::string>& params,
+               const std::string& body,
                const std::string& actor, unsigned ver) {
   auto parsed = ingest::parse_contract(body);
   if (!parsed) return to_http_error(parsed.error(), ver);
@@ -87,6 +88,8 @@ Response apply(registry::Registry& registry, const std::map<std::string, std::st
   audit.subject = "contract:" + v.profile + "@" + std::to_string(v.version);
   audit.detail = core::to_json(json::object{{"reason", reason}, {"changes", changes_json(changes)}});
   if (auto st = registry.add_contract_version(v, audit); !st) return to_http_error(st.error(), ver);
+  // Ingestion validates against it from the next message on: published as one object.
+  book.publish(v.version, *parsed);
   auto out = version_json(v);
   out["created"] = true;
   out["changes"] = changes_json(changes);
@@ -110,7 +113,18 @@ Status check_required_tags(registry::Registry& registry, const std::string& prof
                                                                      ") requires the tags: " + missing);
 }
 
-Response contracts_route(registry::Registry& registry, bhttp::verb method, const std::vector<std::string>& parts,
+Status load_contracts(registry::Registry& registry, ingest::ContractBook& book) {
+  FL_TRY(profiles, registry.contract_profiles());
+  for (const auto& profile : profiles) {
+    FL_TRY(history, registry.contract_history(profile));
+    if (history.empty()) continue;
+    FL_TRY(contract, contract_of(history.back()));
+    book.publish(history.back().version, std::move(contract));
+  }
+  return {};
+}
+
+Response contracts_route(registry::Registry& registry, ingest::ContractBook& book, bhttp::verb method, const std::vector<std::string>& parts,
                          const std::map<std::string, std::string>& params, const std::string& body, const std::string& actor,
                          unsigned ver) {
   auto param = [&](const char* k) -> const std::string* {
@@ -137,7 +151,7 @@ Response contracts_route(registry::Registry& registry, bhttp::verb method, const
     return detail::json_response(200, json::object{{"entries", std::move(entries)}}, ver);
   }
   if (parts.size() == 3) {
-    if (method == bhttp::verb::post) return apply(registry, params, body, actor, ver);
+    if (method == bhttp::verb::post) return apply(registry, book, params, body, actor, ver);
     if (method != bhttp::verb::get) return error_response(405, "method_not_allowed", "use GET or POST", ver);
     auto profiles = registry.contract_profiles();
     if (!profiles) return to_http_error(profiles.error(), ver);

@@ -194,6 +194,122 @@ int contract_command(ClientOptions& client, const std::string& action, const std
   return 0;
 }
 
+// fieldline quarantine list|show|export|replay.
+struct QuarantineArgs {
+  std::string device, reason, from, to, replayed, output;
+  std::vector<uint64_t> ids;
+  size_t limit = 100;
+};
+
+int quarantine_command(ClientOptions& client, const std::string& action, const QuarantineArgs& a) {
+  std::string query;
+  auto add = [&](const char* k, const std::string& v) {
+    if (!v.empty()) query += (query.empty() ? "?" : "&") + std::string(k) + "=" + enc(v);
+  };
+  add("device", a.device);
+  add("reason", a.reason);
+  add("from", a.from);
+  add("to", a.to);
+  add("replayed", a.replayed);
+  if (action == "list") {
+    add("limit", std::to_string(a.limit));
+    json::value out;
+    if (int rc = call(client, "GET", "/api/v1/quarantine" + query, "", &out)) return rc;
+    if (client.format == "json") {
+      std::printf("%s\n", fieldline::core::to_json(out).c_str());
+      return 0;
+    }
+    if (client.format == "csv") std::printf("id,received,device,transport,reason,contract_version,replayed,detail\n");
+    else std::printf("%-8s %-30s %-20s %-10s %-18s %-8s %-8s %s\n", "ID", "RECEIVED", "DEVICE", "TRANSPORT", "REASON", "CONTRACT", "REPLAYED", "DETAIL");
+    for (const auto& m : out.at("messages").as_array()) {
+      const auto& o = m.as_object();
+      std::string replayed = o.at("replayed").is_null() ? "no" : "yes";
+      if (client.format == "csv") {
+        std::string detail = str(o.at("detail"));
+        for (size_t i = 0; (i = detail.find('"', i)) != std::string::npos; i += 2) detail.insert(i, "\"");
+        std::printf("%s,%s,%s,%s,%s,%s,%s,\"%s\"\n", str(o.at("id")).c_str(), str(o.at("received")).c_str(), str(o.at("device")).c_str(),
+                    str(o.at("transport")).c_str(), str(o.at("reason")).c_str(), str(o.at("contract_version")).c_str(),
+                    replayed.c_str(), detail.c_str());
+      } else {
+        std::printf("%-8s %-30s %-20s %-10s %-18s %-8s %-8s %s\n", str(o.at("id")).c_str(), str(o.at("received")).c_str(),
+                    str(o.at("device")).c_str(), str(o.at("transport")).c_str(), str(o.at("reason")).c_str(),
+                    str(o.at("contract_version")).c_str(), replayed.c_str(), str(o.at("detail")).c_str());
+      }
+    }
+    if (!out.at("next_after").is_null() && client.format == "table") {
+      std::fprintf(stderr, "(more: the API pages with ?after=%s)\n", str(out.at("next_after")).c_str());
+    }
+    return 0;
+  }
+  if (action == "show") {
+    json::value out;
+    if (int rc = call(client, "GET", "/api/v1/quarantine/" + std::to_string(a.ids.at(0)), "", &out)) return rc;
+    if (client.format == "json") {
+      std::printf("%s\n", fieldline::core::to_json(out).c_str());
+      return 0;
+    }
+    for (const auto& [k, v] : out.as_object()) {
+      if (k == "payload" || k == "payload_base64") continue;
+      std::printf("%-17s %s\n", std::string(k).c_str(), str(v).c_str());
+    }
+    const auto& o = out.as_object();
+    std::printf("payload:\n%s\n", o.contains("payload") ? str(o.at("payload")).c_str()
+                                                        : ("(binary, base64) " + str(o.at("payload_base64"))).c_str());
+    return 0;
+  }
+  if (action == "export") {
+    resolve(client);
+    auto r = http_request(client.server, client.token, "GET", "/api/v1/quarantine/export" + query);
+    if (!r) {
+      std::fprintf(stderr, "error: %s\n", r.error().message().c_str());
+      return 3;
+    }
+    if (r->status >= 300) {
+      std::fprintf(stderr, "error: HTTP %u: %s\n", r->status, r->body.c_str());
+      return r->status == 401 || r->status == 403 ? 4 : 6;
+    }
+    if (a.output.empty() || a.output == "-") {
+      std::fwrite(r->body.data(), 1, r->body.size(), stdout);
+    } else {
+      std::ofstream(a.output, std::ios::binary) << r->body;
+      size_t n = static_cast<size_t>(std::count(r->body.begin(), r->body.end(), '\n'));
+      std::fprintf(stderr, "%zu messages written to %s\n", n, a.output.c_str());
+    }
+    return 0;
+  }
+  // replay
+  json::object body;
+  if (!a.ids.empty()) {
+    json::array ids;
+    for (auto id : a.ids) ids.push_back(id);
+    body["ids"] = std::move(ids);
+  } else {
+    if (!a.reason.empty()) body["reason"] = a.reason;
+    if (!a.device.empty()) body["device"] = a.device;
+    if (!a.from.empty()) body["from"] = a.from;
+    if (!a.to.empty()) body["to"] = a.to;
+    if (body.empty()) {
+      std::fprintf(stderr, "error: replay needs --id or a filter (--reason, --device, --from, --to)\n");
+      return 2;
+    }
+  }
+  json::value out;
+  if (int rc = call(client, "POST", "/api/v1/quarantine/replay", fieldline::core::to_json(body), &out)) return rc;
+  if (client.format == "json") {
+    std::printf("%s\n", fieldline::core::to_json(out).c_str());
+  } else {
+    for (const auto& r : out.at("results").as_array()) {
+      const auto& o = r.as_object();
+      std::printf("%-8s %-17s %s\n", str(o.at("id")).c_str(), str(o.at("result")).c_str(),
+                  o.contains("detail") ? str(o.at("detail")).c_str() : "");
+    }
+    std::printf("replayed: %s stored, %s still rejected, %s skipped\n", str(out.at("stored")).c_str(),
+                str(out.at("rejected")).c_str(), str(out.at("skipped")).c_str());
+  }
+  // Still rejected: exit 1, so a script notices the fix did not cover everything.
+  return out.at("rejected").as_int64() > 0 ? 1 : 0;
+}
+
 int load_config(core::Config& config, const std::string& file, const std::vector<std::string>& sets) {
   const char* env_file = std::getenv("FIELDLINE_CONFIG");
   std::string path = !file.empty() ? file : env_file ? env_file : "";
@@ -313,6 +429,33 @@ int run(int argc, char** argv) {
   c_validate->add_option("file", c_file, "Contract document")->required()->check(CLI::ExistingFile);
   c_validate->add_option("--against", c_against, "A previous version's document: list the changes and whether they break")
       ->check(CLI::ExistingFile);
+  // quarantine ...
+  auto* quarantine_cmd = app.add_subcommand("quarantine", "Messages refused at ingestion, kept for inspection and replay");
+  quarantine_cmd->require_subcommand(1);
+  QuarantineArgs qa;
+  auto filters = [&](CLI::App* c) {
+    c->add_option("--device", qa.device, "Only this device's messages");
+    c->add_option("--reason", qa.reason, "Only this reason (unknown_metric, wrong_type, unit_mismatch, bad_payload, ...)");
+    c->add_option("--from", qa.from, "Received at or after (RFC 3339, epoch ms, or -24h)");
+    c->add_option("--to", qa.to, "Received at or before");
+    add_client_options(c, client);
+  };
+  auto* q_list = quarantine_cmd->add_subcommand("list", "Quarantined messages, oldest first");
+  filters(q_list);
+  q_list->add_option("--replayed", qa.replayed, "true or false: only replayed or only pending ones")
+      ->check(CLI::IsMember({"true", "false"}));
+  q_list->add_option("--limit", qa.limit, "At most this many (default 100)");
+  auto* q_show = quarantine_cmd->add_subcommand("show", "One message with its raw payload");
+  q_show->add_option("id", qa.ids, "Quarantine id")->required()->expected(1);
+  add_client_options(q_show, client);
+  auto* q_export = quarantine_cmd->add_subcommand("export", "Messages with payloads as NDJSON (payload_base64)");
+  filters(q_export);
+  q_export->add_option("--replayed", qa.replayed, "true or false")->check(CLI::IsMember({"true", "false"}));
+  q_export->add_option("-o,--output", qa.output, "File to write (default stdout)");
+  auto* q_replay = quarantine_cmd->add_subcommand(
+      "replay", "Decode and validate messages again (after a contract or decoder fix); stored ones are never replayed twice");
+  q_replay->add_option("--id", qa.ids, "Quarantine ids (repeat or comma-separate)")->delimiter(',');
+  filters(q_replay);
   size_t audit_limit = 50;
   auto* audit_cmd = app.add_subcommand("audit", "The audit log, newest first, from a running server");
   audit_cmd->add_option("--limit", audit_limit, "Entries (default 50)");
@@ -425,6 +568,9 @@ int run(int argc, char** argv) {
   if (contract_cmd->parsed()) {
     return contract_command(client, contract_cmd->get_subcommands().front()->get_name(), c_file, c_profile, c_version, c_v1,
                             c_v2, c_force, c_reason);
+  }
+  if (quarantine_cmd->parsed()) {
+    return quarantine_command(client, quarantine_cmd->get_subcommands().front()->get_name(), qa);
   }
   if (audit_cmd->parsed()) {
     json::value out;

@@ -66,6 +66,10 @@ int serve(const core::Config& cfg) {
     std::fprintf(stderr, "FATAL: cannot open storage: %s\n", pipeline.error().message().c_str());
     return 1;
   }
+  if (auto st = api::load_contracts(**registry, (*pipeline)->contracts()); !st) {
+    std::fprintf(stderr, "FATAL: cannot load data contracts: %s\n", st.error().message().c_str());
+    return 1;
+  }
 
   std::unique_ptr<asio::ssl::context> tls;
   if (!config.tls.cert_file.empty()) {

@@ -58,6 +58,7 @@ const std::vector<Field>& fields() {
       {"tsdb.wal_segment_bytes", Kind::bytes, member([](Config& c) -> auto& { return c.tsdb.wal_segment_bytes; })},
       {"ingest.max_future_skew", Kind::duration, member([](Config& c) -> auto& { return c.ingest.max_future_skew_ns; })},
       {"ingest.max_values_per_message", Kind::uint, member([](Config& c) -> auto& { return c.ingest.max_values_per_message; })},
+      {"ingest.quarantine_retention", Kind::duration, member([](Config& c) -> auto& { return c.ingest.quarantine_retention_ns; })},
   };
   return kFields;
 }

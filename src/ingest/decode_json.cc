@@ -1,5 +1,6 @@
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "fieldline/core/ids.h"
@@ -26,6 +27,12 @@ class IngestCategory final : public NamedCategory {
       case Errc::storage_failed: return "storage_failed";
       case Errc::shutting_down: return "shutting_down";
       case Errc::bad_contract: return "bad_contract";
+      case Errc::unknown_metric: return "unknown_metric";
+      case Errc::wrong_type: return "wrong_type";
+      case Errc::unit_mismatch: return "unit_mismatch";
+      case Errc::missing_required: return "missing_required";
+      case Errc::already_replayed: return "already_replayed";
+      case Errc::replay_busy: return "replay_busy";
     }
     return "unknown";
   }
@@ -42,6 +49,12 @@ class IngestCategory final : public NamedCategory {
       case Errc::storage_failed: return "storage failed";
       case Errc::shutting_down: return "server is shutting down";
       case Errc::bad_contract: return "invalid data contract";
+      case Errc::unknown_metric: return "metric not in the data contract";
+      case Errc::wrong_type: return "value of the wrong type for the data contract";
+      case Errc::unit_mismatch: return "unit does not convert to the data contract's";
+      case Errc::missing_required: return "required metric missing";
+      case Errc::already_replayed: return "already replayed";
+      case Errc::replay_busy: return "being replayed";
     }
     return "unknown ingest error";
   }
@@ -82,7 +95,7 @@ Status add_value(std::string_view name, const json::value& v, int64_t ts, std::s
   if (out.size() >= limits.max_values) {
     return make_error(Errc::too_many_values, "more than " + std::to_string(limits.max_values) + " values in one message");
   }
-  Point p{std::string(name), ts, 0.0, {}};
+  Point p{std::string(name), ts, 0.0, {}, {}};
   if (v.is_double()) {
     double d = v.get_double();
     if (!std::isfinite(d)) return bad(where_(), "number is not finite");
@@ -119,10 +132,26 @@ Status decode_entry(const json::value& entry, const std::string& where, int64_t 
   if (const auto* values = obj.if_contains("values")) {
     if (!values->is_object()) return bad(where.empty() ? "values" : where + ".values", "expected an object of name -> value");
     const std::string prefix = where.empty() ? "values." : where + ".values.";
+    const size_t first = out.size();
     out.reserve(out.size() + values->get_object().size());
     for (const auto& [k, v] : values->get_object()) FL_TRY_STATUS(add_value(k, v, ts, prefix, limits, out));
     for (const auto& [k, v] : obj) {
-      if (k != "ts" && k != "values") return bad(where.empty() ? std::string(k) : where + "." + std::string(k), "unexpected key beside ts and values");
+      if (k != "ts" && k != "values" && k != "units") {
+        return bad(where.empty() ? std::string(k) : where + "." + std::string(k), "unexpected key beside ts, values and units");
+      }
+    }
+    if (const auto* units = obj.if_contains("units")) {
+      const std::string at = where.empty() ? "units" : where + ".units";
+      if (!units->is_object()) return bad(at, "expected an object of name -> UCUM unit");
+      for (const auto& [k, u] : units->get_object()) {
+        if (!u.is_string() || u.get_string().empty() || u.get_string().size() > 64) {
+          return bad(at + "." + std::string(k), "expected a UCUM unit string of at most 64 bytes");
+        }
+        auto it = std::find_if(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
+                               [&](const Point& p) { return p.metric == std::string_view(k); });
+        if (it == out.end()) return bad(at + "." + std::string(k), "a unit for a metric that has no value");
+        it->unit = std::string(u.get_string());
+      }
     }
     return {};
   }
@@ -141,6 +170,21 @@ Status decode_entry(const json::value& entry, const std::string& where, int64_t 
 const NamedCategory& ingest_category() {
   static const IngestCategory c;
   return c;
+}
+
+const char* to_string(Format f) {
+  switch (f) {
+    case Format::json: return "json";
+    case Format::line_protocol: return "line_protocol";
+  }
+  return "?";
+}
+
+Result<Format> parse_format(std::string_view name) {
+  for (auto f : {Format::json, Format::line_protocol}) {
+    if (name == to_string(f)) return f;
+  }
+  return make_error(Errc::bad_payload, "unknown payload format '" + std::string(name) + "'");
 }
 
 Result<std::vector<Point>> decode_json_telemetry(std::string_view payload, int64_t receipt_ns, const DecodeLimits& limits) {

@@ -80,12 +80,13 @@ Result<tsdb::Value> read_field_value(Cursor& c, const DecodeLimits& limits) {
 }  // namespace
 
 Result<std::vector<Point>> decode_line_protocol(std::string_view body, core::EpochUnit precision, int64_t receipt_ns,
-                                                const DecodeLimits& limits) {
+                                                const DecodeLimits& limits, std::vector<std::pair<uint32_t, uint32_t>>* lines) {
   std::vector<Point> out;
   size_t line_no = 0;
   size_t start = 0;
   while (start < body.size()) {
     size_t nl = body.find('\n', start);
+    const size_t line_begin = start;
     std::string_view line = body.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
     start = nl == std::string_view::npos ? body.size() : nl + 1;
     ++line_no;
@@ -142,7 +143,8 @@ Result<std::vector<Point>> decode_line_protocol(std::string_view body, core::Epo
       if (out.size() >= limits.max_values) {
         return make_error(Errc::too_many_values, "more than " + std::to_string(limits.max_values) + " values in one request");
       }
-      out.push_back(Point{std::move(metric), ts, std::move(value), tags});
+      out.push_back(Point{std::move(metric), ts, std::move(value), tags, {}});
+      if (lines) lines->emplace_back(static_cast<uint32_t>(line_begin), static_cast<uint32_t>(start));
     }
   }
   if (out.empty()) return make_error(Errc::bad_payload, "no lines");

@@ -23,6 +23,44 @@ namespace fieldline::ingest {
 
 namespace asio = boost::asio;
 
+namespace {
+constexpr std::pair<core::EpochUnit, const char*> kPrecisions[] = {
+    {core::EpochUnit::seconds, "s"}, {core::EpochUnit::milliseconds, "ms"},
+    {core::EpochUnit::microseconds, "us"}, {core::EpochUnit::nanoseconds, "ns"}};
+}  // namespace
+
+std::string format_label(const Message& m) {
+  if (m.format != Format::line_protocol) return to_string(m.format);
+  for (auto [unit, name] : kPrecisions) {
+    if (unit == m.precision) return std::string("line_protocol:") + name;
+  }
+  return "line_protocol:ns";
+}
+
+Message decode_message(std::string_view label, std::string raw, int64_t receipt_ns, const DecodeLimits& limits) {
+  Message m;
+  m.receipt_ns = receipt_ns;
+  std::string_view name = label.substr(0, label.find(':'));
+  auto format = parse_format(name);
+  if (!format) {
+    m.decoded = format.error();
+  } else {
+    m.format = *format;
+    if (m.format == Format::line_protocol && name.size() < label.size()) {
+      std::string_view precision = label.substr(name.size() + 1);
+      for (auto [unit, n] : kPrecisions) {
+        if (precision == n) m.precision = unit;
+      }
+    }
+    auto points = m.format == Format::line_protocol ? decode_line_protocol(raw, m.precision, receipt_ns, limits)
+                                                    : decode_json_telemetry(raw, receipt_ns, limits);
+    if (points) m.points = std::move(*points);
+    else m.decoded = points.error();
+  }
+  m.raw = std::move(raw);
+  return m;
+}
+
 const char* to_string(Transport t) {
   switch (t) {
     case Transport::mqtt: return "mqtt";
@@ -41,6 +79,23 @@ struct IngestCounters {
   ops::Histogram* durable_latency = nullptr;
 };
 constexpr size_t kTransports = static_cast<size_t>(Transport::import) + 1;
+
+// A rejection's reason as quarantine files it: the error's name, without "ingest." for ours.
+std::string reason_of(const Error& e) {
+  std::string name = e.name();
+  return name.starts_with("ingest.") ? name.substr(7) : name;
+}
+
+// One submission's outcomes, complete when its parts are: the samples durable in the WAL
+// and the rejected messages durable in quarantine. Both finish on the shard's thread.
+struct Join {
+  std::vector<MessageOutcome> outcomes;
+  std::function<void(std::vector<MessageOutcome>)> finish;
+  int parts = 0;
+  void part_done() {
+    if (--parts == 0) finish(std::move(outcomes));
+  }
+};
 }  // namespace
 
 struct Pipeline::Shard {
@@ -64,8 +119,7 @@ struct Pipeline::Shard {
   // Submissions prepared in this round of the event loop, appended together by drain().
   struct Pending {
     std::vector<std::pair<size_t, size_t>> spans;  // per message, [begin, end) in scratch
-    std::vector<MessageOutcome> outcomes;
-    std::function<void(std::vector<MessageOutcome>)> finish;
+    std::shared_ptr<Join> join;
     std::chrono::steady_clock::time_point started;
     const IngestCounters* counters = nullptr;
   };
@@ -73,6 +127,13 @@ struct Pipeline::Shard {
   bool drain_posted = false;
   bool job_in_flight = false;  // a block cut or compaction running in the background
   std::array<IngestCounters, kTransports> counters;  // by Transport
+  // This shard's copy of the published contracts, refreshed when the book's generation moves.
+  ContractBook::Map contracts;
+  uint64_t contracts_generation = UINT64_MAX;
+  UnitCache units;
+  std::vector<RateState> rates;  // by series ref, for metrics with a maximum rate
+  uint64_t ticks = 0;            // maintenance ticks (1 s)
+  ops::Counter* flagged[3] = {};  // by Quality
 };
 
 Pipeline::Pipeline(core::ShardRuntime& runtime, core::Env& env, const core::Config& config, ops::Metrics& metrics)
@@ -98,6 +159,10 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(core::ShardRuntime& runtime, co
                                                {{"transport", name}}, ops::Metrics::latency_bounds())};
     }
     shard->io = &runtime.context(i);
+    for (auto q : {Quality::out_of_range, Quality::rate_exceeded}) {
+      shard->flagged[static_cast<size_t>(q)] = &metrics.counter(
+          "fieldline_samples_flagged_total", "Samples stored with a quality warning, by quality", {{"quality", to_string(q)}});
+    }
     tsdb::DbOptions opts;
     opts.wal.fsync = config.tsdb.fsync;
     opts.wal.fsync_interval_ns = config.tsdb.fsync_interval_ns;
@@ -140,6 +205,9 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(core::ShardRuntime& runtime, co
     shard->disk_full = &metrics.gauge("fieldline_tsdb_disk_full", "1 while writes are refused for lack of disk", l);
     p->shards_.push_back(std::move(shard));
   }
+  auto quarantine = Quarantine::open(core::join_path(config.data_dir, "quarantine.db"), config.ingest.quarantine_retention_ns);
+  if (!quarantine) return quarantine.error();
+  p->quarantine_ = std::move(*quarantine);
   return p;
 }
 
@@ -156,30 +224,53 @@ std::shared_ptr<const DeviceContext> make_device_context(std::string id, std::st
 
 namespace {
 
-// The series a point goes to. A point without tags of its own (every MQTT and JSON one) is
-// in the device's series for its metric, remembered in the context after the first lookup;
-// one with tags (line protocol) gets the device's tags merged with its own, in `scratch`.
-Result<tsdb::SeriesRef> resolve_series(tsdb::Db& db, const DeviceContext& device, Point& point, tsdb::Tags& scratch) {
+// The series a point goes to: the device's tags and the point's own (line protocol), plus
+// what ingestion knows about it: protocol, contract version and, for a flagged value, its
+// quality. A point without tags of its own (every MQTT and JSON one) resolves through the
+// context's memory after the first time; otherwise the tags are merged in `scratch`.
+Result<tsdb::SeriesRef> resolve_series(tsdb::Db& db, const DeviceContext& device, Point& point, Transport transport,
+                                       int64_t contract_version, Quality quality, tsdb::Tags& scratch) {
   const auto type = tsdb::type_of(point.value);
-  if (point.tags.empty()) {
-    for (const auto& [metric, ref] : device.series_refs) {
-      if (metric == point.metric) return ref;
+  const bool untagged = point.tags.empty();
+  if (untagged) {
+    for (const auto& s : device.series_refs) {
+      if (s.metric == point.metric && s.transport == transport && s.quality == quality &&
+          s.contract_version == contract_version) {
+        return s.ref;
+      }
     }
-    FL_TRY(ref, db.series(tsdb::SeriesLabels(device.id, point.metric, device.tags), type));
-    // Bounded: a device with hundreds of metrics keeps using the engine's index.
-    if (device.series_refs.size() < 64) device.series_refs.emplace_back(point.metric, ref);
-    return ref;
   }
-  scratch = device.tags;
+  // Ingestion's own tags win over a device's or a point's of the same name.
+  std::array<std::pair<std::string, std::string>, 3> own;
+  size_t n_own = 0;
+  if (contract_version > 0) own[n_own++] = {"contract_version", std::to_string(contract_version)};
+  own[n_own++] = {"protocol", to_string(transport)};
+  if (quality != Quality::good) own[n_own++] = {"quality", to_string(quality)};
+  auto is_own = [&](const std::string& key) {
+    for (size_t i = 0; i < n_own; ++i) {
+      if (own[i].first == key) return true;
+    }
+    return false;
+  };
+  scratch.clear();
+  for (const auto& t : device.tags) {
+    if (!is_own(t.first)) scratch.push_back(t);
+  }
+  for (size_t i = 0; i < n_own; ++i) scratch.push_back(own[i]);
   for (auto& t : point.tags) {
-    bool shadowed = false;
+    bool shadowed = is_own(t.first);
     for (const auto& d : device.tags) shadowed = shadowed || d.first == t.first;
     if (!shadowed) scratch.push_back(std::move(t));
   }
   std::sort(scratch.begin(), scratch.end());
   scratch.erase(std::unique(scratch.begin(), scratch.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
                 scratch.end());
-  return db.series(tsdb::SeriesLabels(device.id, point.metric, scratch), type);
+  FL_TRY(ref, db.series(tsdb::SeriesLabels(device.id, point.metric, scratch), type));
+  // Bounded: a device with hundreds of metrics keeps using the engine's index.
+  if (untagged && device.series_refs.size() < 64) {
+    device.series_refs.push_back({point.metric, transport, quality, contract_version, ref});
+  }
+  return ref;
 }
 
 }  // namespace
@@ -196,37 +287,57 @@ bool Pipeline::ready() const {
 }
 
 void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<Message> messages, Transport transport,
-                      asio::any_io_executor reply, Done done) {
+                      asio::any_io_executor reply, Done done, SubmitMode mode) {
   Shard& shard = *shards_[shard_of(device->id)];
   const IngestCounters* counters = &shard.counters[static_cast<size_t>(transport)];
-  auto work = [this, &shard, device = std::move(device), messages = std::move(messages), counters,
+  auto work = [this, &shard, device = std::move(device), messages = std::move(messages), counters, transport, mode,
                reply = std::move(reply), done = std::move(done)]() mutable {
     auto started = std::chrono::steady_clock::now();
-    std::vector<MessageOutcome> outcomes(messages.size());
-    auto finish = [reply, done](std::vector<MessageOutcome> out) mutable {
+    auto join = std::make_shared<Join>();
+    join->outcomes.resize(messages.size());
+    join->finish = [reply, done](std::vector<MessageOutcome> out) mutable {
       asio::post(reply, [done = std::move(done), out = std::move(out)]() mutable { done(std::move(out)); });
     };
+    auto& outcomes = join->outcomes;
     if (shard.closed.load()) {
       for (auto& o : outcomes) o.status = make_error(Errc::shutting_down, "server is shutting down");
-      return finish(std::move(outcomes));
+      return join->finish(std::move(outcomes));
     }
+    // One contract version for the whole submission, looked up once.
+    if (shard.contracts_generation != contracts_.generation()) shard.contracts = contracts_.snapshot(shard.contracts_generation);
+    std::shared_ptr<const ActiveContract> contract;
+    if (auto it = shard.contracts.find(device->profile); it != shard.contracts.end()) contract = it->second;
+    const int64_t version = contract ? contract->version : 0;
     const int64_t now = env_.now_ns();
     // Samples go straight into the batch of this round of the shard's event loop.
     auto& batch = shard.scratch;
     const size_t round_begin = batch.size();
     std::vector<std::pair<size_t, size_t>> spans(messages.size());  // [begin, end) in the round's batch
+    std::vector<QuarantineRecord> rejects;
+    std::vector<size_t> rejected_messages;
     tsdb::Tags tags;  // a tagged point's merged tags
     for (size_t m = 0; m < messages.size(); ++m) {
+      auto& msg = messages[m];
+      auto& outcome = outcomes[m];
+      outcome.contract_version = version;
       size_t begin = batch.size();
-      Status st;
-      for (auto& point : messages[m].points) {
+      Status st = msg.decoded;
+      Validation checked;
+      if (st && contract) {
+        auto v = validate_message(*contract, msg.points, shard.units);
+        if (v) checked = std::move(*v);
+        else st = v.error();
+      }
+      for (size_t i = 0; st && i < msg.points.size(); ++i) {
+        auto& point = msg.points[i];
         if (point.ts > now + config_.ingest.max_future_skew_ns) {
           st = make_error(Errc::future_timestamp, "'" + point.metric + "' at " + core::format_rfc3339(point.ts) +
                                                       " is more than " + core::format_duration(config_.ingest.max_future_skew_ns) +
                                                       " ahead of the server clock");
           break;
         }
-        auto ref = resolve_series(*shard.db, *device, point, tags);
+        Quality quality = checked.quality.empty() ? Quality::good : checked.quality[i];
+        auto ref = resolve_series(*shard.db, *device, point, transport, version, Quality::good, tags);
         if (!ref) {
           st = ref.error();
           break;
@@ -236,19 +347,81 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
                                                    " values, got " + tsdb::to_string(tsdb::type_of(point.value)));
           break;
         }
+        if (contract && quality == Quality::good) {
+          const MetricSpec* spec = contract->contract.metric(point.metric);
+          if (spec && spec->max_rate_hz) {
+            if (shard.rates.size() <= *ref) shard.rates.resize(*ref + 1);
+            if (!admit_rate(shard.rates[*ref], point.ts, *spec->max_rate_hz)) {
+              quality = Quality::rate_exceeded;
+              if (checked.flagged++ == 0) {
+                checked.first_warning = "'" + point.metric + "' arrives faster than its contract's " +
+                                        std::to_string(*spec->max_rate_hz) + " Hz";
+              }
+            }
+          }
+        }
+        if (quality != Quality::good) {
+          shard.flagged[static_cast<size_t>(quality)]->inc();
+          ref = resolve_series(*shard.db, *device, point, transport, version, quality, tags);
+          if (!ref) {
+            st = ref.error();
+            break;
+          }
+        }
         batch.push_back({*ref, point.ts, std::move(point.value)});
       }
       if (!st) {
         batch.resize(begin);
-        outcomes[m].status = st;
+        outcome.status = st;
         rejected_counter(counters->transport, st.error()).inc();
+        if (mode == SubmitMode::live) {
+          QuarantineRecord r;
+          r.received_ns = msg.receipt_ns ? msg.receipt_ns : now;
+          r.device = device->id;
+          r.profile = device->profile;
+          r.transport = to_string(transport);
+          r.format = format_label(msg);
+          r.reason = reason_of(st.error());
+          r.detail = st.error().message();
+          r.contract_version = version;
+          r.payload = std::move(msg.raw);
+          rejects.push_back(std::move(r));
+          rejected_messages.push_back(m);
+        }
+      } else {
+        outcome.flagged = checked.flagged;
+        outcome.first_warning = std::move(checked.first_warning);
       }
       spans[m] = {begin, batch.size()};
     }
-    if (batch.size() == round_begin) return finish(std::move(outcomes));
+    const bool appends = batch.size() != round_begin;
+    join->parts = (appends ? 1 : 0) + (rejects.empty() ? 0 : 1);
+    if (join->parts == 0) return join->finish(std::move(outcomes));
+    if (!rejects.empty()) {
+      // Reported once the quarantine holds them: the sender may then be told (or, for MQTT
+      // 3.1.1, acknowledged) knowing the message is kept.
+      quarantine_->add(std::move(rejects), [this, &shard, join, which = std::move(rejected_messages),
+                                            transport_name = counters->transport](Result<std::vector<uint64_t>> ids) mutable {
+        asio::post(*shard.io, [this, join, which = std::move(which), ids = std::move(ids), transport_name] {
+          for (size_t k = 0; k < which.size(); ++k) {
+            auto& o = join->outcomes[which[k]];
+            if (ids) {
+              o.quarantine_id = (*ids)[k];
+              metrics_.counter("fieldline_messages_quarantined_total", "Messages kept in quarantine, by transport and reason",
+                               {{"transport", transport_name}, {"reason", reason_of(o.status.error())}}).inc();
+            } else {
+              o.status = make_error(Errc::storage_failed, "could not quarantine the message (" + o.status.error().message() +
+                                                              "): " + ids.error().message());
+            }
+          }
+          join->part_done();
+        });
+      });
+    }
+    if (!appends) return;
     // Appended together with every other submission that reached the shard in this round of
     // its event loop: one WAL record and one write() for all of them.
-    shard.pending.push_back(Shard::Pending{std::move(spans), std::move(outcomes), std::move(finish), started, counters});
+    shard.pending.push_back(Shard::Pending{std::move(spans), std::move(join), started, counters});
     if (!shard.drain_posted) {
       shard.drain_posted = true;
       asio::post(*shard.io, [this, &shard] { drain(shard); });
@@ -275,21 +448,22 @@ void Pipeline::drain(Shard& shard) {
     Error mapped = tsdb::is(e, tsdb::Errc::disk_full) || core::is_no_space(e) ? make_error(Errc::storage_full, e.message())
                                                                                : make_error(Errc::storage_failed, e.message());
     for (auto& p : round) {
-      for (auto& o : p.outcomes) {
-        if (o.status) {
+      for (size_t m = 0; m < p.join->outcomes.size(); ++m) {
+        auto& o = p.join->outcomes[m];
+        if (o.status && p.spans[m].first != p.spans[m].second) {
           o.status = mapped;
           rejected_counter(p.counters->transport, mapped).inc();
         }
       }
-      p.finish(std::move(p.outcomes));
+      p.join->part_done();
     }
     return;
   }
   size_t ri = 0;
   const auto& rejected = appended->rejected;  // in index order
   for (auto& p : round) {
-    for (size_t m = 0; m < p.outcomes.size(); ++m) {
-      auto& outcome = p.outcomes[m];
+    for (size_t m = 0; m < p.join->outcomes.size(); ++m) {
+      auto& outcome = p.join->outcomes[m];
       if (!outcome.status) continue;
       auto [begin, end] = p.spans[m];
       outcome.stored = static_cast<uint32_t>(end - begin);
@@ -309,10 +483,9 @@ void Pipeline::drain(Shard& shard) {
     metrics_.counter("fieldline_samples_duplicate_total", "Identical resends dropped").inc(appended->duplicates);
   }
   for (auto& p : round) {
-    auto complete = [finish = std::move(p.finish), outcomes = std::move(p.outcomes), started = p.started,
-                     latency = p.counters->durable_latency]() mutable {
+    auto complete = [join = std::move(p.join), started = p.started, latency = p.counters->durable_latency]() {
       latency->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-      finish(std::move(outcomes));
+      join->part_done();
     };
     if (appended->lsn == 0 || shard.db->durable_lsn() >= appended->lsn) {
       complete();
@@ -341,23 +514,38 @@ static auto on_shard(asio::io_context& io, F f) -> asio::awaitable<decltype(f())
 
 // GCC 12 mishandles non-trivial temporaries inside co_await expressions (double destruction),
 // so each shard job is a named local moved into on_shard.
-asio::awaitable<Result<std::vector<tsdb::Sample>>> Pipeline::read(const std::string& device, const std::string& metric,
-                                                                  int64_t from, int64_t to) {
+asio::awaitable<Result<std::vector<ReadSample>>> Pipeline::read(const std::string& device, const std::string& metric,
+                                                                int64_t from, int64_t to) {
   Shard& shard = *shards_[shard_of(device)];
-  auto job = [&shard, device, metric, from, to]() -> Result<std::vector<tsdb::Sample>> {
+  auto job = [&shard, device, metric, from, to]() -> Result<std::vector<ReadSample>> {
     tsdb::Selector sel;
     auto d = tsdb::Matcher::make("device", tsdb::Matcher::Op::eq, device);
     auto m = tsdb::Matcher::make("metric", tsdb::Matcher::Op::eq, metric);
     sel.matchers = {*d, *m};
-    std::vector<tsdb::Sample> out;
+    std::vector<ReadSample> out;
     for (const auto& info : shard.db->select(sel)) {
+      Quality quality = Quality::good;
+      for (const auto& [k, v] : info.key.tags) {
+        if (k != "quality") continue;
+        for (auto q : {Quality::out_of_range, Quality::rate_exceeded}) {
+          if (v == to_string(q)) quality = q;
+        }
+      }
       auto part = shard.db->read(info.key, from, to);
       if (!part) return part.error();
-      out.insert(out.end(), part->begin(), part->end());
+      out.reserve(out.size() + part->size());
+      for (auto& s : *part) out.push_back({s.ts, std::move(s.value), quality});
     }
     std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.ts < b.ts; });
     return out;
   };
+  auto result = co_await on_shard(*shard.io, std::move(job));
+  co_return result;
+}
+
+asio::awaitable<Result<std::vector<tsdb::Sample>>> Pipeline::read_series(const tsdb::SeriesKey& key, int64_t from, int64_t to) {
+  Shard& shard = *shards_[shard_of(key.device)];
+  auto job = [&shard, key, from, to]() { return shard.db->read(key, from, to); };
   auto result = co_await on_shard(*shard.io, std::move(job));
   co_return result;
 }
@@ -428,6 +616,18 @@ void Pipeline::start() {
                    [](tsdb::Db& db, tsdb::CompactJobPtr j, const Status& r) { return db.finish_compaction(std::move(j), r); },
                    "compaction");
           }
+        }
+        // Quarantine retention and its gauges, once a minute, off the shards.
+        if (shard->index == 0 && shard->ticks++ % 60 == 0) {
+          asio::post(*background_, [this, now] {
+            auto expired = quarantine_->expire(now);
+            if (!expired) core::logger("ingest")->error("quarantine retention: {}", expired.error().message());
+            if (auto qs = quarantine_->stats()) {
+              metrics_.gauge("fieldline_quarantine_messages", "Messages in quarantine").set(static_cast<int64_t>(qs->records));
+              metrics_.gauge("fieldline_quarantine_pending", "Quarantined messages not yet replayed").set(static_cast<int64_t>(qs->pending));
+              metrics_.gauge("fieldline_quarantine_bytes", "Raw payload bytes in quarantine").set(static_cast<int64_t>(qs->bytes));
+            }
+          });
         }
         auto st = shard->db->maintain_blocks(now);
         if (!st) core::logger("tsdb")->error("maintenance of shard {} failed: {}", shard->index, st.error().message());

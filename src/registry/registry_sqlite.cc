@@ -463,6 +463,23 @@ class SqliteRegistry final : public Registry {
     return out;
   }
 
+  Status insert_audit(const AuditEntry& audit) {
+    Stmt log;
+    sqlite3_prepare_v2(db_, "INSERT INTO audit_log(at_ns,actor,action,subject,detail) VALUES (?,?,?,?,?)", -1, &log.s, nullptr);
+    sqlite3_bind_int64(log.s, 1, audit.at_ns);
+    bind_text(log, 2, audit.actor);
+    bind_text(log, 3, audit.action);
+    bind_text(log, 4, audit.subject);
+    bind_text(log, 5, audit.detail);
+    if (sqlite3_step(log.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+    return ok();
+  }
+
+  Status append_audit(const AuditEntry& audit) override {
+    std::lock_guard lock(db_mu_);
+    return insert_audit(audit);
+  }
+
   Status add_contract_version(const ContractVersion& v, const AuditEntry& audit) override {
     std::lock_guard lock(db_mu_);
     FL_TRY_STATUS(exec("BEGIN IMMEDIATE"));
@@ -487,15 +504,7 @@ class SqliteRegistry final : public Registry {
       sqlite3_bind_int(ins.s, 6, v.forced ? 1 : 0);
       bind_text(ins, 7, v.reason);
       if (sqlite3_step(ins.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
-      Stmt log;
-      sqlite3_prepare_v2(db_, "INSERT INTO audit_log(at_ns,actor,action,subject,detail) VALUES (?,?,?,?,?)", -1, &log.s, nullptr);
-      sqlite3_bind_int64(log.s, 1, audit.at_ns);
-      bind_text(log, 2, audit.actor);
-      bind_text(log, 3, audit.action);
-      bind_text(log, 4, audit.subject);
-      bind_text(log, 5, audit.detail);
-      if (sqlite3_step(log.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
-      return ok();
+      return insert_audit(audit);
     }();
     if (!st) {
       (void)exec("ROLLBACK");

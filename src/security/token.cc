@@ -75,6 +75,33 @@ std::string token_lookup_key(std::string_view token) {
   return to_hex(std::string_view(reinterpret_cast<const char*>(md), 8));
 }
 
+std::string sha256_hex(std::string_view data) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
+  return to_hex(std::string_view(reinterpret_cast<const char*>(md), sizeof md));
+}
+
+std::string to_base64(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+Result<std::string> from_base64(std::string_view text) {
+  if (text.size() % 4 != 0) return core::make_error(core::Errc::invalid_argument, "base64 length is not a multiple of 4");
+  std::string out(3 * (text.size() / 4) + 1, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(text.data()),
+                          static_cast<int>(text.size()));
+  if (n < 0) return core::make_error(core::Errc::invalid_argument, "invalid base64");
+  // EVP_DecodeBlock counts the padding as zero bytes.
+  size_t pad = 0;
+  while (pad < 2 && text.size() > pad && text[text.size() - 1 - pad] == '=') ++pad;
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
+}
+
 std::string to_hex(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;

@@ -526,7 +526,7 @@ TEST_F(Platform, ImportExportInspectAndVerify) {
                  server_->url() + " --token " + kAdminToken);
   ASSERT_EQ(exp.status, 0) << exp.output;
   EXPECT_EQ(std::count(exp.output.begin(), exp.output.end(), '\n'), 3001) << exp.output.substr(0, 300);
-  EXPECT_NE(exp.output.find("imp-2,temp,profile=generic,2026-11-23T01:02:04Z,21"), std::string::npos) << exp.output.substr(0, 300);
+  EXPECT_NE(exp.output.find("imp-2,temp,profile=generic;protocol=lineproto,2026-11-23T01:02:04Z,21"), std::string::npos) << exp.output.substr(0, 300);
   // Offline tools on the data directory after a clean stop.
   ASSERT_EQ(server_->terminate().first, 0);
   auto inspect = run(std::string(FIELDLINE_BINARY) + " tsdb inspect " + server_->data_dir() + " --format json");

@@ -702,13 +702,14 @@ class Session final : public SessionBase {
     ingest::DecodeLimits limits;
     limits.max_values = server_.config.ingest.max_values_per_message;
     auto points = ingest::decode_json_telemetry(p.payload, now, limits);
-    if (!points) {
-      if (p.qos == 1) --inflight_;
-      server_.rejected(points.error().name()).inc();
-      if (p.qos == 1) queue_ack(p.packet_id, reason::payload_format_invalid, points.error().message());
-      return;
-    }
-    batch_.push_back(ingest::Message{std::move(*points)});
+    // A payload the decoder refuses still goes to the pipeline, which puts it in quarantine;
+    // its PUBACK (MQTT 5: with the reason) follows in order once it is kept there.
+    ingest::Message msg;
+    if (points) msg.points = std::move(*points);
+    else msg.decoded = points.error();
+    msg.raw = std::move(p.payload);
+    msg.receipt_ns = now;
+    batch_.push_back(std::move(msg));
     batch_acks_.push_back(p.qos == 1 ? p.packet_id : 0);
   }
 
@@ -978,12 +979,13 @@ void Server::Impl::publish_will(const std::shared_ptr<const ingest::DeviceContex
   if (will.topic == "devices/" + context->id + "/telemetry") {
     auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     auto points = ingest::decode_json_telemetry(will.payload, now);
-    if (points) {
-      std::vector<ingest::Message> msgs{ingest::Message{std::move(*points)}};
-      pipeline.submit(context, std::move(msgs), ingest::Transport::mqtt, executor, [](std::vector<ingest::MessageOutcome>) {});
-    } else {
-      rejected(points.error().name()).inc();
-    }
+    // Like any publish: a will the decoder or the contract refuses goes to quarantine.
+    std::vector<ingest::Message> msgs(1);
+    if (points) msgs[0].points = std::move(*points);
+    else msgs[0].decoded = points.error();
+    msgs[0].raw = std::move(will.payload);
+    msgs[0].receipt_ns = now;
+    pipeline.submit(context, std::move(msgs), ingest::Transport::mqtt, executor, [](std::vector<ingest::MessageOutcome>) {});
     return;
   }
   std::string prefix = "devices/" + context->id + "/commands/";

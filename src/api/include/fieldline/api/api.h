@@ -53,9 +53,26 @@ transport::http::Response to_http_error(const Error& e, unsigned version = 11);
 // (invalid_argument, naming them) when it does not.
 Status check_required_tags(registry::Registry& registry, const std::string& profile, const registry::Tags& tags);
 
-transport::http::Response contracts_route(registry::Registry& registry, boost::beast::http::verb method,
+// Publishes each profile's latest contract version to ingestion (at start).
+Status load_contracts(registry::Registry& registry, ingest::ContractBook& book);
+
+// A version applied here is published to `book` once the registry holds it.
+transport::http::Response contracts_route(registry::Registry& registry, ingest::ContractBook& book,
+                                          boost::beast::http::verb method,
                                           const std::vector<std::string>& parts,
                                           const std::map<std::string, std::string>& params, const std::string& body,
                                           const std::string& actor, unsigned version);
+
+// /api/v1/quarantine... (the caller checked for the admin token):
+//   GET  /api/v1/quarantine[?device=&reason=&from=&to=&replayed=&after=&limit=]   oldest first, without payloads
+//   GET  /api/v1/quarantine/{id}                                                   one message, with its payload
+//   GET  /api/v1/quarantine/export[?filters]                                       NDJSON, payloads in base64
+//   POST /api/v1/quarantine/replay  {"ids": [..]} | {"reason", "device", "from", "to"}
+// A replay decodes each message again and validates it against the current contract; one
+// that is stored is marked replayed and never replayed again (idempotent).
+boost::asio::awaitable<transport::http::Response> quarantine_route(
+    registry::Registry& registry, ingest::Pipeline& pipeline, const core::Config& config, boost::beast::http::verb method,
+    const std::vector<std::string>& parts, const std::map<std::string, std::string>& params, const std::string& body,
+    const std::string& actor, unsigned version);
 
 }  // namespace fieldline::api

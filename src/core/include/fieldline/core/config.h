@@ -59,6 +59,7 @@ struct Config {
   struct Ingest {
     int64_t max_future_skew_ns = 5LL * 60 * 1'000'000'000;
     uint32_t max_values_per_message = 10000;
+    int64_t quarantine_retention_ns = 30LL * 86400 * 1'000'000'000;  // 0: keep forever
   } ingest;
 
   // Sets one setting from its dotted key and a string value, checking it.

@@ -1,7 +1,9 @@
 #pragma once
-// The ingest pipeline: validates decoded telemetry, routes each device's messages to the
-// shard that owns it, appends them to that shard's time-series Db and reports back once they
-// are durable (the transports acknowledge only then). Queries are routed the same way.
+// The ingest pipeline: routes each device's decoded messages to the shard that owns it,
+// validates them against the device profile's data contract, tags their series, appends them
+// to that shard's time-series Db and reports back once they are durable (the transports
+// acknowledge only then). A message that cannot be decoded or breaks its contract goes whole
+// to quarantine, and is reported once the quarantine holds it. Queries are routed the same way.
 //
 // Threading: submit() and the query coroutines may be called from any shard thread. Each
 // shard's Db is touched only on that shard's thread. Completions are posted to the caller's
@@ -21,20 +23,35 @@
 #include "fieldline/core/result.h"
 #include "fieldline/core/runtime.h"
 #include "fieldline/ingest/decode.h"
+#include "fieldline/ingest/quarantine.h"
+#include "fieldline/ingest/validate.h"
 #include "fieldline/ops/metrics.h"
 #include "fieldline/tsdb/db.h"
 
 namespace fieldline::ingest {
+
+enum class Transport : uint8_t { mqtt, http, lineproto, import };
+const char* to_string(Transport t);
+
+// A series a device context resolved: the device's metric, sent over a transport, under a
+// contract version, with a quality.
+struct ResolvedSeries {
+  std::string metric;
+  Transport transport;
+  Quality quality;
+  int64_t contract_version;
+  tsdb::SeriesRef ref;
+};
 
 // The authenticated sender, fixed for a connection.
 struct DeviceContext {
   std::string id;
   std::vector<std::pair<std::string, std::string>> tags;  // sorted; added to every series
   std::string profile;
-  // The series this context's metrics resolved to (metric -> ref), so a long-lived context
-  // (an MQTT session) resolves each metric once. Touched only on the device's owning shard,
-  // where every submission for the device runs, hence mutable without a lock.
-  mutable std::vector<std::pair<std::string, tsdb::SeriesRef>> series_refs;
+  // The series this context's metrics resolved to, so a long-lived context (an MQTT session)
+  // resolves each metric once. Touched only on the device's owning shard, where every
+  // submission for the device runs, hence mutable without a lock.
+  mutable std::vector<ResolvedSeries> series_refs;
 };
 
 // A device's context for ingestion: its tags plus `profile=<profile>`, so every series it
@@ -45,7 +62,19 @@ std::shared_ptr<const DeviceContext> make_device_context(std::string id, std::st
 
 struct Message {
   std::vector<Point> points;
+  // The message as received, and how to decode it again: what quarantine keeps.
+  std::string raw;
+  Format format = Format::json;
+  core::EpochUnit precision = core::EpochUnit::nanoseconds;  // line protocol timestamps
+  int64_t receipt_ns = 0;
+  Status decoded;  // an error: the decoder refused `raw` (points is empty); it goes to quarantine
 };
+
+// "json", or "line_protocol:<precision>": what QuarantineRecord::format holds.
+std::string format_label(const Message& m);
+// Decodes `raw` again as `label` says (a quarantined or retained message): a Message whose
+// `decoded` tells whether the decoder took it.
+Message decode_message(std::string_view label, std::string raw, int64_t receipt_ns, const DecodeLimits& limits);
 
 struct MessageOutcome {
   Status status;            // error: nothing of the message was stored
@@ -53,16 +82,28 @@ struct MessageOutcome {
   uint32_t duplicates = 0;  // identical resends
   uint32_t rejected = 0;    // samples refused by storage (too old, conflicting duplicate)
   std::string first_rejection;
+  uint32_t flagged = 0;     // stored with a quality warning (out of range, above the rate)
+  std::string first_warning;
+  int64_t contract_version = 0;  // validated against; 0: the profile has no contract
+  uint64_t quarantine_id = 0;    // set: status is the reason and the message is in quarantine
 };
 
-enum class Transport { mqtt, http, lineproto, import };
-const char* to_string(Transport t);
+// A stored value of a device's metric, with the quality it was stored with.
+struct ReadSample {
+  int64_t ts = 0;
+  tsdb::Value value;
+  Quality quality = Quality::good;
+};
+
+// Live messages that fail go to quarantine; replayed ones (already there) only report.
+enum class SubmitMode { live, replay };
 
 class Pipeline {
  public:
   using Done = std::function<void(std::vector<MessageOutcome>)>;
 
-  // Opens one Db per shard under <data_dir>/tsdb/shard-<i>, replaying their WALs.
+  // Opens one Db per shard under <data_dir>/tsdb/shard-<i>, replaying their WALs, and the
+  // quarantine (<data_dir>/quarantine.db).
   static Result<std::unique_ptr<Pipeline>> open(core::ShardRuntime& runtime, core::Env& env, const core::Config& config,
                                                 ops::Metrics& metrics);
   ~Pipeline();
@@ -73,12 +114,21 @@ class Pipeline {
   // everything stored is durable, or at once on failure. Each message is stored whole or not at all
   // (apart from per-sample storage rejections, which are reported).
   void submit(std::shared_ptr<const DeviceContext> device, std::vector<Message> messages, Transport transport,
-              boost::asio::any_io_executor reply, Done done);
+              boost::asio::any_io_executor reply, Done done, SubmitMode mode = SubmitMode::live);
+
+  // The contract versions ingestion validates against (publish a new one here once the
+  // registry holds it).
+  ContractBook& contracts() { return contracts_; }
+  Quarantine& quarantine() { return *quarantine_; }
 
   // The query coroutines take references: callers co_await them at once, so the referents
   // outlive the call.
-  boost::asio::awaitable<Result<std::vector<tsdb::Sample>>> read(const std::string& device, const std::string& metric,
-                                                                 int64_t from, int64_t to);
+  // Every series of the device's metric (any protocol, contract version or quality), merged
+  // in time order.
+  boost::asio::awaitable<Result<std::vector<ReadSample>>> read(const std::string& device, const std::string& metric,
+                                                               int64_t from, int64_t to);
+  // One series, as select() named it.
+  boost::asio::awaitable<Result<std::vector<tsdb::Sample>>> read_series(const tsdb::SeriesKey& key, int64_t from, int64_t to);
   boost::asio::awaitable<Result<tsdb::AggregateResult>> aggregate(const tsdb::AggregateQuery& query);
   boost::asio::awaitable<Result<std::vector<tsdb::SeriesInfo>>> select(const tsdb::Selector& selector);
   boost::asio::awaitable<std::vector<std::pair<std::string, tsdb::ValueType>>> metrics_of(const std::string& device);
@@ -103,6 +153,8 @@ class Pipeline {
   core::Config config_;
   ops::Metrics& metrics_;
   std::vector<std::unique_ptr<Shard>> shards_;
+  ContractBook contracts_;
+  std::unique_ptr<Quarantine> quarantine_;
   std::vector<std::shared_ptr<std::function<void()>>> ticks_;  // maintenance loops, kept alive here
   // Block cuts are encoded and written here, off the shards, so ingestion never waits for them.
   std::unique_ptr<boost::asio::thread_pool> background_;

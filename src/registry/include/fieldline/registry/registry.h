@@ -144,6 +144,7 @@ class Registry {
   // Oldest first; empty when the profile has no contract.
   virtual Result<std::vector<ContractVersion>> contract_history(const std::string& profile) = 0;
   virtual Result<std::vector<std::string>> contract_profiles() = 0;
+  virtual Status append_audit(const AuditEntry& entry) = 0;
   // The newest `limit` entries, newest first.
   virtual Result<std::vector<AuditEntry>> audit_log(size_t limit) = 0;
 

@@ -25,6 +25,11 @@ std::string token_lookup_key(std::string_view token);
 bool verify_token(std::string_view token, const TokenHash& stored);
 std::string to_hex(std::string_view bytes);
 Result<std::string> from_hex(std::string_view hex);
+// SHA-256 of `data` in hex (payload fingerprints for quarantine and lineage).
+std::string sha256_hex(std::string_view data);
+// Standard base64 with padding (RFC 4648 section 4), for bytes inside JSON.
+std::string to_base64(std::string_view bytes);
+Result<std::string> from_base64(std::string_view text);
 // HMAC-SHA256 (webhook signatures and the like).
 std::string hmac_sha256(std::string_view key, std::string_view data);
 

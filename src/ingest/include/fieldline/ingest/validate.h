@@ -1,0 +1,83 @@
+#pragma once
+// Validation at ingestion: a decoded message checked against its device profile's data
+// contract. Each message is accepted, accepted with warnings (out-of-range or too-frequent
+// values are stored, flagged with a quality tag) or rejected (it goes to quarantine whole).
+//
+// ContractBook holds the version of each profile's contract that ingestion uses. A new
+// version is published as one immutable object, and a message is validated against the one
+// it looked up, so no message ever sees a half-applied contract.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "fieldline/core/result.h"
+#include "fieldline/ingest/contract.h"
+#include "fieldline/ingest/decode.h"
+
+namespace fieldline::ingest {
+
+struct ActiveContract {
+  int64_t version = 0;
+  Contract contract;
+};
+
+class ContractBook {
+ public:
+  // Makes `version` the profile's contract unless a newer one is already published.
+  void publish(int64_t version, Contract contract);
+  std::shared_ptr<const ActiveContract> find(std::string_view profile) const;
+  // Bumped by every publish: readers that keep a copy (each shard) refresh it when it moves.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  using Map = std::unordered_map<std::string, std::shared_ptr<const ActiveContract>>;
+  Map snapshot(uint64_t& generation) const;
+
+ private:
+  mutable std::mutex mu_;
+  Map by_profile_;
+  std::atomic<uint64_t> generation_{0};
+};
+
+// A value's quality: good, or the warning it is stored with (as the series tag
+// quality=<name>, so flagged values stay queryable and can be filtered out).
+enum class Quality : uint8_t { good = 0, out_of_range, rate_exceeded };
+const char* to_string(Quality q);
+
+// Conversions between unit pairs, parsed once per pair (a shard keeps one).
+class UnitCache {
+ public:
+  const Result<UnitConversion>& get(std::string_view from, std::string_view to);
+
+ private:
+  std::unordered_map<std::string, Result<UnitConversion>> by_pair_;
+};
+
+struct Validation {
+  std::vector<Quality> quality;  // per point
+  uint32_t flagged = 0;
+  std::string first_warning;
+};
+
+// Checks `points` (one message) against `contract`, converting in place: values to the
+// contract's type (an integer for a float metric, an integral number for an int one) and unit.
+// Fails with unknown_metric, wrong_type, unit_mismatch or missing_required, naming the metric
+// and the contract version. Rates are the caller's (they need each series' history).
+Result<Validation> validate_message(const ActiveContract& contract, std::vector<Point>& points, UnitCache& units);
+
+// A maximum rate as a generic cell rate algorithm over sample timestamps: a series may burst
+// up to one second's worth of samples (at least two) and must average no more than `max_hz`.
+// Samples older than the series' latest (backfill, resends) are not counted.
+struct RateState {
+  int64_t tat = 0;   // theoretical arrival time of the next sample
+  int64_t last = 0;  // latest timestamp seen
+  bool seen = false;
+};
+// True when a sample at `ts` keeps the series within `max_hz`.
+bool admit_rate(RateState& state, int64_t ts, double max_hz);
+
+}  // namespace fieldline::ingest
