@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# What data contracts cost at ingestion: the same MQTT QoS 1 load (tools/loadgen, ~100-byte
+# JSON messages of 5 values) against devices whose profile has a contract (type, unit, range
+# and rate checks, contract_version tag) and against devices whose profile has none, in the
+# same server and the same run, alternating A/B rounds. Prints each round and the ratio of
+# the medians (target: with >= 80% of without).
+#   bench/contracts_overhead.sh [seconds per round, default 8] [connections, default 50] [rounds, default 3]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-8}"
+conns="${2:-50}"
+rounds="${3:-3}"
+tools/setup.sh
+tools/build.sh release >/dev/null
+source bench/fieldline.sh
+work=$(mktemp -d /tmp/fl-bench-contracts.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+start_fieldline "$work" --set mqtt.receive_maximum=65535
+pids+=("$fl_pid")
+cat > "$work/bench.toml" <<'EOF'
+profile = "contracted"
+required_tags = ["site"]
+[metrics.temp]
+type = "float"
+unit = "Cel"
+min = -40
+max = 150
+required = true
+max_rate_hz = 1000
+[metrics.pressure]
+type = "float"
+unit = "bar"
+min = 0
+max = 40
+[metrics.vibration]
+type = "float"
+unit = "mm/s"
+min = 0
+max = 50
+[metrics.rpm]
+type = "int"
+unit = "{rev}/min"
+[metrics.current]
+type = "float"
+unit = "A"
+EOF
+build/release/fieldline contract apply "$work/bench.toml" --server "http://127.0.0.1:$fl_http" --token "$FIELDLINE_ADMIN_TOKEN" >/dev/null
+python3 - "$fl_http" "$conns" "$work" <<'PY'
+import http.client, json, sys, os
+port, n, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+c = http.client.HTTPConnection("127.0.0.1", port)
+h = {"Authorization": "Bearer " + os.environ["FIELDLINE_ADMIN_TOKEN"], "Content-Type": "application/json"}
+for profile in ("contracted", "plain"):
+    with open(f"{work}/{profile}.creds", "w") as f:
+        for i in range(n):
+            body = {"id": f"{profile}-{i}", "profile": profile, "tags": {"site": f"s{i % 2}"}}
+            c.request("POST", "/api/v1/devices", json.dumps(body), h)
+            r = json.loads(c.getresponse().read())
+            f.write(f"{profile}-{i} {r['token']}\n")
+PY
+
+echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%F); ${secs}s per round, $conns connections, QoS 1"
+echo
+echo "| round | without contract msg/s | with contract msg/s | with / without |"
+echo "|---|---|---|---|"
+results="$work/results"
+: > "$results"
+for r in $(seq "$rounds"); do
+  plain=$(build/release/fieldline-loadgen --port "$fl_mqtt" --connections "$conns" --duration "$secs" --qos 1 --credentials "$work/plain.creds")
+  contracted=$(build/release/fieldline-loadgen --port "$fl_mqtt" --connections "$conns" --duration "$secs" --qos 1 --credentials "$work/contracted.creds")
+  python3 - "$r" "$plain" "$contracted" "$results" <<'PY'
+import json, sys
+r, a, b, out = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
+assert a["refused_acks"] == 0 and b["refused_acks"] == 0, "the server refused messages: " + sys.argv[2] + sys.argv[3]
+print(f'| {r} | {a["rate"]:,.0f} | {b["rate"]:,.0f} | {b["rate"] / a["rate"]:.2f} |')
+open(out, "a").write(f'{a["rate"]} {b["rate"]}\n')
+PY
+done
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = [tuple(map(float, l.split())) for l in open(sys.argv[1])]
+a, b = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
+print(f'| median | {a:,.0f} | {b:,.0f} | **{b / a:.2f}** |')
+PY
+flagged=$(curl -s -H "Authorization: Bearer $FIELDLINE_ADMIN_TOKEN" "http://127.0.0.1:$fl_http/metrics" | awk '/^fieldline_samples_flagged_total/ {s += $2} END {print s + 0}')
+quarantined=$(curl -s -H "Authorization: Bearer $FIELDLINE_ADMIN_TOKEN" "http://127.0.0.1:$fl_http/metrics" | awk '/^fieldline_messages_quarantined_total/ {s += $2} END {print s + 0}')
+echo
+echo "Samples flagged: $flagged; messages quarantined: $quarantined (both should be 0: the load conforms)."
