@@ -131,6 +131,7 @@ struct Pipeline::Shard {
   ContractBook::Map contracts;
   uint64_t contracts_generation = UINT64_MAX;
   UnitCache units;
+  Validation validation;         // reused for every message
   std::vector<RateState> rates;  // by series ref, for metrics with a maximum rate
   uint64_t ticks = 0;            // maintenance ticks (1 s)
   ops::Counter* flagged[3] = {};  // by Quality
@@ -322,12 +323,11 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
       outcome.contract_version = version;
       size_t begin = batch.size();
       Status st = msg.decoded;
-      Validation checked;
-      if (st && contract) {
-        auto v = validate_message(*contract, msg.points, shard.units);
-        if (v) checked = std::move(*v);
-        else st = v.error();
-      }
+      auto& checked = shard.validation;
+      checked.specs.clear();
+      checked.quality.clear();
+      checked.flagged = 0;
+      if (st && contract) st = validate_message(*contract, msg.points, shard.units, checked);
       for (size_t i = 0; st && i < msg.points.size(); ++i) {
         auto& point = msg.points[i];
         if (point.ts > now + config_.ingest.max_future_skew_ns) {
@@ -336,7 +336,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
                                                       " ahead of the server clock");
           break;
         }
-        Quality quality = checked.quality.empty() ? Quality::good : checked.quality[i];
+        Quality quality = checked.quality_of(i);
         auto ref = resolve_series(*shard.db, *device, point, transport, version, Quality::good, tags);
         if (!ref) {
           st = ref.error();
@@ -347,13 +347,14 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
                                                    " values, got " + tsdb::to_string(tsdb::type_of(point.value)));
           break;
         }
-        if (contract && quality == Quality::good) {
-          const MetricSpec* spec = contract->contract.metric(point.metric);
-          if (spec && spec->max_rate_hz) {
+        if (!checked.specs.empty() && quality == Quality::good) {
+          const MetricSpec* spec = checked.specs[i];
+          if (spec->max_rate_hz) {
             if (shard.rates.size() <= *ref) shard.rates.resize(*ref + 1);
             if (!admit_rate(shard.rates[*ref], point.ts, *spec->max_rate_hz)) {
               quality = Quality::rate_exceeded;
-              if (checked.flagged++ == 0) {
+              checked.flag(i, msg.points.size(), quality);
+              if (checked.flagged == 1) {
                 checked.first_warning = "'" + point.metric + "' arrives faster than its contract's " +
                                         std::to_string(*spec->max_rate_hz) + " Hz";
               }
@@ -390,7 +391,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
         }
       } else {
         outcome.flagged = checked.flagged;
-        outcome.first_warning = std::move(checked.first_warning);
+        if (checked.flagged) outcome.first_warning = std::move(checked.first_warning);
       }
       spans[m] = {begin, batch.size()};
     }

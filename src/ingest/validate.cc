@@ -111,13 +111,24 @@ Status coerce(const ActiveContract& c, const MetricSpec& spec, tsdb::Value& valu
 
 }  // namespace
 
-Result<Validation> validate_message(const ActiveContract& c, std::vector<Point>& points, UnitCache& units) {
-  Validation out;
-  out.quality.assign(points.size(), Quality::good);
+Status validate_message(const ActiveContract& c, std::vector<Point>& points, UnitCache& units, Validation& out) {
+  out.specs.clear();
+  out.quality.clear();
+  out.flagged = 0;
+  out.first_warning.clear();
+  // Required metrics seen, by index in the contract (a mask for the usual few dozen metrics).
+  const auto& metrics = c.contract.metrics;
+  uint64_t seen_mask = 0;
+  std::vector<bool> seen_many;
+  if (metrics.size() > 64) seen_many.assign(metrics.size(), false);
   for (size_t i = 0; i < points.size(); ++i) {
     Point& p = points[i];
     const MetricSpec* spec = c.contract.metric(p.metric);
     if (!spec) return make_error(Errc::unknown_metric, "'" + p.metric + "' is not in the contract" + where(c));
+    out.specs.push_back(spec);
+    const auto index = static_cast<size_t>(spec - metrics.data());
+    if (seen_many.empty()) seen_mask |= uint64_t{1} << index;
+    else seen_many[index] = true;
     FL_TRY_STATUS(coerce(c, *spec, p.value));
     if (!p.unit.empty() && p.unit != spec->unit) {
       if (spec->unit.empty()) {
@@ -147,20 +158,20 @@ Result<Validation> validate_message(const ActiveContract& c, std::vector<Point>&
       else if (auto* n = std::get_if<int64_t>(&p.value)) v = static_cast<double>(*n);
       else continue;
       if ((spec->min && v < *spec->min) || (spec->max && v > *spec->max)) {
-        out.quality[i] = Quality::out_of_range;
-        if (out.flagged++ == 0) {
+        out.flag(i, points.size(), Quality::out_of_range);
+        if (out.flagged == 1) {
           out.first_warning = "'" + p.metric + "' = " + number(v) + " is outside [" + (spec->min ? number(*spec->min) : "") + ", " +
                               (spec->max ? number(*spec->max) : "") + "]" + where(c);
         }
       }
     }
   }
-  for (const auto& spec : c.contract.metrics) {
-    if (!spec.required) continue;
-    bool present = std::any_of(points.begin(), points.end(), [&](const Point& p) { return p.metric == spec.name; });
-    if (!present) return make_error(Errc::missing_required, "required metric '" + spec.name + "' is missing" + where(c));
+  for (size_t k = 0; k < metrics.size(); ++k) {
+    if (!metrics[k].required) continue;
+    bool present = seen_many.empty() ? (seen_mask >> k) & 1 : seen_many[k];
+    if (!present) return make_error(Errc::missing_required, "required metric '" + metrics[k].name + "' is missing" + where(c));
   }
-  return out;
+  return {};
 }
 
 bool admit_rate(RateState& s, int64_t ts, double max_hz) {

@@ -33,6 +33,12 @@ ActiveContract pump(int64_t version = 3) {
   return ActiveContract{version, *c};
 }
 
+Result<Validation> validate_message(const ActiveContract& c, std::vector<Point>& points, UnitCache& units) {
+  Validation v;
+  FL_TRY_STATUS(ingest::validate_message(c, points, units, v));
+  return v;
+}
+
 Point pt(std::string metric, tsdb::Value v, std::string unit = "") { return Point{std::move(metric), 1000, std::move(v), {}, std::move(unit)}; }
 
 TEST(Validate, ConformingMessageIsConvertedToTheContractsTypesAndUnits) {

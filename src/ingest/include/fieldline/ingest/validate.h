@@ -58,16 +58,24 @@ class UnitCache {
 };
 
 struct Validation {
-  std::vector<Quality> quality;  // per point
+  std::vector<const MetricSpec*> specs;  // per point: its metric in the contract
+  std::vector<Quality> quality;          // per point; empty while nothing is flagged
   uint32_t flagged = 0;
   std::string first_warning;
+  Quality quality_of(size_t point) const { return quality.empty() ? Quality::good : quality[point]; }
+  void flag(size_t point, size_t points, Quality q) {
+    if (quality.empty()) quality.assign(points, Quality::good);
+    quality[point] = q;
+    ++flagged;
+  }
 };
 
 // Checks `points` (one message) against `contract`, converting in place: values to the
 // contract's type (an integer for a float metric, an integral number for an int one) and unit.
 // Fails with unknown_metric, wrong_type, unit_mismatch or missing_required, naming the metric
 // and the contract version. Rates are the caller's (they need each series' history).
-Result<Validation> validate_message(const ActiveContract& contract, std::vector<Point>& points, UnitCache& units);
+// `out` is reused between messages (its vectors keep their capacity).
+Status validate_message(const ActiveContract& contract, std::vector<Point>& points, UnitCache& units, Validation& out);
 
 // A maximum rate as a generic cell rate algorithm over sample timestamps: a series may burst
 // up to one second's worth of samples (at least two) and must average no more than `max_hz`.
