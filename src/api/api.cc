@@ -450,16 +450,14 @@ asio::awaitable<Response> Api::handle(Request& req) {
         if (registry::is(dev.error(), registry::Errc::unauthorized)) co_return forbidden(dev.error().context());
         co_return to_http_error(dev.error(), ver);
       }
-      ingest::DecodeLimits limits;
-      limits.max_values = config_.ingest.max_values_per_message;
       const int64_t received = now_ns();
+      // Decoded in the pipeline with the profile's decoder (Content-Type may name SenML JSON
+      // or CBOR); stored, or put in quarantine.
       std::vector<ingest::Message> msgs(1);
-      auto points = ingest::decode_json_telemetry(req.body(), received, limits);
-      // Undecodable or not: the pipeline stores it or puts it in quarantine.
-      if (points) msgs[0].points = std::move(*points);
-      else msgs[0].decoded = points.error();
-      msgs[0].raw = req.body();
+      msgs[0].format = ingest::format_of_content_type(req[bhttp::field::content_type]);
+      msgs[0].raw = std::move(req.body());
       msgs[0].receipt_ns = received;
+      msgs[0].decode = true;
       auto ctx = ingest::make_device_context(id, dev->profile, dev->tags);
       auto exec = co_await asio::this_coro::executor;
       auto outcomes = co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::vector<ingest::MessageOutcome>)>(

@@ -74,7 +74,7 @@ class ContractReader {
   Result<Contract> read(const json::value& root) {
     if (!root.is_object()) return bad("", "a contract is an object (a TOML document or a JSON object)");
     const auto& o = root.get_object();
-    FL_TRY_STATUS(only(o, "", {"profile", "description", "required_tags", "metrics"}));
+    FL_TRY_STATUS(only(o, "", {"profile", "description", "required_tags", "metrics", "decoder"}));
     Contract c;
     FL_TRY(profile, string_field(o, "", "profile", true));
     if (auto st = core::validate_device_id(profile); !st || profile.size() > 64) {
@@ -107,6 +107,7 @@ class ContractReader {
       c.metrics.push_back(std::move(m));
     }
     std::sort(c.metrics.begin(), c.metrics.end(), [](const MetricSpec& a, const MetricSpec& b) { return a.name < b.name; });
+    if (const auto* d = o.if_contains("decoder")) FL_TRY_STATUS(read_decoder(*d, c));
     return c;
   }
 
@@ -149,6 +150,68 @@ class ContractReader {
     FL_TRY(description, string_field(o, path, "description", false));
     m.description = description;
     return m;
+  }
+
+  Status read_decoder(const json::value& v, Contract& c) {
+    if (!v.is_object()) return bad("decoder", "expected a table ([decoder] with a format)");
+    const auto& o = v.get_object();
+    FL_TRY_STATUS(only(o, "decoder", {"format", "time", "records", "fields"}));
+    FL_TRY(format, string_field(o, "decoder", "format", true));
+    auto& d = c.decoder;
+    if (format == "json") d.kind = DecoderSpec::Kind::json;
+    else if (format == "senml") d.kind = DecoderSpec::Kind::senml;
+    else if (format == "mapping") d.kind = DecoderSpec::Kind::mapping;
+    else return bad("decoder.format", "'" + format + "' is not a decoder (json, senml or mapping)");
+    auto pointer = [&](const std::string& where, const std::string& p) -> Status {
+      if (!p.empty() && p[0] != '/') return bad(where, "'" + p + "' is not a JSON pointer (it starts with '/', e.g. \"/data/temp\")");
+      return {};
+    };
+    FL_TRY(time, string_field(o, "decoder", "time", false));
+    FL_TRY_STATUS(pointer("decoder.time", time));
+    FL_TRY(records, string_field(o, "decoder", "records", false));
+    FL_TRY_STATUS(pointer("decoder.records", records));
+    d.time_pointer = time;
+    d.records_pointer = records;
+    const auto* fields = o.if_contains("fields");
+    if (d.kind != DecoderSpec::Kind::mapping) {
+      if (fields || !time.empty() || !records.empty()) return bad("decoder", "time, records and fields belong to the mapping decoder");
+      return {};
+    }
+    if (!fields || !fields->is_object() || fields->get_object().empty()) {
+      return bad("decoder.fields", "a mapping decoder needs fields ([decoder.fields.<metric>] with a pointer)");
+    }
+    for (const auto& [k, fv] : fields->get_object()) {
+      const std::string path = "decoder.fields." + std::string(k);
+      const MetricSpec* spec = c.metric(std::string(k));
+      if (!spec) return bad(path, "'" + std::string(k) + "' is not a metric of this contract");
+      if (!fv.is_object()) return bad(path, "expected a table with a pointer");
+      const auto& fo = fv.get_object();
+      FL_TRY_STATUS(only(fo, path, {"pointer", "scale", "offset", "unit"}));
+      FieldMapping m;
+      m.metric = std::string(k);
+      FL_TRY(ptr, string_field(fo, path, "pointer", true));
+      if (ptr.empty()) return bad(path + ".pointer", "empty: point at the value, e.g. \"/data/temp\"");
+      FL_TRY_STATUS(pointer(path + ".pointer", ptr));
+      m.pointer = ptr;
+      FL_TRY(scale, number_field(fo, path, "scale"));
+      FL_TRY(offset, number_field(fo, path, "offset"));
+      if (scale && *scale == 0) return bad(path + ".scale", "a scale of 0 loses the value");
+      if ((scale || offset) && spec->type != MetricType::float64 && spec->type != MetricType::int64) {
+        return bad(path + (scale ? ".scale" : ".offset"), "only numbers are scaled");
+      }
+      m.scale = scale ? *scale : 1;
+      m.offset = offset ? *offset : 0;
+      FL_TRY(unit, string_field(fo, path, "unit", false));
+      if (!unit.empty()) {
+        if (auto st = validate_ucum(unit); !st) return bad(path + ".unit", st.error().context());
+        if (spec->unit.empty()) return bad(path + ".unit", "metric '" + spec->name + "' has no unit to convert to");
+        if (auto conv = unit_conversion(unit, spec->unit); !conv) return bad(path + ".unit", conv.error().context());
+      }
+      m.unit = unit;
+      d.fields.push_back(std::move(m));
+    }
+    std::sort(d.fields.begin(), d.fields.end(), [](const auto& a, const auto& b) { return a.metric < b.metric; });
+    return {};
   }
 
   Status only(const json::object& o, const std::string& path, std::initializer_list<std::string_view> allowed) {
@@ -244,7 +307,35 @@ std::string canonical_json(const Contract& c) {
     metrics[m.name] = std::move(mo);
   }
   o["metrics"] = std::move(metrics);
+  if (c.decoder != DecoderSpec{}) {
+    json::object d;
+    d["format"] = to_string(c.decoder.kind);
+    if (!c.decoder.time_pointer.empty()) d["time"] = c.decoder.time_pointer;
+    if (!c.decoder.records_pointer.empty()) d["records"] = c.decoder.records_pointer;
+    if (!c.decoder.fields.empty()) {
+      json::object fields;
+      for (const auto& f : c.decoder.fields) {
+        json::object fo;
+        fo["pointer"] = f.pointer;
+        if (f.scale != 1) fo["scale"] = f.scale;
+        if (f.offset != 0) fo["offset"] = f.offset;
+        if (!f.unit.empty()) fo["unit"] = f.unit;
+        fields[f.metric] = std::move(fo);
+      }
+      d["fields"] = std::move(fields);
+    }
+    o["decoder"] = std::move(d);
+  }
   return json::serialize(o);
+}
+
+const char* to_string(DecoderSpec::Kind k) {
+  switch (k) {
+    case DecoderSpec::Kind::json: return "json";
+    case DecoderSpec::Kind::senml: return "senml";
+    case DecoderSpec::Kind::mapping: return "mapping";
+  }
+  return "?";
 }
 
 // ---- Differences ----------------------------------------------------------------------------
@@ -286,6 +377,13 @@ std::vector<ContractChange> diff_contracts(const Contract& from, const Contract&
       add(f + ".max_rate_hz", show(o->max_rate_hz) + " -> " + show(n.max_rate_hz), lower);
     }
     if (o->description != n.description) add(f + ".description", "changed", false);
+  }
+  // How payloads are read changes no promise about the values: compatible, but listed (a
+  // reprocess or replay may be due).
+  if (from.decoder.kind != to.decoder.kind) {
+    add("decoder.format", std::string(to_string(from.decoder.kind)) + " -> " + to_string(to.decoder.kind), false);
+  } else if (from.decoder != to.decoder) {
+    add("decoder", "changed", false);
   }
   return out;
 }

@@ -176,12 +176,30 @@ const char* to_string(Format f) {
   switch (f) {
     case Format::json: return "json";
     case Format::line_protocol: return "line_protocol";
+    case Format::senml_json: return "senml_json";
+    case Format::senml_cbor: return "senml_cbor";
+    case Format::mapping: return "mapping";
+    case Format::automatic: return "auto";
   }
   return "?";
 }
 
+bool looks_like_cbor(std::string_view payload) {
+  if (payload.empty()) return false;
+  auto b = static_cast<unsigned char>(payload[0]);
+  return b >= 0x80 && b <= 0xbf;  // major type 4 (array) or 5 (map); JSON text never starts so
+}
+
+Format format_of_content_type(std::string_view ct) {
+  ct = ct.substr(0, ct.find(';'));
+  while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
+  if (ct == "application/senml+json") return Format::senml_json;
+  if (ct == "application/senml+cbor") return Format::senml_cbor;
+  return Format::automatic;
+}
+
 Result<Format> parse_format(std::string_view name) {
-  for (auto f : {Format::json, Format::line_protocol}) {
+  for (auto f : {Format::json, Format::line_protocol, Format::senml_json, Format::senml_cbor, Format::mapping, Format::automatic}) {
     if (name == to_string(f)) return f;
   }
   return make_error(Errc::bad_payload, "unknown payload format '" + std::string(name) + "'");

@@ -40,25 +40,56 @@ std::string format_label(const Message& m) {
 Message decode_message(std::string_view label, std::string raw, int64_t receipt_ns, const DecodeLimits& limits) {
   Message m;
   m.receipt_ns = receipt_ns;
+  m.raw = std::move(raw);
   std::string_view name = label.substr(0, label.find(':'));
   auto format = parse_format(name);
   if (!format) {
     m.decoded = format.error();
-  } else {
-    m.format = *format;
-    if (m.format == Format::line_protocol && name.size() < label.size()) {
-      std::string_view precision = label.substr(name.size() + 1);
-      for (auto [unit, n] : kPrecisions) {
-        if (precision == n) m.precision = unit;
-      }
-    }
-    auto points = m.format == Format::line_protocol ? decode_line_protocol(raw, m.precision, receipt_ns, limits)
-                                                    : decode_json_telemetry(raw, receipt_ns, limits);
-    if (points) m.points = std::move(*points);
-    else m.decoded = points.error();
+    return m;
   }
-  m.raw = std::move(raw);
+  m.format = *format;
+  if (m.format != Format::line_protocol) {
+    m.decode = true;
+    return m;
+  }
+  if (name.size() < label.size()) {
+    std::string_view precision = label.substr(name.size() + 1);
+    for (auto [unit, n] : kPrecisions) {
+      if (precision == n) m.precision = unit;
+    }
+  }
+  auto points = decode_line_protocol(m.raw, m.precision, receipt_ns, limits);
+  if (points) m.points = std::move(*points);
+  else m.decoded = points.error();
   return m;
+}
+
+void decode_in_place(Message& m, const DecoderSpec* profile, const DecodeLimits& limits) {
+  Format f = m.format;
+  if (f == Format::automatic) {
+    f = looks_like_cbor(m.raw)                                          ? Format::senml_cbor
+        : profile && profile->kind == DecoderSpec::Kind::senml   ? Format::senml_json
+        : profile && profile->kind == DecoderSpec::Kind::mapping ? Format::mapping
+                                                                 : Format::json;
+  }
+  Result<std::vector<Point>> points = make_error(Errc::bad_payload, "no decoder");
+  switch (f) {
+    case Format::json:
+    case Format::automatic: points = decode_json_telemetry(m.raw, m.receipt_ns, limits); break;
+    case Format::line_protocol: points = decode_line_protocol(m.raw, m.precision, m.receipt_ns, limits); break;
+    case Format::senml_json: points = decode_senml_json(m.raw, m.receipt_ns, limits); break;
+    case Format::senml_cbor: points = decode_senml_cbor(m.raw, m.receipt_ns, limits); break;
+    case Format::mapping:
+      if (!profile || profile->kind != DecoderSpec::Kind::mapping) {
+        points = make_error(Errc::bad_payload, "the device's profile has no mapping decoder in its contract");
+      } else {
+        points = decode_mapped(*profile, m.raw, m.receipt_ns, limits);
+      }
+      break;
+  }
+  if (points) m.points = std::move(*points);
+  else m.decoded = points.error();
+  m.decode = false;
 }
 
 const char* to_string(Transport t) {
@@ -310,6 +341,8 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
     if (auto it = shard.contracts.find(device->profile); it != shard.contracts.end()) contract = it->second;
     const int64_t version = contract ? contract->version : 0;
     const int64_t now = env_.now_ns();
+    DecodeLimits limits;
+    limits.max_values = config_.ingest.max_values_per_message;
     // Samples go straight into the batch of this round of the shard's event loop.
     auto& batch = shard.scratch;
     const size_t round_begin = batch.size();
@@ -322,6 +355,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
       auto& outcome = outcomes[m];
       outcome.contract_version = version;
       size_t begin = batch.size();
+      if (msg.decode) decode_in_place(msg, contract ? &contract->contract.decoder : nullptr, limits);
       Status st = msg.decoded;
       auto& checked = shard.validation;
       checked.specs.clear();

@@ -699,16 +699,14 @@ class Session final : public SessionBase {
                             "unknown topic '" + p.topic + "'; telemetry goes to " + telemetry_topic_);
     }
     auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    ingest::DecodeLimits limits;
-    limits.max_values = server_.config.ingest.max_values_per_message;
-    auto points = ingest::decode_json_telemetry(p.payload, now, limits);
-    // A payload the decoder refuses still goes to the pipeline, which puts it in quarantine;
-    // its PUBACK (MQTT 5: with the reason) follows in order once it is kept there.
+    // Decoded in the pipeline with the profile's decoder (an MQTT 5 content type may name
+    // SenML); a payload it refuses goes to quarantine, and its PUBACK (MQTT 5: with the
+    // reason) follows in order once it is kept there.
     ingest::Message msg;
-    if (points) msg.points = std::move(*points);
-    else msg.decoded = points.error();
+    if (p.properties.content_type) msg.format = ingest::format_of_content_type(*p.properties.content_type);
     msg.raw = std::move(p.payload);
     msg.receipt_ns = now;
+    msg.decode = true;
     batch_.push_back(std::move(msg));
     batch_acks_.push_back(p.qos == 1 ? p.packet_id : 0);
   }
@@ -978,13 +976,11 @@ void Server::Impl::publish_will(const std::shared_ptr<const ingest::DeviceContex
                                 asio::any_io_executor executor) {
   if (will.topic == "devices/" + context->id + "/telemetry") {
     auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    auto points = ingest::decode_json_telemetry(will.payload, now);
     // Like any publish: a will the decoder or the contract refuses goes to quarantine.
     std::vector<ingest::Message> msgs(1);
-    if (points) msgs[0].points = std::move(*points);
-    else msgs[0].decoded = points.error();
     msgs[0].raw = std::move(will.payload);
     msgs[0].receipt_ns = now;
+    msgs[0].decode = true;
     pipeline.submit(context, std::move(msgs), ingest::Transport::mqtt, executor, [](std::vector<ingest::MessageOutcome>) {});
     return;
   }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "fieldline/core/result.h"
+#include "fieldline/ingest/decode.h"
 #include "fieldline/ingest/units.h"
 
 namespace fieldline::ingest {
@@ -29,14 +30,40 @@ struct MetricSpec {
   bool operator==(const MetricSpec&) const = default;
 };
 
+// How a vendor-specific JSON layout maps to the contract's metrics.
+struct FieldMapping {
+  std::string metric;   // a metric of the contract
+  std::string pointer;  // JSON pointer (RFC 6901) to the value, e.g. "/data/temp_c"
+  double scale = 1, offset = 0;  // value = raw * scale + offset
+  std::string unit;     // UCUM unit of the scaled value; empty: the metric's own
+  bool operator==(const FieldMapping&) const = default;
+};
+
+// The decoder the profile's devices use when a message does not say (MQTT 3.1.1 has no
+// content type): the core JSON format, SenML, or a mapping of a vendor's layout.
+struct DecoderSpec {
+  enum class Kind { json, senml, mapping } kind = Kind::json;
+  std::string time_pointer;     // mapping: the timestamp (epoch s/ms/us/ns or RFC 3339); empty: receipt time
+  std::string records_pointer;  // mapping: an array whose elements are decoded one by one; empty: the document
+  std::vector<FieldMapping> fields;  // mapping: sorted by metric
+  bool operator==(const DecoderSpec&) const = default;
+};
+const char* to_string(DecoderSpec::Kind k);
+
 struct Contract {
   std::string profile;
   std::string description;
   std::vector<std::string> required_tags;  // sorted, unique
   std::vector<MetricSpec> metrics;         // sorted by name, unique
+  DecoderSpec decoder;
   const MetricSpec* metric(std::string_view name) const;
   bool operator==(const Contract&) const = default;
 };
+
+// Decodes a vendor JSON document with a mapping decoder. Missing fields are skipped (the
+// contract's required metrics catch what must be there); errors say which pointer failed.
+Result<std::vector<Point>> decode_mapped(const DecoderSpec& decoder, std::string_view payload, int64_t receipt_ns,
+                                         const DecodeLimits& limits = {});
 
 // Parses a contract document: JSON when it starts with '{', TOML otherwise. A malformed one
 // fails with an error naming the line (TOML syntax) and the field, e.g.

@@ -53,7 +53,10 @@ struct Point {
 
 // How a message's bytes are decoded; kept with a quarantined (and a retained) raw payload so
 // it can be decoded again later.
-enum class Format : uint8_t { json, line_protocol };
+// `automatic`: what a transport sends when the message does not say (an MQTT 3.1.1 publish,
+// an HTTP body without a SenML content type): the pipeline takes SenML CBOR when the bytes
+// are CBOR, else the decoder the profile's contract names, else the core JSON format.
+enum class Format : uint8_t { json, line_protocol, senml_json, senml_cbor, mapping, automatic };
 const char* to_string(Format f);
 Result<Format> parse_format(std::string_view name);
 
@@ -75,5 +78,19 @@ Result<std::vector<Point>> decode_json_telemetry(std::string_view payload, int64
 Result<std::vector<Point>> decode_line_protocol(std::string_view body, core::EpochUnit precision, int64_t receipt_ns,
                                                 const DecodeLimits& limits = {},
                                                 std::vector<std::pair<uint32_t, uint32_t>>* lines = nullptr);
+
+// SenML (RFC 8428) packs in JSON and in CBOR. Base fields carry over; times below 2^28 are
+// relative to receipt; the metric is the record's name, or the last segment (after ':', '/'
+// or ';') of the base name when the record has none; a sum "s" becomes "<name>_sum"; units
+// travel with the points (and are converted to the contract's).
+Result<std::vector<Point>> decode_senml_json(std::string_view payload, int64_t receipt_ns, const DecodeLimits& limits = {});
+Result<std::vector<Point>> decode_senml_cbor(std::string_view payload, int64_t receipt_ns, const DecodeLimits& limits = {});
+
+// True when `payload` starts like CBOR (an array or map head) and so cannot be JSON text.
+bool looks_like_cbor(std::string_view payload);
+
+// The format a content type names (MQTT 5 content type, HTTP Content-Type): SenML JSON or
+// CBOR, the core JSON format, or automatic for anything else.
+Format format_of_content_type(std::string_view content_type);
 
 }  // namespace fieldline::ingest

@@ -62,18 +62,26 @@ std::shared_ptr<const DeviceContext> make_device_context(std::string id, std::st
 
 struct Message {
   std::vector<Point> points;
-  // The message as received, and how to decode it again: what quarantine keeps.
+  // The message as received, and how to decode it (again): what quarantine keeps.
   std::string raw;
-  Format format = Format::json;
+  Format format = Format::automatic;
   core::EpochUnit precision = core::EpochUnit::nanoseconds;  // line protocol timestamps
   int64_t receipt_ns = 0;
+  // Set: the pipeline decodes `raw` on the owning shard, with the decoder the profile's
+  // contract names (schema on read). Unset: the transport decoded it into `points`.
+  bool decode = false;
   Status decoded;  // an error: the decoder refused `raw` (points is empty); it goes to quarantine
 };
 
+// Decodes `m.raw` into `m.points` (or `m.decoded`) as `m.format` says, resolving automatic
+// with the profile's decoder (`profile`, may be null).
+void decode_in_place(Message& m, const DecoderSpec* profile, const DecodeLimits& limits);
+
 // "json", or "line_protocol:<precision>": what QuarantineRecord::format holds.
 std::string format_label(const Message& m);
-// Decodes `raw` again as `label` says (a quarantined or retained message): a Message whose
-// `decoded` tells whether the decoder took it.
+// A quarantined or retained message to decode again as `label` says. Line protocol is decoded
+// here (its lines name their devices); anything else is left to the pipeline, which decodes
+// it with the profile's current decoder.
 Message decode_message(std::string_view label, std::string raw, int64_t receipt_ns, const DecodeLimits& limits);
 
 struct MessageOutcome {
