@@ -103,6 +103,10 @@ Result<int64_t> parse_rfc3339(std::string_view s) {
   if (pos != s.size()) return bad_time(s, "trailing characters");
   int64_t days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
   int64_t secs = days * 86400 + hour * 3600 + minute * 60 + std::min(second, 59) - offset_s;
+  // Nanoseconds since the epoch in 64 bits reach from 1677 to 2262.
+  if (secs <= INT64_MIN / kNsPerSecond || secs >= INT64_MAX / kNsPerSecond) {
+    return bad_time(s, "outside the years 1678-2261 that nanosecond timestamps cover");
+  }
   return secs * kNsPerSecond + frac_ns;
 }
 

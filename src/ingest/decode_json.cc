@@ -147,8 +147,9 @@ Status decode_entry(const json::value& entry, const std::string& where, int64_t 
         if (!u.is_string() || u.get_string().empty() || u.get_string().size() > 64) {
           return bad(at + "." + std::string(k), "expected a UCUM unit string of at most 64 bytes");
         }
+        std::string_view name(k);  // a structured binding cannot be captured (clang)
         auto it = std::find_if(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
-                               [&](const Point& p) { return p.metric == std::string_view(k); });
+                               [name](const Point& p) { return p.metric == name; });
         if (it == out.end()) return bad(at + "." + std::string(k), "a unit for a metric that has no value");
         it->unit = std::string(u.get_string());
       }

@@ -18,14 +18,6 @@ Error bad(const std::string& where, const std::string& what) {
   return make_error(Errc::bad_payload, where.empty() ? what : where + ": " + what);
 }
 
-// Scaled values to 15 significant digits: a raw 215 at scale 0.1 is 21.5, not 21.500000000000004.
-double round15(double v) {
-  if (v == 0 || !std::isfinite(v)) return v;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.15g", v);
-  return std::strtod(buf, nullptr);
-}
-
 Result<int64_t> read_time(const json::value& v, const std::string& where) {
   if (v.is_int64() || v.is_uint64()) {
     int64_t raw = v.is_int64() ? v.get_int64() : static_cast<int64_t>(std::min<uint64_t>(v.get_uint64(), INT64_MAX));
@@ -67,7 +59,7 @@ Status decode_record(const DecoderSpec& d, const json::value& record, const std:
     if (v->is_double() || v->is_int64() || v->is_uint64()) {
       double x = v->is_double() ? v->get_double() : v->is_int64() ? static_cast<double>(v->get_int64())
                                                                    : static_cast<double>(v->get_uint64());
-      if (f.scale != 1 || f.offset != 0) x = round15(x * f.scale + f.offset);
+      if (f.scale != 1 || f.offset != 0) x = round_to_15_digits(x * f.scale + f.offset);
       if (!std::isfinite(x)) return bad(at, "number is not finite");
       p.value = x;
     } else if (v->is_bool()) {

@@ -59,13 +59,19 @@ struct Resolver {
     if (auto st = core::validate_metric_name(name); !st) return make_error(Errc::bad_metric, where + ".n: " + st.error().context());
     double t = bt + (r.t ? *r.t : 0);
     if (!std::isfinite(t)) return bad(where, "time is not finite");
+    // To the microsecond: a double holds today's epoch seconds to about 0.2 us, so finer
+    // digits are noise (1276020076.001 must not become ...076000999936 ns).
+    auto to_ns = [](double secs) {
+      double whole = std::floor(secs);
+      return static_cast<int64_t>(whole) * 1'000'000'000 + std::llround((secs - whole) * 1e6) * 1000;
+    };
     int64_t ts;
     // RFC 8428 section 4.5.3: values below 2^28 are relative to now.
     if (std::fabs(t) < 268435456.0) {
-      ts = receipt_ns + static_cast<int64_t>(std::llround(t * 1e9));
+      ts = receipt_ns + to_ns(t);
     } else {
       if (t < 0 || t > 9.2e9) return bad(where, "time " + std::to_string(t) + " is out of range");
-      ts = static_cast<int64_t>(std::llround(t * 1e9));
+      ts = to_ns(t);
     }
     auto push = [&](std::string metric, tsdb::Value value, std::string unit) -> Status {
       if (out.size() >= limits.max_values) {

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -328,6 +329,13 @@ Result<UnitConversion> unit_conversion(std::string_view from, std::string_view t
   c.scale = a.factor / b.factor;
   c.shift = (a.offset - b.offset) / b.factor;
   return c;
+}
+
+double round_to_15_digits(double v) {
+  if (v == 0 || !std::isfinite(v)) return v;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.15g", v);
+  return std::strtod(buf, nullptr);
 }
 
 }  // namespace fieldline::ingest

@@ -63,15 +63,6 @@ std::string where(const ActiveContract& c) {
   return " (contract '" + c.contract.profile + "' version " + std::to_string(c.version) + ")";
 }
 
-// A converted value to 15 significant digits: 68 [degF] is 20 Cel, not the
-// 20.000000000000007 that the scale and shift leave; no reading carries more precision.
-double round_converted(double v) {
-  if (v == 0 || !std::isfinite(v)) return v;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.15g", v);
-  return std::strtod(buf, nullptr);
-}
-
 const char* value_kind(const tsdb::Value& v) {
   switch (v.index()) {
     case 0: return "a float";
@@ -139,7 +130,7 @@ Status validate_message(const ActiveContract& c, std::vector<Point>& points, Uni
         return make_error(Errc::unit_mismatch, "'" + p.metric + "' in '" + p.unit + "': " + conv.error().context() + where(c));
       }
       if (auto* d = std::get_if<double>(&p.value)) {
-        *d = round_converted(conv->apply(*d));
+        *d = round_to_15_digits(conv->apply(*d));
       } else if (auto* n = std::get_if<int64_t>(&p.value)) {
         double v = conv->apply(static_cast<double>(*n));
         if (std::trunc(v) != v) {

@@ -274,3 +274,87 @@ TEST_F(Quarantine, ContractAppliedWhileDataStreamsInIsNeverHalfApplied) {
 }
 
 }  // namespace fieldline::itest
+
+namespace fieldline::itest {
+
+TEST_F(Quarantine, VendorLayoutIsQuarantinedThenReadByAMappingDecoderAfterTheFix) {
+  apply(kPump);
+  std::string token = add_pump("v1", "west");
+  // A vendor's own layout: the core JSON decoder cannot read it, so it is quarantined whole.
+  const std::string vendor = R"({"meta": {"time": 1795400000000}, "sensors": {"t_raw": 725, "vib": 2.5}})";
+  auto [code, body] = send("v1", token, vendor);
+  EXPECT_EQ(code, 400) << body;
+  EXPECT_EQ(body.at("error").at("code").as_string(), "ingest.bad_payload") << body;
+  // The fix: the profile's contract gets a mapping decoder (t_raw is tenths of a degree F).
+  apply(std::string(kPump) + R"(
+[decoder]
+format = "mapping"
+time = "/meta/time"
+[decoder.fields.temperature]
+pointer = "/sensors/t_raw"
+scale = 0.1
+unit = "[degF]"
+[decoder.fields.vibration]
+pointer = "/sensors/vib"
+)");
+  auto replayed = run(cli("quarantine replay --device v1 --format json"));
+  ASSERT_EQ(replayed.status, 0) << replayed.output;
+  EXPECT_EQ(json_of(replayed.output).at("stored").as_int64(), 1) << replayed.output;
+  auto temps = server_->query("v1", "temperature");
+  ASSERT_EQ(temps.size(), 1u);
+  EXPECT_EQ(temps[0].at("value").to_number<double>(), 22.5);  // 72.5 [degF]
+  EXPECT_EQ(temps[0].at("ts").as_string(), "2026-11-23T02:13:20Z");
+  // New messages in that layout are read the same way, over HTTP and MQTT.
+  EXPECT_EQ(send("v1", token, R"({"meta": {"time": 1795400001000}, "sensors": {"t_raw": 730}})").first, 204);
+  auto m = run("mosquitto_pub " + server_->mosquitto_args("v1", token) +
+               " -q 1 -i v1 -t devices/v1/telemetry -m '{\"meta\": {\"time\": 1795400002000}, \"sensors\": {\"t_raw\": 735}}'");
+  EXPECT_EQ(m.status, 0) << m.output;
+  EXPECT_EQ(server_->query("v1", "temperature").size(), 3u);
+}
+
+TEST_F(Quarantine, SenmlInJsonAndCborFromRealClients) {
+  apply(kPump);
+  std::string token = add_pump("s1", "west");
+  // SenML JSON over MQTT 5, named by the content type; units converted to the contract's.
+  auto pub = run("mosquitto_pub " + server_->mosquitto_args("s1", token) +
+                 " -V 5 -q 1 -i s1 -t devices/s1/telemetry -D publish content-type application/senml+json"
+                 " -m '[{\"bn\": \"urn:dev:s1:\", \"bt\": 1795400000, \"n\": \"temperature\", \"u\": \"K\", \"v\": 300.15},"
+                 " {\"n\": \"vibration\", \"u\": \"mm/s\", \"v\": 1.25}]'");
+  EXPECT_EQ(pub.status, 0) << pub.output;
+  auto temps = server_->query("s1", "temperature");
+  ASSERT_EQ(temps.size(), 1u);
+  EXPECT_EQ(temps[0].at("value").to_number<double>(), 27.0);
+  // SenML CBOR over HTTP (RFC 8428 section 6 labels), with curl.
+  std::string cbor;
+  auto head = [&](int major, unsigned n) { cbor.push_back(static_cast<char>(major << 5 | n)); };
+  auto text = [&](const std::string& t) {
+    head(3, static_cast<unsigned>(t.size()));
+    cbor += t;
+  };
+  head(4, 1);
+  head(5, 3);
+  head(0, 0);  // n
+  text("temperature");
+  head(0, 2);  // v
+  head(0, 21);
+  head(0, 6);  // t: -3, relative to receipt
+  head(1, 2);
+  std::string path = dir_.path() + "/pack.cbor";
+  std::ofstream(path, std::ios::binary) << cbor;
+  auto post = run("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Bearer " + token +
+                  "' -H 'Content-Type: application/senml+cbor' --data-binary @" + path + " " + server_->url() +
+                  "/api/v1/devices/s1/telemetry");
+  EXPECT_EQ(post.output, "204") << post.output;
+  temps = server_->query("s1", "temperature");
+  ASSERT_EQ(temps.size(), 2u);
+  EXPECT_EQ(temps[1].at("value").to_number<double>(), 21.0);
+  // A hostile CBOR body goes to quarantine with a clear reason; the server carries on.
+  std::ofstream(path, std::ios::binary) << std::string("\x9b\xff\xff\xff\xff\xff\xff\xff\xff", 9);
+  auto hostile = run("curl -s -X POST -H 'Authorization: Bearer " + token + "' -H 'Content-Type: application/senml+cbor' --data-binary @" +
+                     path + " " + server_->url() + "/api/v1/devices/s1/telemetry");
+  EXPECT_NE(hostile.output.find("CBOR at byte"), std::string::npos) << hostile.output;
+  EXPECT_NE(hostile.output.find("quarantine_id"), std::string::npos) << hostile.output;
+  EXPECT_EQ(server_->query("s1", "temperature").size(), 2u);
+}
+
+}  // namespace fieldline::itest

@@ -11,6 +11,9 @@ TEST(ParseRfc3339, UtcAndOffsetsAndFractions) {
   EXPECT_EQ(*parse_rfc3339("1970-01-01T00:00:00Z"), 0);
   EXPECT_EQ(*parse_rfc3339("2026-11-23T01:02:03Z"), 1795395723LL * kNsPerSecond);
   EXPECT_EQ(*parse_rfc3339("2026-11-23T02:02:03+01:00"), 1795395723LL * kNsPerSecond);
+  // Beyond what 64-bit nanoseconds hold: refused, not wrapped.
+  EXPECT_FALSE(parse_rfc3339("9999-12-31T23:59:59Z"));
+  EXPECT_FALSE(parse_rfc3339("1000-01-01T00:00:00Z"));
   EXPECT_EQ(*parse_rfc3339("1970-01-01T00:00:00.5Z"), 500'000'000);
   EXPECT_EQ(*parse_rfc3339("1970-01-01T00:00:00.000000001Z"), 1);
 }

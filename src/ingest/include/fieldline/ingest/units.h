@@ -15,6 +15,11 @@ namespace fieldline::ingest {
 // suggestion for the usual mistakes ("degC" -> "Cel", "kWh" -> "kW.h").
 Status validate_ucum(std::string_view unit);
 
+// `v` to 15 significant digits, for values that went through a scale or a conversion: 68
+// [degF] is 20 Cel and 215 x 0.1 is 21.5, not the ...0000007 that binary arithmetic leaves.
+// No sensor reading carries more precision.
+double round_to_15_digits(double v);
+
 // value_in_to = value_in_from * scale + shift.
 struct UnitConversion {
   double scale = 1, shift = 0;
