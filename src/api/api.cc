@@ -355,6 +355,12 @@ asio::awaitable<Response> Api::handle(Request& req) {
     co_return empty_response(204, ver);
   }
 
+  if (parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "events") {
+    if (!caller.admin()) co_return forbidden("events need the admin token");
+    if (method != bhttp::verb::get) co_return error_response(405, "method_not_allowed", "use GET", ver);
+    co_return events_route(registry_, q.params, ver);
+  }
+
   if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "quarantine") {
     if (!caller.admin()) co_return forbidden("the quarantine needs the admin token");
     auto res = co_await quarantine_route(registry_, pipeline_, config_, method, parts, q.params, req.body(), "admin", ver);
@@ -442,6 +448,10 @@ asio::awaitable<Response> Api::handle(Request& req) {
       auto d = registry_.get_device(id);
       co_return json_response(200, device_json(*d), ver);
     }
+    if (parts.size() == 5 && action == "calibrations") {
+      if (!caller.admin()) co_return forbidden("calibrations need the admin token");
+      co_return calibrations_route(registry_, pipeline_.calibrations(), metrics_, method, id, req.body(), "admin", ver);
+    }
     if (parts.size() == 5 && action == "telemetry") {
       if (method != bhttp::verb::post) co_return error_response(405, "method_not_allowed", "use POST", ver);
       if (!self_or_admin) co_return forbidden("a device may only send its own telemetry");
@@ -510,9 +520,20 @@ asio::awaitable<Response> Api::handle(Request& req) {
           if (!samples) co_return to_http_error(samples.error(), ver);
           json::array pts;
           pts.reserve(samples->size());
+          // ?raw=true: each calibrated value with the reading it was calibrated from.
+          const bool with_raw = q.get("raw") && *q.get("raw") == "true";
+          auto calibrations = with_raw ? pipeline_.calibrations().find(id) : nullptr;
           for (const auto& s : *samples) {
             json::object pt{{"ts", core::format_rfc3339(s.ts)}, {"value", value_json(s.value)}};
             if (s.quality != ingest::Quality::good) pt["quality"] = ingest::to_string(s.quality);
+            if (s.calibration != 0) {
+              pt["calibration"] = s.calibration;
+              const auto* cal = calibrations ? calibrations->by_id(s.calibration) : nullptr;
+              const auto* v = std::get_if<double>(&s.value);
+              if (cal && v) {
+                if (auto raw = cal->invert(*v)) pt["raw"] = ingest::round_to_15_digits(*raw);
+              }
+            }
             pts.push_back(std::move(pt));
           }
           co_return json_response(200, json::object{{"device", id}, {"metric", metric}, {"points", std::move(pts)}}, ver);

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <sstream>
 
@@ -310,6 +311,51 @@ int quarantine_command(ClientOptions& client, const std::string& action, const Q
   return out.at("rejected").as_int64() > 0 ? 1 : 0;
 }
 
+// fieldline calibration add|list, fieldline events.
+struct CalibrationArgs {
+  std::string device, metric, valid_from, due, reference;
+  std::optional<double> gain, offset, raw_min, raw_max;
+  std::vector<double> polynomial;
+};
+
+int calibration_command(ClientOptions& client, const std::string& action, const CalibrationArgs& a) {
+  const std::string target = "/api/v1/devices/" + enc(a.device) + "/calibrations";
+  json::value out;
+  if (action == "add") {
+    json::object body{{"metric", a.metric}};
+    if (a.gain) body["gain"] = *a.gain;
+    if (a.offset) body["offset"] = *a.offset;
+    if (!a.polynomial.empty()) {
+      json::array k;
+      for (double c : a.polynomial) k.push_back(c);
+      body["polynomial"] = std::move(k);
+    }
+    if (a.raw_min) body["raw_min"] = *a.raw_min;
+    if (a.raw_max) body["raw_max"] = *a.raw_max;
+    if (!a.valid_from.empty()) body["valid_from"] = a.valid_from;
+    if (!a.due.empty()) body["due"] = a.due;
+    if (!a.reference.empty()) body["reference"] = a.reference;
+    if (int rc = call(client, "POST", target, fieldline::core::to_json(body), &out)) return rc;
+    if (client.format == "json") std::printf("%s\n", fieldline::core::to_json(out).c_str());
+    else std::printf("calibration %s of %s/%s recorded (%s)\n", str(out.at("id")).c_str(), a.device.c_str(), a.metric.c_str(),
+                     str(out.at("status")).c_str());
+    return 0;
+  }
+  if (int rc = call(client, "GET", target, "", &out)) return rc;
+  if (client.format == "json") {
+    std::printf("%s\n", fieldline::core::to_json(out).c_str());
+    return 0;
+  }
+  std::printf("%-6s %-16s %-11s %-32s %-30s %-30s %s\n", "ID", "METRIC", "STATUS", "POLYNOMIAL", "VALID FROM", "DUE", "REFERENCE");
+  for (const auto& c : out.at("calibrations").as_array()) {
+    const auto& o = c.as_object();
+    std::printf("%-6s %-16s %-11s %-32s %-30s %-30s %s\n", str(o.at("id")).c_str(), str(o.at("metric")).c_str(),
+                str(o.at("status")).c_str(), str(o.at("polynomial")).c_str(), str(o.at("valid_from")).c_str(),
+                o.contains("due") ? str(o.at("due")).c_str() : "-", o.contains("reference") ? str(o.at("reference")).c_str() : "");
+  }
+  return 0;
+}
+
 int load_config(core::Config& config, const std::string& file, const std::vector<std::string>& sets) {
   const char* env_file = std::getenv("FIELDLINE_CONFIG");
   std::string path = !file.empty() ? file : env_file ? env_file : "";
@@ -429,6 +475,32 @@ int run(int argc, char** argv) {
   c_validate->add_option("file", c_file, "Contract document")->required()->check(CLI::ExistingFile);
   c_validate->add_option("--against", c_against, "A previous version's document: list the changes and whether they break")
       ->check(CLI::ExistingFile);
+  // calibration ..., events
+  auto* calibration_cmd = app.add_subcommand("calibration", "Calibration records of devices' metrics, on a running server");
+  calibration_cmd->require_subcommand(1);
+  CalibrationArgs ca;
+  auto* cal_add = calibration_cmd->add_subcommand("add", "Record a calibration (gain/offset or a polynomial), applied at ingestion");
+  cal_add->add_option("device", ca.device)->required();
+  cal_add->add_option("metric", ca.metric)->required();
+  cal_add->add_option("--gain", ca.gain, "value = reading x gain + offset");
+  cal_add->add_option("--offset", ca.offset);
+  cal_add->add_option("--polynomial", ca.polynomial, "Coefficients c0,c1,c2,...: value = c0 + c1 x + c2 x^2 ...")->delimiter(',');
+  cal_add->add_option("--raw-min", ca.raw_min, "Polynomial: lowest reading it is valid (and monotonic) for");
+  cal_add->add_option("--raw-max", ca.raw_max, "Polynomial: highest reading");
+  cal_add->add_option("--valid-from", ca.valid_from, "From when (RFC 3339, epoch ms or -1h; default now)");
+  cal_add->add_option("--due", ca.due, "When it must be calibrated again (an overdue one raises an event)");
+  cal_add->add_option("--reference", ca.reference, "Certificate or reference instrument");
+  add_client_options(cal_add, client);
+  auto* cal_list = calibration_cmd->add_subcommand("list", "A device's calibration records and their status");
+  cal_list->add_option("device", ca.device)->required();
+  add_client_options(cal_list, client);
+  std::string events_kind;
+  size_t events_limit = 100;
+  auto* events_cmd = app.add_subcommand("events", "Events other capabilities act on (calibration.overdue, ...), newest first");
+  events_cmd->add_option("--kind", events_kind, "Only this kind");
+  events_cmd->add_option("--limit", events_limit, "At most this many (default 100)");
+  add_client_options(events_cmd, client);
+
   // quarantine ...
   auto* quarantine_cmd = app.add_subcommand("quarantine", "Messages refused at ingestion, kept for inspection and replay");
   quarantine_cmd->require_subcommand(1);
@@ -568,6 +640,24 @@ int run(int argc, char** argv) {
   if (contract_cmd->parsed()) {
     return contract_command(client, contract_cmd->get_subcommands().front()->get_name(), c_file, c_profile, c_version, c_v1,
                             c_v2, c_force, c_reason);
+  }
+  if (calibration_cmd->parsed()) {
+    return calibration_command(client, calibration_cmd->get_subcommands().front()->get_name(), ca);
+  }
+  if (events_cmd->parsed()) {
+    json::value out;
+    std::string target = "/api/v1/events?limit=" + std::to_string(events_limit) + (events_kind.empty() ? "" : "&kind=" + enc(events_kind));
+    if (int rc = call(client, "GET", target, "", &out)) return rc;
+    if (client.format == "json") {
+      std::printf("%s\n", fieldline::core::to_json(out).c_str());
+      return 0;
+    }
+    std::printf("%-6s %-30s %-22s %-20s %-20s %s\n", "ID", "AT", "KIND", "DEVICE", "SUBJECT", "DETAIL");
+    for (const auto& e : out.at("events").as_array()) {
+      std::printf("%-6s %-30s %-22s %-20s %-20s %s\n", str(e.at("id")).c_str(), str(e.at("at")).c_str(), str(e.at("kind")).c_str(),
+                  str(e.at("device")).c_str(), str(e.at("subject")).c_str(), str(e.at("detail")).c_str());
+    }
+    return 0;
   }
   if (quarantine_cmd->parsed()) {
     return quarantine_command(client, quarantine_cmd->get_subcommands().front()->get_name(), qa);

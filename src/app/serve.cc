@@ -70,6 +70,10 @@ int serve(const core::Config& cfg) {
     std::fprintf(stderr, "FATAL: cannot load data contracts: %s\n", st.error().message().c_str());
     return 1;
   }
+  if (auto st = api::load_calibrations(**registry, (*pipeline)->calibrations()); !st) {
+    std::fprintf(stderr, "FATAL: cannot load calibrations: %s\n", st.error().message().c_str());
+    return 1;
+  }
 
   std::unique_ptr<asio::ssl::context> tls;
   if (!config.tls.cert_file.empty()) {
@@ -129,8 +133,18 @@ int serve(const core::Config& cfg) {
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (!ec) stop_signal.set_value(sig);
   });
+  // Overdue calibrations are checked at start and then every minute.
+  auto check_calibrations = [&] {
+    auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    auto raised = api::raise_overdue_calibrations(**registry, metrics, now);
+    if (!raised) log->warn("cannot check calibration due dates: {}", raised.error().message());
+    else if (*raised) log->warn("{} calibration(s) became overdue (events calibration.overdue)", *raised);
+  };
+  check_calibrations();
+  int ticks = 0;
   while (stop_future.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
     if (auto st = (*registry)->flush_last_seen(); !st) log->warn("cannot save last-seen times: {}", st.error().message());
+    if (++ticks % 12 == 0) check_calibrations();
   }
   int sig = stop_future.get();
   log->info("signal {}: stopping", sig);

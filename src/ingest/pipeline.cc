@@ -8,6 +8,7 @@
 #include <boost/asio/associated_executor.hpp>
 
 #include <array>
+#include <charconv>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -161,6 +162,8 @@ struct Pipeline::Shard {
   // This shard's copy of the published contracts, refreshed when the book's generation moves.
   ContractBook::Map contracts;
   uint64_t contracts_generation = UINT64_MAX;
+  CalibrationBook::Map calibrations;
+  uint64_t calibrations_generation = UINT64_MAX;
   UnitCache units;
   Validation validation;         // reused for every message
   std::vector<RateState> rates;  // by series ref, for metrics with a maximum rate
@@ -260,21 +263,30 @@ namespace {
 // what ingestion knows about it: protocol, contract version and, for a flagged value, its
 // quality. A point without tags of its own (every MQTT and JSON one) resolves through the
 // context's memory after the first time; otherwise the tags are merged in `scratch`.
-Result<tsdb::SeriesRef> resolve_series(tsdb::Db& db, const DeviceContext& device, Point& point, Transport transport,
-                                       int64_t contract_version, Quality quality, tsdb::Tags& scratch) {
+struct SeriesExtras {
+  Transport transport;
+  int64_t contract_version;
+  int64_t calibration;
+};
+
+Result<tsdb::SeriesRef> resolve_series(tsdb::Db& db, const DeviceContext& device, Point& point, const SeriesExtras& extras,
+                                       Quality quality, tsdb::Tags& scratch) {
+  const Transport transport = extras.transport;
+  const int64_t contract_version = extras.contract_version;
   const auto type = tsdb::type_of(point.value);
   const bool untagged = point.tags.empty();
   if (untagged) {
     for (const auto& s : device.series_refs) {
       if (s.metric == point.metric && s.transport == transport && s.quality == quality &&
-          s.contract_version == contract_version) {
+          s.contract_version == contract_version && s.calibration == extras.calibration) {
         return s.ref;
       }
     }
   }
   // Ingestion's own tags win over a device's or a point's of the same name.
-  std::array<std::pair<std::string, std::string>, 3> own;
+  std::array<std::pair<std::string, std::string>, 4> own;
   size_t n_own = 0;
+  if (extras.calibration > 0) own[n_own++] = {"calibration", std::to_string(extras.calibration)};
   if (contract_version > 0) own[n_own++] = {"contract_version", std::to_string(contract_version)};
   own[n_own++] = {"protocol", to_string(transport)};
   if (quality != Quality::good) own[n_own++] = {"quality", to_string(quality)};
@@ -300,7 +312,7 @@ Result<tsdb::SeriesRef> resolve_series(tsdb::Db& db, const DeviceContext& device
   FL_TRY(ref, db.series(tsdb::SeriesLabels(device.id, point.metric, scratch), type));
   // Bounded: a device with hundreds of metrics keeps using the engine's index.
   if (untagged && device.series_refs.size() < 64) {
-    device.series_refs.push_back({point.metric, transport, quality, contract_version, ref});
+    device.series_refs.push_back({point.metric, transport, quality, contract_version, extras.calibration, ref});
   }
   return ref;
 }
@@ -339,6 +351,13 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
     if (shard.contracts_generation != contracts_.generation()) shard.contracts = contracts_.snapshot(shard.contracts_generation);
     std::shared_ptr<const ActiveContract> contract;
     if (auto it = shard.contracts.find(device->profile); it != shard.contracts.end()) contract = it->second;
+    if (shard.calibrations_generation != calibrations_.generation()) {
+      shard.calibrations = calibrations_.snapshot(shard.calibrations_generation);
+    }
+    std::shared_ptr<const CalibrationSet> calibrations;
+    if (!shard.calibrations.empty()) {
+      if (auto it = shard.calibrations.find(device->id); it != shard.calibrations.end()) calibrations = it->second;
+    }
     const int64_t version = contract ? contract->version : 0;
     const int64_t now = env_.now_ns();
     DecodeLimits limits;
@@ -361,7 +380,9 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
       checked.specs.clear();
       checked.quality.clear();
       checked.flagged = 0;
-      if (st && contract) st = validate_message(*contract, msg.points, shard.units, checked);
+      checked.calibration.clear();
+      if (st && contract) st = validate_message(*contract, msg.points, shard.units, calibrations.get(), checked);
+      else if (st && calibrations) calibrate_message(*calibrations, msg.points, checked);
       for (size_t i = 0; st && i < msg.points.size(); ++i) {
         auto& point = msg.points[i];
         if (point.ts > now + config_.ingest.max_future_skew_ns) {
@@ -371,7 +392,8 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
           break;
         }
         Quality quality = checked.quality_of(i);
-        auto ref = resolve_series(*shard.db, *device, point, transport, version, Quality::good, tags);
+        const SeriesExtras extras{transport, version, checked.calibration_of(i)};
+        auto ref = resolve_series(*shard.db, *device, point, extras, Quality::good, tags);
         if (!ref) {
           st = ref.error();
           break;
@@ -397,7 +419,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
         }
         if (quality != Quality::good) {
           shard.flagged[static_cast<size_t>(quality)]->inc();
-          ref = resolve_series(*shard.db, *device, point, transport, version, quality, tags);
+          ref = resolve_series(*shard.db, *device, point, extras, quality, tags);
           if (!ref) {
             st = ref.error();
             break;
@@ -560,16 +582,20 @@ asio::awaitable<Result<std::vector<ReadSample>>> Pipeline::read(const std::strin
     std::vector<ReadSample> out;
     for (const auto& info : shard.db->select(sel)) {
       Quality quality = Quality::good;
+      int64_t calibration = 0;
       for (const auto& [k, v] : info.key.tags) {
-        if (k != "quality") continue;
-        for (auto q : {Quality::out_of_range, Quality::rate_exceeded}) {
-          if (v == to_string(q)) quality = q;
+        if (k == "quality") {
+          for (auto q : {Quality::out_of_range, Quality::rate_exceeded}) {
+            if (v == to_string(q)) quality = q;
+          }
+        } else if (k == "calibration") {
+          std::from_chars(v.data(), v.data() + v.size(), calibration);
         }
       }
       auto part = shard.db->read(info.key, from, to);
       if (!part) return part.error();
       out.reserve(out.size() + part->size());
-      for (auto& s : *part) out.push_back({s.ts, std::move(s.value), quality});
+      for (auto& s : *part) out.push_back({s.ts, std::move(s.value), quality, calibration});
     }
     std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.ts < b.ts; });
     return out;

@@ -102,11 +102,34 @@ Status coerce(const ActiveContract& c, const MetricSpec& spec, tsdb::Value& valu
 
 }  // namespace
 
-Status validate_message(const ActiveContract& c, std::vector<Point>& points, UnitCache& units, Validation& out) {
+namespace {
+void reset(Validation& out) {
   out.specs.clear();
   out.quality.clear();
+  out.calibration.clear();
   out.flagged = 0;
   out.first_warning.clear();
+}
+
+void calibrate(const CalibrationSet& calibrations, std::vector<Point>& points, size_t i, Validation& out) {
+  auto* d = std::get_if<double>(&points[i].value);
+  if (!d) return;  // calibrations are for float readings
+  const Calibration* cal = calibrations.at(points[i].metric, points[i].ts);
+  if (!cal) return;
+  *d = round_to_15_digits(cal->apply(*d));
+  if (out.calibration.empty()) out.calibration.assign(points.size(), 0);
+  out.calibration[i] = cal->id;
+}
+}  // namespace
+
+void calibrate_message(const CalibrationSet& calibrations, std::vector<Point>& points, Validation& out) {
+  reset(out);
+  for (size_t i = 0; i < points.size(); ++i) calibrate(calibrations, points, i, out);
+}
+
+Status validate_message(const ActiveContract& c, std::vector<Point>& points, UnitCache& units,
+                        const CalibrationSet* calibrations, Validation& out) {
+  reset(out);
   // Required metrics seen, by index in the contract (a mask for the usual few dozen metrics).
   const auto& metrics = c.contract.metrics;
   uint64_t seen_mask = 0;
@@ -143,6 +166,7 @@ Status validate_message(const ActiveContract& c, std::vector<Point>& points, Uni
       }
       p.unit.clear();
     }
+    if (calibrations) calibrate(*calibrations, points, i, out);
     if (spec->min || spec->max) {
       double v = 0;
       if (auto* d = std::get_if<double>(&p.value)) v = *d;

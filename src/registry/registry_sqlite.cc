@@ -121,6 +121,31 @@ const char* const kMigrations[] = {
       PRIMARY KEY (client_id, seq)
     );
     )sql",
+    // 6: calibration records (immutable) and events for other capabilities to act on.
+    R"sql(
+    CREATE TABLE calibrations (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      device TEXT NOT NULL,
+      metric TEXT NOT NULL,
+      document TEXT NOT NULL,
+      valid_from_ns INTEGER NOT NULL,
+      due_ns INTEGER NOT NULL,
+      created_ns INTEGER NOT NULL,
+      created_by TEXT NOT NULL
+    );
+    CREATE INDEX calibrations_device ON calibrations(device, metric, valid_from_ns);
+    CREATE TRIGGER calibrations_immutable BEFORE UPDATE ON calibrations
+      BEGIN SELECT RAISE(ABORT, 'calibration records are immutable'); END;
+    CREATE TABLE events (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      at_ns INTEGER NOT NULL,
+      kind TEXT NOT NULL,
+      device TEXT NOT NULL,
+      subject TEXT NOT NULL,
+      detail TEXT NOT NULL,
+      UNIQUE (kind, subject)
+    );
+    )sql",
 };
 
 int64_t now_ns() {
@@ -535,6 +560,80 @@ class SqliteRegistry final : public Registry {
     sqlite3_prepare_v2(db_, "SELECT DISTINCT profile FROM contracts ORDER BY profile", -1, &st.s, nullptr);
     std::vector<std::string> out;
     while (sqlite3_step(st.s) == SQLITE_ROW) out.push_back(col(st, 0));
+    return out;
+  }
+
+  Result<int64_t> add_calibration(const CalibrationRecord& c, const AuditEntry& audit) override {
+    std::lock_guard lock(db_mu_);
+    FL_TRY_STATUS(exec("BEGIN IMMEDIATE"));
+    int64_t id = 0;
+    auto st = [&]() -> Status {
+      Stmt ins;
+      sqlite3_prepare_v2(db_, "INSERT INTO calibrations(device,metric,document,valid_from_ns,due_ns,created_ns,created_by) VALUES (?,?,?,?,?,?,?)",
+                         -1, &ins.s, nullptr);
+      bind_text(ins, 1, c.device);
+      bind_text(ins, 2, c.metric);
+      bind_text(ins, 3, c.document);
+      sqlite3_bind_int64(ins.s, 4, c.valid_from_ns);
+      sqlite3_bind_int64(ins.s, 5, c.due_ns);
+      sqlite3_bind_int64(ins.s, 6, c.created_ns);
+      bind_text(ins, 7, c.created_by);
+      if (sqlite3_step(ins.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+      id = sqlite3_last_insert_rowid(db_);
+      AuditEntry a = audit;
+      a.subject += "#" + std::to_string(id);
+      return insert_audit(a);
+    }();
+    if (!st) {
+      (void)exec("ROLLBACK");
+      return st.error();
+    }
+    FL_TRY_STATUS(exec("COMMIT"));
+    return id;
+  }
+
+  Result<std::vector<CalibrationRecord>> calibrations(const std::string& device) override {
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_,
+                       device.empty() ? "SELECT id,device,metric,document,valid_from_ns,due_ns,created_ns,created_by FROM calibrations ORDER BY id"
+                                      : "SELECT id,device,metric,document,valid_from_ns,due_ns,created_ns,created_by FROM calibrations WHERE device=? ORDER BY id",
+                       -1, &st.s, nullptr);
+    if (!device.empty()) bind_text(st, 1, device);
+    std::vector<CalibrationRecord> out;
+    while (sqlite3_step(st.s) == SQLITE_ROW) {
+      out.push_back({sqlite3_column_int64(st.s, 0), col(st, 1), col(st, 2), col(st, 3), sqlite3_column_int64(st.s, 4),
+                     sqlite3_column_int64(st.s, 5), sqlite3_column_int64(st.s, 6), col(st, 7)});
+    }
+    return out;
+  }
+
+  Result<bool> add_event(const Event& e) override {
+    std::lock_guard lock(db_mu_);
+    Stmt ins;
+    sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO events(at_ns,kind,device,subject,detail) VALUES (?,?,?,?,?)", -1, &ins.s, nullptr);
+    sqlite3_bind_int64(ins.s, 1, e.at_ns);
+    bind_text(ins, 2, e.kind);
+    bind_text(ins, 3, e.device);
+    bind_text(ins, 4, e.subject);
+    bind_text(ins, 5, e.detail);
+    if (sqlite3_step(ins.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+    return sqlite3_changes(db_) > 0;
+  }
+
+  Result<std::vector<Event>> events(const std::string& kind, size_t limit) override {
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_,
+                       kind.empty() ? "SELECT id,at_ns,kind,device,subject,detail FROM events ORDER BY id DESC LIMIT ?2"
+                                    : "SELECT id,at_ns,kind,device,subject,detail FROM events WHERE kind=?1 ORDER BY id DESC LIMIT ?2",
+                       -1, &st.s, nullptr);
+    if (!kind.empty()) bind_text(st, 1, kind);
+    sqlite3_bind_int64(st.s, 2, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+    std::vector<Event> out;
+    while (sqlite3_step(st.s) == SQLITE_ROW) {
+      out.push_back({sqlite3_column_int64(st.s, 0), sqlite3_column_int64(st.s, 1), col(st, 2), col(st, 3), col(st, 4), col(st, 5)});
+    }
     return out;
   }
 

@@ -358,3 +358,67 @@ TEST_F(Quarantine, SenmlInJsonAndCborFromRealClients) {
 }
 
 }  // namespace fieldline::itest
+
+namespace fieldline::itest {
+
+// Calibration records share the contract tests' server and helpers.
+class Calibrations : public Quarantine {};
+
+TEST_F(Calibrations, AppliedAtIngestionTaggedRecoverableAndOverdueRaisesAnEvent) {
+  apply(kPump);
+  std::string token = add_pump("c1", "north");
+  // Before any calibration: stored as sent.
+  EXPECT_EQ(send("c1", token, R"({"ts": 1795400000000, "values": {"temperature": 20}})").first, 204);
+  // Gain and offset from a certificate, valid from a second later.
+  auto added = run(cli("calibration add c1 temperature --gain 1.02 --offset -0.3 --reference CERT-17 "
+                       "--valid-from 1795400001000 --due 2099-01-01T00:00:00Z --format json"));
+  ASSERT_EQ(added.status, 0) << added.output;
+  auto cal = json_of(added.output);
+  const int64_t id = cal.at("id").as_int64();
+  EXPECT_EQ(cal.at("status").as_string(), "current");
+  EXPECT_EQ(send("c1", token, R"({"ts": 1795400002000, "values": {"temperature": 20}})").first, 204);
+  // Over MQTT too: the calibration is the device's, whatever the transport.
+  auto m = run("mosquitto_pub " + server_->mosquitto_args("c1", token) +
+               " -q 1 -i c1 -t devices/c1/telemetry -m '{\"ts\": 1795400003000, \"values\": {\"temperature\": 30}}'");
+  EXPECT_EQ(m.status, 0) << m.output;
+  auto [code, text] = server_->http("GET", "/api/v1/devices/c1/metrics/temperature?from=0&to=now%2B1d&raw=true");
+  ASSERT_EQ(code, 200) << text;
+  auto pts = json_of(text).at("points").as_array();
+  ASSERT_EQ(pts.size(), 3u);
+  EXPECT_EQ(pts[0].at("value").to_number<double>(), 20);  // before valid_from: untouched
+  EXPECT_FALSE(pts[0].as_object().contains("calibration"));
+  EXPECT_EQ(pts[1].at("value").to_number<double>(), 20.1);  // 20 x 1.02 - 0.3
+  EXPECT_EQ(pts[1].at("calibration").as_int64(), id);
+  EXPECT_EQ(pts[1].at("raw").to_number<double>(), 20);  // the reading as sent, recovered
+  EXPECT_EQ(pts[2].at("value").to_number<double>(), 30.3);
+  EXPECT_EQ(pts[2].at("raw").to_number<double>(), 30);
+  // The series says which calibration made it.
+  auto exported = run(cli("export --selector 'temperature{device=\"c1\",calibration=\"" + std::to_string(id) +
+                          "\"}' --from 1795400000000 --to 1795400010000 --format csv"));
+  EXPECT_EQ(std::count(exported.output.begin(), exported.output.end(), '\n'), 3) << exported.output;
+  // A record already past its due date is overdue: an event, once, and a gauge.
+  auto late = run(cli("calibration add c1 vibration --gain 1.1 --valid-from 2026-01-01T00:00:00Z --due 2026-06-01T00:00:00Z"));
+  ASSERT_EQ(late.status, 0) << late.output;
+  auto events = json_of(run(cli("events --kind calibration.overdue --format json")).output).at("events").as_array();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].at("device").as_string(), "c1");
+  EXPECT_EQ(events[0].at("detail").at("metric").as_string(), "vibration");
+  EXPECT_EQ(server_->metric("fieldline_calibrations_overdue"), 1);
+  auto list = json_of(run(cli("calibration list c1 --format json")).output).at("calibrations").as_array();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[1].at("status").as_string(), "overdue");
+  // Calibrations and their events survive a restart and keep applying.
+  ASSERT_EQ(server_->terminate().first, 0);
+  server_->start();
+  EXPECT_EQ(send("c1", token, R"({"ts": 1795400004000, "values": {"temperature": 10}})").first, 204);
+  EXPECT_EQ(server_->query("c1", "temperature").back().at("value").to_number<double>(), 9.9);
+  EXPECT_EQ(json_of(run(cli("events --format json")).output).at("events").as_array().size(), 1u);
+  auto audit = run(cli("audit --format json"));
+  EXPECT_NE(audit.output.find("calibration.add"), std::string::npos) << audit.output;
+  // A bad record is refused with the field named.
+  auto bad = run(cli("calibration add c1 temperature --polynomial 0,0,1 --raw-min -1 --raw-max 1"));
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("not monotonic"), std::string::npos) << bad.output;
+}
+
+}  // namespace fieldline::itest

@@ -35,7 +35,7 @@ ActiveContract pump(int64_t version = 3) {
 
 Result<Validation> validate_message(const ActiveContract& c, std::vector<Point>& points, UnitCache& units) {
   Validation v;
-  FL_TRY_STATUS(ingest::validate_message(c, points, units, v));
+  FL_TRY_STATUS(ingest::validate_message(c, points, units, nullptr, v));
   return v;
 }
 

@@ -75,4 +75,20 @@ boost::asio::awaitable<transport::http::Response> quarantine_route(
     const std::vector<std::string>& parts, const std::map<std::string, std::string>& params, const std::string& body,
     const std::string& actor, unsigned version);
 
+// Calibrations (admin token):
+//   GET  /api/v1/devices/{id}/calibrations   records with status current, superseded, scheduled or overdue
+//   POST /api/v1/devices/{id}/calibrations   {"metric", "gain", "offset" | "polynomial", "raw_min", "raw_max",
+//                                            "valid_from", "due", "reference"}; audited; applied from the next message
+// GET /api/v1/events[?kind=&limit=]: events such as calibration.overdue, newest first.
+transport::http::Response calibrations_route(registry::Registry& registry, ingest::CalibrationBook& book, ops::Metrics& metrics,
+                                             boost::beast::http::verb method, const std::string& device,
+                                             const std::string& body, const std::string& actor, unsigned version);
+transport::http::Response events_route(registry::Registry& registry, const std::map<std::string, std::string>& params,
+                                       unsigned version);
+// Publishes every device's calibrations to ingestion (at start).
+Status load_calibrations(registry::Registry& registry, ingest::CalibrationBook& book);
+// Records a calibration.overdue event (once) for each calibration in force past its due
+// date, and sets the fieldline_calibrations_overdue gauge; returns how many events are new.
+Result<size_t> raise_overdue_calibrations(registry::Registry& registry, ops::Metrics& metrics, int64_t now_ns);
+
 }  // namespace fieldline::api

@@ -40,6 +40,7 @@ struct ResolvedSeries {
   Transport transport;
   Quality quality;
   int64_t contract_version;
+  int64_t calibration;
   tsdb::SeriesRef ref;
 };
 
@@ -101,6 +102,7 @@ struct ReadSample {
   int64_t ts = 0;
   tsdb::Value value;
   Quality quality = Quality::good;
+  int64_t calibration = 0;  // the calibration applied at ingestion (0: none)
 };
 
 // Live messages that fail go to quarantine; replayed ones (already there) only report.
@@ -127,6 +129,8 @@ class Pipeline {
   // The contract versions ingestion validates against (publish a new one here once the
   // registry holds it).
   ContractBook& contracts() { return contracts_; }
+  // The calibrations ingestion applies, per device (publish a device's set when it changes).
+  CalibrationBook& calibrations() { return calibrations_; }
   Quarantine& quarantine() { return *quarantine_; }
 
   // The query coroutines take references: callers co_await them at once, so the referents
@@ -162,6 +166,7 @@ class Pipeline {
   ops::Metrics& metrics_;
   std::vector<std::unique_ptr<Shard>> shards_;
   ContractBook contracts_;
+  CalibrationBook calibrations_;
   std::unique_ptr<Quarantine> quarantine_;
   std::vector<std::shared_ptr<std::function<void()>>> ticks_;  // maintenance loops, kept alive here
   // Block cuts are encoded and written here, off the shards, so ingestion never waits for them.

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "fieldline/core/result.h"
+#include "fieldline/ingest/calibration.h"
 #include "fieldline/ingest/contract.h"
 #include "fieldline/ingest/decode.h"
 
@@ -60,6 +61,8 @@ class UnitCache {
 struct Validation {
   std::vector<const MetricSpec*> specs;  // per point: its metric in the contract
   std::vector<Quality> quality;          // per point; empty while nothing is flagged
+  std::vector<int64_t> calibration;      // per point: the calibration applied (0: none); empty while none is
+  int64_t calibration_of(size_t point) const { return calibration.empty() ? 0 : calibration[point]; }
   uint32_t flagged = 0;
   std::string first_warning;
   Quality quality_of(size_t point) const { return quality.empty() ? Quality::good : quality[point]; }
@@ -74,8 +77,13 @@ struct Validation {
 // contract's type (an integer for a float metric, an integral number for an int one) and unit.
 // Fails with unknown_metric, wrong_type, unit_mismatch or missing_required, naming the metric
 // and the contract version. Rates are the caller's (they need each series' history).
-// `out` is reused between messages (its vectors keep their capacity).
-Status validate_message(const ActiveContract& contract, std::vector<Point>& points, UnitCache& units, Validation& out);
+// `out` is reused between messages (its vectors keep their capacity). `calibrations` (may be
+// null) are the device's: a float value is calibrated after its unit conversion and before
+// the range check.
+Status validate_message(const ActiveContract& contract, std::vector<Point>& points, UnitCache& units,
+                        const CalibrationSet* calibrations, Validation& out);
+// Calibration alone, for a device whose profile has no contract.
+void calibrate_message(const CalibrationSet& calibrations, std::vector<Point>& points, Validation& out);
 
 // A maximum rate as a generic cell rate algorithm over sample timestamps: a series may burst
 // up to one second's worth of samples (at least two) and must average no more than `max_hz`.

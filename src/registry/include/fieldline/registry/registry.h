@@ -97,6 +97,25 @@ struct AuditEntry {
   std::string detail;   // why, and what changed
 };
 
+// One calibration record of a device's metric (the document is ingest/calibration.h's
+// canonical JSON). Records are immutable; a newer valid_from supersedes.
+struct CalibrationRecord {
+  int64_t id = 0;
+  std::string device, metric;
+  std::string document;
+  int64_t valid_from_ns = 0, due_ns = 0;
+  int64_t created_ns = 0;
+  std::string created_by;
+};
+
+// Something that happened that other capabilities act on (alarms turn events into alarms):
+// "calibration.overdue", ... Recorded once per (kind, subject).
+struct Event {
+  int64_t id = 0;
+  int64_t at_ns = 0;
+  std::string kind, device, subject, detail;
+};
+
 class Registry {
  public:
   virtual ~Registry() = default;
@@ -145,6 +164,16 @@ class Registry {
   virtual Result<std::vector<ContractVersion>> contract_history(const std::string& profile) = 0;
   virtual Result<std::vector<std::string>> contract_profiles() = 0;
   virtual Status append_audit(const AuditEntry& entry) = 0;
+
+  // Calibrations. Returns the new record's id; `audit` goes in the same transaction (its
+  // subject gets the id appended).
+  virtual Result<int64_t> add_calibration(const CalibrationRecord& c, const AuditEntry& audit) = 0;
+  // A device's records ("" for every device's), oldest first.
+  virtual Result<std::vector<CalibrationRecord>> calibrations(const std::string& device) = 0;
+  // Records `e` unless an event of its kind and subject exists; true when it was new.
+  virtual Result<bool> add_event(const Event& e) = 0;
+  // Newest first; `kind` "" for all.
+  virtual Result<std::vector<Event>> events(const std::string& kind, size_t limit) = 0;
   // The newest `limit` entries, newest first.
   virtual Result<std::vector<AuditEntry>> audit_log(size_t limit) = 0;
 
