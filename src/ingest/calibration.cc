@@ -197,22 +197,7 @@ const Calibration* CalibrationSet::by_id(int64_t id) const {
 
 void CalibrationBook::publish(const std::string& device, std::vector<Calibration> all) {
   auto set = std::make_shared<const CalibrationSet>(std::move(all));
-  std::lock_guard lock(mu_);
-  if (set->empty()) by_device_.erase(device);
-  else by_device_[device] = std::move(set);
-  generation_.fetch_add(1, std::memory_order_release);
-}
-
-std::shared_ptr<const CalibrationSet> CalibrationBook::find(const std::string& device) const {
-  std::lock_guard lock(mu_);
-  auto it = by_device_.find(device);
-  return it == by_device_.end() ? nullptr : it->second;
-}
-
-CalibrationBook::Map CalibrationBook::snapshot(uint64_t& generation) const {
-  std::lock_guard lock(mu_);
-  generation = generation_.load(std::memory_order_acquire);
-  return by_device_;
+  Published::publish(device, set->empty() ? nullptr : std::move(set), [](const CalibrationSet&) { return false; });
 }
 
 }  // namespace fieldline::ingest

@@ -10,24 +10,9 @@
 namespace fieldline::ingest {
 
 void ContractBook::publish(int64_t version, Contract contract) {
-  auto active = std::make_shared<const ActiveContract>(ActiveContract{version, std::move(contract)});
-  std::lock_guard lock(mu_);
-  auto& slot = by_profile_[active->contract.profile];
-  if (slot && slot->version >= version) return;
-  slot = std::move(active);
-  generation_.fetch_add(1, std::memory_order_release);
-}
-
-std::shared_ptr<const ActiveContract> ContractBook::find(std::string_view profile) const {
-  std::lock_guard lock(mu_);
-  auto it = by_profile_.find(std::string(profile));
-  return it == by_profile_.end() ? nullptr : it->second;
-}
-
-ContractBook::Map ContractBook::snapshot(uint64_t& generation) const {
-  std::lock_guard lock(mu_);
-  generation = generation_.load(std::memory_order_acquire);
-  return by_profile_;
+  std::string profile = contract.profile;
+  Published::publish(profile, std::make_shared<const ActiveContract>(ActiveContract{version, std::move(contract)}),
+                     [version](const ActiveContract& current) { return current.version >= version; });
 }
 
 const char* to_string(Quality q) {

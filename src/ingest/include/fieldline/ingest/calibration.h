@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "fieldline/core/result.h"
+#include "fieldline/ingest/published.h"
 
 namespace fieldline::ingest {
 
@@ -63,19 +64,10 @@ class CalibrationSet {
   std::map<std::string, std::vector<Calibration>, std::less<>> by_metric_;  // ascending valid_from
 };
 
-// The calibrations ingestion applies, per device; published whole, like ContractBook.
-class CalibrationBook {
+// The calibrations ingestion applies, by device; a device's set is replaced whole.
+class CalibrationBook : public Published<CalibrationSet> {
  public:
   void publish(const std::string& device, std::vector<Calibration> all);
-  std::shared_ptr<const CalibrationSet> find(const std::string& device) const;
-  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
-  using Map = std::unordered_map<std::string, std::shared_ptr<const CalibrationSet>>;
-  Map snapshot(uint64_t& generation) const;
-
- private:
-  mutable std::mutex mu_;
-  Map by_device_;
-  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace fieldline::ingest

@@ -20,6 +20,7 @@
 #include "fieldline/ingest/calibration.h"
 #include "fieldline/ingest/contract.h"
 #include "fieldline/ingest/decode.h"
+#include "fieldline/ingest/published.h"
 
 namespace fieldline::ingest {
 
@@ -28,20 +29,11 @@ struct ActiveContract {
   Contract contract;
 };
 
-class ContractBook {
+// Each profile's contract version, by profile.
+class ContractBook : public Published<ActiveContract> {
  public:
   // Makes `version` the profile's contract unless a newer one is already published.
   void publish(int64_t version, Contract contract);
-  std::shared_ptr<const ActiveContract> find(std::string_view profile) const;
-  // Bumped by every publish: readers that keep a copy (each shard) refresh it when it moves.
-  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
-  using Map = std::unordered_map<std::string, std::shared_ptr<const ActiveContract>>;
-  Map snapshot(uint64_t& generation) const;
-
- private:
-  mutable std::mutex mu_;
-  Map by_profile_;
-  std::atomic<uint64_t> generation_{0};
 };
 
 // A value's quality: good, or the warning it is stored with (as the series tag
