@@ -318,6 +318,8 @@ asio::awaitable<Response> Api::handle(Request& req) {
         dm.msg.points.push_back(std::move(p));
       }
     }
+    auto reported = ingest::reported_tags(req["X-Fieldline-Firmware"], req["X-Fieldline-Gateway"]);
+    if (!reported) co_return error_response(400, "bad_request", reported.error().context(), ver);
     auto exec = co_await asio::this_coro::executor;
     boost::json::array flagged;
     for (auto& [device, dm] : by_device) {
@@ -327,7 +329,7 @@ asio::awaitable<Response> Api::handle(Request& req) {
         if (registry::is(dev.error(), registry::Errc::unauthorized)) co_return forbidden(dev.error().context());
         co_return to_http_error(dev.error(), ver);
       }
-      auto ctx = ingest::make_device_context(device, dev->profile, dev->tags);
+      auto ctx = ingest::make_device_context(device, dev->profile, dev->tags, *reported);
       dm.msg.format = ingest::Format::line_protocol;
       dm.msg.precision = unit;
       dm.msg.receipt_ns = received;
@@ -461,6 +463,8 @@ asio::awaitable<Response> Api::handle(Request& req) {
         co_return to_http_error(dev.error(), ver);
       }
       const int64_t received = now_ns();
+      auto reported = ingest::reported_tags(req["X-Fieldline-Firmware"], req["X-Fieldline-Gateway"]);
+      if (!reported) co_return error_response(400, "bad_request", reported.error().context(), ver);
       // Decoded in the pipeline with the profile's decoder (Content-Type may name SenML JSON
       // or CBOR); stored, or put in quarantine.
       std::vector<ingest::Message> msgs(1);
@@ -468,7 +472,7 @@ asio::awaitable<Response> Api::handle(Request& req) {
       msgs[0].raw = std::move(req.body());
       msgs[0].receipt_ns = received;
       msgs[0].decode = true;
-      auto ctx = ingest::make_device_context(id, dev->profile, dev->tags);
+      auto ctx = ingest::make_device_context(id, dev->profile, dev->tags, *reported);
       auto exec = co_await asio::this_coro::executor;
       auto outcomes = co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::vector<ingest::MessageOutcome>)>(
           [&](auto handler) {

@@ -7,7 +7,9 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/associated_executor.hpp>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <atomic>
 #include <chrono>
@@ -255,6 +257,33 @@ std::shared_ptr<const DeviceContext> make_device_context(std::string id, std::st
     tags.insert(at, {"profile", profile});
   }
   return std::make_shared<const DeviceContext>(DeviceContext{std::move(id), std::move(tags), std::move(profile), {}});
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> reported_tags(std::string_view firmware, std::string_view gateway) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto [key, value] : {std::pair<const char*, std::string_view>{"firmware", firmware}, {"gateway", gateway}}) {
+    if (value.empty()) continue;
+    bool ok = value.size() <= 64 && std::all_of(value.begin(), value.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '+' || c == '/' || c == '-';
+    });
+    if (!ok) {
+      return make_error(Errc::bad_metric, std::string(key) + " '" + std::string(value.substr(0, 64)) +
+                                              "' is not 1-64 characters from [A-Za-z0-9._:+/-]");
+    }
+    out.emplace_back(key, std::string(value));
+  }
+  return out;
+}
+
+std::shared_ptr<const DeviceContext> make_device_context(std::string id, std::string profile,
+                                                         std::vector<std::pair<std::string, std::string>> tags,
+                                                         const std::vector<std::pair<std::string, std::string>>& reported) {
+  for (const auto& [k, v] : reported) {
+    std::erase_if(tags, [&](const auto& t) { return t.first == k; });
+    tags.emplace_back(k, v);
+  }
+  std::sort(tags.begin(), tags.end());
+  return make_device_context(std::move(id), std::move(profile), std::move(tags));
 }
 
 namespace {

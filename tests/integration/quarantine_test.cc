@@ -422,3 +422,38 @@ TEST_F(Calibrations, AppliedAtIngestionTaggedRecoverableAndOverdueRaisesAnEvent)
 }
 
 }  // namespace fieldline::itest
+
+namespace fieldline::itest {
+
+TEST_F(Quarantine, FirmwareAndGatewayReportedByTheDeviceTagItsSeries) {
+  std::string token = add_pump("f1", "north");
+  // MQTT 5 CONNECT user properties.
+  auto pub = run("mosquitto_pub " + server_->mosquitto_args("f1", token) +
+                 " -V 5 -q 1 -i f1 -t devices/f1/telemetry -D connect user-property firmware 2.4.1"
+                 " -D connect user-property gateway gw-north-1 -m '{\"ts\": 1795400000000, \"values\": {\"temperature\": 20}}'");
+  EXPECT_EQ(pub.status, 0) << pub.output;
+  // HTTP headers, after a firmware update.
+  auto post = run("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Bearer " + token +
+                  "' -H 'X-Fieldline-Firmware: 2.5.0' -d '{\"ts\": 1795400001000, \"values\": {\"temperature\": 21}}' " +
+                  server_->url() + "/api/v1/devices/f1/telemetry");
+  EXPECT_EQ(post.output, "204");
+  auto [code, q] = server_->http("GET", "/api/v1/query?selector=temperature%7Bdevice%3D%22f1%22%7D&agg=count&group_by=firmware,gateway"
+                                        "&from=1795400000000&to=1795400010000");
+  ASSERT_EQ(code, 200) << q;
+  auto groups = json_of(q).at("series").as_array();
+  ASSERT_EQ(groups.size(), 2u) << q;
+  std::set<std::string> seen;
+  for (const auto& g : groups) {
+    const auto& l = g.at("labels").as_object();
+    seen.insert(std::string(l.at("firmware").as_string()) + "@" + (l.contains("gateway") ? std::string(l.at("gateway").as_string()) : ""));
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"2.4.1@gw-north-1", "2.5.0@"})) << q;
+  // A value that is not a tag value is refused with the reason.
+  auto [bad, body] = server_->http("POST", "/api/v1/devices/f1/telemetry", R"({"temperature": 1})", token);
+  EXPECT_EQ(bad, 204) << body;
+  auto refused = run("curl -s -X POST -H 'Authorization: Bearer " + token + "' -H 'X-Fieldline-Firmware: 2.5 beta' -d '{\"temperature\": 1}' " +
+                     server_->url() + "/api/v1/devices/f1/telemetry");
+  EXPECT_NE(refused.output.find("firmware '2.5 beta'"), std::string::npos) << refused.output;
+}
+
+}  // namespace fieldline::itest

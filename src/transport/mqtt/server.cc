@@ -552,7 +552,15 @@ class Session final : public SessionBase {
       return refuse_connect(reason::bad_username_or_password, 0x04, identity.error().context());
     }
     device_ = identity->id;
-    context_ = ingest::make_device_context(identity->id, identity->profile, identity->tags);
+    // MQTT 5 devices may say which firmware they run and which gateway they come through.
+    std::string firmware, gateway;
+    for (const auto& [k, v] : c.properties.user_properties) {
+      if (k == "firmware") firmware = v;
+      else if (k == "gateway") gateway = v;
+    }
+    auto reported = ingest::reported_tags(firmware, gateway);
+    if (!reported) return refuse_connect(reason::implementation_specific_error, 0x02, reported.error().context());
+    context_ = ingest::make_device_context(identity->id, identity->profile, identity->tags, *reported);
     telemetry_topic_ = "devices/" + device_ + "/telemetry";
     if (c.client_id.empty()) {
       if (!c.clean_start && version_ == 4) {

@@ -61,6 +61,16 @@ struct DeviceContext {
 std::shared_ptr<const DeviceContext> make_device_context(std::string id, std::string profile,
                                                          std::vector<std::pair<std::string, std::string>> tags);
 
+// What a device reports about itself for the series it writes: its firmware version and the
+// gateway it sends through (MQTT 5 CONNECT user properties "firmware" and "gateway", HTTP
+// headers X-Fieldline-Firmware and X-Fieldline-Gateway). They become the series tags
+// `firmware` and `gateway`, taking the place of registry tags of those names. Fails for a
+// value that is not 1-64 characters from [A-Za-z0-9._:+/-].
+Result<std::vector<std::pair<std::string, std::string>>> reported_tags(std::string_view firmware, std::string_view gateway);
+std::shared_ptr<const DeviceContext> make_device_context(std::string id, std::string profile,
+                                                         std::vector<std::pair<std::string, std::string>> tags,
+                                                         const std::vector<std::pair<std::string, std::string>>& reported);
+
 struct Message {
   std::vector<Point> points;
   // The message as received, and how to decode it (again): what quarantine keeps.
