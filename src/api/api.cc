@@ -357,6 +357,67 @@ asio::awaitable<Response> Api::handle(Request& req) {
     co_return empty_response(204, ver);
   }
 
+  // GET /api/v1/quality[?device=&profile=]: conformance, warnings, rejections by reason,
+  // out-of-range share, late and missing samples, per device and per profile.
+  if (parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "quality") {
+    if (!caller.admin()) co_return forbidden("data quality needs the admin token");
+    if (method != bhttp::verb::get) co_return error_response(405, "method_not_allowed", "use GET", ver);
+    std::string device = q.get("device") ? *q.get("device") : "";
+    std::string profile = q.get("profile") ? *q.get("profile") : "";
+    auto list = co_await pipeline_.quality(device);
+    const int64_t now = now_ns();
+    auto ratio = [](uint64_t a, uint64_t b) { return b ? json::value(static_cast<double>(a) / static_cast<double>(b)) : json::value(nullptr); };
+    auto figures = [&](const ingest::DeviceQuality& d) {
+      json::object reasons;
+      for (const auto& [r, n] : d.rejected_by_reason) reasons[r] = n;
+      return json::object{{"messages", d.messages}, {"conforming", d.conforming}, {"with_warnings", d.with_warnings},
+                          {"rejected", d.rejected}, {"conformance_rate", ratio(d.conforming, d.messages)},
+                          {"rejected_by_reason", std::move(reasons)}, {"samples", d.samples},
+                          {"out_of_range", d.out_of_range}, {"out_of_range_share", ratio(d.out_of_range, d.samples)},
+                          {"rate_exceeded", d.rate_exceeded}, {"late", d.late}, {"late_share", ratio(d.late, d.samples)},
+                          {"missing", d.missing}};
+    };
+    json::array devices;
+    std::map<std::string, ingest::DeviceQuality> by_profile;
+    std::map<std::string, uint64_t> devices_of;
+    for (const auto& d : list) {
+      if (!profile.empty() && d.profile != profile) continue;
+      auto o = figures(d);
+      o["device"] = d.device;
+      o["profile"] = d.profile;
+      o["contract_version"] = d.contract_version;
+      o["last_message"] = core::format_rfc3339(d.last_receipt_ns);
+      const double silent_s = static_cast<double>(now - d.last_receipt_ns) / 1e9;
+      o["silent_for_s"] = silent_s;
+      // Silent: quiet for more than two of its contract's shortest expected intervals.
+      o["silent"] = d.expected_interval_s > 0 && silent_s > 2 * d.expected_interval_s;
+      devices.push_back(std::move(o));
+      auto& p = by_profile[d.profile];
+      p.profile = d.profile;
+      p.contract_version = std::max(p.contract_version, d.contract_version);
+      p.messages += d.messages;
+      p.conforming += d.conforming;
+      p.with_warnings += d.with_warnings;
+      p.rejected += d.rejected;
+      for (const auto& [r, n] : d.rejected_by_reason) p.rejected_by_reason[r] += n;
+      p.samples += d.samples;
+      p.out_of_range += d.out_of_range;
+      p.rate_exceeded += d.rate_exceeded;
+      p.late += d.late;
+      p.missing += d.missing;
+      ++devices_of[d.profile];
+    }
+    json::array profiles;
+    for (const auto& [name, p] : by_profile) {
+      auto o = figures(p);
+      o["profile"] = name;
+      o["contract_version"] = p.contract_version;
+      o["devices"] = devices_of[name];
+      profiles.push_back(std::move(o));
+    }
+    co_return json_response(200, json::object{{"since", "server start"}, {"devices", std::move(devices)}, {"profiles", std::move(profiles)}}, ver);
+  }
+
   if (parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "events") {
     if (!caller.admin()) co_return forbidden("events need the admin token");
     if (method != bhttp::verb::get) co_return error_response(405, "method_not_allowed", "use GET", ver);

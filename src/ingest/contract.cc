@@ -117,7 +117,7 @@ class ContractReader {
     if (auto st = core::validate_metric_name(name); !st) return bad(path, st.error().context());
     if (!v.is_object()) return bad(path, "expected a table of the metric's fields");
     const auto& o = v.get_object();
-    FL_TRY_STATUS(only(o, path, {"type", "unit", "min", "max", "required", "max_rate_hz", "description"}));
+    FL_TRY_STATUS(only(o, path, {"type", "unit", "min", "max", "required", "max_rate_hz", "expected_interval_s", "description"}));
     MetricSpec m;
     m.name = name;
     FL_TRY(type, string_field(o, path, "type", true));
@@ -147,6 +147,9 @@ class ContractReader {
     FL_TRY(rate, number_field(o, path, "max_rate_hz"));
     if (rate && !(*rate > 0)) return bad(path + ".max_rate_hz", "expected a rate above 0");
     m.max_rate_hz = rate;
+    FL_TRY(interval, number_field(o, path, "expected_interval_s"));
+    if (interval && !(*interval > 0)) return bad(path + ".expected_interval_s", "expected seconds above 0");
+    m.expected_interval_s = interval;
     FL_TRY(description, string_field(o, path, "description", false));
     m.description = description;
     return m;
@@ -303,6 +306,7 @@ std::string canonical_json(const Contract& c) {
     if (m.max) mo["max"] = *m.max;
     mo["required"] = m.required;
     if (m.max_rate_hz) mo["max_rate_hz"] = *m.max_rate_hz;
+    if (m.expected_interval_s) mo["expected_interval_s"] = *m.expected_interval_s;
     if (!m.description.empty()) mo["description"] = m.description;
     metrics[m.name] = std::move(mo);
   }
@@ -375,6 +379,9 @@ std::vector<ContractChange> diff_contracts(const Contract& from, const Contract&
     if (o->max_rate_hz != n.max_rate_hz) {
       bool lower = n.max_rate_hz && (!o->max_rate_hz || *n.max_rate_hz < *o->max_rate_hz);
       add(f + ".max_rate_hz", show(o->max_rate_hz) + " -> " + show(n.max_rate_hz), lower);
+    }
+    if (o->expected_interval_s != n.expected_interval_s) {
+      add(f + ".expected_interval_s", show(o->expected_interval_s) + " -> " + show(n.expected_interval_s), false);
     }
     if (o->description != n.description) add(f + ".description", "changed", false);
   }

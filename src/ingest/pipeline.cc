@@ -169,6 +169,12 @@ struct Pipeline::Shard {
   UnitCache units;
   Validation validation;         // reused for every message
   std::vector<RateState> rates;  // by series ref, for metrics with a maximum rate
+  std::vector<int64_t> last_ts;  // by series ref, for metrics with an expected interval
+  std::unordered_map<std::string, DeviceQuality> quality;  // by device
+  struct ProfileCounters {
+    ops::Counter *conforming, *warnings, *rejected, *late, *missing;
+  };
+  std::unordered_map<std::string, ProfileCounters> profile_counters;
   uint64_t ticks = 0;            // maintenance ticks (1 s)
   ops::Counter* flagged[3] = {};  // by Quality
 };
@@ -389,6 +395,34 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
     }
     const int64_t version = contract ? contract->version : 0;
     const int64_t now = env_.now_ns();
+    auto& quality = shard.quality[device->id];
+    if (quality.device.empty() || quality.contract_version != version || quality.profile != device->profile) {
+      quality.device = device->id;
+      quality.profile = device->profile;
+      quality.contract_version = version;
+      quality.expected_interval_s = 0;
+      if (contract) {
+        for (const auto& m : contract->contract.metrics) {
+          if (m.expected_interval_s && (quality.expected_interval_s == 0 || *m.expected_interval_s < quality.expected_interval_s)) {
+            quality.expected_interval_s = *m.expected_interval_s;
+          }
+        }
+      }
+    }
+    auto pc = shard.profile_counters.find(device->profile);
+    if (pc == shard.profile_counters.end()) {
+      auto counter = [&](const char* name, const char* help, ops::Labels labels) { return &metrics_.counter(name, help, labels); };
+      const std::string& p = device->profile;
+      const char* messages_help = "Messages by device profile and outcome (conforming, warnings, rejected)";
+      pc = shard.profile_counters.emplace(p, Shard::ProfileCounters{
+          counter("fieldline_quality_messages_total", messages_help, {{"profile", p}, {"outcome", "conforming"}}),
+          counter("fieldline_quality_messages_total", messages_help, {{"profile", p}, {"outcome", "warnings"}}),
+          counter("fieldline_quality_messages_total", messages_help, {{"profile", p}, {"outcome", "rejected"}}),
+          counter("fieldline_quality_late_samples_total", "Samples received later than ingest.late_after, by profile", {{"profile", p}}),
+          counter("fieldline_quality_missing_samples_total", "Samples the contract's expected_interval_s called for and that never came, by profile",
+                  {{"profile", p}})}).first;
+    }
+    const int64_t late_after = config_.ingest.late_after_ns;
     DecodeLimits limits;
     limits.max_values = config_.ingest.max_values_per_message;
     // Samples go straight into the batch of this round of the shard's event loop.
@@ -403,6 +437,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
       auto& outcome = outcomes[m];
       outcome.contract_version = version;
       size_t begin = batch.size();
+      uint64_t late = 0, missing = 0, out_of_range = 0, rate_exceeded = 0;
       if (msg.decode) decode_in_place(msg, contract ? &contract->contract.decoder : nullptr, limits);
       Status st = msg.decoded;
       auto& checked = shard.validation;
@@ -446,8 +481,20 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
             }
           }
         }
+        if (now - point.ts > late_after) ++late;
+        if (!checked.specs.empty() && checked.specs[i]->expected_interval_s) {
+          if (shard.last_ts.size() <= *ref) shard.last_ts.resize(*ref + 1, INT64_MIN);
+          int64_t& last = shard.last_ts[*ref];
+          const double interval = *checked.specs[i]->expected_interval_s * 1e9;
+          if (last != INT64_MIN && point.ts > last) {
+            const double gap = static_cast<double>(point.ts - last);
+            if (gap > 1.5 * interval) missing += static_cast<uint64_t>(std::llround(gap / interval)) - 1;
+          }
+          if (point.ts > last) last = point.ts;
+        }
+        if (quality == Quality::out_of_range) ++out_of_range;
+        if (quality == Quality::rate_exceeded) ++rate_exceeded;
         if (quality != Quality::good) {
-          shard.flagged[static_cast<size_t>(quality)]->inc();
           ref = resolve_series(*shard.db, *device, point, extras, quality, tags);
           if (!ref) {
             st = ref.error();
@@ -456,10 +503,15 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
         }
         batch.push_back({*ref, point.ts, std::move(point.value)});
       }
+      ++quality.messages;
+      quality.last_receipt_ns = msg.receipt_ns ? msg.receipt_ns : now;
       if (!st) {
         batch.resize(begin);
         outcome.status = st;
         rejected_counter(counters->transport, st.error()).inc();
+        ++quality.rejected;
+        ++quality.rejected_by_reason[reason_of(st.error())];
+        pc->second.rejected->inc();
         if (mode == SubmitMode::live) {
           QuarantineRecord r;
           r.received_ns = msg.receipt_ns ? msg.receipt_ns : now;
@@ -477,6 +529,17 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
       } else {
         outcome.flagged = checked.flagged;
         if (checked.flagged) outcome.first_warning = std::move(checked.first_warning);
+        ++(checked.flagged ? quality.with_warnings : quality.conforming);
+        (checked.flagged ? pc->second.warnings : pc->second.conforming)->inc();
+        quality.samples += batch.size() - begin;
+        quality.out_of_range += out_of_range;
+        quality.rate_exceeded += rate_exceeded;
+        shard.flagged[static_cast<size_t>(Quality::out_of_range)]->inc(out_of_range);
+        shard.flagged[static_cast<size_t>(Quality::rate_exceeded)]->inc(rate_exceeded);
+        quality.late += late;
+        quality.missing += missing;
+        if (late) pc->second.late->inc(late);
+        if (missing) pc->second.missing->inc(missing);
       }
       spans[m] = {begin, batch.size()};
     }
@@ -670,6 +733,27 @@ asio::awaitable<std::vector<std::pair<std::string, tsdb::ValueType>>> Pipeline::
   auto job = [&shard, device]() { return shard.db->metrics_of(device); };
   auto result = co_await on_shard(*shard.io, std::move(job));
   co_return result;
+}
+
+asio::awaitable<std::vector<DeviceQuality>> Pipeline::quality(const std::string& device) {
+  std::vector<DeviceQuality> out;
+  for (auto& sp : shards_) {
+    Shard& shard = *sp;
+    if (!device.empty() && shard.index != shard_of(device)) continue;
+    auto job = [&shard, &device]() {
+      std::vector<DeviceQuality> part;
+      if (!device.empty()) {
+        if (auto it = shard.quality.find(device); it != shard.quality.end()) part.push_back(it->second);
+      } else {
+        for (const auto& [id, q] : shard.quality) part.push_back(q);
+      }
+      return part;
+    };
+    auto part = co_await on_shard(*shard.io, std::move(job));
+    out.insert(out.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.device < b.device; });
+  co_return out;
 }
 
 void Pipeline::start() {

@@ -6,6 +6,7 @@
 
 #include <boost/json.hpp>
 
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <set>
@@ -454,6 +455,53 @@ TEST_F(Quarantine, FirmwareAndGatewayReportedByTheDeviceTagItsSeries) {
   auto refused = run("curl -s -X POST -H 'Authorization: Bearer " + token + "' -H 'X-Fieldline-Firmware: 2.5 beta' -d '{\"temperature\": 1}' " +
                      server_->url() + "/api/v1/devices/f1/telemetry");
   EXPECT_NE(refused.output.find("firmware '2.5 beta'"), std::string::npos) << refused.output;
+}
+
+}  // namespace fieldline::itest
+
+namespace fieldline::itest {
+
+TEST_F(Quarantine, DataQualityPerDeviceAndProfileOverRestAndMetrics) {
+  // Temperature every 10 s; vibration optional.
+  apply(std::string(kPump).replace(std::string(kPump).find("required = true"), 15, "required = true\nexpected_interval_s = 10"));
+  std::string token = add_pump("d1", "north");
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto at = [&](int64_t ms, const std::string& values) {
+    return "{\"ts\": " + std::to_string(ms) + ", \"values\": {" + values + "}}";
+  };
+  // Recent readings 10 s apart with a 40 s hole (3 missing), one out of range, one rejected,
+  // and one an hour old (late).
+  const int64_t t0 = now_ms - 55'000;  // the last readings run a little ahead of the clock
+  EXPECT_EQ(send("d1", token, at(t0, "\"temperature\": 20")).first, 204);
+  EXPECT_EQ(send("d1", token, at(t0 + 10'000, "\"temperature\": 21")).first, 204);
+  EXPECT_EQ(send("d1", token, at(t0 + 50'000, "\"temperature\": 22")).first, 204);
+  EXPECT_EQ(send("d1", token, at(t0 + 60'000, "\"temperature\": 500")).first, 200);
+  EXPECT_EQ(send("d1", token, at(t0 + 70'000, "\"temperature\": 20, \"pressure\": 1")).first, 422);
+  EXPECT_EQ(send("d1", token, at(now_ms - 3'600'000, "\"temperature\": 20")).first, 204);
+  auto [code, text] = server_->http("GET", "/api/v1/quality?device=d1");
+  ASSERT_EQ(code, 200) << text;
+  auto v = json_of(text);
+  ASSERT_EQ(v.at("devices").as_array().size(), 1u) << text;
+  const auto& d = v.at("devices").at(0);
+  EXPECT_EQ(d.at("messages").as_int64(), 6);
+  EXPECT_EQ(d.at("conforming").as_int64(), 4);
+  EXPECT_EQ(d.at("with_warnings").as_int64(), 1);
+  EXPECT_EQ(d.at("rejected").as_int64(), 1);
+  EXPECT_EQ(d.at("rejected_by_reason").at("unknown_metric").as_int64(), 1);
+  EXPECT_NEAR(d.at("conformance_rate").as_double(), 4.0 / 6, 1e-9);
+  EXPECT_EQ(d.at("samples").as_int64(), 5);
+  EXPECT_NEAR(d.at("out_of_range_share").as_double(), 0.2, 1e-9);
+  EXPECT_EQ(d.at("missing").as_int64(), 3);
+  EXPECT_EQ(d.at("late").as_int64(), 1);
+  EXPECT_EQ(d.at("contract_version").as_int64(), 1);
+  const auto& p = v.at("profiles").at(0);
+  EXPECT_EQ(p.at("profile").as_string(), "pump");
+  EXPECT_EQ(p.at("devices").as_int64(), 1);
+  // The same by profile in /metrics.
+  EXPECT_EQ(server_->metric("fieldline_quality_messages_total", "outcome=\"conforming\""), 4);
+  EXPECT_EQ(server_->metric("fieldline_quality_messages_total", "outcome=\"rejected\""), 1);
+  EXPECT_EQ(server_->metric("fieldline_quality_missing_samples_total", "profile=\"pump\""), 3);
+  EXPECT_EQ(server_->metric("fieldline_quality_late_samples_total", "profile=\"pump\""), 1);
 }
 
 }  // namespace fieldline::itest

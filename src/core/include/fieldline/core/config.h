@@ -60,6 +60,7 @@ struct Config {
     int64_t max_future_skew_ns = 5LL * 60 * 1'000'000'000;
     uint32_t max_values_per_message = 10000;
     int64_t quarantine_retention_ns = 30LL * 86400 * 1'000'000'000;  // 0: keep forever
+    int64_t late_after_ns = 60LL * 1'000'000'000;  // a sample received this long after its time is late
   } ingest;
 
   // Sets one setting from its dotted key and a string value, checking it.

@@ -26,6 +26,9 @@ struct MetricSpec {
   std::optional<double> min, max;
   bool required = false;
   std::optional<double> max_rate_hz;
+  // How often the metric should arrive: gaps longer than 1.5 intervals count as missing
+  // samples in the data-quality figures.
+  std::optional<double> expected_interval_s;
   std::string description;
   bool operator==(const MetricSpec&) const = default;
 };

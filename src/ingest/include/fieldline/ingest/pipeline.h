@@ -14,6 +14,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -115,6 +116,20 @@ struct ReadSample {
   int64_t calibration = 0;  // the calibration applied at ingestion (0: none)
 };
 
+// Data quality of one device since the server started (the quarantine keeps rejections
+// beyond that).
+struct DeviceQuality {
+  std::string device, profile;
+  int64_t contract_version = 0;
+  uint64_t messages = 0, conforming = 0, with_warnings = 0, rejected = 0;
+  std::map<std::string, uint64_t> rejected_by_reason;
+  uint64_t samples = 0, out_of_range = 0, rate_exceeded = 0;
+  uint64_t late = 0;     // received more than ingest.late_after after their timestamp
+  uint64_t missing = 0;  // expected by the contract's expected_interval_s but not received
+  int64_t last_receipt_ns = 0;
+  double expected_interval_s = 0;  // the shortest of the contract's (0: none)
+};
+
 // Live messages that fail go to quarantine; replayed ones (already there) only report.
 enum class SubmitMode { live, replay };
 
@@ -154,6 +169,8 @@ class Pipeline {
   boost::asio::awaitable<Result<tsdb::AggregateResult>> aggregate(const tsdb::AggregateQuery& query);
   boost::asio::awaitable<Result<std::vector<tsdb::SeriesInfo>>> select(const tsdb::Selector& selector);
   boost::asio::awaitable<std::vector<std::pair<std::string, tsdb::ValueType>>> metrics_of(const std::string& device);
+  // Every device's data quality ("" ), or one device's.
+  boost::asio::awaitable<std::vector<DeviceQuality>> quality(const std::string& device);
 
   // Starts the per-shard maintenance timers (block cuts, compaction, retention, gauges).
   void start();
