@@ -333,6 +333,29 @@ Result<UnitConversion> unit_conversion(std::string_view from, std::string_view t
 
 double round_to_15_digits(double v) {
   if (v == 0 || !std::isfinite(v)) return v;
+  // Scaling by an exact power of ten keeps this off the ingest path's printf/strtod (a
+  // calibrated value is rounded per sample); the quotient of two exact doubles is correctly
+  // rounded, so the result is the double nearest the 15-digit decimal.
+  static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  // The scaled value is rounded to a double first; when that lands exactly half-way, the
+  // exact residual (fma) says which way the true value lies.
+  // (fma only then: without hardware FMA it is a slow library call.)
+  auto to_integer = [](double scaled, auto residual) {
+    if (std::fabs(scaled - std::trunc(scaled)) != 0.5) return std::nearbyint(scaled);
+    const double r = residual();
+    if (r == 0) return std::nearbyint(scaled);
+    return r > 0 ? std::ceil(scaled) : std::floor(scaled);
+  };
+  const int k = 14 - static_cast<int>(std::floor(std::log10(std::fabs(v))));
+  if (k >= 0 && k <= 22) {
+    const double p = kPow10[k], scaled = v * p;
+    return to_integer(scaled, [&] { return std::fma(v, p, -scaled); }) / p;
+  }
+  if (k < 0 && k >= -22) {
+    const double p = kPow10[-k], scaled = v / p;
+    return to_integer(scaled, [&] { return std::fma(-scaled, p, v); }) * p;
+  }
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.15g", v);
   return std::strtod(buf, nullptr);

@@ -90,3 +90,24 @@ TEST(Units, RoundTripsAndCompositionHoldForRandomValues) {
 }
 
 }  // namespace fieldline::ingest
+
+namespace fieldline::ingest {
+namespace {
+
+TEST(Units, RoundingTo15DigitsMatchesTheDecimalForRandomValues) {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> mantissa(1, 10);
+  std::uniform_int_distribution<int> exponent(-30, 30);
+  for (int i = 0; i < 100000; ++i) {
+    double v = mantissa(rng) * std::pow(10.0, exponent(rng)) * (i % 2 ? -1 : 1);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.15g", v);
+    EXPECT_EQ(round_to_15_digits(v), std::strtod(buf, nullptr)) << buf;
+  }
+  EXPECT_EQ(round_to_15_digits(20.000000000000007), 20.0);
+  EXPECT_EQ(round_to_15_digits(21.500000000000004), 21.5);
+  EXPECT_EQ(round_to_15_digits(0.0), 0.0);
+}
+
+}  // namespace
+}  // namespace fieldline::ingest
