@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 
@@ -15,6 +16,7 @@
 #include "fieldline/core/json.h"
 #include "fieldline/core/time.h"
 #include "fieldline/ingest/decode.h"
+#include "fieldline/security/token.h"
 #include "fieldline/transport/mqtt/codec.h"
 #include "fieldline/tsdb/errc.h"
 #include "responses.h"
@@ -418,6 +420,60 @@ asio::awaitable<Response> Api::handle(Request& req) {
     co_return json_response(200, json::object{{"since", "server start"}, {"devices", std::move(devices)}, {"profiles", std::move(profiles)}}, ver);
   }
 
+  // Lineage: GET /api/v1/lineage/msg-<id>, or /api/v1/lineage?device=&metric=&at= for the
+  // message(s) that stored a sample.
+  if (parts.size() >= 3 && parts.size() <= 4 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "lineage") {
+    if (!caller.admin()) co_return forbidden("lineage needs the admin token");
+    if (method != bhttp::verb::get) co_return error_response(405, "method_not_allowed", "use GET", ver);
+    Result<std::vector<ingest::RawEntry>> found = std::vector<ingest::RawEntry>{};
+    if (parts.size() == 4) {
+      uint64_t id = 0;
+      const std::string& name = parts[3];
+      auto [p, ec] = name.starts_with("msg-") ? std::from_chars(name.data() + 4, name.data() + name.size(), id)
+                                              : std::from_chars(name.data(), name.data(), id);
+      if (!name.starts_with("msg-") || ec != std::errc() || p != name.data() + name.size()) {
+        co_return error_response(400, "bad_request", "'" + name + "' is not a message id (msg-<number>)", ver);
+      }
+      found = co_await pipeline_.message(id);
+      if (found && found->empty()) co_return error_response(404, "not_found", "no message " + name + " in the raw log (expired?)", ver);
+    } else {
+      const auto* device = q.get("device");
+      const auto* metric = q.get("metric");
+      const auto* at = q.get("at");
+      if (!device || !metric || !at) co_return error_response(400, "bad_request", "give device, metric and at (the sample's time)", ver);
+      auto ts = core::parse_time(*at, now_ns(), core::EpochUnit::milliseconds);
+      if (!ts) co_return error_response(400, "bad_request", "at: " + ts.error().context(), ver);
+      found = co_await pipeline_.messages_at(*device, *metric, *ts, 10);
+    }
+    if (!found) co_return to_http_error(found.error(), ver);
+    json::array messages;
+    for (const auto& e : *found) {
+      json::array cals, metrics;
+      for (auto c : e.calibrations) cals.push_back(c);
+      for (const auto& m : e.metrics) metrics.push_back(json::value(m));
+      json::object series_tags{{"protocol", e.transport}};
+      if (e.contract_version) series_tags["contract_version"] = std::to_string(e.contract_version);
+      json::object o{{"id", "msg-" + std::to_string(e.id)},
+                     {"device", e.device},
+                     {"received", core::format_rfc3339(e.received_ns)},
+                     {"transport", e.transport},
+                     {"decoder", e.format},
+                     {"contract_version", e.contract_version},
+                     {"calibrations", std::move(cals)},
+                     {"metrics", std::move(metrics)},
+                     {"series_tags", std::move(series_tags)},
+                     {"samples", e.samples},
+                     {"flagged", e.flagged},
+                     {"first_ts", core::format_rfc3339(e.min_ts)},
+                     {"last_ts", core::format_rfc3339(e.max_ts)},
+                     {"bytes", e.payload.size()},
+                     {"sha256", security::sha256_hex(e.payload)},
+                     {"payload_base64", security::to_base64(e.payload)}};
+      messages.push_back(std::move(o));
+    }
+    co_return json_response(200, json::object{{"messages", std::move(messages)}}, ver);
+  }
+
   if (parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "events") {
     if (!caller.admin()) co_return forbidden("events need the admin token");
     if (method != bhttp::verb::get) co_return error_response(405, "method_not_allowed", "use GET", ver);
@@ -550,11 +606,17 @@ asio::awaitable<Response> Api::handle(Request& req) {
                                      " refused; first: " + outcomes[0].first_rejection, ver);
       }
       if (outcomes[0].flagged > 0) {
-        co_return json_response(200, boost::json::object{{"stored", outcomes[0].stored}, {"flagged", outcomes[0].flagged},
-                                                         {"warning", outcomes[0].first_warning},
-                                                         {"contract_version", outcomes[0].contract_version}}, ver);
+        auto res = json_response(200, boost::json::object{{"stored", outcomes[0].stored}, {"flagged", outcomes[0].flagged},
+                                                           {"warning", outcomes[0].first_warning},
+                                                           {"contract_version", outcomes[0].contract_version},
+                                                           {"message_id", "msg-" + std::to_string(outcomes[0].message_id)}}, ver);
+        res.set("X-Fieldline-Message-Id", "msg-" + std::to_string(outcomes[0].message_id));
+        co_return res;
       }
-      co_return empty_response(204, ver);
+      auto res = empty_response(204, ver);
+      // Where its lineage starts: GET /api/v1/lineage/<this id>.
+      if (outcomes[0].message_id) res.set("X-Fieldline-Message-Id", "msg-" + std::to_string(outcomes[0].message_id));
+      co_return res;
     }
     if (action == "commands" && parts.size() == 6) {
       if (method != bhttp::verb::post) co_return error_response(405, "method_not_allowed", "use POST", ver);

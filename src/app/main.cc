@@ -501,6 +501,15 @@ int run(int argc, char** argv) {
   events_cmd->add_option("--limit", events_limit, "At most this many (default 100)");
   add_client_options(events_cmd, client);
 
+  // lineage
+  std::string lineage_id, lineage_device, lineage_metric, lineage_at;
+  auto* lineage_cmd = app.add_subcommand("lineage", "Where a stored value came from: the raw message, decoder, contract and calibration");
+  lineage_cmd->add_option("message", lineage_id, "A message id (msg-<n>, as X-Fieldline-Message-Id says)");
+  lineage_cmd->add_option("--device", lineage_device, "Or: the sample's device ...");
+  lineage_cmd->add_option("--metric", lineage_metric, "... metric ...");
+  lineage_cmd->add_option("--at", lineage_at, "... and time (RFC 3339 or epoch ms)");
+  add_client_options(lineage_cmd, client);
+
   // quarantine ...
   auto* quarantine_cmd = app.add_subcommand("quarantine", "Messages refused at ingestion, kept for inspection and replay");
   quarantine_cmd->require_subcommand(1);
@@ -640,6 +649,32 @@ int run(int argc, char** argv) {
   if (contract_cmd->parsed()) {
     return contract_command(client, contract_cmd->get_subcommands().front()->get_name(), c_file, c_profile, c_version, c_v1,
                             c_v2, c_force, c_reason);
+  }
+  if (lineage_cmd->parsed()) {
+    std::string target;
+    if (!lineage_id.empty()) {
+      target = "/api/v1/lineage/" + enc(lineage_id);
+    } else if (!lineage_device.empty() && !lineage_metric.empty() && !lineage_at.empty()) {
+      target = "/api/v1/lineage?device=" + enc(lineage_device) + "&metric=" + enc(lineage_metric) + "&at=" + enc(lineage_at);
+    } else {
+      std::fprintf(stderr, "error: give a message id, or --device, --metric and --at\n");
+      return 2;
+    }
+    json::value out;
+    if (int rc = call(client, "GET", target, "", &out)) return rc;
+    if (client.format == "json") {
+      std::printf("%s\n", fieldline::core::to_json(out).c_str());
+      return 0;
+    }
+    for (const auto& m : out.at("messages").as_array()) {
+      std::printf("%s from %s, received %s over %s (%s bytes, sha256 %s)\n", str(m.at("id")).c_str(), str(m.at("device")).c_str(),
+                  str(m.at("received")).c_str(), str(m.at("transport")).c_str(), str(m.at("bytes")).c_str(), str(m.at("sha256")).c_str());
+      std::printf("  decoded as %s, contract version %s, calibrations %s\n", str(m.at("decoder")).c_str(),
+                  str(m.at("contract_version")).c_str(), str(m.at("calibrations")).c_str());
+      std::printf("  stored %s samples (%s flagged) of %s, %s .. %s\n", str(m.at("samples")).c_str(), str(m.at("flagged")).c_str(),
+                  str(m.at("metrics")).c_str(), str(m.at("first_ts")).c_str(), str(m.at("last_ts")).c_str());
+    }
+    return 0;
   }
   if (calibration_cmd->parsed()) {
     return calibration_command(client, calibration_cmd->get_subcommands().front()->get_name(), ca);

@@ -136,6 +136,7 @@ struct Pipeline::Shard {
   uint32_t index = 0;
   asio::io_context* io = nullptr;
   std::unique_ptr<tsdb::Db> db;
+  std::unique_ptr<RawLog> raw;  // accepted messages as they came: their lineage
   struct Waiter {
     uint64_t lsn;
     std::chrono::steady_clock::time_point submitted;
@@ -236,6 +237,12 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(core::ShardRuntime& runtime, co
               rep.wal.problems.empty() ? "" : "; dropped " + std::to_string(rep.wal.dropped_bytes) + " damaged bytes");
     for (const auto& problem : rep.wal.problems) log->warn("WAL damage: {}", problem);
     shard->db = std::move(*db);
+    RawLogOptions raw_options;
+    raw_options.retention_ns = config.ingest.raw_retention_ns;
+    raw_options.segment_bytes = config.ingest.raw_segment_bytes;
+    auto raw_log = RawLog::open(env, core::join_path(core::join_path(config.data_dir, "raw"), "shard-" + std::to_string(i)), i, raw_options);
+    if (!raw_log) return raw_log.error();
+    shard->raw = std::move(*raw_log);
     ops::Labels l{{"shard", std::to_string(i)}};
     shard->queue_depth = &metrics.gauge("fieldline_shard_queue_depth", "Messages waiting for durability per shard", l);
     shard->wal_bytes = &metrics.gauge("fieldline_wal_bytes_written", "Bytes written to the WAL since start", l);
@@ -527,6 +534,33 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
           rejected_messages.push_back(m);
         }
       } else {
+        if (batch.size() > begin) {
+          // The message's lineage: what came, how it was read, what it became.
+          RawEntry entry;
+          entry.received_ns = msg.receipt_ns ? msg.receipt_ns : now;
+          entry.device = device->id;
+          entry.transport = to_string(transport);
+          entry.format = format_label(msg);
+          entry.contract_version = version;
+          for (auto c : checked.calibration) {
+            if (c != 0 && std::find(entry.calibrations.begin(), entry.calibrations.end(), c) == entry.calibrations.end()) {
+              entry.calibrations.push_back(c);
+            }
+          }
+          entry.min_ts = INT64_MAX;
+          entry.max_ts = INT64_MIN;
+          for (const auto& p : msg.points) {
+            entry.metrics.push_back(p.metric);
+            entry.min_ts = std::min(entry.min_ts, p.ts);
+            entry.max_ts = std::max(entry.max_ts, p.ts);
+          }
+          std::sort(entry.metrics.begin(), entry.metrics.end());
+          entry.metrics.erase(std::unique(entry.metrics.begin(), entry.metrics.end()), entry.metrics.end());
+          entry.samples = static_cast<uint32_t>(batch.size() - begin);
+          entry.flagged = checked.flagged;
+          entry.payload = std::move(msg.raw);
+          outcome.message_id = shard.raw->add(entry);
+        }
         outcome.flagged = checked.flagged;
         if (checked.flagged) outcome.first_warning = std::move(checked.first_warning);
         ++(checked.flagged ? quality.with_warnings : quality.conforming);
@@ -590,7 +624,11 @@ void Pipeline::drain(Shard& shard) {
   std::vector<Shard::Pending> round;
   round.swap(shard.pending);
   auto& batch = shard.scratch;
-  auto appended = shard.db->append(batch);
+  // The round's raw messages reach their log before its samples reach the WAL, so no stored
+  // sample is without its lineage.
+  Status raw_written = shard.raw->flush();
+  if (raw_written && config_.tsdb.fsync == core::FsyncPolicy::always) raw_written = shard.raw->sync();
+  auto appended = raw_written ? shard.db->append(batch) : Result<tsdb::AppendResult>(raw_written.error());
   batch.clear();
   if (!appended) {
     const Error& e = appended.error();
@@ -645,20 +683,29 @@ void Pipeline::drain(Shard& shard) {
   shard.queue_depth->set(static_cast<int64_t>(shard.waiters.size()));
 }
 
-// Runs f() on the shard's thread and resumes the caller on its own executor with the result.
-// (A plain post, not a coroutine lambda: a coroutine lambda's captures die with the lambda.)
-template <typename F>
-static auto on_shard(asio::io_context& io, F f) -> asio::awaitable<decltype(f())> {
+// Runs f() on `ex` (a shard's thread, the background pool) and resumes the caller on its own
+// executor with the result. (A plain post, not a coroutine lambda: a coroutine lambda's
+// captures die with the lambda.)
+template <typename Executor, typename F>
+static auto on_executor(Executor ex, F f) -> asio::awaitable<decltype(f())> {
   using R = decltype(f());
   co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(R)>(
-      [&io, &f](auto handler) {
-        asio::post(io, [f = std::move(f), handler = std::move(handler)]() mutable {
+      [&ex, &f](auto handler) {
+        asio::post(ex, [f = std::move(f), handler = std::move(handler)]() mutable {
           R r = f();
-          auto ex = asio::get_associated_executor(handler);
-          asio::post(ex, [handler = std::move(handler), r = std::move(r)]() mutable { handler(std::move(r)); });
+          auto home = asio::get_associated_executor(handler);
+          asio::post(home, [handler = std::move(handler), r = std::move(r)]() mutable { handler(std::move(r)); });
         });
       },
       asio::use_awaitable);
+}
+
+template <typename F>
+static auto on_shard(asio::io_context& io, F f) -> asio::awaitable<decltype(f())> {
+  // Named, not a temporary inside co_await (GCC 12, see below).
+  auto job = on_executor(io.get_executor(), std::move(f));
+  auto result = co_await std::move(job);
+  co_return result;
 }
 
 // GCC 12 mishandles non-trivial temporaries inside co_await expressions (double destruction),
@@ -735,6 +782,28 @@ asio::awaitable<std::vector<std::pair<std::string, tsdb::ValueType>>> Pipeline::
   co_return result;
 }
 
+asio::awaitable<Result<std::vector<RawEntry>>> Pipeline::message(uint64_t id) {
+  const uint64_t shard = id >> 48;
+  if (shard >= shards_.size()) co_return std::vector<RawEntry>{};
+  // Reading (and decompressing) segments is file work: off the shards.
+  auto job = [this, id, dir = shards_[shard]->raw->dir()]() {
+    return RawLog::scan(env_, dir, [id](const RawEntry& e) { return e.id == id; }, 1, id);
+  };
+  auto result = co_await on_executor(background_->get_executor(), std::move(job));
+  co_return result;
+}
+
+asio::awaitable<Result<std::vector<RawEntry>>> Pipeline::messages_at(const std::string& device, const std::string& metric,
+                                                                     int64_t ts, size_t limit) {
+  auto job = [this, device, metric, ts, limit, dir = shards_[shard_of(device)]->raw->dir()]() {
+    return RawLog::scan(env_, dir, [&](const RawEntry& e) {
+      return e.device == device && e.min_ts <= ts && ts <= e.max_ts && std::binary_search(e.metrics.begin(), e.metrics.end(), metric);
+    }, limit);
+  };
+  auto result = co_await on_executor(background_->get_executor(), std::move(job));
+  co_return result;
+}
+
 asio::awaitable<std::vector<DeviceQuality>> Pipeline::quality(const std::string& device) {
   std::vector<DeviceQuality> out;
   for (auto& sp : shards_) {
@@ -757,6 +826,13 @@ asio::awaitable<std::vector<DeviceQuality>> Pipeline::quality(const std::string&
 }
 
 void Pipeline::start() {
+  for (auto& sp : shards_) {
+    for (auto& sealed : sp->raw->pending_compression()) {
+      asio::post(*background_, [this, sealed] {
+        if (auto st = RawLog::compress(env_, sealed); !st) core::logger("ingest")->error("raw log compression: {}", st.error().message());
+      });
+    }
+  }
   for (auto& sp : shards_) {
     Shard* shard = sp.get();
     shard->maintenance = std::make_unique<asio::steady_timer>(*shard->io);
@@ -791,8 +867,21 @@ void Pipeline::start() {
                    "compaction");
           }
         }
+        // Raw log: synced once a second (the WAL's interval policy is finer; kill -9 loses
+        // nothing either way), sealed segments compressed off the shard, retention hourly.
+        if (config_.tsdb.fsync != core::FsyncPolicy::never) {
+          if (auto st = shard->raw->sync(); !st) core::logger("ingest")->error("raw log sync: {}", st.error().message());
+        }
+        for (auto& sealed : shard->raw->rotate_if_due(now)) {
+          asio::post(*background_, [this, sealed] {
+            if (auto st = RawLog::compress(env_, sealed); !st) core::logger("ingest")->error("raw log compression: {}", st.error().message());
+          });
+        }
+        if (shard->ticks % 3600 == 1) {
+          if (auto st = shard->raw->expire(now); !st) core::logger("ingest")->error("raw log retention: {}", st.error().message());
+        }
         // Quarantine retention and its gauges, once a minute, off the shards.
-        if (shard->index == 0 && shard->ticks++ % 60 == 0) {
+        if (shard->index == 0 && shard->ticks % 60 == 0) {
           asio::post(*background_, [this, now] {
             auto expired = quarantine_->expire(now);
             if (!expired) core::logger("ingest")->error("quarantine retention: {}", expired.error().message());
@@ -803,6 +892,7 @@ void Pipeline::start() {
             }
           });
         }
+        ++shard->ticks;
         auto st = shard->db->maintain_blocks(now);
         if (!st) core::logger("tsdb")->error("maintenance of shard {} failed: {}", shard->index, st.error().message());
         auto s = shard->db->stats();
@@ -837,7 +927,10 @@ Status Pipeline::close() {
     auto fut = done.get_future();
     asio::post(*shard->io, [shard, &done] {
       if (shard->maintenance) shard->maintenance->cancel();
+      Status raw = shard->raw->flush();
+      if (raw) raw = shard->raw->sync();
       auto st = shard->db->close();
+      if (st && !raw) st = raw;
       // Everything appended is now durable: release the waiters.
       while (!shard->waiters.empty()) {
         auto w = std::move(shard->waiters.front());

@@ -61,6 +61,8 @@ struct Config {
     uint32_t max_values_per_message = 10000;
     int64_t quarantine_retention_ns = 30LL * 86400 * 1'000'000'000;  // 0: keep forever
     int64_t late_after_ns = 60LL * 1'000'000'000;  // a sample received this long after its time is late
+    int64_t raw_retention_ns = 7LL * 86400 * 1'000'000'000;  // raw payloads of accepted messages; 0: forever
+    uint64_t raw_segment_bytes = 64ull << 20;                 // a raw log segment is sealed and compressed at this size (or after 1 h)
   } ingest;
 
   // Sets one setting from its dotted key and a string value, checking it.

@@ -25,6 +25,7 @@
 #include "fieldline/core/runtime.h"
 #include "fieldline/ingest/decode.h"
 #include "fieldline/ingest/quarantine.h"
+#include "fieldline/ingest/rawlog.h"
 #include "fieldline/ingest/validate.h"
 #include "fieldline/ops/metrics.h"
 #include "fieldline/tsdb/db.h"
@@ -106,6 +107,7 @@ struct MessageOutcome {
   std::string first_warning;
   int64_t contract_version = 0;  // validated against; 0: the profile has no contract
   uint64_t quarantine_id = 0;    // set: status is the reason and the message is in quarantine
+  uint64_t message_id = 0;       // stored: its entry in the raw log (its lineage)
 };
 
 // A stored value of a device's metric, with the quality it was stored with.
@@ -169,6 +171,11 @@ class Pipeline {
   boost::asio::awaitable<Result<tsdb::AggregateResult>> aggregate(const tsdb::AggregateQuery& query);
   boost::asio::awaitable<Result<std::vector<tsdb::SeriesInfo>>> select(const tsdb::Selector& selector);
   boost::asio::awaitable<std::vector<std::pair<std::string, tsdb::ValueType>>> metrics_of(const std::string& device);
+  // Lineage: a message by id, or the messages that stored a device's metric at a time (the
+  // newest first, at most `limit`), from the raw logs (read off the shards).
+  boost::asio::awaitable<Result<std::vector<RawEntry>>> message(uint64_t id);
+  boost::asio::awaitable<Result<std::vector<RawEntry>>> messages_at(const std::string& device, const std::string& metric,
+                                                                    int64_t ts, size_t limit);
   // Every device's data quality ("" ), or one device's.
   boost::asio::awaitable<std::vector<DeviceQuality>> quality(const std::string& device);
 

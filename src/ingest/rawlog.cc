@@ -1,0 +1,311 @@
+#include "fieldline/ingest/rawlog.h"
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
+#include "fieldline/core/bytes.h"
+#include "fieldline/core/crc32c.h"
+
+namespace fieldline::ingest {
+namespace {
+
+constexpr uint64_t kSeqBits = 48;
+
+std::string hex16(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+struct SegmentName {
+  uint64_t first = 0, last = 0;
+  int64_t last_received = 0;
+  enum Kind { active, sealed, compressed } kind = active;
+};
+
+std::optional<SegmentName> parse_name(const std::string& name) {
+  SegmentName s;
+  auto dot = name.rfind('.');
+  if (dot == std::string::npos) return std::nullopt;
+  std::string ext = name.substr(dot + 1), stem = name.substr(0, dot);
+  if (ext == "active") s.kind = SegmentName::active;
+  else if (ext == "log") s.kind = SegmentName::sealed;
+  else if (ext == "zst") s.kind = SegmentName::compressed;
+  else return std::nullopt;
+  auto number = [](std::string_view t, int base, auto& out) {
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), out, base);
+    return ec == std::errc() && p == t.data() + t.size();
+  };
+  if (s.kind == SegmentName::active) {
+    if (!number(stem, 16, s.first)) return std::nullopt;
+    return s;
+  }
+  auto d1 = stem.find('-'), d2 = stem.find('-', d1 == std::string::npos ? d1 : d1 + 1);
+  if (d1 == std::string::npos || d2 == std::string::npos) return std::nullopt;
+  if (!number(std::string_view(stem).substr(0, d1), 16, s.first) ||
+      !number(std::string_view(stem).substr(d1 + 1, d2 - d1 - 1), 16, s.last) ||
+      !number(std::string_view(stem).substr(d2 + 1), 10, s.last_received)) {
+    return std::nullopt;
+  }
+  return s;
+}
+
+void encode(const RawEntry& e, std::string& out) {
+  std::string body;
+  core::put_u64(body, e.id);
+  core::put_varint(body, e.received_ns);
+  core::put_string(body, e.device);
+  core::put_string(body, e.transport);
+  core::put_string(body, e.format);
+  core::put_varint(body, e.contract_version);
+  core::put_uvarint(body, e.calibrations.size());
+  for (auto c : e.calibrations) core::put_varint(body, c);
+  core::put_uvarint(body, e.metrics.size());
+  for (const auto& m : e.metrics) core::put_string(body, m);
+  core::put_varint(body, e.min_ts);
+  core::put_varint(body, e.max_ts);
+  core::put_uvarint(body, e.samples);
+  core::put_uvarint(body, e.flagged);
+  core::put_string(body, e.payload);
+  core::put_u32(out, static_cast<uint32_t>(body.size()));
+  core::put_u32(out, core::crc32c(body.data(), body.size()));
+  out += body;
+}
+
+std::optional<RawEntry> decode_body(std::string_view body) {
+  core::ByteReader r(body);
+  RawEntry e;
+  auto id = r.u64();
+  auto received = r.varint();
+  auto device = r.string();
+  auto transport = r.string();
+  auto format = r.string();
+  auto version = r.varint();
+  auto n_cal = r.uvarint();
+  if (!id || !received || !device || !transport || !format || !version || !n_cal || *n_cal > body.size()) return std::nullopt;
+  e.id = *id;
+  e.received_ns = *received;
+  e.device = *device;
+  e.transport = *transport;
+  e.format = *format;
+  e.contract_version = *version;
+  for (uint64_t i = 0; i < *n_cal; ++i) {
+    auto c = r.varint();
+    if (!c) return std::nullopt;
+    e.calibrations.push_back(*c);
+  }
+  auto n_metrics = r.uvarint();
+  if (!n_metrics || *n_metrics > body.size()) return std::nullopt;
+  for (uint64_t i = 0; i < *n_metrics; ++i) {
+    auto m = r.string();
+    if (!m) return std::nullopt;
+    e.metrics.emplace_back(*m);
+  }
+  auto min_ts = r.varint(), max_ts = r.varint();
+  auto samples = r.uvarint(), flagged = r.uvarint();
+  auto payload = r.string();
+  if (!min_ts || !max_ts || !samples || !flagged || !payload) return std::nullopt;
+  e.min_ts = *min_ts;
+  e.max_ts = *max_ts;
+  e.samples = static_cast<uint32_t>(*samples);
+  e.flagged = static_cast<uint32_t>(*flagged);
+  e.payload = *payload;
+  return e;
+}
+
+// Calls `f` for each whole record of `data`; returns the bytes of whole records.
+template <typename F>
+size_t for_each_record(std::string_view data, F f) {
+  size_t pos = 0;
+  while (data.size() - pos >= 8) {
+    uint32_t len = core::get_u32(data.data() + pos), crc = core::get_u32(data.data() + pos + 4);
+    if (len > data.size() - pos - 8) break;
+    std::string_view body = data.substr(pos + 8, len);
+    if (core::crc32c(body.data(), body.size()) != crc) break;
+    auto e = decode_body(body);
+    if (!e) break;
+    if (!f(std::move(*e))) return pos + 8 + len;
+    pos += 8 + len;
+  }
+  return pos;
+}
+
+Result<std::string> read_segment(core::Env& env, const std::string& path, SegmentName::Kind kind) {
+  FL_TRY(data, env.read_file(path));
+  if (kind != SegmentName::compressed) return data;
+  unsigned long long size = ZSTD_getFrameContentSize(data.data(), data.size());
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1ull << 34)) {
+    return core::make_error(core::Errc::corrupt, path + ": not a zstd frame of known size");
+  }
+  std::string out(size, '\0');
+  size_t n = ZSTD_decompress(out.data(), out.size(), data.data(), data.size());
+  if (ZSTD_isError(n)) return core::make_error(core::Errc::corrupt, path + ": " + ZSTD_getErrorName(n));
+  out.resize(n);
+  return out;
+}
+
+}  // namespace
+
+RawLog::RawLog(core::Env& env, std::string dir, uint32_t shard, RawLogOptions options)
+    : env_(env), dir_(std::move(dir)), shard_(shard), options_(options) {}
+
+RawLog::~RawLog() {
+  if (active_) {
+    (void)flush();
+    (void)active_->close();
+  }
+}
+
+Result<std::unique_ptr<RawLog>> RawLog::open(core::Env& env, std::string dir, uint32_t shard, RawLogOptions options) {
+  FL_TRY_STATUS(env.create_dirs(dir));
+  std::unique_ptr<RawLog> log(new RawLog(env, dir, shard, options));
+  FL_TRY(names, env.list_dir(dir));
+  uint64_t last = 0;
+  for (const auto& name : names) {
+    auto s = parse_name(name);
+    if (!s) continue;
+    const std::string path = core::join_path(dir, name);
+    if (s->kind != SegmentName::active) {
+      last = std::max(last, s->last);
+      continue;
+    }
+    // A segment that was being written: keep its whole records, cut a torn tail, seal it.
+    FL_TRY(data, env.read_file(path));
+    uint64_t first = 0, seg_last = 0;
+    int64_t last_received = 0;
+    size_t whole = for_each_record(data, [&](RawEntry e) {
+      if (first == 0) first = e.id;
+      seg_last = e.id;
+      last_received = std::max(last_received, e.received_ns);
+      return true;
+    });
+    if (first == 0) {
+      FL_TRY_STATUS(env.remove(path));
+      continue;
+    }
+    if (whole < data.size()) FL_TRY_STATUS(env.truncate(path, whole));
+    FL_TRY_STATUS(env.rename(path, core::join_path(dir, hex16(first) + "-" + hex16(seg_last) + "-" + std::to_string(last_received) + ".log")));
+    last = std::max(last, seg_last);
+  }
+  FL_TRY_STATUS(env.sync_dir(dir));
+  log->next_seq_ = (last & ((uint64_t{1} << kSeqBits) - 1)) + 1;
+  return log;
+}
+
+uint64_t RawLog::add(RawEntry& e) {
+  e.id = (static_cast<uint64_t>(shard_) << kSeqBits) | next_seq_++;
+  encode(e, buffer_);
+  if (active_first_ == 0) active_first_ = e.id;
+  active_last_ = e.id;
+  active_last_received_ = std::max(active_last_received_, e.received_ns);
+  return e.id;
+}
+
+Status RawLog::start_segment(int64_t now_ns) {
+  FL_TRY(file, env_.open_writable(core::join_path(dir_, hex16(active_first_) + ".active"), true));
+  active_ = std::move(file);
+  active_started_ns_ = now_ns;
+  return env_.sync_dir(dir_);
+}
+
+Status RawLog::flush() {
+  if (buffer_.empty()) return {};
+  if (!active_) FL_TRY_STATUS(start_segment(env_.now_ns()));
+  FL_TRY_STATUS(active_->append(buffer_));
+  bytes_written_ += buffer_.size();
+  buffer_.clear();
+  return {};
+}
+
+Status RawLog::sync() { return active_ ? active_->sync() : Status{}; }
+
+std::vector<std::string> RawLog::rotate_if_due(int64_t now_ns) {
+  std::vector<std::string> sealed;
+  if (!active_ || !buffer_.empty()) return sealed;
+  if (active_->size() < options_.segment_bytes && now_ns - active_started_ns_ < options_.segment_age_ns) return sealed;
+  const std::string from = active_->path();
+  if (!active_->sync() || !active_->close()) return sealed;
+  active_.reset();
+  std::string to = core::join_path(dir_, hex16(active_first_) + "-" + hex16(active_last_) + "-" +
+                                             std::to_string(active_last_received_) + ".log");
+  if (env_.rename(from, to) && env_.sync_dir(dir_)) sealed.push_back(to);
+  active_first_ = active_last_ = 0;
+  active_last_received_ = 0;
+  return sealed;
+}
+
+std::vector<std::string> RawLog::pending_compression() const {
+  std::vector<std::string> out;
+  auto names = env_.list_dir(dir_);
+  if (!names) return out;
+  for (const auto& n : *names) {
+    auto s = parse_name(n);
+    if (s && s->kind == SegmentName::sealed) out.push_back(core::join_path(dir_, n));
+  }
+  return out;
+}
+
+Status RawLog::compress(core::Env& env, const std::string& sealed) {
+  FL_TRY(data, env.read_file(sealed));
+  std::string out(ZSTD_compressBound(data.size()), '\0');
+  size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), 6);
+  if (ZSTD_isError(n)) return core::make_error(core::Errc::io_error, sealed + ": " + ZSTD_getErrorName(n));
+  out.resize(n);
+  const std::string stem = sealed.substr(0, sealed.size() - 4);
+  const std::string tmp = stem + ".zst.tmp", final_path = stem + ".zst";
+  {
+    FL_TRY(file, env.open_writable(tmp, true));
+    FL_TRY_STATUS(file->append(out));
+    FL_TRY_STATUS(file->sync());
+    FL_TRY_STATUS(file->close());
+  }
+  FL_TRY_STATUS(env.rename(tmp, final_path));
+  FL_TRY_STATUS(env.remove(sealed));
+  auto slash = sealed.rfind('/');
+  return env.sync_dir(slash == std::string::npos ? "." : sealed.substr(0, slash));
+}
+
+Status RawLog::expire(int64_t now_ns) {
+  if (options_.retention_ns <= 0) return {};
+  FL_TRY(names, env_.list_dir(dir_));
+  for (const auto& n : names) {
+    auto s = parse_name(n);
+    if (!s || s->kind == SegmentName::active) continue;
+    if (s->last_received < now_ns - options_.retention_ns) FL_TRY_STATUS(env_.remove(core::join_path(dir_, n)));
+  }
+  return {};
+}
+
+Result<std::vector<RawEntry>> RawLog::scan(core::Env& env, const std::string& dir, const std::function<bool(const RawEntry&)>& match,
+                                           size_t limit, std::optional<uint64_t> id) {
+  std::vector<RawEntry> out;
+  if (!env.exists(dir)) return out;
+  FL_TRY(names, env.list_dir(dir));
+  // Newest segments first (ids grow).
+  std::vector<std::pair<SegmentName, std::string>> segments;
+  for (const auto& n : names) {
+    if (auto s = parse_name(n)) segments.emplace_back(*s, n);
+  }
+  std::sort(segments.begin(), segments.end(), [](const auto& a, const auto& b) { return a.first.first > b.first.first; });
+  for (const auto& [s, name] : segments) {
+    if (id && (*id < s.first || (s.kind != SegmentName::active && *id > s.last))) continue;
+    auto data = read_segment(env, core::join_path(dir, name), s.kind);
+    if (!data) {
+      if (core::is(data.error(), core::Errc::not_found)) continue;  // compressed or expired meanwhile
+      return data.error();
+    }
+    std::vector<RawEntry> found;
+    for_each_record(*data, [&](RawEntry e) {
+      if (match(e)) found.push_back(std::move(e));
+      return true;
+    });
+    for (auto it = found.rbegin(); it != found.rend() && out.size() < limit; ++it) out.push_back(std::move(*it));
+    if (out.size() >= limit) break;
+  }
+  return out;
+}
+
+}  // namespace fieldline::ingest
