@@ -61,6 +61,7 @@ const std::vector<Field>& fields() {
       {"ingest.quarantine_retention", Kind::duration, member([](Config& c) -> auto& { return c.ingest.quarantine_retention_ns; })},
       {"ingest.late_after", Kind::duration, member([](Config& c) -> auto& { return c.ingest.late_after_ns; })},
       {"ingest.raw_retention", Kind::duration, member([](Config& c) -> auto& { return c.ingest.raw_retention_ns; })},
+      {"ingest.raw_log", Kind::string, member([](Config& c) -> auto& { return c.ingest.raw_log; })},
       {"ingest.raw_segment_bytes", Kind::bytes, member([](Config& c) -> auto& { return c.ingest.raw_segment_bytes; })},
   };
   return kFields;

@@ -190,6 +190,9 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(core::ShardRuntime& runtime, co
                                                  ops::Metrics& metrics) {
   std::unique_ptr<Pipeline> p(new Pipeline(runtime, env, config, metrics));
   auto log = core::logger("ingest");
+  if (config.ingest.raw_log != "on" && config.ingest.raw_log != "off") {
+    return core::make_error(core::Errc::invalid_argument, "ingest.raw_log must be on or off, not '" + config.ingest.raw_log + "'");
+  }
   auto retention_rules = tsdb::parse_retention_rules(config.tsdb.retention_rules, config.tsdb.retention_ns,
                                                      config.tsdb.rollup_retention_ns);
   if (!retention_rules) return retention_rules.error();
@@ -430,6 +433,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
                   {{"profile", p}})}).first;
     }
     const int64_t late_after = config_.ingest.late_after_ns;
+    const bool raw_log_on = config_.ingest.raw_log == "on";
     DecodeLimits limits;
     limits.max_values = config_.ingest.max_values_per_message;
     // Samples go straight into the batch of this round of the shard's event loop.
@@ -534,7 +538,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
           rejected_messages.push_back(m);
         }
       } else {
-        if (batch.size() > begin) {
+        if (batch.size() > begin && raw_log_on) {
           // The message's lineage: what came, how it was read, what it became.
           RawEntry entry;
           entry.received_ns = msg.receipt_ns ? msg.receipt_ns : now;

@@ -62,6 +62,9 @@ struct Config {
     int64_t quarantine_retention_ns = 30LL * 86400 * 1'000'000'000;  // 0: keep forever
     int64_t late_after_ns = 60LL * 1'000'000'000;  // a sample received this long after its time is late
     int64_t raw_retention_ns = 7LL * 86400 * 1'000'000'000;  // raw payloads of accepted messages; 0: forever
+    // "on": every accepted message's raw payload and lineage is kept (reprocessing and
+    // `fieldline lineage` need it); "off" for a gateway that cannot spare the disk.
+    std::string raw_log = "on";
     uint64_t raw_segment_bytes = 64ull << 20;                 // a raw log segment is sealed and compressed at this size (or after 1 h)
   } ingest;
 
