@@ -149,6 +149,13 @@ Result<std::string> read_segment(core::Env& env, const std::string& path, Segmen
 
 }  // namespace
 
+size_t decode_raw_records(std::string_view data, const std::function<void(RawEntry)>& each) {
+  return for_each_record(data, [&](RawEntry e) {
+    each(std::move(e));
+    return true;
+  });
+}
+
 RawLog::RawLog(core::Env& env, std::string dir, uint32_t shard, RawLogOptions options)
     : env_(env), dir_(std::move(dir)), shard_(shard), options_(options) {}
 

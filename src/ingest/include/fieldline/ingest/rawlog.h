@@ -44,6 +44,11 @@ struct RawLogOptions {
   int64_t retention_ns = 7LL * 86400 * 1'000'000'000;  // 0: keep forever
 };
 
+// Decodes the whole records at the start of a segment's bytes, stopping at the first torn or
+// damaged one; returns how many bytes they span. (The reader of recovery and scans; a fuzz
+// target.)
+size_t decode_raw_records(std::string_view data, const std::function<void(RawEntry)>& each);
+
 class RawLog {
  public:
   static Result<std::unique_ptr<RawLog>> open(core::Env& env, std::string dir, uint32_t shard, RawLogOptions options);
