@@ -181,7 +181,7 @@ struct Pipeline::Shard {
 };
 
 Pipeline::Pipeline(core::ShardRuntime& runtime, core::Env& env, const core::Config& config, ops::Metrics& metrics)
-    : runtime_(runtime), env_(env), config_(config), metrics_(metrics),
+    : runtime_(runtime), env_(env), config_(config), raw_log_on_(config.ingest.raw_log == "on"), metrics_(metrics),
       background_(std::make_unique<asio::thread_pool>(1)) {}
 
 Pipeline::~Pipeline() { (void)close(); }
@@ -433,7 +433,6 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
                   {{"profile", p}})}).first;
     }
     const int64_t late_after = config_.ingest.late_after_ns;
-    const bool raw_log_on = config_.ingest.raw_log == "on";
     DecodeLimits limits;
     limits.max_values = config_.ingest.max_values_per_message;
     // Samples go straight into the batch of this round of the shard's event loop.
@@ -538,7 +537,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
           rejected_messages.push_back(m);
         }
       } else {
-        if (batch.size() > begin && raw_log_on) {
+        if (batch.size() > begin && raw_log_on_) {
           // The message's lineage: what came, how it was read, what it became.
           RawEntry entry;
           entry.received_ns = msg.receipt_ns ? msg.receipt_ns : now;

@@ -191,6 +191,15 @@ TEST_F(Quarantine, ValidatesFlagsQuarantinesAndReplaysExactlyOnce) {
   server_->start();
   auto after = json_of(run(cli("quarantine list --format json")).output).at("messages").as_array();
   EXPECT_EQ(after.size(), 8u);
+  // An MQTT 3.1.1 message acknowledged because quarantine held it survives kill -9 at once.
+  auto acked = run("mosquitto_pub " + server_->mosquitto_args("p1", token) +
+                   " -V 311 -q 1 -i p1-kill -t devices/p1/telemetry -m '{\"ts\": 1795400009500, \"values\": {\"bogus\": 1}}'");
+  ASSERT_EQ(acked.status, 0) << acked.output;
+  server_->kill9();
+  server_->start();
+  auto survived = json_of(run(cli("quarantine list --reason unknown_metric --replayed false --format json")).output).at("messages").as_array();
+  ASSERT_EQ(survived.size(), 1u);
+  EXPECT_NE(std::string(survived[0].at("detail").as_string()).find("'bogus'"), std::string::npos);
 }
 
 TEST_F(Quarantine, RateAboveTheContractIsFlaggedAndSeriesCarryProtocolAndContractVersion) {

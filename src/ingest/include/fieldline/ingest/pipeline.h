@@ -197,6 +197,7 @@ class Pipeline {
   core::ShardRuntime& runtime_;
   core::Env& env_;
   core::Config config_;
+  bool raw_log_on_;  // config_.ingest.raw_log == "on"
   ops::Metrics& metrics_;
   std::vector<std::unique_ptr<Shard>> shards_;
   ContractBook contracts_;
