@@ -137,6 +137,8 @@ struct Pipeline::Shard {
   asio::io_context* io = nullptr;
   std::unique_ptr<tsdb::Db> db;
   std::unique_ptr<RawLog> raw;  // accepted messages as they came: their lineage
+  std::vector<std::string_view> raw_metrics;  // reused per message
+  std::vector<int64_t> raw_calibrations;
   struct Waiter {
     uint64_t lsn;
     std::chrono::steady_clock::time_point submitted;
@@ -538,30 +540,36 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
         }
       } else {
         if (batch.size() > begin && raw_log_on_) {
-          // The message's lineage: what came, how it was read, what it became.
-          RawEntry entry;
-          entry.received_ns = msg.receipt_ns ? msg.receipt_ns : now;
-          entry.device = device->id;
-          entry.transport = to_string(transport);
-          entry.format = format_label(msg);
-          entry.contract_version = version;
+          // The message's lineage: what came, how it was read, what it became (views into
+          // the message and reused buffers: no allocation per message).
+          auto& cals = shard.raw_calibrations;
+          cals.clear();
           for (auto c : checked.calibration) {
-            if (c != 0 && std::find(entry.calibrations.begin(), entry.calibrations.end(), c) == entry.calibrations.end()) {
-              entry.calibrations.push_back(c);
-            }
+            if (c != 0 && std::find(cals.begin(), cals.end(), c) == cals.end()) cals.push_back(c);
           }
+          auto& names = shard.raw_metrics;
+          names.clear();
+          RawEntryView entry;
           entry.min_ts = INT64_MAX;
           entry.max_ts = INT64_MIN;
           for (const auto& p : msg.points) {
-            entry.metrics.push_back(p.metric);
+            names.emplace_back(p.metric);
             entry.min_ts = std::min(entry.min_ts, p.ts);
             entry.max_ts = std::max(entry.max_ts, p.ts);
           }
-          std::sort(entry.metrics.begin(), entry.metrics.end());
-          entry.metrics.erase(std::unique(entry.metrics.begin(), entry.metrics.end()), entry.metrics.end());
+          std::sort(names.begin(), names.end());
+          names.erase(std::unique(names.begin(), names.end()), names.end());
+          const std::string format = format_label(msg);
+          entry.received_ns = msg.receipt_ns ? msg.receipt_ns : now;
+          entry.device = device->id;
+          entry.transport = to_string(transport);
+          entry.format = format;
+          entry.contract_version = version;
+          entry.calibrations = cals;
+          entry.metrics = names;
           entry.samples = static_cast<uint32_t>(batch.size() - begin);
           entry.flagged = checked.flagged;
-          entry.payload = std::move(msg.raw);
+          entry.payload = msg.raw;
           outcome.message_id = shard.raw->add(entry);
         }
         outcome.flagged = checked.flagged;
@@ -871,13 +879,20 @@ void Pipeline::start() {
           }
         }
         // Raw log: synced once a second (the WAL's interval policy is finer; kill -9 loses
-        // nothing either way), sealed segments compressed off the shard, retention hourly.
+        // nothing either way), sealed segments synced and compressed, all off the shard (an
+        // fdatasync of a second's messages can take longer than a round should); retention hourly.
         if (config_.tsdb.fsync != core::FsyncPolicy::never) {
-          if (auto st = shard->raw->sync(); !st) core::logger("ingest")->error("raw log sync: {}", st.error().message());
+          if (auto file = shard->raw->active_file()) {
+            asio::post(*background_, [file] {
+              if (auto st = file->sync(); !st) core::logger("ingest")->error("raw log sync: {}", st.error().message());
+            });
+          }
         }
-        for (auto& sealed : shard->raw->rotate_if_due(now)) {
-          asio::post(*background_, [this, sealed] {
-            if (auto st = RawLog::compress(env_, sealed); !st) core::logger("ingest")->error("raw log compression: {}", st.error().message());
+        if (auto sealed = shard->raw->rotate_if_due(now)) {
+          asio::post(*background_, [this, sealed = std::move(*sealed)]() mutable {
+            if (auto st = RawLog::seal_and_compress(env_, std::move(sealed)); !st) {
+              core::logger("ingest")->error("raw log compression: {}", st.error().message());
+            }
           });
         }
         if (shard->ticks % 3600 == 1) {

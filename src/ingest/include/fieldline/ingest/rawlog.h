@@ -16,6 +16,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -38,6 +40,18 @@ struct RawEntry {
   std::string payload;
 };
 
+// What add() writes: the same fields as views, so the ingest path builds no strings.
+struct RawEntryView {
+  int64_t received_ns = 0;
+  std::string_view device, transport, format;
+  int64_t contract_version = 0;
+  std::span<const int64_t> calibrations;
+  std::span<const std::string_view> metrics;  // sorted, unique
+  int64_t min_ts = 0, max_ts = 0;
+  uint32_t samples = 0, flagged = 0;
+  std::string_view payload;
+};
+
 struct RawLogOptions {
   uint64_t segment_bytes = 64ull << 20;
   int64_t segment_age_ns = 3600LL * 1'000'000'000;
@@ -54,17 +68,25 @@ class RawLog {
   static Result<std::unique_ptr<RawLog>> open(core::Env& env, std::string dir, uint32_t shard, RawLogOptions options);
   ~RawLog();
 
-  // Gives the entry its id and buffers it for the next flush().
-  uint64_t add(RawEntry& entry);
+  // Buffers the entry for the next flush() and returns the id it gets.
+  uint64_t add(const RawEntryView& entry);
   // Writes what is buffered to the active segment, in one write.
   Status flush();
   Status sync();
-  // Seals the active segment when it is big or old enough; returns sealed segments for
-  // compress() (to run off the shard).
-  std::vector<std::string> rotate_if_due(int64_t now_ns);
+  // The active segment, for a sync off the owner's thread (a sync may overlap appends; the
+  // shared handle keeps the file open until that sync is done, whatever the owner does).
+  std::shared_ptr<core::WritableFile> active_file() const { return active_; }
+  // Seals the active segment when it is big or old enough (a rename: no I/O wait); returns
+  // it for seal_and_compress() off the owner's thread.
+  struct Sealed {
+    std::string path;
+    std::shared_ptr<core::WritableFile> file;  // still open: synced and closed by seal_and_compress
+  };
+  std::optional<Sealed> rotate_if_due(int64_t now_ns);
   // Sealed segments that still wait for compression (after a restart).
   std::vector<std::string> pending_compression() const;
   static Status compress(core::Env& env, const std::string& sealed_path);
+  static Status seal_and_compress(core::Env& env, Sealed sealed);
   // Deletes sealed segments whose last message is older than the retention.
   Status expire(int64_t now_ns);
   const std::string& dir() const { return dir_; }
@@ -86,7 +108,7 @@ class RawLog {
   uint32_t shard_;
   RawLogOptions options_;
   uint64_t next_seq_ = 1;
-  std::unique_ptr<core::WritableFile> active_;
+  std::shared_ptr<core::WritableFile> active_;
   uint64_t active_first_ = 0, active_last_ = 0;
   int64_t active_started_ns_ = 0, active_last_received_ = 0;
   std::string buffer_;
