@@ -40,7 +40,10 @@ std::map<std::string, int64_t> current_ids(const std::vector<registry::Calibrati
 
 json::object record_json(const registry::CalibrationRecord& r, const std::map<std::string, int64_t>& current, int64_t now) {
   boost::system::error_code ec;
-  json::object o = json::parse(r.document, ec).as_object();
+  auto doc = json::parse(r.document, ec);
+  // The registry holds what calibration_json wrote; anything else shows as an empty record.
+  json::object o = !ec && doc.is_object() ? doc.as_object() : json::object{};
+  if (ec || !doc.is_object()) o["metric"] = r.metric;
   o["id"] = r.id;
   o["device"] = r.device;
   o["created"] = core::format_rfc3339(r.created_ns);
