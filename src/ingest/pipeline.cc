@@ -174,8 +174,22 @@ struct Pipeline::Shard {
   std::vector<RateState> rates;  // by series ref, for metrics with a maximum rate
   std::vector<int64_t> last_ts;  // by series ref, for metrics with an expected interval
   std::unordered_map<std::string, DeviceQuality> quality;  // by device
+  // Counted here per message and added to the shared counters once a second: an atomic add
+  // per message on a cache line every shard writes cost more than the counting itself.
   struct ProfileCounters {
     ops::Counter *conforming, *warnings, *rejected, *late, *missing;
+    uint64_t n_conforming = 0, n_warnings = 0, n_rejected = 0, n_late = 0, n_missing = 0;
+    void publish() {
+      auto add = [](ops::Counter* c, uint64_t& n) {
+        if (n) c->inc(n);
+        n = 0;
+      };
+      add(conforming, n_conforming);
+      add(warnings, n_warnings);
+      add(rejected, n_rejected);
+      add(late, n_late);
+      add(missing, n_missing);
+    }
   };
   std::unordered_map<std::string, ProfileCounters> profile_counters;
   uint64_t ticks = 0;            // maintenance ticks (1 s)
@@ -523,7 +537,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
         rejected_counter(counters->transport, st.error()).inc();
         ++quality.rejected;
         ++quality.rejected_by_reason[reason_of(st.error())];
-        pc->second.rejected->inc();
+        ++pc->second.n_rejected;
         if (mode == SubmitMode::live) {
           QuarantineRecord r;
           r.received_ns = msg.receipt_ns ? msg.receipt_ns : now;
@@ -575,16 +589,16 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
         outcome.flagged = checked.flagged;
         if (checked.flagged) outcome.first_warning = std::move(checked.first_warning);
         ++(checked.flagged ? quality.with_warnings : quality.conforming);
-        (checked.flagged ? pc->second.warnings : pc->second.conforming)->inc();
+        ++(checked.flagged ? pc->second.n_warnings : pc->second.n_conforming);
         quality.samples += batch.size() - begin;
         quality.out_of_range += out_of_range;
         quality.rate_exceeded += rate_exceeded;
-        shard.flagged[static_cast<size_t>(Quality::out_of_range)]->inc(out_of_range);
-        shard.flagged[static_cast<size_t>(Quality::rate_exceeded)]->inc(rate_exceeded);
+        if (out_of_range) shard.flagged[static_cast<size_t>(Quality::out_of_range)]->inc(out_of_range);
+        if (rate_exceeded) shard.flagged[static_cast<size_t>(Quality::rate_exceeded)]->inc(rate_exceeded);
         quality.late += late;
         quality.missing += missing;
-        if (late) pc->second.late->inc(late);
-        if (missing) pc->second.missing->inc(missing);
+        pc->second.n_late += late;
+        pc->second.n_missing += missing;
       }
       spans[m] = {begin, batch.size()};
     }
@@ -660,6 +674,7 @@ void Pipeline::drain(Shard& shard) {
   size_t ri = 0;
   const auto& rejected = appended->rejected;  // in index order
   for (auto& p : round) {
+    uint64_t accepted = 0;
     for (size_t m = 0; m < p.join->outcomes.size(); ++m) {
       auto& outcome = p.join->outcomes[m];
       if (!outcome.status) continue;
@@ -673,8 +688,9 @@ void Pipeline::drain(Shard& shard) {
                          {{"reason", rejected[ri].error.name()}}).inc();
         ++ri;
       }
-      p.counters->accepted->inc();
+      ++accepted;
     }
+    p.counters->accepted->inc(accepted);  // once per submission: the counter is shared by the shards
   }
   metrics_.counter("fieldline_samples_stored_total", "Samples appended to storage").inc(appended->accepted);
   if (appended->duplicates) {
@@ -911,6 +927,7 @@ void Pipeline::start() {
           });
         }
         ++shard->ticks;
+        for (auto& [profile, counters] : shard->profile_counters) counters.publish();
         auto st = shard->db->maintain_blocks(now);
         if (!st) core::logger("tsdb")->error("maintenance of shard {} failed: {}", shard->index, st.error().message());
         auto s = shard->db->stats();
