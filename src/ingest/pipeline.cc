@@ -421,7 +421,10 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
     }
     const int64_t version = contract ? contract->version : 0;
     const int64_t now = env_.now_ns();
-    auto& quality = shard.quality[device->id];
+    // Replays of quarantined messages were counted when they first came: they update a scratch
+    // record, not the device's figures.
+    DeviceQuality replay_quality;
+    auto& quality = mode == SubmitMode::live ? shard.quality[device->id] : replay_quality;
     if (quality.device.empty() || quality.contract_version != version || quality.profile != device->profile) {
       quality.device = device->id;
       quality.profile = device->profile;
@@ -448,6 +451,8 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
           counter("fieldline_quality_missing_samples_total", "Samples the contract's expected_interval_s called for and that never came, by profile",
                   {{"profile", p}})}).first;
     }
+    Shard::ProfileCounters replay_counts = pc->second;
+    auto& profile_counts = mode == SubmitMode::live ? pc->second : replay_counts;
     const int64_t late_after = config_.ingest.late_after_ns;
     DecodeLimits limits;
     limits.max_values = config_.ingest.max_values_per_message;
@@ -537,7 +542,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
         rejected_counter(counters->transport, st.error()).inc();
         ++quality.rejected;
         ++quality.rejected_by_reason[reason_of(st.error())];
-        ++pc->second.n_rejected;
+        ++profile_counts.n_rejected;
         if (mode == SubmitMode::live) {
           QuarantineRecord r;
           r.received_ns = msg.receipt_ns ? msg.receipt_ns : now;
@@ -589,7 +594,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
         outcome.flagged = checked.flagged;
         if (checked.flagged) outcome.first_warning = std::move(checked.first_warning);
         ++(checked.flagged ? quality.with_warnings : quality.conforming);
-        ++(checked.flagged ? pc->second.n_warnings : pc->second.n_conforming);
+        ++(checked.flagged ? profile_counts.n_warnings : profile_counts.n_conforming);
         quality.samples += batch.size() - begin;
         quality.out_of_range += out_of_range;
         quality.rate_exceeded += rate_exceeded;
@@ -597,8 +602,8 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
         if (rate_exceeded) shard.flagged[static_cast<size_t>(Quality::rate_exceeded)]->inc(rate_exceeded);
         quality.late += late;
         quality.missing += missing;
-        pc->second.n_late += late;
-        pc->second.n_missing += missing;
+        profile_counts.n_late += late;
+        profile_counts.n_missing += missing;
       }
       spans[m] = {begin, batch.size()};
     }

@@ -186,6 +186,10 @@ TEST_F(Quarantine, ValidatesFlagsQuarantinesAndReplaysExactlyOnce) {
   EXPECT_EQ(pending.size(), 5u);
   auto audit = run(cli("audit --format json"));
   EXPECT_NE(audit.output.find("quarantine.replay"), std::string::npos) << audit.output;
+  // Replays do not count as new messages in the data-quality figures: 9 over HTTP, 2 over MQTT.
+  auto [qcode, qtext] = server_->http("GET", "/api/v1/quality?device=p1");
+  ASSERT_EQ(qcode, 200) << qtext;
+  EXPECT_EQ(json_of(qtext).at("devices").at(0).at("messages").as_int64(), 11) << qtext;
   // Quarantine survives a restart.
   ASSERT_EQ(server_->terminate().first, 0);
   server_->start();
