@@ -114,6 +114,7 @@ Response to_http_error(const Error& e, unsigned version) {
       case ingest::Errc::missing_required: status = 422; break;
       case ingest::Errc::already_replayed:
       case ingest::Errc::replay_busy: status = 409; break;
+      case ingest::Errc::quarantine_quota: status = 429; break;
       case ingest::Errc::unauthorized: status = 403; break;
       case ingest::Errc::storage_full:
       case ingest::Errc::storage_failed:

@@ -59,6 +59,7 @@ const std::vector<Field>& fields() {
       {"ingest.max_future_skew", Kind::duration, member([](Config& c) -> auto& { return c.ingest.max_future_skew_ns; })},
       {"ingest.max_values_per_message", Kind::uint, member([](Config& c) -> auto& { return c.ingest.max_values_per_message; })},
       {"ingest.quarantine_retention", Kind::duration, member([](Config& c) -> auto& { return c.ingest.quarantine_retention_ns; })},
+      {"ingest.quarantine_quota", Kind::uint, member([](Config& c) -> auto& { return c.ingest.quarantine_quota; })},
       {"ingest.late_after", Kind::duration, member([](Config& c) -> auto& { return c.ingest.late_after_ns; })},
       {"ingest.raw_retention", Kind::duration, member([](Config& c) -> auto& { return c.ingest.raw_retention_ns; })},
       {"ingest.raw_log", Kind::string, member([](Config& c) -> auto& { return c.ingest.raw_log; })},

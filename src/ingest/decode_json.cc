@@ -33,6 +33,7 @@ class IngestCategory final : public NamedCategory {
       case Errc::missing_required: return "missing_required";
       case Errc::already_replayed: return "already_replayed";
       case Errc::replay_busy: return "replay_busy";
+      case Errc::quarantine_quota: return "quarantine_quota";
     }
     return "unknown";
   }
@@ -55,6 +56,7 @@ class IngestCategory final : public NamedCategory {
       case Errc::missing_required: return "required metric missing";
       case Errc::already_replayed: return "already replayed";
       case Errc::replay_busy: return "being replayed";
+      case Errc::quarantine_quota: return "quarantine quota exceeded";
     }
     return "unknown ingest error";
   }

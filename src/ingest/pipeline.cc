@@ -193,6 +193,11 @@ struct Pipeline::Shard {
   };
   std::unordered_map<std::string, ProfileCounters> profile_counters;
   uint64_t ticks = 0;            // maintenance ticks (1 s)
+  struct QuotaBucket {
+    double tokens = 0;
+    int64_t refilled_ns = 0;
+  };
+  std::unordered_map<std::string, QuotaBucket> quarantine_quota;  // by device
   ops::Counter* flagged[3] = {};  // by Quality
 };
 
@@ -543,7 +548,15 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
         ++quality.rejected;
         ++quality.rejected_by_reason[reason_of(st.error())];
         ++profile_counts.n_rejected;
-        if (mode == SubmitMode::live) {
+        if (mode == SubmitMode::live && !quarantine_admits(shard, device->id, now)) {
+          // Over the device's quota: refused, counted, and not kept.
+          metrics_.counter("fieldline_messages_quarantine_dropped_total",
+                           "Refused messages not kept because their device's quarantine quota was spent").inc();
+          outcome.status = make_error(Errc::quarantine_quota, "device '" + device->id + "' has put " +
+                                                                  std::to_string(config_.ingest.quarantine_quota) +
+                                                                  " messages in quarantine this hour; this one is refused and not kept (" +
+                                                                  st.error().message() + ")");
+        } else if (mode == SubmitMode::live) {
           QuarantineRecord r;
           r.received_ns = msg.receipt_ns ? msg.receipt_ns : now;
           r.device = device->id;
@@ -641,6 +654,23 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
     }
   };
   asio::post(*shard.io, std::move(work));
+}
+
+bool Pipeline::quarantine_admits(Shard& shard, const std::string& device, int64_t now) {
+  const double quota = config_.ingest.quarantine_quota;
+  if (quota <= 0) return true;
+  auto [it, fresh] = shard.quarantine_quota.try_emplace(device);
+  auto& b = it->second;
+  if (fresh) {
+    b.tokens = quota;
+    b.refilled_ns = now;
+  }
+  // A token bucket: `quota` at once, refilled at `quota` an hour.
+  b.tokens = std::min(quota, b.tokens + quota * static_cast<double>(now - b.refilled_ns) / 3.6e12);
+  b.refilled_ns = now;
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
 }
 
 ops::Counter& Pipeline::rejected_counter(const char* transport, const Error& e) {

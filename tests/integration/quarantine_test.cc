@@ -585,3 +585,38 @@ TEST_F(Lineage, AStoredValueTracesBackToItsRawMessageDecoderContractAndCalibrati
 }
 
 }  // namespace fieldline::itest
+
+namespace fieldline::itest {
+
+class QuarantineQuota : public Quarantine {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<ServerProcess>(dir_.path() + "/data", std::vector<std::string>{"ingest.quarantine_quota=3"});
+    server_->start();
+  }
+};
+
+TEST_F(QuarantineQuota, ADeviceSendingGarbageCannotFillTheQuarantine) {
+  apply(kPump);
+  std::string noisy = add_pump("q1", "north");
+  std::string quiet = add_pump("q2", "north");
+  std::vector<int> codes;
+  for (int i = 0; i < 5; ++i) codes.push_back(send("q1", noisy, R"({"temperature": 20, "junk": 1})").first);
+  EXPECT_EQ(codes, (std::vector<int>{422, 422, 422, 429, 429}));
+  auto [code, over] = send("q1", noisy, R"({"junk": 2})");
+  EXPECT_EQ(code, 429);
+  EXPECT_EQ(over.at("error").at("code").as_string(), "ingest.quarantine_quota") << over;
+  EXPECT_NE(std::string(over.at("error").at("message").as_string()).find("not kept"), std::string::npos) << over;
+  // Good data from the same device, and bad data from another, are unaffected.
+  EXPECT_EQ(send("q1", noisy, R"({"temperature": 20})").first, 204);
+  EXPECT_EQ(send("q2", quiet, R"({"temperature": 20, "junk": 1})").first, 422);
+  // MQTT 5 is told why (0x97, quota exceeded).
+  auto pub = run("mosquitto_pub " + server_->mosquitto_args("q1", noisy) +
+                 " -V 5 -q 1 -d -i q1 -t devices/q1/telemetry -m '{\"temperature\": 20, \"junk\": 3}'");
+  EXPECT_NE(pub.output.find("RC:151"), std::string::npos) << pub.output;
+  auto listed = json_of(run(cli("quarantine list --device q1 --format json")).output).at("messages").as_array();
+  EXPECT_EQ(listed.size(), 3u);
+  EXPECT_EQ(server_->metric("fieldline_messages_quarantine_dropped_total"), 4);
+}
+
+}  // namespace fieldline::itest

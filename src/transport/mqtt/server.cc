@@ -774,7 +774,7 @@ class Session final : public SessionBase {
         b.outcomes = std::move(outcomes);
       }
     }
-    bool storage_failed = false;
+    bool storage_failed = false, quota_spent = false;
     while (!pending_batches_.empty() && pending_batches_.front().done) {
       auto b = std::move(pending_batches_.front());
       pending_batches_.pop_front();
@@ -787,6 +787,17 @@ class Session final : public SessionBase {
           if (ingest::is(e, ingest::Errc::storage_full) || ingest::is(e, ingest::Errc::storage_failed) ||
               ingest::is(e, ingest::Errc::shutting_down)) {
             storage_failed = true;  // withhold the PUBACK: the client resends after reconnecting
+            continue;
+          }
+          if (ingest::is(e, ingest::Errc::quarantine_quota)) {
+            // Refused and not kept. MQTT 5 hears why; a 3.1.1 QoS 1 message cannot be
+            // acknowledged (it is not stored), and without a PUBACK the client would resend it
+            // for ever: the session is closed instead (logged and counted).
+            if (pid != 0 && version_ == 5) {
+              write_ack(pid, reason::quota_exceeded, e.message());
+            } else if (pid != 0) {
+              quota_spent = true;
+            }
             continue;
           }
           if (pid != 0) write_ack(pid, reason::payload_format_invalid, e.message());
@@ -805,6 +816,10 @@ class Session final : public SessionBase {
     if (storage_failed && !closed_) {
       server_.log->warn("mqtt device {}: storage refused a write; closing so the client resends", device_);
       disconnect(version_ == 5 ? reason::quota_exceeded : reason::unspecified_error, "storage unavailable, retry later");
+    } else if (quota_spent && !closed_) {
+      server_.log->warn("mqtt device {}: quarantine quota spent on a QoS 1 message that cannot be kept; closing", device_);
+      server_.rejected("ingest.quarantine_quota").inc();
+      disconnect(reason::quota_exceeded, "quarantine quota spent");
     }
     if (resume_ && !paused()) resume_->cancel();
   }

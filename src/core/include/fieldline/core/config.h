@@ -60,6 +60,10 @@ struct Config {
     int64_t max_future_skew_ns = 5LL * 60 * 1'000'000'000;
     uint32_t max_values_per_message = 10000;
     int64_t quarantine_retention_ns = 30LL * 86400 * 1'000'000'000;  // 0: keep forever
+    // Refused messages one device may put in quarantine per hour (a burst of as many, then
+    // that rate); beyond it they are refused and not kept, so a device sending garbage cannot
+    // fill the disk. 0: no limit.
+    uint32_t quarantine_quota = 3600;
     int64_t late_after_ns = 60LL * 1'000'000'000;  // a sample received this long after its time is late
     int64_t raw_retention_ns = 7LL * 86400 * 1'000'000'000;  // raw payloads of accepted messages; 0: forever
     // "on": every accepted message's raw payload and lineage is kept (reprocessing and

@@ -34,6 +34,7 @@ enum class Errc {
   missing_required,  // a required metric absent from the message
   already_replayed,  // a quarantined message that was replayed before
   replay_busy,       // a quarantined message another replay is working on
+  quarantine_quota,  // refused, and not kept: the device's quarantine quota is spent
 };
 const NamedCategory& ingest_category();
 inline Error make_error(Errc e, std::string context) {

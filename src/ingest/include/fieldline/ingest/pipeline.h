@@ -193,6 +193,8 @@ class Pipeline {
   // Appends everything submitted to the shard since the last drain as one batch.
   void drain(Shard& shard);
   ops::Counter& rejected_counter(const char* transport, const Error& e);
+  // Takes one of the device's quarantine tokens (ingest.quarantine_quota an hour).
+  bool quarantine_admits(Shard& shard, const std::string& device, int64_t now_ns);
 
   core::ShardRuntime& runtime_;
   core::Env& env_;
