@@ -430,8 +430,8 @@ asio::awaitable<Response> Api::handle(Request& req) {
     if (parts.size() == 4) {
       uint64_t id = 0;
       const std::string& name = parts[3];
-      auto [p, ec] = name.starts_with("msg-") ? std::from_chars(name.data() + 4, name.data() + name.size(), id)
-                                              : std::from_chars(name.data(), name.data(), id);
+      const char* digits = name.data() + std::min<size_t>(name.size(), 4);
+      auto [p, ec] = std::from_chars(digits, name.data() + name.size(), id);
       if (!name.starts_with("msg-") || ec != std::errc() || p != name.data() + name.size()) {
         co_return error_response(400, "bad_request", "'" + name + "' is not a message id (msg-<number>)", ver);
       }

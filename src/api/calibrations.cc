@@ -59,15 +59,23 @@ json::object record_json(const registry::CalibrationRecord& r, const std::map<st
 
 }  // namespace
 
-Status load_calibrations(registry::Registry& registry, ingest::CalibrationBook& book) {
-  FL_TRY(all, registry.calibrations(""));
+namespace {
+// Publishes to ingestion the calibrations of every device that has records in `records`
+// (all of each such device's records).
+Status publish(const std::vector<registry::CalibrationRecord>& records, ingest::CalibrationBook& book) {
   std::map<std::string, std::vector<ingest::Calibration>> by_device;
-  for (const auto& r : all) {
+  for (const auto& r : records) {
     FL_TRY(c, calibration_of(r));
     by_device[r.device].push_back(std::move(c));
   }
   for (auto& [device, list] : by_device) book.publish(device, std::move(list));
   return {};
+}
+}  // namespace
+
+Status load_calibrations(registry::Registry& registry, ingest::CalibrationBook& book) {
+  FL_TRY(all, registry.calibrations(""));
+  return publish(all, book);
 }
 
 Result<size_t> raise_overdue_calibrations(registry::Registry& registry, ops::Metrics& metrics, int64_t now) {
@@ -129,13 +137,7 @@ Response calibrations_route(registry::Registry& registry, ingest::CalibrationBoo
   // Ingestion applies it from the next message on (samples from valid_from on).
   auto all = registry.calibrations(device);
   if (!all) return to_http_error(all.error(), ver);
-  std::vector<ingest::Calibration> set;
-  for (const auto& r : *all) {
-    auto parsed = calibration_of(r);
-    if (!parsed) return to_http_error(parsed.error(), ver);
-    set.push_back(std::move(*parsed));
-  }
-  book.publish(device, std::move(set));
+  if (auto st = publish(*all, book); !st) return to_http_error(st.error(), ver);
   // One recorded already past its due date is overdue now, not at the next minute's check.
   (void)raise_overdue_calibrations(registry, metrics, now);
   auto current = current_ids(*all, now);

@@ -5,6 +5,7 @@
 
 #include "fieldline/core/ids.h"
 #include "fieldline/ingest/decode.h"
+#include "decode_internal.h"
 
 namespace fieldline::ingest {
 namespace {
@@ -62,29 +63,7 @@ class IngestCategory final : public NamedCategory {
   }
 };
 
-Error bad(std::string where, std::string what) {
-  return make_error(Errc::bad_payload, where.empty() ? what : where + ": " + what);
-}
-
-Result<int64_t> decode_ts(const json::value& v, const std::string& where) {
-  if (v.is_int64() || v.is_uint64()) {
-    if (v.is_uint64() && v.get_uint64() > static_cast<uint64_t>(INT64_MAX)) return bad(where, "timestamp out of range");
-    auto r = core::epoch_to_ns(v.is_int64() ? v.get_int64() : static_cast<int64_t>(v.get_uint64()), core::EpochUnit::guess);
-    if (!r) return bad(where, r.error().context());
-    return r;
-  }
-  if (v.is_double()) {
-    auto r = core::epoch_to_ns(v.get_double(), core::EpochUnit::guess);
-    if (!r) return bad(where, r.error().context());
-    return r;
-  }
-  if (v.is_string()) {
-    auto r = core::parse_rfc3339(std::string_view(v.get_string()));
-    if (!r) return bad(where, r.error().context());
-    return r;
-  }
-  return bad(where, "expected epoch milliseconds or an RFC 3339 string");
-}
+using detail::bad_payload;
 
 // `prefix` + `name` says where a value is; built only for an error message (a location
 // string per value was a heap allocation per value on the ingest path).
@@ -94,65 +73,43 @@ Status add_value(std::string_view name, const json::value& v, int64_t ts, std::s
   if (auto st = core::validate_metric_name(name); !st) {
     return make_error(Errc::bad_metric, where_() + ": " + st.error().context());
   }
-  if (out.size() >= limits.max_values) {
-    return make_error(Errc::too_many_values, "more than " + std::to_string(limits.max_values) + " values in one message");
-  }
-  Point p{std::string(name), ts, 0.0, {}, {}};
-  if (v.is_double()) {
-    double d = v.get_double();
-    if (!std::isfinite(d)) return bad(where_(), "number is not finite");
-    p.value = d;
-  } else if (v.is_int64()) {
-    p.value = static_cast<double>(v.get_int64());
-  } else if (v.is_uint64()) {
-    p.value = static_cast<double>(v.get_uint64());
-  } else if (v.is_bool()) {
-    p.value = v.get_bool();
-  } else if (v.is_string()) {
-    if (v.get_string().size() > limits.max_string_bytes) {
-      return bad(where_(), "string longer than " + std::to_string(limits.max_string_bytes) + " bytes");
-    }
-    p.value = std::string(v.get_string());
-  } else if (v.is_null()) {
-    return bad(where_(), "null is not a value");
-  } else {
-    return bad(where_(), std::string("expected a number, bool or string, got ") + (v.is_object() ? "an object" : "an array"));
-  }
-  out.push_back(std::move(p));
+  if (out.size() >= limits.max_values) return detail::too_many_values(limits.max_values);
+  FL_TRY(value, detail::json_scalar(v, limits, where_));
+  out.push_back(Point{std::string(name), ts, std::move(value), {}, {}});
   return {};
 }
 
 Status decode_entry(const json::value& entry, const std::string& where, int64_t receipt_ns, const DecodeLimits& limits,
                     std::vector<Point>& out) {
-  if (!entry.is_object()) return bad(where, "expected an object");
+  if (!entry.is_object()) return bad_payload(where, "expected an object");
   const auto& obj = entry.get_object();
   int64_t ts = receipt_ns;
   if (const auto* t = obj.if_contains("ts")) {
-    FL_TRY(parsed, decode_ts(*t, where.empty() ? "ts" : where + ".ts"));
+    FL_TRY(parsed, detail::json_timestamp(*t, where.empty() ? "ts" : where + ".ts"));
     ts = parsed;
   }
   if (const auto* values = obj.if_contains("values")) {
-    if (!values->is_object()) return bad(where.empty() ? "values" : where + ".values", "expected an object of name -> value");
+    if (!values->is_object()) return bad_payload(where.empty() ? "values" : where + ".values", "expected an object of name -> value");
     const std::string prefix = where.empty() ? "values." : where + ".values.";
     const size_t first = out.size();
     out.reserve(out.size() + values->get_object().size());
     for (const auto& [k, v] : values->get_object()) FL_TRY_STATUS(add_value(k, v, ts, prefix, limits, out));
     for (const auto& [k, v] : obj) {
       if (k != "ts" && k != "values" && k != "units") {
-        return bad(where.empty() ? std::string(k) : where + "." + std::string(k), "unexpected key beside ts, values and units");
+        return bad_payload(where.empty() ? std::string(k) : where + "." + std::string(k), "unexpected key beside ts, values and units");
       }
     }
     if (const auto* units = obj.if_contains("units")) {
       const std::string at = where.empty() ? "units" : where + ".units";
-      if (!units->is_object()) return bad(at, "expected an object of name -> UCUM unit");
+      if (!units->is_object()) return bad_payload(at, "expected an object of name -> UCUM unit");
       for (const auto& [k, u] : units->get_object()) {
         if (!u.is_string() || u.get_string().empty() || u.get_string().size() > 64) {
-          return bad(at + "." + std::string(k), "expected a UCUM unit string of at most 64 bytes");
+          return bad_payload(at + "." + std::string(k), "expected a UCUM unit string of at most 64 bytes");
         }
         std::string_view name(k);  // a structured binding cannot be captured (clang)
         auto it = std::find_if(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
                                [name](const Point& p) { return p.metric == name; });
-        if (it == out.end()) return bad(at + "." + std::string(k), "a unit for a metric that has no value");
+        if (it == out.end()) return bad_payload(at + "." + std::string(k), "a unit for a metric that has no value");
         it->unit = std::string(u.get_string());
       }
     }
@@ -169,6 +126,26 @@ Status decode_entry(const json::value& entry, const std::string& where, int64_t 
 }
 
 }  // namespace
+
+Result<int64_t> detail::json_timestamp(const json::value& v, const std::string& where) {
+  if (v.is_int64() || v.is_uint64()) {
+    if (v.is_uint64() && v.get_uint64() > static_cast<uint64_t>(INT64_MAX)) return bad_payload(where, "timestamp out of range");
+    auto r = core::epoch_to_ns(v.is_int64() ? v.get_int64() : static_cast<int64_t>(v.get_uint64()), core::EpochUnit::guess);
+    if (!r) return bad_payload(where, r.error().context());
+    return r;
+  }
+  if (v.is_double()) {
+    auto r = core::epoch_to_ns(v.get_double(), core::EpochUnit::guess);
+    if (!r) return bad_payload(where, r.error().context());
+    return r;
+  }
+  if (v.is_string()) {
+    auto r = core::parse_rfc3339(std::string_view(v.get_string()));
+    if (!r) return bad_payload(where, r.error().context());
+    return r;
+  }
+  return bad_payload(where, "expected epoch seconds, milliseconds, microseconds or nanoseconds, or an RFC 3339 string");
+}
 
 const NamedCategory& ingest_category() {
   static const IngestCategory c;
@@ -221,22 +198,22 @@ Result<std::vector<Point>> decode_json_telemetry(std::string_view payload, int64
   size_t consumed = p.write(payload.data(), payload.size(), ec);
   if (!ec) p.finish(ec);
   if (ec) {
-    return bad("", "invalid JSON at byte " + std::to_string(ec ? consumed : payload.size()) + ": " + ec.message());
+    return bad_payload("", "invalid JSON at byte " + std::to_string(ec ? consumed : payload.size()) + ": " + ec.message());
   }
   json::value root = p.release();
   std::vector<Point> out;
   if (root.is_array()) {
     const auto& arr = root.get_array();
-    if (arr.empty()) return bad("", "empty array");
+    if (arr.empty()) return bad_payload("", "empty array");
     for (size_t i = 0; i < arr.size(); ++i) {
       FL_TRY_STATUS(decode_entry(arr[i], "[" + std::to_string(i) + "]", receipt_ns, limits, out));
     }
   } else if (root.is_object()) {
     FL_TRY_STATUS(decode_entry(root, "", receipt_ns, limits, out));
   } else {
-    return bad("", "expected a JSON object or array");
+    return bad_payload("", "expected a JSON object or array");
   }
-  if (out.empty()) return bad("", "no values");
+  if (out.empty()) return bad_payload("", "no values");
   return out;
 }
 

@@ -3,6 +3,7 @@
 
 #include "fieldline/core/ids.h"
 #include "fieldline/ingest/decode.h"
+#include "decode_internal.h"
 
 namespace fieldline::ingest {
 namespace {
@@ -141,7 +142,7 @@ Result<std::vector<Point>> decode_line_protocol(std::string_view body, core::Epo
         return make_error(Errc::bad_metric, "line " + std::to_string(line_no) + ": " + st.error().context());
       }
       if (out.size() >= limits.max_values) {
-        return make_error(Errc::too_many_values, "more than " + std::to_string(limits.max_values) + " values in one request");
+        return detail::too_many_values(limits.max_values, "request");
       }
       out.push_back(Point{std::move(metric), ts, std::move(value), tags, {}});
       if (lines) lines->emplace_back(static_cast<uint32_t>(line_begin), static_cast<uint32_t>(start));

@@ -10,15 +10,14 @@
 
 #include "fieldline/core/ids.h"
 #include "fieldline/ingest/decode.h"
+#include "decode_internal.h"
 
 namespace fieldline::ingest {
 namespace {
 
 namespace json = boost::json;
 
-Error bad(const std::string& where, const std::string& what) {
-  return make_error(Errc::bad_payload, where.empty() ? what : where + ": " + what);
-}
+using detail::bad_payload;
 
 // One SenML record's fields, as either encoding gives them.
 struct Record {
@@ -37,7 +36,7 @@ struct Resolver {
   double bt = 0, bv = 0, bs = 0;
 
   Status add(const Record& r, const std::string& where) {
-    if (r.bver && *r.bver > 10) return bad(where, "SenML version " + std::to_string(*r.bver) + " is newer than 10");
+    if (r.bver && *r.bver > 10) return bad_payload(where, "SenML version " + std::to_string(*r.bver) + " is newer than 10");
     if (r.bn) bn = *r.bn;
     if (r.bu) bu = *r.bu;
     if (r.bt) bt = *r.bt;
@@ -45,7 +44,7 @@ struct Resolver {
     if (r.bs) bs = *r.bs;
     const bool has_value = r.v || r.vs || r.vb || r.s || r.vd;
     if (!has_value) {
-      if (r.n || r.u || r.t) return bad(where, "record has no value (v, vs, vb, vd or s)");
+      if (r.n || r.u || r.t) return bad_payload(where, "record has no value (v, vs, vb, vd or s)");
       return {};  // a record of base fields only
     }
     std::string name = r.n ? *r.n : std::string();
@@ -55,10 +54,10 @@ struct Resolver {
       size_t cut = bn.find_last_of(":/;");
       name = cut == std::string::npos ? bn : bn.substr(cut + 1);
     }
-    if (name.empty()) return bad(where, "record has no name (n) and the base name (bn) ends without one");
+    if (name.empty()) return bad_payload(where, "record has no name (n) and the base name (bn) ends without one");
     if (auto st = core::validate_metric_name(name); !st) return make_error(Errc::bad_metric, where + ".n: " + st.error().context());
     double t = bt + (r.t ? *r.t : 0);
-    if (!std::isfinite(t)) return bad(where, "time is not finite");
+    if (!std::isfinite(t)) return bad_payload(where, "time is not finite");
     // To the microsecond: a double holds today's epoch seconds to about 0.2 us, so finer
     // digits are noise (1276020076.001 must not become ...076000999936 ns).
     auto to_ns = [](double secs) {
@@ -70,35 +69,33 @@ struct Resolver {
     if (std::fabs(t) < 268435456.0) {
       ts = receipt_ns + to_ns(t);
     } else {
-      if (t < 0 || t > 9.2e9) return bad(where, "time " + std::to_string(t) + " is out of range");
+      if (t < 0 || t > 9.2e9) return bad_payload(where, "time " + std::to_string(t) + " is out of range");
       ts = to_ns(t);
     }
     auto push = [&](std::string metric, tsdb::Value value, std::string unit) -> Status {
-      if (out.size() >= limits.max_values) {
-        return make_error(Errc::too_many_values, "more than " + std::to_string(limits.max_values) + " values in one message");
-      }
+      if (out.size() >= limits.max_values) return detail::too_many_values(limits.max_values);
       out.push_back(Point{std::move(metric), ts, std::move(value), {}, std::move(unit)});
       return {};
     };
     std::string unit = r.u ? *r.u : bu;
-    if (unit.size() > 64) return bad(where, "unit longer than 64 bytes");
+    if (unit.size() > 64) return bad_payload(where, "unit longer than 64 bytes");
     if (r.v) {
       double v = bv + *r.v;
-      if (!std::isfinite(v)) return bad(where, "value is not finite");
+      if (!std::isfinite(v)) return bad_payload(where, "value is not finite");
       FL_TRY_STATUS(push(name, v, unit));
     } else if (r.vs) {
       if (r.vs->size() > limits.max_string_bytes) {
-        return bad(where, "string longer than " + std::to_string(limits.max_string_bytes) + " bytes");
+        return bad_payload(where, "string longer than " + std::to_string(limits.max_string_bytes) + " bytes");
       }
       FL_TRY_STATUS(push(name, *r.vs, ""));
     } else if (r.vb) {
       FL_TRY_STATUS(push(name, *r.vb, ""));
     } else if (r.vd) {
-      return bad(where, "data values (vd) are not supported");
+      return bad_payload(where, "data values (vd) are not supported");
     }
     if (r.s) {
       double s = bs + *r.s;
-      if (!std::isfinite(s)) return bad(where, "sum is not finite");
+      if (!std::isfinite(s)) return bad_payload(where, "sum is not finite");
       std::string sum_name = name + "_sum";
       if (auto st = core::validate_metric_name(sum_name); !st) return make_error(Errc::bad_metric, where + ".s: " + st.error().context());
       FL_TRY_STATUS(push(std::move(sum_name), s, unit));
@@ -114,10 +111,10 @@ Status json_record(const json::object& o, const std::string& where, Record& r) {
     if (v.is_double()) return v.get_double();
     if (v.is_int64()) return static_cast<double>(v.get_int64());
     if (v.is_uint64()) return static_cast<double>(v.get_uint64());
-    return bad(where + "." + key, "expected a number");
+    return bad_payload(where + "." + key, "expected a number");
   };
   auto text = [&](const json::value& v, const char* key) -> Result<std::string> {
-    if (!v.is_string()) return bad(where + "." + key, "expected a string");
+    if (!v.is_string()) return bad_payload(where + "." + key, "expected a string");
     return std::string(v.get_string());
   };
   for (const auto& [k, v] : o) {
@@ -135,14 +132,14 @@ Status json_record(const json::object& o, const std::string& where, Record& r) {
     else if (k == "t") { FL_TRY(x, number(v, "t")); r.t = x; }
     else if (k == "ut") { FL_TRY(x, number(v, "ut")); (void)x; }
     else if (k == "vb") {
-      if (!v.is_bool()) return bad(where + ".vb", "expected true or false");
+      if (!v.is_bool()) return bad_payload(where + ".vb", "expected true or false");
       r.vb = v.get_bool();
     } else if (k == "bver") {
-      if (!v.is_int64()) return bad(where + ".bver", "expected an integer");
+      if (!v.is_int64()) return bad_payload(where + ".bver", "expected an integer");
       r.bver = v.get_int64();
     } else if (!k.empty() && k.back() == '_') {
       // RFC 8428 section 4.4: a label ending in '_' must be understood; none is.
-      return bad(where + "." + std::string(k), "mandatory extension field is not supported");
+      return bad_payload(where + "." + std::string(k), "mandatory extension field is not supported");
     }
     // Other labels are extensions that may be ignored (section 4.4).
   }
@@ -260,7 +257,7 @@ class Cbor {
         return it;
     }
   }
-  Error err(const std::string& what) const { return bad("", "CBOR at byte " + std::to_string(pos_) + ": " + what); }
+  Error err(const std::string& what) const { return bad_payload("", "CBOR at byte " + std::to_string(pos_) + ": " + what); }
 
  private:
   static double half(uint16_t h) {
@@ -274,7 +271,7 @@ class Cbor {
 
 Status cbor_record(Cbor& c, const std::string& where, Record& r) {
   FL_TRY(h, c.head());
-  if (h.major != 5) return bad(where, "expected a map (a SenML record)");
+  if (h.major != 5) return bad_payload(where, "expected a map (a SenML record)");
   uint64_t entries = 0;
   for (;;) {
     if (h.indefinite) {
@@ -290,21 +287,21 @@ Status cbor_record(Cbor& c, const std::string& where, Record& r) {
     FL_TRY(val, c.item(1));
     if (key.kind == Cbor::Item::text) {
       // Labels of extensions are text; one ending in '_' must be understood.
-      if (!key.str.empty() && key.str.back() == '_') return bad(where + "." + key.str, "mandatory extension field is not supported");
+      if (!key.str.empty() && key.str.back() == '_') return bad_payload(where + "." + key.str, "mandatory extension field is not supported");
       continue;
     }
-    if (key.kind != Cbor::Item::number || !key.is_integer) return bad(where, "record labels must be integers or text");
+    if (key.kind != Cbor::Item::number || !key.is_integer) return bad_payload(where, "record labels must be integers or text");
     auto want_number = [&](const char* label) -> Result<double> {
-      if (val.kind != Cbor::Item::number) return bad(where + "." + label, "expected a number");
+      if (val.kind != Cbor::Item::number) return bad_payload(where + "." + label, "expected a number");
       return val.num;
     };
     auto want_text = [&](const char* label) -> Result<std::string> {
-      if (val.kind != Cbor::Item::text) return bad(where + "." + label, "expected a text string");
+      if (val.kind != Cbor::Item::text) return bad_payload(where + "." + label, "expected a text string");
       return val.str;
     };
     switch (key.integer) {
       case -1:
-        if (val.kind != Cbor::Item::number || !val.is_integer) return bad(where + ".bver", "expected an integer");
+        if (val.kind != Cbor::Item::number || !val.is_integer) return bad_payload(where + ".bver", "expected an integer");
         r.bver = val.integer;
         break;
       case -2: { FL_TRY(x, want_text("bn")); r.bn = x; break; }
@@ -317,7 +314,7 @@ Status cbor_record(Cbor& c, const std::string& where, Record& r) {
       case 2: { FL_TRY(x, want_number("v")); r.v = x; break; }
       case 3: { FL_TRY(x, want_text("vs")); r.vs = x; break; }
       case 4:
-        if (val.kind != Cbor::Item::boolean) return bad(where + ".vb", "expected true or false");
+        if (val.kind != Cbor::Item::boolean) return bad_payload(where + ".vb", "expected true or false");
         r.vb = val.b;
         break;
       case 5: { FL_TRY(x, want_number("s")); r.s = x; break; }
@@ -340,27 +337,27 @@ Result<std::vector<Point>> decode_senml_json(std::string_view payload, int64_t r
   boost::system::error_code ec;
   json::monotonic_resource mr;
   auto root = json::parse(payload, ec, &mr, opts);
-  if (ec) return bad("", "invalid JSON: " + ec.message());
-  if (!root.is_array()) return bad("", "SenML is an array of records");
+  if (ec) return bad_payload("", "invalid JSON: " + ec.message());
+  if (!root.is_array()) return bad_payload("", "SenML is an array of records");
   const auto& arr = root.get_array();
-  if (arr.empty()) return bad("", "empty SenML pack");
+  if (arr.empty()) return bad_payload("", "empty SenML pack");
   std::vector<Point> out;
   Resolver res{receipt_ns, limits, out, {}, {}};
   for (size_t i = 0; i < arr.size(); ++i) {
     std::string where = "[" + std::to_string(i) + "]";
-    if (!arr[i].is_object()) return bad(where, "expected a record (object)");
+    if (!arr[i].is_object()) return bad_payload(where, "expected a record (object)");
     Record r;
     FL_TRY_STATUS(json_record(arr[i].get_object(), where, r));
     FL_TRY_STATUS(res.add(r, where));
   }
-  if (out.empty()) return bad("", "no values");
+  if (out.empty()) return bad_payload("", "no values");
   return out;
 }
 
 Result<std::vector<Point>> decode_senml_cbor(std::string_view payload, int64_t receipt_ns, const DecodeLimits& limits) {
   Cbor c(payload);
   FL_TRY(h, c.head());
-  if (h.major != 4) return bad("", "SenML CBOR is an array of records");
+  if (h.major != 4) return bad_payload("", "SenML CBOR is an array of records");
   std::vector<Point> out;
   Resolver res{receipt_ns, limits, out, {}, {}};
   for (uint64_t i = 0;; ++i) {
@@ -373,7 +370,7 @@ Result<std::vector<Point>> decode_senml_cbor(std::string_view payload, int64_t r
   }
   if (h.indefinite) c.skip_break();
   if (!c.done()) return c.err("data after the SenML pack");
-  if (out.empty()) return bad("", "no values");
+  if (out.empty()) return bad_payload("", "no values");
   return out;
 }
 

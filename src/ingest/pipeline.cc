@@ -15,6 +15,7 @@
 #include <chrono>
 #include <deque>
 #include <future>
+#include <optional>
 #include <unordered_map>
 
 #include "fieldline/core/errc.h"
@@ -151,6 +152,7 @@ struct Pipeline::Shard {
   ops::Gauge *wal_bytes = nullptr, *wal_syncs = nullptr, *head_series = nullptr, *head_samples = nullptr,
              *blocks = nullptr, *block_bytes = nullptr, *disk_full = nullptr;
   ops::Counter* wal_sync_us = nullptr;
+  ops::Counter* samples_stored = nullptr;  // looked up once: drain() runs every round
   uint64_t wal_sync_us_reported = 0;
   std::vector<tsdb::SampleIn> scratch;  // the samples of this round's submissions
   // Submissions prepared in this round of the event loop, appended together by drain().
@@ -176,19 +178,22 @@ struct Pipeline::Shard {
   std::unordered_map<std::string, DeviceQuality> quality;  // by device
   // Counted here per message and added to the shared counters once a second: an atomic add
   // per message on a cache line every shard writes cost more than the counting itself.
+  struct ProfileCounts {
+    uint64_t conforming = 0, warnings = 0, rejected = 0, late = 0, missing = 0;
+  };
   struct ProfileCounters {
     ops::Counter *conforming, *warnings, *rejected, *late, *missing;
-    uint64_t n_conforming = 0, n_warnings = 0, n_rejected = 0, n_late = 0, n_missing = 0;
+    ProfileCounts pending;
     void publish() {
       auto add = [](ops::Counter* c, uint64_t& n) {
         if (n) c->inc(n);
         n = 0;
       };
-      add(conforming, n_conforming);
-      add(warnings, n_warnings);
-      add(rejected, n_rejected);
-      add(late, n_late);
-      add(missing, n_missing);
+      add(conforming, pending.conforming);
+      add(warnings, pending.warnings);
+      add(rejected, pending.rejected);
+      add(late, pending.late);
+      add(missing, pending.missing);
     }
   };
   std::unordered_map<std::string, ProfileCounters> profile_counters;
@@ -271,6 +276,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(core::ShardRuntime& runtime, co
     shard->queue_depth = &metrics.gauge("fieldline_shard_queue_depth", "Messages waiting for durability per shard", l);
     shard->wal_bytes = &metrics.gauge("fieldline_wal_bytes_written", "Bytes written to the WAL since start", l);
     shard->wal_syncs = &metrics.gauge("fieldline_wal_fsyncs", "WAL fsync calls since start", l);
+    shard->samples_stored = &metrics.counter("fieldline_samples_stored_total", "Samples appended to storage");
     shard->wal_sync_us = &metrics.counter("fieldline_wal_fsync_microseconds_total", "Time spent in WAL fsync", l);
     shard->head_series = &metrics.gauge("fieldline_tsdb_head_series", "Series in the in-memory head", l);
     shard->head_samples = &metrics.gauge("fieldline_tsdb_head_samples", "Samples in the in-memory head", l);
@@ -428,8 +434,8 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
     const int64_t now = env_.now_ns();
     // Replays of quarantined messages were counted when they first came: they update a scratch
     // record, not the device's figures.
-    DeviceQuality replay_quality;
-    auto& quality = mode == SubmitMode::live ? shard.quality[device->id] : replay_quality;
+    std::optional<DeviceQuality> replay_quality;
+    auto& quality = mode == SubmitMode::live ? shard.quality[device->id] : replay_quality.emplace();
     if (quality.device.empty() || quality.contract_version != version || quality.profile != device->profile) {
       quality.device = device->id;
       quality.profile = device->profile;
@@ -454,10 +460,11 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
           counter("fieldline_quality_messages_total", messages_help, {{"profile", p}, {"outcome", "rejected"}}),
           counter("fieldline_quality_late_samples_total", "Samples received later than ingest.late_after, by profile", {{"profile", p}}),
           counter("fieldline_quality_missing_samples_total", "Samples the contract's expected_interval_s called for and that never came, by profile",
-                  {{"profile", p}})}).first;
+                  {{"profile", p}}),
+          {}}).first;
     }
-    Shard::ProfileCounters replay_counts = pc->second;
-    auto& profile_counts = mode == SubmitMode::live ? pc->second : replay_counts;
+    Shard::ProfileCounts replay_counts;
+    auto& profile_counts = mode == SubmitMode::live ? pc->second.pending : replay_counts;
     const int64_t late_after = config_.ingest.late_after_ns;
     DecodeLimits limits;
     limits.max_values = config_.ingest.max_values_per_message;
@@ -477,10 +484,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
       if (msg.decode) decode_in_place(msg, contract ? &contract->contract.decoder : nullptr, limits);
       Status st = msg.decoded;
       auto& checked = shard.validation;
-      checked.specs.clear();
-      checked.quality.clear();
-      checked.flagged = 0;
-      checked.calibration.clear();
+      checked.reset();
       if (st && contract) st = validate_message(*contract, msg.points, shard.units, calibrations.get(), checked);
       else if (st && calibrations) calibrate_message(*calibrations, msg.points, checked);
       for (size_t i = 0; st && i < msg.points.size(); ++i) {
@@ -547,7 +551,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
         rejected_counter(counters->transport, st.error()).inc();
         ++quality.rejected;
         ++quality.rejected_by_reason[reason_of(st.error())];
-        ++profile_counts.n_rejected;
+        ++profile_counts.rejected;
         if (mode == SubmitMode::live && !quarantine_admits(shard, device->id, now)) {
           // Over the device's quota: refused, counted, and not kept.
           metrics_.counter("fieldline_messages_quarantine_dropped_total",
@@ -607,7 +611,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
         outcome.flagged = checked.flagged;
         if (checked.flagged) outcome.first_warning = std::move(checked.first_warning);
         ++(checked.flagged ? quality.with_warnings : quality.conforming);
-        ++(checked.flagged ? profile_counts.n_warnings : profile_counts.n_conforming);
+        ++(checked.flagged ? profile_counts.warnings : profile_counts.conforming);
         quality.samples += batch.size() - begin;
         quality.out_of_range += out_of_range;
         quality.rate_exceeded += rate_exceeded;
@@ -615,8 +619,8 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
         if (rate_exceeded) shard.flagged[static_cast<size_t>(Quality::rate_exceeded)]->inc(rate_exceeded);
         quality.late += late;
         quality.missing += missing;
-        profile_counts.n_late += late;
-        profile_counts.n_missing += missing;
+        profile_counts.late += late;
+        profile_counts.missing += missing;
       }
       spans[m] = {begin, batch.size()};
     }
@@ -727,7 +731,7 @@ void Pipeline::drain(Shard& shard) {
     }
     p.counters->accepted->inc(accepted);  // once per submission: the counter is shared by the shards
   }
-  metrics_.counter("fieldline_samples_stored_total", "Samples appended to storage").inc(appended->accepted);
+  shard.samples_stored->inc(appended->accepted);
   if (appended->duplicates) {
     metrics_.counter("fieldline_samples_duplicate_total", "Identical resends dropped").inc(appended->duplicates);
   }

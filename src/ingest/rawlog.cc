@@ -121,23 +121,6 @@ std::optional<RawEntry> decode_body(std::string_view body) {
   return e;
 }
 
-// Calls `f` for each whole record of `data`; returns the bytes of whole records.
-template <typename F>
-size_t for_each_record(std::string_view data, F f) {
-  size_t pos = 0;
-  while (data.size() - pos >= 8) {
-    uint32_t len = core::get_u32(data.data() + pos), crc = core::get_u32(data.data() + pos + 4);
-    if (len > data.size() - pos - 8) break;
-    std::string_view body = data.substr(pos + 8, len);
-    if (core::crc32c(body.data(), body.size()) != crc) break;
-    auto e = decode_body(body);
-    if (!e) break;
-    if (!f(std::move(*e))) return pos + 8 + len;
-    pos += 8 + len;
-  }
-  return pos;
-}
-
 Result<std::string> read_segment(core::Env& env, const std::string& path, SegmentName::Kind kind) {
   FL_TRY(data, env.read_file(path));
   if (kind != SegmentName::compressed) return data;
@@ -155,10 +138,18 @@ Result<std::string> read_segment(core::Env& env, const std::string& path, Segmen
 }  // namespace
 
 size_t decode_raw_records(std::string_view data, const std::function<void(RawEntry)>& each) {
-  return for_each_record(data, [&](RawEntry e) {
-    each(std::move(e));
-    return true;
-  });
+  size_t pos = 0;
+  while (data.size() - pos >= 8) {
+    uint32_t len = core::get_u32(data.data() + pos), crc = core::get_u32(data.data() + pos + 4);
+    if (len > data.size() - pos - 8) break;
+    std::string_view body = data.substr(pos + 8, len);
+    if (core::crc32c(body.data(), body.size()) != crc) break;
+    auto e = decode_body(body);
+    if (!e) break;
+    each(std::move(*e));
+    pos += 8 + len;
+  }
+  return pos;
 }
 
 RawLog::RawLog(core::Env& env, std::string dir, uint32_t shard, RawLogOptions options)
@@ -188,11 +179,10 @@ Result<std::unique_ptr<RawLog>> RawLog::open(core::Env& env, std::string dir, ui
     FL_TRY(data, env.read_file(path));
     uint64_t first = 0, seg_last = 0;
     int64_t last_received = 0;
-    size_t whole = for_each_record(data, [&](RawEntry e) {
+    size_t whole = decode_raw_records(data, [&](RawEntry e) {
       if (first == 0) first = e.id;
       seg_last = e.id;
       last_received = std::max(last_received, e.received_ns);
-      return true;
     });
     if (first == 0) {
       FL_TRY_STATUS(env.remove(path));
@@ -227,7 +217,6 @@ Status RawLog::flush() {
   if (buffer_.empty()) return {};
   if (!active_) FL_TRY_STATUS(start_segment(env_.now_ns()));
   FL_TRY_STATUS(active_->append(buffer_));
-  bytes_written_ += buffer_.size();
   buffer_.clear();
   return {};
 }
@@ -319,9 +308,8 @@ Result<std::vector<RawEntry>> RawLog::scan(core::Env& env, const std::string& di
       return data.error();
     }
     std::vector<RawEntry> found;
-    for_each_record(*data, [&](RawEntry e) {
+    decode_raw_records(*data, [&](RawEntry e) {
       if (match(e)) found.push_back(std::move(e));
-      return true;
     });
     for (auto it = found.rbegin(); it != found.rend() && out.size() < limit; ++it) out.push_back(std::move(*it));
     if (out.size() >= limit) break;

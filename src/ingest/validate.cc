@@ -88,13 +88,6 @@ Status coerce(const ActiveContract& c, const MetricSpec& spec, tsdb::Value& valu
 }  // namespace
 
 namespace {
-void reset(Validation& out) {
-  out.specs.clear();
-  out.quality.clear();
-  out.calibration.clear();
-  out.flagged = 0;
-  out.first_warning.clear();
-}
 
 void calibrate(const CalibrationSet& calibrations, std::vector<Point>& points, size_t i, Validation& out) {
   auto* d = std::get_if<double>(&points[i].value);
@@ -108,13 +101,13 @@ void calibrate(const CalibrationSet& calibrations, std::vector<Point>& points, s
 }  // namespace
 
 void calibrate_message(const CalibrationSet& calibrations, std::vector<Point>& points, Validation& out) {
-  reset(out);
+  out.reset();
   for (size_t i = 0; i < points.size(); ++i) calibrate(calibrations, points, i, out);
 }
 
 Status validate_message(const ActiveContract& c, std::vector<Point>& points, UnitCache& units,
                         const CalibrationSet* calibrations, Validation& out) {
-  reset(out);
+  out.reset();
   // Required metrics seen, by index in the contract (a mask for the usual few dozen metrics).
   const auto& metrics = c.contract.metrics;
   uint64_t seen_mask = 0;

@@ -505,10 +505,22 @@ class SqliteRegistry final : public Registry {
     return insert_audit(audit);
   }
 
+  // Runs `body` in one write transaction: committed if it succeeds, rolled back otherwise.
+  // REQUIRES: db_mu_ held.
+  template <typename Body>
+  Status in_transaction(Body body) {
+    FL_TRY_STATUS(exec("BEGIN IMMEDIATE"));
+    Status st = body();
+    if (!st) {
+      (void)exec("ROLLBACK");
+      return st;
+    }
+    return exec("COMMIT");
+  }
+
   Status add_contract_version(const ContractVersion& v, const AuditEntry& audit) override {
     std::lock_guard lock(db_mu_);
-    FL_TRY_STATUS(exec("BEGIN IMMEDIATE"));
-    auto st = [&]() -> Status {
+    return in_transaction([&]() -> Status {
       Stmt latest;
       sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(version), 0) FROM contracts WHERE profile=?", -1, &latest.s, nullptr);
       bind_text(latest, 1, v.profile);
@@ -530,12 +542,7 @@ class SqliteRegistry final : public Registry {
       bind_text(ins, 7, v.reason);
       if (sqlite3_step(ins.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
       return insert_audit(audit);
-    }();
-    if (!st) {
-      (void)exec("ROLLBACK");
-      return st;
-    }
-    return exec("COMMIT");
+    });
   }
 
   Result<std::vector<ContractVersion>> contract_history(const std::string& profile) override {
@@ -565,9 +572,8 @@ class SqliteRegistry final : public Registry {
 
   Result<int64_t> add_calibration(const CalibrationRecord& c, const AuditEntry& audit) override {
     std::lock_guard lock(db_mu_);
-    FL_TRY_STATUS(exec("BEGIN IMMEDIATE"));
     int64_t id = 0;
-    auto st = [&]() -> Status {
+    FL_TRY_STATUS(in_transaction([&]() -> Status {
       Stmt ins;
       sqlite3_prepare_v2(db_, "INSERT INTO calibrations(device,metric,document,valid_from_ns,due_ns,created_ns,created_by) VALUES (?,?,?,?,?,?,?)",
                          -1, &ins.s, nullptr);
@@ -583,12 +589,7 @@ class SqliteRegistry final : public Registry {
       AuditEntry a = audit;
       a.subject += "#" + std::to_string(id);
       return insert_audit(a);
-    }();
-    if (!st) {
-      (void)exec("ROLLBACK");
-      return st.error();
-    }
-    FL_TRY_STATUS(exec("COMMIT"));
+    }));
     return id;
   }
 

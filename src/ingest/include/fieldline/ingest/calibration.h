@@ -8,8 +8,6 @@
 #include <cstdint>
 #include <limits>
 #include <map>
-#include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>

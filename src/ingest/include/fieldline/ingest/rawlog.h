@@ -90,7 +90,6 @@ class RawLog {
   // Deletes sealed segments whose last message is older than the retention.
   Status expire(int64_t now_ns);
   const std::string& dir() const { return dir_; }
-  uint64_t bytes_written() const { return bytes_written_; }
 
   // Reads the segments of `dir` (any thread; tolerates segments that disappear meanwhile) and
   // returns the entries `match` accepts, newest first, at most `limit`. `first_id`, when set,
@@ -112,7 +111,6 @@ class RawLog {
   uint64_t active_first_ = 0, active_last_ = 0;
   int64_t active_started_ns_ = 0, active_last_received_ = 0;
   std::string buffer_;
-  uint64_t bytes_written_ = 0;
 };
 
 }  // namespace fieldline::ingest

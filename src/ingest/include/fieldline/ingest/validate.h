@@ -7,10 +7,8 @@
 // version is published as one immutable object, and a message is validated against the one
 // it looked up, so no message ever sees a half-applied contract.
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -58,6 +56,13 @@ struct Validation {
   uint32_t flagged = 0;
   std::string first_warning;
   Quality quality_of(size_t point) const { return quality.empty() ? Quality::good : quality[point]; }
+  void reset() {
+    specs.clear();
+    quality.clear();
+    calibration.clear();
+    flagged = 0;
+    first_warning.clear();
+  }
   void flag(size_t point, size_t points, Quality q) {
     if (quality.empty()) quality.assign(points, Quality::good);
     quality[point] = q;
