@@ -162,13 +162,7 @@ Result<AppendResult> Db::append(std::span<const SampleIn> samples) {
   // Log first, then apply: the head only ever holds what the WAL has, and replay repeats the
   // same decisions in the same order, so rejections need not be logged specially.
   scratch_.clear();
-  std::string payload;
-  for (SeriesRef ref : unlogged_) {
-    payload.clear();
-    encode_series_record(ref, series_[ref - 1], payload);
-    wal_frame(WalRecordType::series, payload, scratch_);
-  }
-  payload.clear();
+  frame_unlogged_series(scratch_);
   std::vector<uint8_t> type_ok(samples.size(), 1);
   uint64_t n = 0;
   int64_t batch_max_ts = INT64_MIN;
@@ -235,6 +229,15 @@ Result<AppendResult> Db::append(std::span<const SampleIn> samples) {
   std::sort(result.rejected.begin(), result.rejected.end(),
             [](const SampleRejection& a, const SampleRejection& b) { return a.index < b.index; });
   return result;
+}
+
+void Db::frame_unlogged_series(std::string& out) const {
+  std::string payload;
+  for (SeriesRef ref : unlogged_) {
+    payload.clear();
+    encode_series_record(ref, series_[ref - 1], payload);
+    wal_frame(WalRecordType::series, payload, out);
+  }
 }
 
 void Db::MemSeries::roll_up(int64_t ts, const Value& v) {
@@ -345,8 +348,19 @@ Status Db::replay() {
       refs[rec->ref] = ref;
       return ok();
     }
+    std::string replace_device;
+    int64_t replace_from = 0, replace_to = 0;
+    if (type == WalRecordType::replace) {
+      auto device = r.string();
+      auto from = r.varint(), to = r.varint();
+      if (!device || !from || !to) return make_error(Errc::corrupt, "malformed replace record");
+      replace_device = std::string(*device);
+      replace_from = *from;
+      replace_to = *to;
+    }
     auto n = r.uvarint();
     if (!n) return make_error(Errc::corrupt, "samples record without a count");
+    std::vector<SampleIn> replacement;
     int64_t ts = 0;
     auto& segment_max = segment_max_ts_.try_emplace(segment, INT64_MIN).first->second;
     for (uint64_t i = 0; i < *n; ++i) {
@@ -364,9 +378,22 @@ Status Db::replay() {
         ++replay_.skipped_persisted;
         continue;
       }
+      if (type == WalRecordType::replace) {
+        replacement.push_back({it->second, ts, std::move(*v)});
+        continue;
+      }
       bool dup = false;
       (void)insert(s, ts, *v, dup);  // rejections repeat the original decision
       ++replay_.samples;
+    }
+    if (type == WalRecordType::replace) {
+      // Only the part of the range still in the head: the rest reached blocks after it applied.
+      const int64_t from = std::max(replace_from, persisted_until_);
+      if (from < replace_to) {
+        replay_.samples += replacement.size();
+        (void)apply_replace(replace_device, from, replace_to, replacement);
+      }
+      segment_max = std::max(segment_max, replace_to - 1);
     }
     return ok();
   });

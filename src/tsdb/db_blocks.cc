@@ -113,8 +113,6 @@ std::optional<Value> Db::MemSeries::find(int64_t ts) const {
   return std::nullopt;
 }
 
-namespace {
-
 std::string block_name(int64_t min_ts, int64_t max_ts, uint32_t level, bool raw_dropped) {
   char buf[80];
   std::snprintf(buf, sizeof buf, "%016" PRIx64 "-%016" PRIx64 "-L%u%s.blk", static_cast<uint64_t>(min_ts),
@@ -171,8 +169,6 @@ void encode_samples(ValueType type, const std::vector<Sample>& samples, SeriesCh
   }
 }
 
-}  // namespace
-
 Status Db::load_blocks() {
   FL_TRY(names, env_.list_dir(block_dir_));
   std::vector<std::unique_ptr<BlockReader>> loaded;
@@ -207,9 +203,6 @@ Status Db::load_blocks() {
   return ok();
 }
 
-namespace {
-
-// Appends a block series' raw chunks and/or rollups to `out` (compaction, retention).
 Status copy_series(const BlockReader& b, const BlockSeries& s, bool raw, bool rollups, SeriesChunks& out) {
   out.key = s.key;
   out.type = s.type;
@@ -230,12 +223,10 @@ Status copy_series(const BlockReader& b, const BlockSeries& s, bool raw, bool ro
   return ok();
 }
 
-}  // namespace
-
 void CutJobDeleter::operator()(CutJob* job) const { delete job; }
 
 CutJobPtr Db::prepare_cut(bool force) {
-  if (cut_pending_ || head_min_ts_ == INT64_MAX || head_max_ts_ == INT64_MIN) return nullptr;
+  if (cut_pending_ || replace_pending_ || head_min_ts_ == INT64_MAX || head_max_ts_ == INT64_MIN) return nullptr;
   const int64_t r = options_.block_range_ns;
   // Hold back the newest data past the block by the out-of-order window (and at least half
   // a block), so that late samples still find their range in the head.
@@ -383,12 +374,12 @@ Status Db::maintain(int64_t now_ns) {
 
 Status Db::maintain_blocks(int64_t now_ns) {
   // A running compaction reads its source blocks, which retention may rewrite or delete.
-  if (!compaction_pending_) FL_TRY_STATUS(apply_retention(now_ns));
+  if (!compaction_pending_ && !replace_pending_) FL_TRY_STATUS(apply_retention(now_ns));
   return check_disk(true);
 }
 
 Status Db::flush_head() {
-  if (cut_pending_) return core::make_error(core::Errc::unsupported, "flush_head: a block cut is in progress");
+  if (cut_pending_ || replace_pending_) return make_error(Errc::busy, "flush_head: a block cut or replacement is in progress");
   while (auto job = prepare_cut(true)) {
     auto st = run_cut(*job);
     FL_TRY_STATUS(finish_cut(std::move(job), st));
@@ -400,7 +391,7 @@ void CompactJobDeleter::operator()(CompactJob* job) const { delete job; }
 
 CompactJobPtr Db::prepare_compaction() {
   // A cut in flight has fenced a range whose block is not listed yet: its window must wait.
-  if (cut_pending_ || compaction_pending_) return nullptr;
+  if (cut_pending_ || compaction_pending_ || replace_pending_) return nullptr;
   // Level 2 merges the 2-hour blocks of an aligned 12-hour window, level 3 those of 3 days,
   // once the window is complete. Blocks are disjoint in time, so series chunks concatenate.
   const int64_t r = options_.block_range_ns;

@@ -1,6 +1,7 @@
 #pragma once
 // Private parts of Db shared by db.cc, db_blocks.cc and db_query.cc.
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -93,11 +94,47 @@ struct CompactJob {
   std::unique_ptr<BlockReader> block;       // run's result
 };
 
+struct ReplaceJob {
+  core::Env* env = nullptr;
+  std::string block_dir;
+  std::function<Status(std::string_view)> crash_point;
+  std::string device;
+  int64_t from = 0, to = 0;
+  int64_t fence = 0;  // [from, fence) is in blocks, [fence, to) in the head
+  struct NewSeries {
+    SeriesKey key;
+    ValueType type = ValueType::float64;
+    std::vector<Sample> samples;  // time order
+  };
+  // A block range the replacement rewrites: an existing block, or a new one where the
+  // persisted part of the range had none.
+  struct Target {
+    const BlockReader* source = nullptr;  // null: a new block
+    int64_t start = 0, end = 0;
+    uint32_t level = 1;
+    std::map<std::string, NewSeries> series;  // by canonical key: the samples it receives
+    std::unique_ptr<BlockReader> block;       // run's result (null: the block ends up empty)
+    std::string written_path;
+  };
+  std::vector<Target> targets;
+  std::vector<SampleIn> head;  // samples at or after the fence
+  uint64_t removed_from_blocks = 0, written_to_blocks = 0;
+};
+
 struct SeriesRecord {
   uint64_t ref = 0;
   ValueType type = ValueType::float64;
   SeriesKey key;
 };
+
+// Block file name: "<min_ts hex>-<max_ts hex>-L<level>[r].blk".
+std::string block_name(int64_t min_ts, int64_t max_ts, uint32_t level, bool raw_dropped);
+// 1-minute and 1-hour rollups of samples in time order.
+void add_rollups(const std::vector<Sample>& samples, std::vector<RollupPoint>& r1m, std::vector<RollupPoint>& r1h);
+// Samples in time order encoded into chunks of kMaxChunkSamples (numbers packed).
+void encode_samples(ValueType type, const std::vector<Sample>& samples, SeriesChunks& out);
+// Appends a block series' raw chunks and/or rollups to `out` (compaction, retention).
+Status copy_series(const BlockReader& b, const BlockSeries& s, bool raw, bool rollups, SeriesChunks& out);
 
 void encode_series_record(SeriesRef ref, const Db::MemSeries& s, std::string& out);
 Result<SeriesRecord> decode_series_record(core::ByteReader& r);

@@ -76,6 +76,7 @@ class TsdbCategory final : public NamedCategory {
       case Errc::invalid_query: return "invalid_query";
       case Errc::not_found: return "not_found";
       case Errc::closed: return "closed";
+      case Errc::busy: return "busy";
     }
     return "unknown";
   }
@@ -92,6 +93,7 @@ class TsdbCategory final : public NamedCategory {
       case Errc::invalid_query: return "invalid query";
       case Errc::not_found: return "not found";
       case Errc::closed: return "database is closed";
+      case Errc::busy: return "the blocks are being rewritten; try again";
     }
     return "unknown tsdb error";
   }

@@ -84,7 +84,7 @@ Result<WalReplayStats> wal_replay(core::Env& env, const std::string& dir, bool r
         break;
       }
       auto type = static_cast<uint8_t>(data[pos + 8]);
-      if (type != static_cast<uint8_t>(WalRecordType::series) && type != static_cast<uint8_t>(WalRecordType::samples)) {
+      if (type < static_cast<uint8_t>(WalRecordType::series) || type > static_cast<uint8_t>(WalRecordType::replace)) {
         problem(pos, "unknown record type " + std::to_string(type));
         break;
       }

@@ -113,6 +113,18 @@ struct CompactJobDeleter {
   void operator()(CompactJob* job) const;
 };
 using CompactJobPtr = std::unique_ptr<CompactJob, CompactJobDeleter>;
+// A replacement in progress (see Db::prepare_replace).
+struct ReplaceJob;
+struct ReplaceJobDeleter {
+  void operator()(ReplaceJob* job) const;
+};
+using ReplaceJobPtr = std::unique_ptr<ReplaceJob, ReplaceJobDeleter>;
+
+struct ReplaceResult {
+  uint64_t lsn = 0;  // the head's part is durable once the durable callback reports >= lsn
+  uint64_t removed = 0, written = 0;  // samples taken out of the range and put in
+  uint32_t blocks_rewritten = 0;
+};
 
 class Db {
  public:
@@ -157,6 +169,27 @@ class Db {
   CompactJobPtr prepare_compaction();
   static Status run_compaction(CompactJob& job, const std::atomic<bool>* cancel = nullptr);
   Status finish_compaction(CompactJobPtr job, const Status& run_status);
+  // Replacing a device's samples in a time range (reprocessing after a decoder or contract
+  // change): afterwards [from, to) of the device's series holds exactly the given samples,
+  // which may belong to series the range did not have (a new contract version tags new
+  // series). Three steps, since rewriting the blocks the range reaches can take a while:
+  //   prepare_replace (owner): checks the range and the samples (refs of the device's series,
+  //     their types, times inside the range), takes the blocks the range reaches and holds
+  //     off cuts, compaction and retention until finish; busy while another job runs;
+  //   run_replace (any thread): writes each reached block again without the device's old
+  //     samples in the range and with the new ones (and new blocks where the persisted part
+  //     of the range had none); touches only the job;
+  //   finish_replace (owner): puts the new blocks in place of their sources, then logs the
+  //     head's part of the range as one WAL record and applies it. `late` are samples of the
+  //     device that reached the head since prepare and belong in the range too.
+  // Each block swap is atomic (a new block names its source, as compaction's do), and so is
+  // the head's part, but the whole is not: a crash in between leaves the range partly
+  // replaced, and running the replacement again completes it.
+  Result<ReplaceJobPtr> prepare_replace(const std::string& device, int64_t from, int64_t to, std::vector<SampleIn> samples);
+  static Status run_replace(ReplaceJob& job, const std::atomic<bool>* cancel = nullptr);
+  Result<ReplaceResult> finish_replace(ReplaceJobPtr job, const Status& run_status, std::span<const SampleIn> late = {});
+  // All three in line (tests, tools).
+  Result<ReplaceResult> replace(const std::string& device, int64_t from, int64_t to, std::vector<SampleIn> samples);
   // Retention and the disk check: the part of maintain() after block cuts and compaction.
   Status maintain_blocks(int64_t now_ns);
   // Persists the whole head into blocks now (import, tests).
@@ -185,6 +218,8 @@ class Db {
   Status load_blocks();
   Status apply_wal_record(WalRecordType type, std::string_view payload);
   Status check_disk(bool force);
+  // WAL records declaring the series created since the last append, framed onto `out`.
+  void frame_unlogged_series(std::string& out) const;
   // Adds to the head without logging; REQUIRES: sample type matches.
   Status insert(MemSeries& s, int64_t ts, const Value& v, bool& duplicate);
   // Deletes the WAL segments whose samples are all in blocks (all older than the fence).
@@ -197,6 +232,12 @@ class Db {
   // The head's series with these labels, or null.
   const MemSeries* head_series(SeriesLabels key) const;
   void collect(const MemSeries& s, int64_t from, int64_t to, std::vector<Sample>& out) const;
+  // The head's part of a replacement, live or replayed: the device's head samples in
+  // [from, to) give way to `samples` (sorted by series, then time; none before the fence).
+  // Returns the samples removed.
+  uint64_t apply_replace(const std::string& device, int64_t from, int64_t to, std::span<const SampleIn> samples);
+  // Empties the series' head and refills it with `samples` (time order, no duplicates).
+  void refill(MemSeries& s, const std::vector<Sample>& samples);
   // Turns a sparse series' head minutes back on, rebuilt from its head, when the head now
   // holds at least kMinSamplesPerRollup samples per minute of its span.
   void rebuild_minutes_if_dense(MemSeries& s) const;
@@ -224,6 +265,7 @@ class Db {
   bool disk_full_ = false;
   bool cut_pending_ = false;
   bool compaction_pending_ = false;
+  bool replace_pending_ = false;
   std::map<uint32_t, int64_t> segment_max_ts_;  // WAL segment -> newest sample time logged in it
   int64_t last_disk_check_ns_ = 0;
   uint64_t disk_full_rejections_ = 0;

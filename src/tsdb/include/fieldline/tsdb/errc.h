@@ -18,6 +18,7 @@ enum class Errc {
   invalid_query,
   not_found,
   closed,
+  busy,                // another block job (cut, compaction, replacement) holds the blocks; try again
 };
 
 const NamedCategory& tsdb_category();

@@ -28,7 +28,7 @@
 
 namespace fieldline::tsdb {
 
-enum class WalRecordType : uint8_t { series = 1, samples = 2 };
+enum class WalRecordType : uint8_t { series = 1, samples = 2, replace = 3 };
 
 inline constexpr char kWalMagic[4] = {'F', 'L', 'W', 'L'};
 inline constexpr uint32_t kWalVersion = 1;
