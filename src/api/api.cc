@@ -481,6 +481,12 @@ asio::awaitable<Response> Api::handle(Request& req) {
     co_return events_route(registry_, q.params, ver);
   }
 
+  if (parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "reprocess") {
+    if (!caller.admin()) co_return forbidden("reprocessing needs the admin token");
+    auto res = co_await reprocess_route(registry_, pipeline_, method, req.body(), "admin", ver);
+    co_return res;
+  }
+
   if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "quarantine") {
     if (!caller.admin()) co_return forbidden("the quarantine needs the admin token");
     auto res = co_await quarantine_route(registry_, pipeline_, config_, method, parts, q.params, req.body(), "admin", ver);

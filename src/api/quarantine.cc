@@ -87,13 +87,6 @@ Result<ingest::QuarantineFilter> filter_of(const std::map<std::string, std::stri
   return f;
 }
 
-ingest::Transport transport_of(const std::string& name) {
-  for (auto t : {ingest::Transport::mqtt, ingest::Transport::http, ingest::Transport::lineproto}) {
-    if (name == ingest::to_string(t)) return t;
-  }
-  return ingest::Transport::import;
-}
-
 // Replays `ids` in order, a device's consecutive records as one submission.
 asio::awaitable<json::object> replay(registry::Registry& registry, ingest::Pipeline& pipeline, const core::Config& config,
                                      const std::vector<uint64_t>& ids) {
@@ -146,24 +139,10 @@ asio::awaitable<json::object> replay(registry::Registry& registry, ingest::Pipel
     auto ctx = ingest::make_device_context(device, dev->profile, dev->tags);
     std::vector<ingest::Message> msgs;
     for (auto& r : group) {
-      auto m = ingest::decode_message(r.format, r.payload, r.received_ns, limits);
-      // A line-protocol message names its device per line: only this device's lines count.
-      if (m.format == ingest::Format::line_protocol) {
-        std::vector<ingest::Point> mine;
-        for (auto& p : m.points) {
-          bool other = false;
-          std::erase_if(p.tags, [&](const auto& t) {
-            if (t.first != "device") return false;
-            other = t.second != device;
-            return true;
-          });
-          if (!other) mine.push_back(std::move(p));
-        }
-        m.points = std::move(mine);
-      }
+      auto m = ingest::decode_message(r.format, r.payload, r.received_ns, limits, device);
       msgs.push_back(std::move(m));
     }
-    const auto transport = transport_of(group.front().transport);
+    const auto transport = ingest::parse_transport(group.front().transport);
     auto outcomes = co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::vector<ingest::MessageOutcome>)>(
         [&](auto handler) {
           auto h = std::make_shared<decltype(handler)>(std::move(handler));

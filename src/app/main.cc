@@ -195,6 +195,54 @@ int contract_command(ClientOptions& client, const std::string& action, const std
   return 0;
 }
 
+// fieldline reprocess: prints the job's report; exit 0 applied (or a dry run), 1 refused.
+struct ReprocessArgs {
+  std::string device, from, to, reason;
+  bool dry_run = false, quarantine_rejected = false, force = false;
+};
+
+int reprocess_command(ClientOptions& client, const ReprocessArgs& a) {
+  json::object body{{"device", a.device}, {"from", a.from}, {"to", a.to}, {"dry_run", a.dry_run},
+                    {"quarantine_rejected", a.quarantine_rejected}, {"force", a.force}};
+  if (!a.reason.empty()) body["reason"] = a.reason;
+  resolve(client);
+  auto r = http_request(client.server, client.token, "POST", "/api/v1/reprocess", fieldline::core::to_json(body), "application/json");
+  if (!r) {
+    std::fprintf(stderr, "error: %s\n", r.error().message().c_str());
+    return 3;
+  }
+  boost::system::error_code ec;
+  auto out = json::parse(r->body, ec);
+  const bool report = !ec && out.is_object() && out.as_object().contains("applied");
+  if (!report) return call(client, "POST", "/api/v1/reprocess", fieldline::core::to_json(body), nullptr);
+  const auto& o = out.as_object();
+  if (client.format == "json") {
+    std::printf("%s\n", fieldline::core::to_json(o).c_str());
+  } else {
+    std::printf("%s %s from %s to %s (contract version %s)\n",
+                a.dry_run ? "dry run:" : o.at("applied").as_bool() ? "reprocessed" : "REFUSED:", a.device.c_str(),
+                str(o.at("from")).c_str(), str(o.at("to")).c_str(), str(o.at("contract_version")).c_str());
+    std::printf("  messages %s (%s arrived while it ran), rejected %s, flagged %s\n", str(o.at("messages")).c_str(),
+                str(o.at("late_messages")).c_str(), str(o.at("rejected")).c_str(), str(o.at("flagged")).c_str());
+    std::printf("  samples  %s before, %s after\n", str(o.at("samples_before")).c_str(), str(o.at("samples_after")).c_str());
+    std::printf("  %-24s %10s %10s\n", "METRIC", "BEFORE", "AFTER");
+    for (const auto& [metric, n] : o.at("by_metric").as_object()) {
+      std::printf("  %-24s %10s %10s\n", std::string(metric).c_str(), str(n.at("before")).c_str(), str(n.at("after")).c_str());
+    }
+    if (o.contains("first_rejection")) std::printf("  first rejection: %s\n", str(o.at("first_rejection")).c_str());
+    if (o.at("unexplained").as_int64() > 0) {
+      std::printf("  %s stored sample(s) without a raw message (first at %s)\n", str(o.at("unexplained")).c_str(),
+                  str(o.at("first_unexplained")).c_str());
+    }
+    if (o.at("applied").as_bool()) {
+      std::printf("  %s block(s) rewritten, %s message(s) quarantined, job %s\n", str(o.at("blocks_rewritten")).c_str(),
+                  str(o.at("quarantined")).c_str(), str(o.at("job")).c_str());
+    }
+    if (o.contains("refused")) std::printf("  refused: %s\n", str(o.at("refused")).c_str());
+  }
+  return o.contains("refused") ? 1 : 0;
+}
+
 // fieldline quarantine list|show|export|replay.
 struct QuarantineArgs {
   std::string device, reason, from, to, replayed, output;
@@ -537,6 +585,18 @@ int run(int argc, char** argv) {
       "replay", "Decode and validate messages again (after a contract or decoder fix); stored ones are never replayed twice");
   q_replay->add_option("--id", qa.ids, "Quarantine ids (repeat or comma-separate)")->delimiter(',');
   filters(q_replay);
+  ReprocessArgs ra;
+  auto* reprocess_cmd = app.add_subcommand(
+      "reprocess", "Derive a device's samples in a time range again from its raw messages (after a contract, decoder or calibration fix), replacing the stored ones");
+  reprocess_cmd->add_option("--device", ra.device, "The device")->required();
+  reprocess_cmd->add_option("--from", ra.from, "Start of the samples' time range: RFC 3339, epoch ms or -DURATION")->required();
+  reprocess_cmd->add_option("--to", ra.to, "End (exclusive)")->required();
+  reprocess_cmd->add_flag("--dry-run", ra.dry_run, "Report what would change; change nothing");
+  reprocess_cmd->add_flag("--quarantine-rejected", ra.quarantine_rejected,
+                          "Move messages the contract now refuses to quarantine (else the job is refused)");
+  reprocess_cmd->add_flag("--force", ra.force, "Also delete stored samples no raw message accounts for (else refused)");
+  reprocess_cmd->add_option("--reason", ra.reason, "Why (kept in the audit log)");
+  add_client_options(reprocess_cmd, client);
   size_t audit_limit = 50;
   auto* audit_cmd = app.add_subcommand("audit", "The audit log, newest first, from a running server");
   audit_cmd->add_option("--limit", audit_limit, "Entries (default 50)");
@@ -650,6 +710,7 @@ int run(int argc, char** argv) {
     return contract_command(client, contract_cmd->get_subcommands().front()->get_name(), c_file, c_profile, c_version, c_v1,
                             c_v2, c_force, c_reason);
   }
+  if (reprocess_cmd->parsed()) return reprocess_command(client, ra);
   if (lineage_cmd->parsed()) {
     std::string target;
     if (!lineage_id.empty()) {

@@ -1,5 +1,7 @@
 #include "serve.h"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -125,6 +127,8 @@ int serve(const core::Config& cfg) {
   http.start();
   runtime.start();
   log->info("fieldline serving: {} shards, data in {}", config.shards, config.data_dir);
+  // Reprocessing jobs a stop interrupted are run again (each is idempotent).
+  asio::co_spawn(runtime.context(0), api::resume_reprocessing(**registry, **pipeline), asio::detached);
 
   // Persist last-seen times now and then, off the hot path.
   std::promise<int> stop_signal;

@@ -1,5 +1,7 @@
 #include "fieldline/ingest/pipeline.h"
 
+#include "pipeline_internal.h"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -41,7 +43,15 @@ std::string format_label(const Message& m) {
   return "line_protocol:ns";
 }
 
-Message decode_message(std::string_view label, std::string raw, int64_t receipt_ns, const DecodeLimits& limits) {
+Transport parse_transport(std::string_view name) {
+  for (auto t : {Transport::mqtt, Transport::http, Transport::lineproto}) {
+    if (name == to_string(t)) return t;
+  }
+  return Transport::import;
+}
+
+Message decode_message(std::string_view label, std::string raw, int64_t receipt_ns, const DecodeLimits& limits,
+                       std::string_view device) {
   Message m;
   m.receipt_ns = receipt_ns;
   m.raw = std::move(raw);
@@ -63,8 +73,19 @@ Message decode_message(std::string_view label, std::string raw, int64_t receipt_
     }
   }
   auto points = decode_line_protocol(m.raw, m.precision, receipt_ns, limits);
-  if (points) m.points = std::move(*points);
-  else m.decoded = points.error();
+  if (!points) {
+    m.decoded = points.error();
+    return m;
+  }
+  for (auto& p : *points) {
+    bool other = false;
+    std::erase_if(p.tags, [&](const auto& t) {
+      if (t.first != "device") return false;
+      other = t.second != device;
+      return true;
+    });
+    if (!other) m.points.push_back(std::move(p));
+  }
   return m;
 }
 
@@ -106,105 +127,6 @@ const char* to_string(Transport t) {
   return "?";
 }
 
-namespace {
-// A transport's counters, looked up once: the ingest path does not search the metrics registry.
-struct IngestCounters {
-  const char* transport = "";
-  ops::Counter* accepted = nullptr;
-  ops::Histogram* durable_latency = nullptr;
-};
-constexpr size_t kTransports = static_cast<size_t>(Transport::import) + 1;
-
-// A rejection's reason as quarantine files it: the error's name, without "ingest." for ours.
-std::string reason_of(const Error& e) {
-  std::string name = e.name();
-  return name.starts_with("ingest.") ? name.substr(7) : name;
-}
-
-// One submission's outcomes, complete when its parts are: the samples durable in the WAL
-// and the rejected messages durable in quarantine. Both finish on the shard's thread.
-struct Join {
-  std::vector<MessageOutcome> outcomes;
-  std::function<void(std::vector<MessageOutcome>)> finish;
-  int parts = 0;
-  void part_done() {
-    if (--parts == 0) finish(std::move(outcomes));
-  }
-};
-}  // namespace
-
-struct Pipeline::Shard {
-  uint32_t index = 0;
-  asio::io_context* io = nullptr;
-  std::unique_ptr<tsdb::Db> db;
-  std::unique_ptr<RawLog> raw;  // accepted messages as they came: their lineage
-  std::vector<std::string_view> raw_metrics;  // reused per message
-  std::vector<int64_t> raw_calibrations;
-  struct Waiter {
-    uint64_t lsn;
-    std::chrono::steady_clock::time_point submitted;
-    std::function<void()> complete;
-  };
-  std::deque<Waiter> waiters;  // ascending lsn
-  std::unique_ptr<asio::steady_timer> maintenance;
-  std::atomic<bool> closed{false};
-  ops::Gauge* queue_depth = nullptr;
-  ops::Gauge *wal_bytes = nullptr, *wal_syncs = nullptr, *head_series = nullptr, *head_samples = nullptr,
-             *blocks = nullptr, *block_bytes = nullptr, *disk_full = nullptr;
-  ops::Counter* wal_sync_us = nullptr;
-  ops::Counter* samples_stored = nullptr;  // looked up once: drain() runs every round
-  uint64_t wal_sync_us_reported = 0;
-  std::vector<tsdb::SampleIn> scratch;  // the samples of this round's submissions
-  // Submissions prepared in this round of the event loop, appended together by drain().
-  struct Pending {
-    std::vector<std::pair<size_t, size_t>> spans;  // per message, [begin, end) in scratch
-    std::shared_ptr<Join> join;
-    std::chrono::steady_clock::time_point started;
-    const IngestCounters* counters = nullptr;
-  };
-  std::vector<Pending> pending;
-  bool drain_posted = false;
-  bool job_in_flight = false;  // a block cut or compaction running in the background
-  std::array<IngestCounters, kTransports> counters;  // by Transport
-  // This shard's copy of the published contracts, refreshed when the book's generation moves.
-  ContractBook::Map contracts;
-  uint64_t contracts_generation = UINT64_MAX;
-  CalibrationBook::Map calibrations;
-  uint64_t calibrations_generation = UINT64_MAX;
-  UnitCache units;
-  Validation validation;         // reused for every message
-  std::vector<RateState> rates;  // by series ref, for metrics with a maximum rate
-  std::vector<int64_t> last_ts;  // by series ref, for metrics with an expected interval
-  std::unordered_map<std::string, DeviceQuality> quality;  // by device
-  // Counted here per message and added to the shared counters once a second: an atomic add
-  // per message on a cache line every shard writes cost more than the counting itself.
-  struct ProfileCounts {
-    uint64_t conforming = 0, warnings = 0, rejected = 0, late = 0, missing = 0;
-  };
-  struct ProfileCounters {
-    ops::Counter *conforming, *warnings, *rejected, *late, *missing;
-    ProfileCounts pending;
-    void publish() {
-      auto add = [](ops::Counter* c, uint64_t& n) {
-        if (n) c->inc(n);
-        n = 0;
-      };
-      add(conforming, pending.conforming);
-      add(warnings, pending.warnings);
-      add(rejected, pending.rejected);
-      add(late, pending.late);
-      add(missing, pending.missing);
-    }
-  };
-  std::unordered_map<std::string, ProfileCounters> profile_counters;
-  uint64_t ticks = 0;            // maintenance ticks (1 s)
-  struct QuotaBucket {
-    double tokens = 0;
-    int64_t refilled_ns = 0;
-  };
-  std::unordered_map<std::string, QuotaBucket> quarantine_quota;  // by device
-  ops::Counter* flagged[3] = {};  // by Quality
-};
 
 Pipeline::Pipeline(core::ShardRuntime& runtime, core::Env& env, const core::Config& config, ops::Metrics& metrics)
     : runtime_(runtime), env_(env), config_(config), raw_log_on_(config.ingest.raw_log == "on"), metrics_(metrics),
@@ -299,7 +221,7 @@ std::shared_ptr<const DeviceContext> make_device_context(std::string id, std::st
                                [](const auto& t, std::string_view k) { return t.first < k; });
     tags.insert(at, {"profile", profile});
   }
-  return std::make_shared<const DeviceContext>(DeviceContext{std::move(id), std::move(tags), std::move(profile), {}});
+  return std::make_shared<const DeviceContext>(DeviceContext{std::move(id), std::move(tags), std::move(profile), {}, {}});
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> reported_tags(std::string_view firmware, std::string_view gateway) {
@@ -326,7 +248,11 @@ std::shared_ptr<const DeviceContext> make_device_context(std::string id, std::st
     tags.emplace_back(k, v);
   }
   std::sort(tags.begin(), tags.end());
-  return make_device_context(std::move(id), std::move(profile), std::move(tags));
+  auto context = make_device_context(std::move(id), std::move(profile), std::move(tags));
+  if (reported.empty()) return context;
+  auto with_reported = std::make_shared<DeviceContext>(*context);
+  with_reported->reported = reported;
+  return with_reported;
 }
 
 namespace {
@@ -408,12 +334,20 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
   const IngestCounters* counters = &shard.counters[static_cast<size_t>(transport)];
   auto work = [this, &shard, device = std::move(device), messages = std::move(messages), counters, transport, mode,
                reply = std::move(reply), done = std::move(done)]() mutable {
-    auto started = std::chrono::steady_clock::now();
     auto join = std::make_shared<Join>();
     join->outcomes.resize(messages.size());
     join->finish = [reply, done](std::vector<MessageOutcome> out) mutable {
       asio::post(reply, [done = std::move(done), out = std::move(out)]() mutable { done(std::move(out)); });
     };
+    process(shard, *device, messages, transport, mode, counters, std::move(join), nullptr);
+  };
+  asio::post(*shard.io, std::move(work));
+}
+
+void Pipeline::process(Shard& shard, const DeviceContext& device_context, std::vector<Message>& messages, Transport transport,
+                       SubmitMode mode, const IngestCounters* counters, std::shared_ptr<Join> join, ReprocessSink* sink) {
+    const DeviceContext* device = &device_context;
+    auto started = std::chrono::steady_clock::now();
     auto& outcomes = join->outcomes;
     if (shard.closed.load()) {
       for (auto& o : outcomes) o.status = make_error(Errc::shutting_down, "server is shutting down");
@@ -469,7 +403,8 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
     DecodeLimits limits;
     limits.max_values = config_.ingest.max_values_per_message;
     // Samples go straight into the batch of this round of the shard's event loop.
-    auto& batch = shard.scratch;
+    auto& batch = sink ? sink->samples : shard.scratch;
+    auto& rates = sink ? sink->rates : shard.rates;
     const size_t round_begin = batch.size();
     std::vector<std::pair<size_t, size_t>> spans(messages.size());  // [begin, end) in the round's batch
     std::vector<QuarantineRecord> rejects;
@@ -510,8 +445,8 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
         if (!checked.specs.empty() && quality == Quality::good) {
           const MetricSpec* spec = checked.specs[i];
           if (spec->max_rate_hz) {
-            if (shard.rates.size() <= *ref) shard.rates.resize(*ref + 1);
-            if (!admit_rate(shard.rates[*ref], point.ts, *spec->max_rate_hz)) {
+            if (rates.size() <= *ref) rates.resize(*ref + 1);
+            if (!admit_rate(rates[*ref], point.ts, *spec->max_rate_hz)) {
               quality = Quality::rate_exceeded;
               checked.flag(i, msg.points.size(), quality);
               if (checked.flagged == 1) {
@@ -522,7 +457,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
           }
         }
         if (now - point.ts > late_after) ++late;
-        if (!checked.specs.empty() && checked.specs[i]->expected_interval_s) {
+        if (!sink && !checked.specs.empty() && checked.specs[i]->expected_interval_s) {
           if (shard.last_ts.size() <= *ref) shard.last_ts.resize(*ref + 1, INT64_MIN);
           int64_t& last = shard.last_ts[*ref];
           const double interval = *checked.specs[i]->expected_interval_s * 1e9;
@@ -548,7 +483,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
       if (!st) {
         batch.resize(begin);
         outcome.status = st;
-        rejected_counter(counters->transport, st.error()).inc();
+        if (!sink) rejected_counter(counters->transport, st.error()).inc();
         ++quality.rejected;
         ++quality.rejected_by_reason[reason_of(st.error())];
         ++profile_counts.rejected;
@@ -560,7 +495,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
                                                                   std::to_string(config_.ingest.quarantine_quota) +
                                                                   " messages in quarantine this hour; this one is refused and not kept (" +
                                                                   st.error().message() + ")");
-        } else if (mode == SubmitMode::live) {
+        } else if (mode == SubmitMode::live || sink) {
           QuarantineRecord r;
           r.received_ns = msg.receipt_ns ? msg.receipt_ns : now;
           r.device = device->id;
@@ -571,11 +506,16 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
           r.detail = st.error().message();
           r.contract_version = version;
           r.payload = std::move(msg.raw);
-          rejects.push_back(std::move(r));
-          rejected_messages.push_back(m);
+          if (sink) {
+            // Kept for the job, which quarantines them only if it applies.
+            sink->rejected.push_back(std::move(r));
+          } else {
+            rejects.push_back(std::move(r));
+            rejected_messages.push_back(m);
+          }
         }
       } else {
-        if (batch.size() > begin && raw_log_on_) {
+        if (batch.size() > begin && raw_log_on_ && !sink) {
           // The message's lineage: what came, how it was read, what it became (views into
           // the message and reused buffers: no allocation per message).
           auto& cals = shard.raw_calibrations;
@@ -606,6 +546,7 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
           entry.samples = static_cast<uint32_t>(batch.size() - begin);
           entry.flagged = checked.flagged;
           entry.payload = msg.raw;
+          entry.reported = device->reported;
           outcome.message_id = shard.raw->add(entry);
         }
         outcome.flagged = checked.flagged;
@@ -615,14 +556,19 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
         quality.samples += batch.size() - begin;
         quality.out_of_range += out_of_range;
         quality.rate_exceeded += rate_exceeded;
-        if (out_of_range) shard.flagged[static_cast<size_t>(Quality::out_of_range)]->inc(out_of_range);
-        if (rate_exceeded) shard.flagged[static_cast<size_t>(Quality::rate_exceeded)]->inc(rate_exceeded);
+        if (out_of_range && !sink) shard.flagged[static_cast<size_t>(Quality::out_of_range)]->inc(out_of_range);
+        if (rate_exceeded && !sink) shard.flagged[static_cast<size_t>(Quality::rate_exceeded)]->inc(rate_exceeded);
         quality.late += late;
         quality.missing += missing;
         profile_counts.late += late;
         profile_counts.missing += missing;
       }
       spans[m] = {begin, batch.size()};
+    }
+    if (sink) {
+      // A reprocessing job's messages: staged for its replacement, not stored.
+      for (size_t m = 0; m < messages.size(); ++m) outcomes[m].stored = static_cast<uint32_t>(spans[m].second - spans[m].first);
+      return join->finish(std::move(outcomes));
     }
     const bool appends = batch.size() != round_begin;
     join->parts = (appends ? 1 : 0) + (rejects.empty() ? 0 : 1);
@@ -656,8 +602,6 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
       shard.drain_posted = true;
       asio::post(*shard.io, [this, &shard] { drain(shard); });
     }
-  };
-  asio::post(*shard.io, std::move(work));
 }
 
 bool Pipeline::quarantine_admits(Shard& shard, const std::string& device, int64_t now) {
@@ -749,30 +693,6 @@ void Pipeline::drain(Shard& shard) {
   shard.queue_depth->set(static_cast<int64_t>(shard.waiters.size()));
 }
 
-// Runs f() on `ex` (a shard's thread, the background pool) and resumes the caller on its own
-// executor with the result. (A plain post, not a coroutine lambda: a coroutine lambda's
-// captures die with the lambda.)
-template <typename Executor, typename F>
-static auto on_executor(Executor ex, F f) -> asio::awaitable<decltype(f())> {
-  using R = decltype(f());
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(R)>(
-      [&ex, &f](auto handler) {
-        asio::post(ex, [f = std::move(f), handler = std::move(handler)]() mutable {
-          R r = f();
-          auto home = asio::get_associated_executor(handler);
-          asio::post(home, [handler = std::move(handler), r = std::move(r)]() mutable { handler(std::move(r)); });
-        });
-      },
-      asio::use_awaitable);
-}
-
-template <typename F>
-static auto on_shard(asio::io_context& io, F f) -> asio::awaitable<decltype(f())> {
-  // Named, not a temporary inside co_await (GCC 12, see below).
-  auto job = on_executor(io.get_executor(), std::move(f));
-  auto result = co_await std::move(job);
-  co_return result;
-}
 
 // GCC 12 mishandles non-trivial temporaries inside co_await expressions (double destruction),
 // so each shard job is a named local moved into on_shard.

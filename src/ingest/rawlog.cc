@@ -73,6 +73,12 @@ void encode(uint64_t id, const RawEntryView& e, std::string& out) {
   core::put_uvarint(out, e.samples);
   core::put_uvarint(out, e.flagged);
   core::put_string(out, e.payload);
+  // Appended later than the fields above: a record without it reads as reporting nothing.
+  core::put_uvarint(out, e.reported.size());
+  for (const auto& [k, v] : e.reported) {
+    core::put_string(out, k);
+    core::put_string(out, v);
+  }
   const size_t body = header + 8;
   const auto len = static_cast<uint32_t>(out.size() - body);
   const uint32_t crc = core::crc32c(out.data() + body, len);
@@ -118,6 +124,15 @@ std::optional<RawEntry> decode_body(std::string_view body) {
   e.samples = static_cast<uint32_t>(*samples);
   e.flagged = static_cast<uint32_t>(*flagged);
   e.payload = *payload;
+  if (r.remaining() > 0) {
+    auto n = r.uvarint();
+    if (!n || *n > r.remaining()) return std::nullopt;
+    for (uint64_t i = 0; i < *n; ++i) {
+      auto k = r.string(), v = r.string();
+      if (!k || !v) return std::nullopt;
+      e.reported.emplace_back(*k, *v);
+    }
+  }
   return e;
 }
 
@@ -194,6 +209,7 @@ Result<std::unique_ptr<RawLog>> RawLog::open(core::Env& env, std::string dir, ui
   }
   FL_TRY_STATUS(env.sync_dir(dir));
   log->next_seq_ = (last & ((uint64_t{1} << kSeqBits) - 1)) + 1;
+  log->flushed_through_ = last;
   return log;
 }
 
@@ -218,6 +234,7 @@ Status RawLog::flush() {
   if (!active_) FL_TRY_STATUS(start_segment(env_.now_ns()));
   FL_TRY_STATUS(active_->append(buffer_));
   buffer_.clear();
+  flushed_through_ = active_last_;
   return {};
 }
 
@@ -315,6 +332,42 @@ Result<std::vector<RawEntry>> RawLog::scan(core::Env& env, const std::string& di
     if (out.size() >= limit) break;
   }
   return out;
+}
+
+Status RawLog::scan_range(core::Env& env, const std::string& dir, uint64_t after, uint64_t through, int64_t received_since,
+                          const std::function<bool(const RawEntry&)>& match, const std::function<void(RawEntry)>& each) {
+  if (!env.exists(dir)) return {};
+  FL_TRY(names, env.list_dir(dir));
+  std::vector<std::pair<SegmentName, std::string>> segments;
+  for (const auto& n : names) {
+    if (auto s = parse_name(n)) segments.emplace_back(*s, n);
+  }
+  std::sort(segments.begin(), segments.end(), [](const auto& a, const auto& b) { return a.first.first < b.first.first; });
+  for (const auto& [s, name] : segments) {
+    const bool sealed = s.kind != SegmentName::active;
+    if (s.first > through || (sealed && (s.last <= after || s.last_received < received_since))) continue;
+    auto data = read_segment(env, core::join_path(dir, name), s.kind);
+    // Sealed or compressed meanwhile: read it under its new name (expired: gone, as its
+    // retention says).
+    for (int attempt = 0; attempt < 3 && !data && core::is(data.error(), core::Errc::not_found); ++attempt) {
+      FL_TRY(now, env.list_dir(dir));
+      for (const auto& n : now) {
+        auto renamed = parse_name(n);
+        if (renamed && renamed->first == s.first && renamed->kind > s.kind) {
+          data = read_segment(env, core::join_path(dir, n), renamed->kind);
+          break;
+        }
+      }
+    }
+    if (!data) {
+      if (core::is(data.error(), core::Errc::not_found)) continue;
+      return data.error();
+    }
+    decode_raw_records(*data, [&](RawEntry e) {
+      if (e.id > after && e.id <= through && match(e)) each(std::move(e));
+    });
+  }
+  return {};
 }
 
 }  // namespace fieldline::ingest

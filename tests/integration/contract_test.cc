@@ -6,7 +6,7 @@
 
 #include <fstream>
 
-#include "harness.h"
+#include "contract_fixture.h"
 
 namespace fieldline::itest {
 namespace {
@@ -26,15 +26,8 @@ max = 150
 required = true
 )";
 
-class Contracts : public ::testing::Test {
+class Contracts : public ContractFixture {
  protected:
-  void SetUp() override {
-    server_ = std::make_unique<ServerProcess>(dir_.path() + "/data");
-    server_->start();
-  }
-  std::string cli(const std::string& args) {
-    return std::string(FIELDLINE_BINARY) + " " + args + " --server " + server_->url() + " --token " + kAdminToken;
-  }
   // Writes `text` with `from` replaced by `to` and returns the file's path.
   std::string file(const std::string& name, std::string text, const std::string& from = "", const std::string& to = "") {
     if (!from.empty()) text.replace(text.find(from), from.size(), to);
@@ -42,15 +35,11 @@ class Contracts : public ::testing::Test {
     std::ofstream(path) << text;
     return path;
   }
+  using ContractFixture::json_of;
   boost::json::value json_of(const CommandResult& r) {
     EXPECT_EQ(r.status, 0) << r.output;
-    boost::system::error_code ec;
-    auto v = boost::json::parse(r.output, ec);
-    EXPECT_FALSE(ec) << r.output;
-    return v;
+    return json_of(r.output);
   }
-  TempDir dir_;
-  std::unique_ptr<ServerProcess> server_;
 };
 
 }  // namespace

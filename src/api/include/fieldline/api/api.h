@@ -75,6 +75,19 @@ boost::asio::awaitable<transport::http::Response> quarantine_route(
     const std::vector<std::string>& parts, const std::map<std::string, std::string>& params, const std::string& body,
     const std::string& actor, unsigned version);
 
+// POST /api/v1/reprocess (admin token) {"device", "from", "to", "dry_run", "quarantine_rejected",
+// "force", "reason"}: the device's samples in [from, to) derived again from its raw messages
+// with the current contract, decoder and calibrations, replacing the stored ones (see
+// ingest::Pipeline::reprocess). 200 with the report; 409 with it when refused (messages the
+// contract now rejects, stored samples without a raw message), nothing changed. Audited as
+// reprocess.started, then reprocess.done|refused|failed; a dry run is not audited.
+boost::asio::awaitable<transport::http::Response> reprocess_route(registry::Registry& registry, ingest::Pipeline& pipeline,
+                                                                  boost::beast::http::verb method, const std::string& body,
+                                                                  const std::string& actor, unsigned version);
+// Runs again the reprocessing jobs a stop interrupted (started in the audit log, never ended);
+// at start, once the pipeline runs.
+boost::asio::awaitable<void> resume_reprocessing(registry::Registry& registry, ingest::Pipeline& pipeline);
+
 // Calibrations (admin token):
 //   GET  /api/v1/devices/{id}/calibrations   records with status current, superseded, scheduled or overdue
 //   POST /api/v1/devices/{id}/calibrations   {"metric", "gain", "offset" | "polynomial", "raw_min", "raw_max",

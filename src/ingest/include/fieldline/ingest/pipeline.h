@@ -55,6 +55,8 @@ struct DeviceContext {
   // resolves each metric once. Touched only on the device's owning shard, where every
   // submission for the device runs, hence mutable without a lock.
   mutable std::vector<ResolvedSeries> series_refs;
+  // What the device reported about itself (see reported_tags), kept with its raw messages.
+  std::vector<std::pair<std::string, std::string>> reported;
 };
 
 // A device's context for ingestion: its tags plus `profile=<profile>`, so every series it
@@ -92,10 +94,13 @@ void decode_in_place(Message& m, const DecoderSpec* profile, const DecodeLimits&
 
 // "json", or "line_protocol:<precision>": what QuarantineRecord::format holds.
 std::string format_label(const Message& m);
-// A quarantined or retained message to decode again as `label` says. Line protocol is decoded
-// here (its lines name their devices); anything else is left to the pipeline, which decodes
-// it with the profile's current decoder.
-Message decode_message(std::string_view label, std::string raw, int64_t receipt_ns, const DecodeLimits& limits);
+// A quarantined or retained message of `device` to decode again as `label` says. Line
+// protocol is decoded here, keeping the device's lines (each line names its device); anything
+// else is left to the pipeline, which decodes it with the profile's current decoder.
+Message decode_message(std::string_view label, std::string raw, int64_t receipt_ns, const DecodeLimits& limits,
+                       std::string_view device);
+// "mqtt", "http", "lineproto"; anything else reads as import.
+Transport parse_transport(std::string_view name);
 
 struct MessageOutcome {
   Status status;            // error: nothing of the message was stored
@@ -132,8 +137,44 @@ struct DeviceQuality {
   double expected_interval_s = 0;  // the shortest of the contract's (0: none)
 };
 
-// Live messages that fail go to quarantine; replayed ones (already there) only report.
-enum class SubmitMode { live, replay };
+// Live messages that fail go to quarantine; replayed ones (already there) only report;
+// reprocessed ones (Pipeline::reprocess) are staged for the job's replacement.
+enum class SubmitMode { live, replay, reprocess };
+
+struct IngestCounters;
+struct Join;
+struct ReprocessSink;
+
+// Reprocessing: a device's samples in [from, to) derived again from its raw messages with
+// the current contract, decoder and calibrations, replacing what is stored (see
+// Pipeline::reprocess).
+struct ReprocessRequest {
+  std::shared_ptr<const DeviceContext> device;  // as the registry has it now: its tags and profile
+  int64_t from = 0, to = 0;                     // sample times
+  bool dry_run = false;                         // report what would change, change nothing
+  bool quarantine_rejected = false;  // messages the contract now refuses go to quarantine (else: refused)
+  bool force = false;                // delete stored samples that no raw message accounts for (else: refused)
+};
+
+struct ReprocessReport {
+  bool applied = false;
+  std::string refused;  // why it was not applied (empty when applied or a dry run)
+  int64_t contract_version = 0;
+  uint64_t messages = 0;  // raw messages decoded again, those that arrived while it ran included
+  uint64_t late_messages = 0;
+  uint64_t rejected = 0, flagged = 0;
+  std::map<std::string, uint64_t> rejected_by_reason;
+  std::string first_rejection;
+  uint64_t samples_before = 0, samples_after = 0;  // in the range
+  std::map<std::string, std::pair<uint64_t, uint64_t>> by_metric;  // metric -> before, after
+  // Stored samples in the range that no raw message accounts for (imported, stored while
+  // ingest.raw_log was off, or older than the raw log's retention).
+  uint64_t unexplained = 0;
+  std::string first_unexplained;
+  uint64_t quarantined = 0;
+  uint32_t blocks_rewritten = 0;
+  int64_t duration_ns = 0;
+};
 
 class Pipeline {
  public:
@@ -176,6 +217,14 @@ class Pipeline {
   boost::asio::awaitable<Result<std::vector<RawEntry>>> message(uint64_t id);
   boost::asio::awaitable<Result<std::vector<RawEntry>>> messages_at(const std::string& device, const std::string& metric,
                                                                     int64_t ts, size_t limit);
+  // Derives the device's samples in [from, to) again from its raw messages (those whose
+  // samples or receipt fall in the range) and replaces the stored ones with them, exactly
+  // once: the range's old samples go and the new ones come in one replacement per shard
+  // (tsdb::Db::prepare_replace), messages that arrive meanwhile included. Refused, changing
+  // nothing, when messages would now be rejected or stored samples have no raw message,
+  // unless the request allows it. One job per shard at a time. Idempotent: running it again
+  // gives the same data (a crash part way is completed by running it again).
+  boost::asio::awaitable<Result<ReprocessReport>> reprocess(ReprocessRequest request);
   // Every device's data quality ("" ), or one device's.
   boost::asio::awaitable<std::vector<DeviceQuality>> quality(const std::string& device);
 
@@ -190,6 +239,10 @@ class Pipeline {
 
  private:
   Pipeline(core::ShardRuntime& runtime, core::Env& env, const core::Config& config, ops::Metrics& metrics);
+  // Decodes, validates and tags one submission on its shard's thread and stages its samples
+  // for the round's batch (or, given a sink, for a reprocessing job); submit's body.
+  void process(Shard& shard, const DeviceContext& device, std::vector<Message>& messages, Transport transport,
+               SubmitMode mode, const IngestCounters* counters, std::shared_ptr<Join> join, ReprocessSink* sink);
   // Appends everything submitted to the shard since the last drain as one batch.
   void drain(Shard& shard);
   ops::Counter& rejected_counter(const char* transport, const Error& e);

@@ -19,6 +19,7 @@
 #include <span>
 #include <string_view>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fieldline/core/env.h"
@@ -38,6 +39,8 @@ struct RawEntry {
   int64_t min_ts = 0, max_ts = 0;     // of its samples
   uint32_t samples = 0, flagged = 0;
   std::string payload;
+  // What the device reported about itself (firmware, gateway), which became series tags.
+  std::vector<std::pair<std::string, std::string>> reported;
 };
 
 // What add() writes: the same fields as views, so the ingest path builds no strings.
@@ -50,6 +53,7 @@ struct RawEntryView {
   int64_t min_ts = 0, max_ts = 0;
   uint32_t samples = 0, flagged = 0;
   std::string_view payload;
+  std::span<const std::pair<std::string, std::string>> reported;
 };
 
 struct RawLogOptions {
@@ -72,6 +76,8 @@ class RawLog {
   uint64_t add(const RawEntryView& entry);
   // Writes what is buffered to the active segment, in one write.
   Status flush();
+  // The newest id written to a segment file (0: none yet).
+  uint64_t flushed_through() const { return flushed_through_; }
   Status sync();
   // The active segment, for a sync off the owner's thread (a sync may overlap appends; the
   // shared handle keeps the file open until that sync is done, whatever the owner does).
@@ -97,6 +103,11 @@ class RawLog {
   static Result<std::vector<RawEntry>> scan(core::Env& env, const std::string& dir,
                                             const std::function<bool(const RawEntry&)>& match, size_t limit,
                                             std::optional<uint64_t> id = std::nullopt);
+  // The entries with after < id <= through that `match` accepts, oldest first, reading only
+  // the segments that can hold such ids and whose newest message was received at or after
+  // `received_since` (any thread).
+  static Status scan_range(core::Env& env, const std::string& dir, uint64_t after, uint64_t through, int64_t received_since,
+                           const std::function<bool(const RawEntry&)>& match, const std::function<void(RawEntry)>& each);
 
  private:
   RawLog(core::Env& env, std::string dir, uint32_t shard, RawLogOptions options);
@@ -109,6 +120,7 @@ class RawLog {
   uint64_t next_seq_ = 1;
   std::shared_ptr<core::WritableFile> active_;
   uint64_t active_first_ = 0, active_last_ = 0;
+  uint64_t flushed_through_ = 0;
   int64_t active_started_ns_ = 0, active_last_received_ = 0;
   std::string buffer_;
 };
