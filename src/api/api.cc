@@ -448,12 +448,26 @@ asio::awaitable<Response> Api::handle(Request& req) {
     }
     if (!found) co_return to_http_error(found.error(), ver);
     json::array messages;
+    std::map<std::string, std::vector<ReprocessedRange>> reprocessed;  // by device
     for (const auto& e : *found) {
+      auto jobs = reprocessed.find(e.device);
+      if (jobs == reprocessed.end()) jobs = reprocessed.emplace(e.device, reprocessed_ranges(registry_, e.device)).first;
+      // Derived again since it came: the newest job over its samples' times says how.
+      json::array again;
+      int64_t derived_with = e.contract_version;
+      for (const auto& job : jobs->second) {
+        if (e.max_ts < job.from_ns || e.min_ts >= job.to_ns) continue;
+        if (again.empty()) derived_with = job.contract_version;
+        again.push_back(json::object{{"job", job.job}, {"at", core::format_rfc3339(job.at_ns)},
+                                     {"contract_version", job.contract_version}, {"from", core::format_rfc3339(job.from_ns)},
+                                     {"to", core::format_rfc3339(job.to_ns)}});
+      }
       json::array cals, metrics;
       for (auto c : e.calibrations) cals.push_back(c);
       for (const auto& m : e.metrics) metrics.push_back(json::value(m));
       json::object series_tags{{"protocol", e.transport}};
-      if (e.contract_version) series_tags["contract_version"] = std::to_string(e.contract_version);
+      if (derived_with) series_tags["contract_version"] = std::to_string(derived_with);
+      for (const auto& [k, v] : e.reported) series_tags[k] = v;
       json::object o{{"id", "msg-" + std::to_string(e.id)},
                      {"device", e.device},
                      {"received", core::format_rfc3339(e.received_ns)},
@@ -470,6 +484,7 @@ asio::awaitable<Response> Api::handle(Request& req) {
                      {"bytes", e.payload.size()},
                      {"sha256", security::sha256_hex(e.payload)},
                      {"payload_base64", security::to_base64(e.payload)}};
+      if (!again.empty()) o["reprocessed"] = std::move(again);
       messages.push_back(std::move(o));
     }
     co_return json_response(200, json::object{{"messages", std::move(messages)}}, ver);

@@ -95,7 +95,9 @@ asio::awaitable<Result<ingest::ReprocessReport>> run_job(registry::Registry& reg
   if (!report) {
     audit(registry, actor, "reprocess.failed", spec, json::object{{"error", report.error().message()}});
   } else {
-    audit(registry, actor, report->applied ? "reprocess.done" : "reprocess.refused", spec, report_json(*report, false));
+    json::object detail = report_json(*report, false);
+    for (auto& [k, v] : spec_json(spec)) detail[k] = v;
+    audit(registry, actor, report->applied ? "reprocess.done" : "reprocess.refused", spec, std::move(detail));
   }
   co_return report;
 }
@@ -188,6 +190,28 @@ asio::awaitable<void> resume_reprocessing(registry::Registry& registry, ingest::
     auto report = co_await run_job(registry, pipeline, *it, false, "fieldline");
     if (!report) core::logger("api")->error("reprocessing job {} failed again: {}", it->job, report.error().message());
   }
+}
+
+std::vector<ReprocessedRange> reprocessed_ranges(registry::Registry& registry, const std::string& device) {
+  std::vector<ReprocessedRange> out;
+  auto log = registry.audit_log(10'000);
+  if (!log) return out;
+  for (const auto& e : *log) {
+    if (e.action != "reprocess.done" || e.subject != "device:" + device) continue;
+    boost::system::error_code ec;
+    auto doc = json::parse(e.detail, ec);
+    if (ec || !doc.is_object()) continue;
+    const auto& o = doc.as_object();
+    if (!o.contains("from_ns") || !o.contains("to_ns") || !o.contains("job")) continue;
+    ReprocessedRange r;
+    r.job = std::string(o.at("job").as_string());
+    r.at_ns = e.at_ns;
+    r.from_ns = o.at("from_ns").to_number<int64_t>();
+    r.to_ns = o.at("to_ns").to_number<int64_t>();
+    r.contract_version = o.contains("contract_version") ? o.at("contract_version").to_number<int64_t>() : 0;
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 }  // namespace fieldline::api

@@ -734,6 +734,13 @@ int run(int argc, char** argv) {
                   str(m.at("contract_version")).c_str(), str(m.at("calibrations")).c_str());
       std::printf("  stored %s samples (%s flagged) of %s, %s .. %s\n", str(m.at("samples")).c_str(), str(m.at("flagged")).c_str(),
                   str(m.at("metrics")).c_str(), str(m.at("first_ts")).c_str(), str(m.at("last_ts")).c_str());
+      if (m.as_object().contains("reprocessed")) {
+        for (const auto& j : m.at("reprocessed").as_array()) {
+          std::printf("  derived again by %s at %s with contract version %s (range %s .. %s)\n", str(j.at("job")).c_str(),
+                      str(j.at("at")).c_str(), str(j.at("contract_version")).c_str(), str(j.at("from")).c_str(),
+                      str(j.at("to")).c_str());
+        }
+      }
     }
     return 0;
   }

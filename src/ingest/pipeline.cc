@@ -346,262 +346,262 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
 
 void Pipeline::process(Shard& shard, const DeviceContext& device_context, std::vector<Message>& messages, Transport transport,
                        SubmitMode mode, const IngestCounters* counters, std::shared_ptr<Join> join, ReprocessSink* sink) {
-    const DeviceContext* device = &device_context;
-    auto started = std::chrono::steady_clock::now();
-    auto& outcomes = join->outcomes;
-    if (shard.closed.load()) {
-      for (auto& o : outcomes) o.status = make_error(Errc::shutting_down, "server is shutting down");
-      return join->finish(std::move(outcomes));
-    }
-    // One contract version for the whole submission, looked up once.
-    if (shard.contracts_generation != contracts_.generation()) shard.contracts = contracts_.snapshot(shard.contracts_generation);
-    std::shared_ptr<const ActiveContract> contract;
-    if (auto it = shard.contracts.find(device->profile); it != shard.contracts.end()) contract = it->second;
-    if (shard.calibrations_generation != calibrations_.generation()) {
-      shard.calibrations = calibrations_.snapshot(shard.calibrations_generation);
-    }
-    std::shared_ptr<const CalibrationSet> calibrations;
-    if (!shard.calibrations.empty()) {
-      if (auto it = shard.calibrations.find(device->id); it != shard.calibrations.end()) calibrations = it->second;
-    }
-    const int64_t version = contract ? contract->version : 0;
-    const int64_t now = env_.now_ns();
-    // Replays of quarantined messages were counted when they first came: they update a scratch
-    // record, not the device's figures.
-    std::optional<DeviceQuality> replay_quality;
-    auto& quality = mode == SubmitMode::live ? shard.quality[device->id] : replay_quality.emplace();
-    if (quality.device.empty() || quality.contract_version != version || quality.profile != device->profile) {
-      quality.device = device->id;
-      quality.profile = device->profile;
-      quality.contract_version = version;
-      quality.expected_interval_s = 0;
-      if (contract) {
-        for (const auto& m : contract->contract.metrics) {
-          if (m.expected_interval_s && (quality.expected_interval_s == 0 || *m.expected_interval_s < quality.expected_interval_s)) {
-            quality.expected_interval_s = *m.expected_interval_s;
-          }
+  const DeviceContext* device = &device_context;
+  auto started = std::chrono::steady_clock::now();
+  auto& outcomes = join->outcomes;
+  if (shard.closed.load()) {
+    for (auto& o : outcomes) o.status = make_error(Errc::shutting_down, "server is shutting down");
+    return join->finish(std::move(outcomes));
+  }
+  // One contract version for the whole submission, looked up once.
+  if (shard.contracts_generation != contracts_.generation()) shard.contracts = contracts_.snapshot(shard.contracts_generation);
+  std::shared_ptr<const ActiveContract> contract;
+  if (auto it = shard.contracts.find(device->profile); it != shard.contracts.end()) contract = it->second;
+  if (shard.calibrations_generation != calibrations_.generation()) {
+    shard.calibrations = calibrations_.snapshot(shard.calibrations_generation);
+  }
+  std::shared_ptr<const CalibrationSet> calibrations;
+  if (!shard.calibrations.empty()) {
+    if (auto it = shard.calibrations.find(device->id); it != shard.calibrations.end()) calibrations = it->second;
+  }
+  const int64_t version = contract ? contract->version : 0;
+  const int64_t now = env_.now_ns();
+  // Replays of quarantined messages were counted when they first came: they update a scratch
+  // record, not the device's figures.
+  std::optional<DeviceQuality> replay_quality;
+  auto& quality = mode == SubmitMode::live ? shard.quality[device->id] : replay_quality.emplace();
+  if (quality.device.empty() || quality.contract_version != version || quality.profile != device->profile) {
+    quality.device = device->id;
+    quality.profile = device->profile;
+    quality.contract_version = version;
+    quality.expected_interval_s = 0;
+    if (contract) {
+      for (const auto& m : contract->contract.metrics) {
+        if (m.expected_interval_s && (quality.expected_interval_s == 0 || *m.expected_interval_s < quality.expected_interval_s)) {
+          quality.expected_interval_s = *m.expected_interval_s;
         }
       }
     }
-    auto pc = shard.profile_counters.find(device->profile);
-    if (pc == shard.profile_counters.end()) {
-      auto counter = [&](const char* name, const char* help, ops::Labels labels) { return &metrics_.counter(name, help, labels); };
-      const std::string& p = device->profile;
-      const char* messages_help = "Messages by device profile and outcome (conforming, warnings, rejected)";
-      pc = shard.profile_counters.emplace(p, Shard::ProfileCounters{
-          counter("fieldline_quality_messages_total", messages_help, {{"profile", p}, {"outcome", "conforming"}}),
-          counter("fieldline_quality_messages_total", messages_help, {{"profile", p}, {"outcome", "warnings"}}),
-          counter("fieldline_quality_messages_total", messages_help, {{"profile", p}, {"outcome", "rejected"}}),
-          counter("fieldline_quality_late_samples_total", "Samples received later than ingest.late_after, by profile", {{"profile", p}}),
-          counter("fieldline_quality_missing_samples_total", "Samples the contract's expected_interval_s called for and that never came, by profile",
-                  {{"profile", p}}),
-          {}}).first;
-    }
-    Shard::ProfileCounts replay_counts;
-    auto& profile_counts = mode == SubmitMode::live ? pc->second.pending : replay_counts;
-    const int64_t late_after = config_.ingest.late_after_ns;
-    DecodeLimits limits;
-    limits.max_values = config_.ingest.max_values_per_message;
-    // Samples go straight into the batch of this round of the shard's event loop.
-    auto& batch = sink ? sink->samples : shard.scratch;
-    auto& rates = sink ? sink->rates : shard.rates;
-    const size_t round_begin = batch.size();
-    std::vector<std::pair<size_t, size_t>> spans(messages.size());  // [begin, end) in the round's batch
-    std::vector<QuarantineRecord> rejects;
-    std::vector<size_t> rejected_messages;
-    tsdb::Tags tags;  // a tagged point's merged tags
-    for (size_t m = 0; m < messages.size(); ++m) {
-      auto& msg = messages[m];
-      auto& outcome = outcomes[m];
-      outcome.contract_version = version;
-      size_t begin = batch.size();
-      uint64_t late = 0, missing = 0, out_of_range = 0, rate_exceeded = 0;
-      if (msg.decode) decode_in_place(msg, contract ? &contract->contract.decoder : nullptr, limits);
-      Status st = msg.decoded;
-      auto& checked = shard.validation;
-      checked.reset();
-      if (st && contract) st = validate_message(*contract, msg.points, shard.units, calibrations.get(), checked);
-      else if (st && calibrations) calibrate_message(*calibrations, msg.points, checked);
-      for (size_t i = 0; st && i < msg.points.size(); ++i) {
-        auto& point = msg.points[i];
-        if (point.ts > now + config_.ingest.max_future_skew_ns) {
-          st = make_error(Errc::future_timestamp, "'" + point.metric + "' at " + core::format_rfc3339(point.ts) +
-                                                      " is more than " + core::format_duration(config_.ingest.max_future_skew_ns) +
-                                                      " ahead of the server clock");
-          break;
+  }
+  auto pc = shard.profile_counters.find(device->profile);
+  if (pc == shard.profile_counters.end()) {
+    auto counter = [&](const char* name, const char* help, ops::Labels labels) { return &metrics_.counter(name, help, labels); };
+    const std::string& p = device->profile;
+    const char* messages_help = "Messages by device profile and outcome (conforming, warnings, rejected)";
+    pc = shard.profile_counters.emplace(p, Shard::ProfileCounters{
+        counter("fieldline_quality_messages_total", messages_help, {{"profile", p}, {"outcome", "conforming"}}),
+        counter("fieldline_quality_messages_total", messages_help, {{"profile", p}, {"outcome", "warnings"}}),
+        counter("fieldline_quality_messages_total", messages_help, {{"profile", p}, {"outcome", "rejected"}}),
+        counter("fieldline_quality_late_samples_total", "Samples received later than ingest.late_after, by profile", {{"profile", p}}),
+        counter("fieldline_quality_missing_samples_total", "Samples the contract's expected_interval_s called for and that never came, by profile",
+                {{"profile", p}}),
+        {}}).first;
+  }
+  Shard::ProfileCounts replay_counts;
+  auto& profile_counts = mode == SubmitMode::live ? pc->second.pending : replay_counts;
+  const int64_t late_after = config_.ingest.late_after_ns;
+  DecodeLimits limits;
+  limits.max_values = config_.ingest.max_values_per_message;
+  // Samples go straight into the batch of this round of the shard's event loop.
+  auto& batch = sink ? sink->samples : shard.scratch;
+  auto& rates = sink ? sink->rates : shard.rates;
+  const size_t round_begin = batch.size();
+  std::vector<std::pair<size_t, size_t>> spans(messages.size());  // [begin, end) in the round's batch
+  std::vector<QuarantineRecord> rejects;
+  std::vector<size_t> rejected_messages;
+  tsdb::Tags tags;  // a tagged point's merged tags
+  for (size_t m = 0; m < messages.size(); ++m) {
+    auto& msg = messages[m];
+    auto& outcome = outcomes[m];
+    outcome.contract_version = version;
+    size_t begin = batch.size();
+    uint64_t late = 0, missing = 0, out_of_range = 0, rate_exceeded = 0;
+    if (msg.decode) decode_in_place(msg, contract ? &contract->contract.decoder : nullptr, limits);
+    Status st = msg.decoded;
+    auto& checked = shard.validation;
+    checked.reset();
+    if (st && contract) st = validate_message(*contract, msg.points, shard.units, calibrations.get(), checked);
+    else if (st && calibrations) calibrate_message(*calibrations, msg.points, checked);
+    for (size_t i = 0; st && i < msg.points.size(); ++i) {
+      auto& point = msg.points[i];
+      if (point.ts > now + config_.ingest.max_future_skew_ns) {
+        st = make_error(Errc::future_timestamp, "'" + point.metric + "' at " + core::format_rfc3339(point.ts) +
+                                                    " is more than " + core::format_duration(config_.ingest.max_future_skew_ns) +
+                                                    " ahead of the server clock");
+        break;
+      }
+      Quality quality = checked.quality_of(i);
+      const SeriesExtras extras{transport, version, checked.calibration_of(i)};
+      auto ref = resolve_series(*shard.db, *device, point, extras, Quality::good, tags);
+      if (!ref) {
+        st = ref.error();
+        break;
+      }
+      if (shard.db->series_type(*ref) != tsdb::type_of(point.value)) {
+        st = make_error(Errc::type_conflict, "'" + point.metric + "' holds " + tsdb::to_string(shard.db->series_type(*ref)) +
+                                                 " values, got " + tsdb::to_string(tsdb::type_of(point.value)));
+        break;
+      }
+      if (!checked.specs.empty() && quality == Quality::good) {
+        const MetricSpec* spec = checked.specs[i];
+        if (spec->max_rate_hz) {
+          if (rates.size() <= *ref) rates.resize(*ref + 1);
+          if (!admit_rate(rates[*ref], point.ts, *spec->max_rate_hz)) {
+            quality = Quality::rate_exceeded;
+            checked.flag(i, msg.points.size(), quality);
+            if (checked.flagged == 1) {
+              checked.first_warning = "'" + point.metric + "' arrives faster than its contract's " +
+                                      std::to_string(*spec->max_rate_hz) + " Hz";
+            }
+          }
         }
-        Quality quality = checked.quality_of(i);
-        const SeriesExtras extras{transport, version, checked.calibration_of(i)};
-        auto ref = resolve_series(*shard.db, *device, point, extras, Quality::good, tags);
+      }
+      if (now - point.ts > late_after) ++late;
+      if (!sink && !checked.specs.empty() && checked.specs[i]->expected_interval_s) {
+        if (shard.last_ts.size() <= *ref) shard.last_ts.resize(*ref + 1, INT64_MIN);
+        int64_t& last = shard.last_ts[*ref];
+        const double interval = *checked.specs[i]->expected_interval_s * 1e9;
+        if (last != INT64_MIN && point.ts > last) {
+          const double gap = static_cast<double>(point.ts - last);
+          if (gap > 1.5 * interval) missing += static_cast<uint64_t>(std::llround(gap / interval)) - 1;
+        }
+        if (point.ts > last) last = point.ts;
+      }
+      if (quality == Quality::out_of_range) ++out_of_range;
+      if (quality == Quality::rate_exceeded) ++rate_exceeded;
+      if (quality != Quality::good) {
+        ref = resolve_series(*shard.db, *device, point, extras, quality, tags);
         if (!ref) {
           st = ref.error();
           break;
         }
-        if (shard.db->series_type(*ref) != tsdb::type_of(point.value)) {
-          st = make_error(Errc::type_conflict, "'" + point.metric + "' holds " + tsdb::to_string(shard.db->series_type(*ref)) +
-                                                   " values, got " + tsdb::to_string(tsdb::type_of(point.value)));
-          break;
-        }
-        if (!checked.specs.empty() && quality == Quality::good) {
-          const MetricSpec* spec = checked.specs[i];
-          if (spec->max_rate_hz) {
-            if (rates.size() <= *ref) rates.resize(*ref + 1);
-            if (!admit_rate(rates[*ref], point.ts, *spec->max_rate_hz)) {
-              quality = Quality::rate_exceeded;
-              checked.flag(i, msg.points.size(), quality);
-              if (checked.flagged == 1) {
-                checked.first_warning = "'" + point.metric + "' arrives faster than its contract's " +
-                                        std::to_string(*spec->max_rate_hz) + " Hz";
-              }
-            }
-          }
-        }
-        if (now - point.ts > late_after) ++late;
-        if (!sink && !checked.specs.empty() && checked.specs[i]->expected_interval_s) {
-          if (shard.last_ts.size() <= *ref) shard.last_ts.resize(*ref + 1, INT64_MIN);
-          int64_t& last = shard.last_ts[*ref];
-          const double interval = *checked.specs[i]->expected_interval_s * 1e9;
-          if (last != INT64_MIN && point.ts > last) {
-            const double gap = static_cast<double>(point.ts - last);
-            if (gap > 1.5 * interval) missing += static_cast<uint64_t>(std::llround(gap / interval)) - 1;
-          }
-          if (point.ts > last) last = point.ts;
-        }
-        if (quality == Quality::out_of_range) ++out_of_range;
-        if (quality == Quality::rate_exceeded) ++rate_exceeded;
-        if (quality != Quality::good) {
-          ref = resolve_series(*shard.db, *device, point, extras, quality, tags);
-          if (!ref) {
-            st = ref.error();
-            break;
-          }
-        }
-        batch.push_back({*ref, point.ts, std::move(point.value)});
       }
-      ++quality.messages;
-      quality.last_receipt_ns = msg.receipt_ns ? msg.receipt_ns : now;
-      if (!st) {
-        batch.resize(begin);
-        outcome.status = st;
-        if (!sink) rejected_counter(counters->transport, st.error()).inc();
-        ++quality.rejected;
-        ++quality.rejected_by_reason[reason_of(st.error())];
-        ++profile_counts.rejected;
-        if (mode == SubmitMode::live && !quarantine_admits(shard, device->id, now)) {
-          // Over the device's quota: refused, counted, and not kept.
-          metrics_.counter("fieldline_messages_quarantine_dropped_total",
-                           "Refused messages not kept because their device's quarantine quota was spent").inc();
-          outcome.status = make_error(Errc::quarantine_quota, "device '" + device->id + "' has put " +
-                                                                  std::to_string(config_.ingest.quarantine_quota) +
-                                                                  " messages in quarantine this hour; this one is refused and not kept (" +
-                                                                  st.error().message() + ")");
-        } else if (mode == SubmitMode::live || sink) {
-          QuarantineRecord r;
-          r.received_ns = msg.receipt_ns ? msg.receipt_ns : now;
-          r.device = device->id;
-          r.profile = device->profile;
-          r.transport = to_string(transport);
-          r.format = format_label(msg);
-          r.reason = reason_of(st.error());
-          r.detail = st.error().message();
-          r.contract_version = version;
-          r.payload = std::move(msg.raw);
-          if (sink) {
-            // Kept for the job, which quarantines them only if it applies.
-            sink->rejected.push_back(std::move(r));
+      batch.push_back({*ref, point.ts, std::move(point.value)});
+    }
+    ++quality.messages;
+    quality.last_receipt_ns = msg.receipt_ns ? msg.receipt_ns : now;
+    if (!st) {
+      batch.resize(begin);
+      outcome.status = st;
+      if (!sink) rejected_counter(counters->transport, st.error()).inc();
+      ++quality.rejected;
+      ++quality.rejected_by_reason[reason_of(st.error())];
+      ++profile_counts.rejected;
+      if (mode == SubmitMode::live && !quarantine_admits(shard, device->id, now)) {
+        // Over the device's quota: refused, counted, and not kept.
+        metrics_.counter("fieldline_messages_quarantine_dropped_total",
+                         "Refused messages not kept because their device's quarantine quota was spent").inc();
+        outcome.status = make_error(Errc::quarantine_quota, "device '" + device->id + "' has put " +
+                                                                std::to_string(config_.ingest.quarantine_quota) +
+                                                                " messages in quarantine this hour; this one is refused and not kept (" +
+                                                                st.error().message() + ")");
+      } else if (mode == SubmitMode::live || sink) {
+        QuarantineRecord r;
+        r.received_ns = msg.receipt_ns ? msg.receipt_ns : now;
+        r.device = device->id;
+        r.profile = device->profile;
+        r.transport = to_string(transport);
+        r.format = format_label(msg);
+        r.reason = reason_of(st.error());
+        r.detail = st.error().message();
+        r.contract_version = version;
+        r.payload = std::move(msg.raw);
+        if (sink) {
+          // Kept for the job, which quarantines them only if it applies.
+          sink->rejected.push_back(std::move(r));
+        } else {
+          rejects.push_back(std::move(r));
+          rejected_messages.push_back(m);
+        }
+      }
+    } else {
+      if (batch.size() > begin && raw_log_on_ && !sink) {
+        // The message's lineage: what came, how it was read, what it became (views into
+        // the message and reused buffers: no allocation per message).
+        auto& cals = shard.raw_calibrations;
+        cals.clear();
+        for (auto c : checked.calibration) {
+          if (c != 0 && std::find(cals.begin(), cals.end(), c) == cals.end()) cals.push_back(c);
+        }
+        auto& names = shard.raw_metrics;
+        names.clear();
+        RawEntryView entry;
+        entry.min_ts = INT64_MAX;
+        entry.max_ts = INT64_MIN;
+        for (const auto& p : msg.points) {
+          names.emplace_back(p.metric);
+          entry.min_ts = std::min(entry.min_ts, p.ts);
+          entry.max_ts = std::max(entry.max_ts, p.ts);
+        }
+        std::sort(names.begin(), names.end());
+        names.erase(std::unique(names.begin(), names.end()), names.end());
+        const std::string format = format_label(msg);
+        entry.received_ns = msg.receipt_ns ? msg.receipt_ns : now;
+        entry.device = device->id;
+        entry.transport = to_string(transport);
+        entry.format = format;
+        entry.contract_version = version;
+        entry.calibrations = cals;
+        entry.metrics = names;
+        entry.samples = static_cast<uint32_t>(batch.size() - begin);
+        entry.flagged = checked.flagged;
+        entry.payload = msg.raw;
+        entry.reported = device->reported;
+        outcome.message_id = shard.raw->add(entry);
+      }
+      outcome.flagged = checked.flagged;
+      if (checked.flagged) outcome.first_warning = std::move(checked.first_warning);
+      ++(checked.flagged ? quality.with_warnings : quality.conforming);
+      ++(checked.flagged ? profile_counts.warnings : profile_counts.conforming);
+      quality.samples += batch.size() - begin;
+      quality.out_of_range += out_of_range;
+      quality.rate_exceeded += rate_exceeded;
+      if (out_of_range && !sink) shard.flagged[static_cast<size_t>(Quality::out_of_range)]->inc(out_of_range);
+      if (rate_exceeded && !sink) shard.flagged[static_cast<size_t>(Quality::rate_exceeded)]->inc(rate_exceeded);
+      quality.late += late;
+      quality.missing += missing;
+      profile_counts.late += late;
+      profile_counts.missing += missing;
+    }
+    spans[m] = {begin, batch.size()};
+  }
+  if (sink) {
+    // A reprocessing job's messages: staged for its replacement, not stored.
+    for (size_t m = 0; m < messages.size(); ++m) outcomes[m].stored = static_cast<uint32_t>(spans[m].second - spans[m].first);
+    return join->finish(std::move(outcomes));
+  }
+  const bool appends = batch.size() != round_begin;
+  join->parts = (appends ? 1 : 0) + (rejects.empty() ? 0 : 1);
+  if (join->parts == 0) return join->finish(std::move(outcomes));
+  if (!rejects.empty()) {
+    // Reported once the quarantine holds them: the sender may then be told (or, for MQTT
+    // 3.1.1, acknowledged) knowing the message is kept.
+    quarantine_->add(std::move(rejects), [this, &shard, join, which = std::move(rejected_messages),
+                                          transport_name = counters->transport](Result<std::vector<uint64_t>> ids) mutable {
+      asio::post(*shard.io, [this, join, which = std::move(which), ids = std::move(ids), transport_name] {
+        for (size_t k = 0; k < which.size(); ++k) {
+          auto& o = join->outcomes[which[k]];
+          if (ids) {
+            o.quarantine_id = (*ids)[k];
+            metrics_.counter("fieldline_messages_quarantined_total", "Messages kept in quarantine, by transport and reason",
+                             {{"transport", transport_name}, {"reason", reason_of(o.status.error())}}).inc();
           } else {
-            rejects.push_back(std::move(r));
-            rejected_messages.push_back(m);
+            o.status = make_error(Errc::storage_failed, "could not quarantine the message (" + o.status.error().message() +
+                                                            "): " + ids.error().message());
           }
         }
-      } else {
-        if (batch.size() > begin && raw_log_on_ && !sink) {
-          // The message's lineage: what came, how it was read, what it became (views into
-          // the message and reused buffers: no allocation per message).
-          auto& cals = shard.raw_calibrations;
-          cals.clear();
-          for (auto c : checked.calibration) {
-            if (c != 0 && std::find(cals.begin(), cals.end(), c) == cals.end()) cals.push_back(c);
-          }
-          auto& names = shard.raw_metrics;
-          names.clear();
-          RawEntryView entry;
-          entry.min_ts = INT64_MAX;
-          entry.max_ts = INT64_MIN;
-          for (const auto& p : msg.points) {
-            names.emplace_back(p.metric);
-            entry.min_ts = std::min(entry.min_ts, p.ts);
-            entry.max_ts = std::max(entry.max_ts, p.ts);
-          }
-          std::sort(names.begin(), names.end());
-          names.erase(std::unique(names.begin(), names.end()), names.end());
-          const std::string format = format_label(msg);
-          entry.received_ns = msg.receipt_ns ? msg.receipt_ns : now;
-          entry.device = device->id;
-          entry.transport = to_string(transport);
-          entry.format = format;
-          entry.contract_version = version;
-          entry.calibrations = cals;
-          entry.metrics = names;
-          entry.samples = static_cast<uint32_t>(batch.size() - begin);
-          entry.flagged = checked.flagged;
-          entry.payload = msg.raw;
-          entry.reported = device->reported;
-          outcome.message_id = shard.raw->add(entry);
-        }
-        outcome.flagged = checked.flagged;
-        if (checked.flagged) outcome.first_warning = std::move(checked.first_warning);
-        ++(checked.flagged ? quality.with_warnings : quality.conforming);
-        ++(checked.flagged ? profile_counts.warnings : profile_counts.conforming);
-        quality.samples += batch.size() - begin;
-        quality.out_of_range += out_of_range;
-        quality.rate_exceeded += rate_exceeded;
-        if (out_of_range && !sink) shard.flagged[static_cast<size_t>(Quality::out_of_range)]->inc(out_of_range);
-        if (rate_exceeded && !sink) shard.flagged[static_cast<size_t>(Quality::rate_exceeded)]->inc(rate_exceeded);
-        quality.late += late;
-        quality.missing += missing;
-        profile_counts.late += late;
-        profile_counts.missing += missing;
-      }
-      spans[m] = {begin, batch.size()};
-    }
-    if (sink) {
-      // A reprocessing job's messages: staged for its replacement, not stored.
-      for (size_t m = 0; m < messages.size(); ++m) outcomes[m].stored = static_cast<uint32_t>(spans[m].second - spans[m].first);
-      return join->finish(std::move(outcomes));
-    }
-    const bool appends = batch.size() != round_begin;
-    join->parts = (appends ? 1 : 0) + (rejects.empty() ? 0 : 1);
-    if (join->parts == 0) return join->finish(std::move(outcomes));
-    if (!rejects.empty()) {
-      // Reported once the quarantine holds them: the sender may then be told (or, for MQTT
-      // 3.1.1, acknowledged) knowing the message is kept.
-      quarantine_->add(std::move(rejects), [this, &shard, join, which = std::move(rejected_messages),
-                                            transport_name = counters->transport](Result<std::vector<uint64_t>> ids) mutable {
-        asio::post(*shard.io, [this, join, which = std::move(which), ids = std::move(ids), transport_name] {
-          for (size_t k = 0; k < which.size(); ++k) {
-            auto& o = join->outcomes[which[k]];
-            if (ids) {
-              o.quarantine_id = (*ids)[k];
-              metrics_.counter("fieldline_messages_quarantined_total", "Messages kept in quarantine, by transport and reason",
-                               {{"transport", transport_name}, {"reason", reason_of(o.status.error())}}).inc();
-            } else {
-              o.status = make_error(Errc::storage_failed, "could not quarantine the message (" + o.status.error().message() +
-                                                              "): " + ids.error().message());
-            }
-          }
-          join->part_done();
-        });
+        join->part_done();
       });
-    }
-    if (!appends) return;
-    // Appended together with every other submission that reached the shard in this round of
-    // its event loop: one WAL record and one write() for all of them.
-    shard.pending.push_back(Shard::Pending{std::move(spans), std::move(join), started, counters});
-    if (!shard.drain_posted) {
-      shard.drain_posted = true;
-      asio::post(*shard.io, [this, &shard] { drain(shard); });
-    }
+    });
+  }
+  if (!appends) return;
+  // Appended together with every other submission that reached the shard in this round of
+  // its event loop: one WAL record and one write() for all of them.
+  shard.pending.push_back(Shard::Pending{std::move(spans), std::move(join), started, counters});
+  if (!shard.drain_posted) {
+    shard.drain_posted = true;
+    asio::post(*shard.io, [this, &shard] { drain(shard); });
+  }
 }
 
 bool Pipeline::quarantine_admits(Shard& shard, const std::string& device, int64_t now) {

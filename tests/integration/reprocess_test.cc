@@ -139,6 +139,16 @@ TEST_F(Reprocess, AContractFixReplacesTheRangeExactlyOnceInBlocksAndHeadAndSurvi
   EXPECT_EQ(count_of("2"), 180);
   EXPECT_EQ(count_of("1"), 60);
 
+  // Lineage says which values were derived again, by which job and contract version.
+  auto traced = run(cli("lineage --device r1 --metric temperature --at " + std::to_string(t0_ms_ + 100 * 60'000LL) + " --format json"));
+  ASSERT_EQ(traced.status, 0) << traced.output;
+  auto message = json_of(traced.output).at("messages").at(0);
+  EXPECT_EQ(message.at("contract_version").as_int64(), 1) << "as first decoded";
+  EXPECT_EQ(message.at("series_tags").at("contract_version").as_string(), "2") << traced.output;
+  EXPECT_EQ(message.at("reprocessed").at(0).at("job").as_string(), r.at("job").as_string()) << traced.output;
+  auto untouched = run(cli("lineage --device r1 --metric temperature --at " + std::to_string(t0_ms_ + 10 * 60'000LL) + " --format json"));
+  EXPECT_FALSE(json_of(untouched.output).at("messages").at(0).as_object().contains("reprocessed")) << untouched.output;
+
   // Again: the same data, nothing doubled.
   auto again = run(cli("reprocess --device r1 " + range() + " --format json"));
   ASSERT_EQ(again.status, 0) << again.output;

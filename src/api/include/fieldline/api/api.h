@@ -88,6 +88,15 @@ boost::asio::awaitable<transport::http::Response> reprocess_route(registry::Regi
 // at start, once the pipeline runs.
 boost::asio::awaitable<void> resume_reprocessing(registry::Registry& registry, ingest::Pipeline& pipeline);
 
+// A finished reprocessing job of a device, newest first: the samples in [from, to) were derived
+// again then (lineage shows it beside the raw message).
+struct ReprocessedRange {
+  std::string job;
+  int64_t at_ns = 0, from_ns = 0, to_ns = 0;
+  int64_t contract_version = 0;
+};
+std::vector<ReprocessedRange> reprocessed_ranges(registry::Registry& registry, const std::string& device);
+
 // Calibrations (admin token):
 //   GET  /api/v1/devices/{id}/calibrations   records with status current, superseded, scheduled or overdue
 //   POST /api/v1/devices/{id}/calibrations   {"metric", "gain", "offset" | "polynomial", "raw_min", "raw_max",
