@@ -174,6 +174,41 @@ TEST_F(Reprocess, AContractFixReplacesTheRangeExactlyOnceInBlocksAndHeadAndSurvi
   expect_fixed_in_range_only("r1");
 }
 
+TEST_F(Reprocess, AJobAStopInterruptedIsRunAgainAtStart) {
+  apply(meter_contract("1"));
+  std::string token = add_pump("r4", "east");
+  feed("r4", token);
+  apply(meter_contract("0.1"));
+  // What kill -9 in the middle of a job leaves: its start in the audit log, no end.
+  ASSERT_EQ(server_->terminate().first, 0);
+  const std::string detail = "{\"job\": \"rp-interrupted\", \"from_ns\": " + std::to_string((t0_ms_ + 30 * 60'000LL) * 1'000'000) +
+                             ", \"to_ns\": " + std::to_string((t0_ms_ + 210 * 60'000LL) * 1'000'000) +
+                             ", \"quarantine_rejected\": false, \"force\": false}";
+  const std::string sql = dir_.path() + "/interrupted.sql";
+  std::ofstream(sql) << "INSERT INTO audit_log (at_ns, actor, action, subject, detail) VALUES (1, 'admin', 'reprocess.started', "
+                        "'device:r4', '" << detail << "');\n";
+  auto inserted = run("sqlite3 " + server_->data_dir() + "/registry.db < " + sql);
+  ASSERT_EQ(inserted.status, 0) << inserted.output;
+  server_->start();
+  bool done = false;
+  for (int i = 0; i < 100 && !done; ++i) {
+    auto audit = run(cli("audit --format json"));
+    done = audit.output.find("reprocess.done") != std::string::npos && audit.output.find("rp-interrupted") != std::string::npos;
+    if (!done) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(done) << server_->log();
+  expect_fixed_in_range_only("r4");
+  // Once done it is not run again at the next start.
+  server_->kill9();
+  server_->start();
+  std::this_thread::sleep_for(500ms);
+  auto audit = run(cli("audit --format json --limit 500"));
+  size_t runs = 0;
+  for (size_t at = 0; (at = audit.output.find("reprocess.done", at)) != std::string::npos; ++at) ++runs;
+  EXPECT_EQ(runs, 1u) << audit.output;
+  expect_fixed_in_range_only("r4");
+}
+
 TEST_F(Reprocess, RefusesWithoutTheRawLogOrWithBadArguments) {
   apply(meter_contract("1"));
   std::string token = add_pump("r3", "south");
