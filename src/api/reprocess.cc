@@ -187,7 +187,8 @@ asio::awaitable<void> resume_reprocessing(registry::Registry& registry, ingest::
   // Oldest first, as they were asked for; each under its own job id, so it is recorded once.
   for (auto it = interrupted.rbegin(); it != interrupted.rend(); ++it) {
     core::logger("api")->warn("resuming reprocessing job {} of device {}, interrupted by a stop", it->job, it->device);
-    auto report = co_await run_job(registry, pipeline, *it, false, "fieldline");
+    const std::string actor = "fieldline";  // named: no temporary inside co_await (GCC 12)
+    auto report = co_await run_job(registry, pipeline, *it, false, actor);
     if (!report) core::logger("api")->error("reprocessing job {} failed again: {}", it->job, report.error().message());
   }
 }

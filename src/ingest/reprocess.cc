@@ -208,7 +208,8 @@ asio::awaitable<Result<ReprocessReport>> Pipeline::reprocess(ReprocessRequest re
     for (const auto& s : sink->samples) ++n[shard.db->series_key(s.ref).metric];
     return n;
   };
-  for (const auto& [metric, n] : co_await on_shard(*shard.io, std::move(count_after))) {
+  auto counted = co_await on_shard(*shard.io, std::move(count_after));
+  for (const auto& [metric, n] : counted) {
     report.by_metric[metric].second = n;
     report.samples_after += n;
   }
@@ -242,7 +243,9 @@ asio::awaitable<Result<ReprocessReport>> Pipeline::reprocess(ReprocessRequest re
     co_return n;
   };
   {
-    auto quarantined = co_await quarantine_all(std::move(sink->rejected));
+    // Named, not a temporary inside co_await (GCC 12; see pipeline.cc).
+    auto adding = quarantine_all(std::move(sink->rejected));
+    auto quarantined = co_await std::move(adding);
     if (!quarantined) co_return quarantined.error();
     report.quarantined += *quarantined;
   }
@@ -301,7 +304,8 @@ asio::awaitable<Result<ReprocessReport>> Pipeline::reprocess(ReprocessRequest re
   report.late_messages = finished.late.size();
   tally(finished.late);
   {
-    auto quarantined = co_await quarantine_all(std::move(finished.rejected));
+    auto adding = quarantine_all(std::move(finished.rejected));
+    auto quarantined = co_await std::move(adding);
     if (quarantined) report.quarantined += *quarantined;
   }
   report.blocks_rewritten = finished.result->blocks_rewritten;
