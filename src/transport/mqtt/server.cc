@@ -716,7 +716,7 @@ class Session final : public SessionBase {
     msg.receipt_ns = now;
     msg.decode = true;
     batch_.push_back(std::move(msg));
-    batch_acks_.push_back(p.qos == 1 ? p.packet_id : 0);
+    ack_ids_.push_back(p.qos == 1 ? p.packet_id : 0);
   }
 
   // Acks must leave in PUBLISH order: a rejection waits behind earlier pending batches.
@@ -751,7 +751,7 @@ class Session final : public SessionBase {
   struct PendingBatch {
     uint64_t id;
     bool done = false;
-    std::vector<uint16_t> acks;  // 0 for QoS 0
+    size_t messages = 0;  // their packet ids wait in ack_ids_, in order
     std::vector<ingest::MessageOutcome> outcomes;
     std::vector<TrailingAck> trailing;
   };
@@ -759,8 +759,7 @@ class Session final : public SessionBase {
   void flush_batch() {
     if (batch_.empty()) return;
     uint64_t id = next_batch_++;
-    pending_batches_.push_back({id, false, std::move(batch_acks_), {}, {}});
-    batch_acks_.clear();
+    pending_batches_.push_back({id, false, batch_.size(), {}, {}});
     auto self = std::static_pointer_cast<Session>(shared_from_this());
     server_.pipeline.submit(context_, std::move(batch_), ingest::Transport::mqtt, stream_.get_executor(),
                             [self, id](std::vector<ingest::MessageOutcome> outcomes) { self->batch_done(id, std::move(outcomes)); });
@@ -778,9 +777,10 @@ class Session final : public SessionBase {
     while (!pending_batches_.empty() && pending_batches_.front().done) {
       auto b = std::move(pending_batches_.front());
       pending_batches_.pop_front();
-      for (size_t i = 0; i < b.acks.size(); ++i) {
+      for (size_t i = 0; i < b.messages; ++i) {
         const auto& o = b.outcomes[i];
-        uint16_t pid = b.acks[i];
+        uint16_t pid = ack_ids_.front();
+        ack_ids_.pop_front();
         if (pid != 0) --inflight_;
         if (!o.status) {
           const Error& e = o.status.error();
@@ -964,7 +964,9 @@ class Session final : public SessionBase {
   std::unique_ptr<Will> will_;  // a pointer: Will is large and most connections have none
   std::vector<std::string> aliases_;
   std::vector<ingest::Message> batch_;
-  std::vector<uint16_t> batch_acks_;
+  // The packet ids of the messages submitted and batched, in PUBLISH order (0 for QoS 0):
+  // one queue for the session rather than a vector per batch.
+  boost::container::deque<uint16_t> ack_ids_;
   boost::container::deque<PendingBatch> pending_batches_;
   uint64_t next_batch_ = 1;
   uint32_t inflight_ = 0;
