@@ -76,6 +76,11 @@ class PosixMappedFile final : public MappedFile {
 
 class PosixEnv final : public Env {
  public:
+  Result<std::unique_ptr<WritableFile>> overwrite_writable(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return errno_error(errno, "open " + path);
+    return std::unique_ptr<WritableFile>(std::make_unique<PosixWritableFile>(fd, path, 0));
+  }
   Result<std::unique_ptr<WritableFile>> open_writable(const std::string& path, bool truncate) override {
     int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0);
     int fd = ::open(path.c_str(), flags, 0644);

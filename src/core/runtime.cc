@@ -1,9 +1,21 @@
 #include "fieldline/core/runtime.h"
 
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <exception>
 
 namespace fieldline::core {
+
+bool make_this_thread_idle_priority() {
+  // Scheduling policy and nice value are per thread on Linux: pid 0 / the thread id is this one.
+  sched_param param{};
+  if (sched_setscheduler(0, SCHED_IDLE, &param) == 0) return true;
+  return setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19) == 0;
+}
 
 ShardRuntime::ShardRuntime(uint32_t shards) {
   for (uint32_t i = 0; i < (shards == 0 ? 1 : shards); ++i) {

@@ -30,6 +30,7 @@ namespace fieldline::ingest {
 namespace asio = boost::asio;
 
 namespace {
+constexpr uint64_t kRawSyncStep = 4u << 20;
 constexpr std::pair<core::EpochUnit, const char*> kPrecisions[] = {
     {core::EpochUnit::seconds, "s"}, {core::EpochUnit::milliseconds, "ms"},
     {core::EpochUnit::microseconds, "us"}, {core::EpochUnit::nanoseconds, "ns"}};
@@ -130,7 +131,12 @@ const char* to_string(Transport t) {
 
 Pipeline::Pipeline(core::ShardRuntime& runtime, core::Env& env, const core::Config& config, ops::Metrics& metrics)
     : runtime_(runtime), env_(env), config_(config), raw_log_on_(config.ingest.raw_log == "on"), metrics_(metrics),
-      background_(std::make_unique<asio::thread_pool>(1)) {}
+      background_(std::make_unique<asio::thread_pool>(1)), compressor_(std::make_unique<asio::thread_pool>(1)) {
+  // Compression can wait; the shards cannot: it runs on CPU time they leave idle.
+  asio::post(*compressor_, [] {
+    if (!core::make_this_thread_idle_priority()) core::logger("ingest")->warn("raw log compression runs at normal priority");
+  });
+}
 
 Pipeline::~Pipeline() { (void)close(); }
 
@@ -636,6 +642,11 @@ void Pipeline::drain(Shard& shard) {
   // sample is without its lineage.
   Status raw_written = shard.raw->flush();
   if (raw_written && config_.tsdb.fsync == core::FsyncPolicy::always) raw_written = shard.raw->sync();
+  if (raw_written && config_.tsdb.fsync == core::FsyncPolicy::interval && shard.raw->unsynced_bytes() >= kRawSyncStep) {
+    // A busy raw log is synced every few MiB as well as every second: one second's worth
+    // (tens of MB at 150k messages/s) written back at once queued ahead of the WAL's fsyncs.
+    sync_raw_log(shard);
+  }
   auto appended = raw_written ? shard.db->append(batch) : Result<tsdb::AppendResult>(raw_written.error());
   batch.clear();
   if (!appended) {
@@ -811,13 +822,25 @@ asio::awaitable<std::vector<DeviceQuality>> Pipeline::quality(const std::string&
   co_return out;
 }
 
+void Pipeline::sync_raw_log(Shard& shard) {
+  shard.raw->sync_requested();
+  if (auto file = shard.raw->active_file()) {
+    asio::post(*background_, [file] {
+      if (auto st = file->sync(); !st) core::logger("ingest")->error("raw log sync: {}", st.error().message());
+    });
+  }
+}
+
+void Pipeline::compress_later(const std::string& sealed) {
+  asio::post(*compressor_, [this, sealed] {
+    if (stopping_.load()) return;  // left sealed: compressed after the next start
+    if (auto st = RawLog::compress(env_, sealed); !st) core::logger("ingest")->error("raw log compression: {}", st.error().message());
+  });
+}
+
 void Pipeline::start() {
   for (auto& sp : shards_) {
-    for (auto& sealed : sp->raw->pending_compression()) {
-      asio::post(*background_, [this, sealed] {
-        if (auto st = RawLog::compress(env_, sealed); !st) core::logger("ingest")->error("raw log compression: {}", st.error().message());
-      });
-    }
+    for (auto& sealed : sp->raw->pending_compression()) compress_later(sealed);
   }
   for (auto& sp : shards_) {
     Shard* shard = sp.get();
@@ -856,18 +879,15 @@ void Pipeline::start() {
         // Raw log: synced once a second (the WAL's interval policy is finer; kill -9 loses
         // nothing either way), sealed segments synced and compressed, all off the shard (an
         // fdatasync of a second's messages can take longer than a round should); retention hourly.
-        if (config_.tsdb.fsync != core::FsyncPolicy::never) {
-          if (auto file = shard->raw->active_file()) {
-            asio::post(*background_, [file] {
-              if (auto st = file->sync(); !st) core::logger("ingest")->error("raw log sync: {}", st.error().message());
-            });
-          }
-        }
+        if (config_.tsdb.fsync != core::FsyncPolicy::never) sync_raw_log(*shard);
         if (auto sealed = shard->raw->rotate_if_due(now)) {
           asio::post(*background_, [this, sealed = std::move(*sealed)]() mutable {
-            if (auto st = RawLog::seal_and_compress(env_, std::move(sealed)); !st) {
-              core::logger("ingest")->error("raw log compression: {}", st.error().message());
+            const std::string path = sealed.path;
+            if (auto st = RawLog::seal(env_, std::move(sealed)); !st) {
+              core::logger("ingest")->error("raw log seal: {}", st.error().message());
+              return;
             }
+            compress_later(path);
           });
         }
         if (shard->ticks % 3600 == 1) {
@@ -914,6 +934,7 @@ Status Pipeline::close() {
   // to the shard before the close below, so every Db is consistent when it closes.
   stopping_.store(true);
   if (background_) background_->join();
+  if (compressor_) compressor_->join();
   for (auto& sp : shards_) {
     Shard* shard = sp.get();
     if (shard->closed.exchange(true)) continue;

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "../tsdb/test_util.h"
 #include "fieldline/core/env.h"
@@ -108,7 +109,9 @@ TEST(RawLog, SegmentsAreSealedCompressedScannedAndExpired) {
     if (i == 17) wanted = id;
     ASSERT_TRUE((*log)->flush());
     if (auto s = (*log)->rotate_if_due(kT0)) {
-      ASSERT_TRUE(RawLog::seal_and_compress(*env, std::move(*s)));
+      const std::string path = s->path;
+      ASSERT_TRUE(RawLog::seal(*env, std::move(*s)));
+      ASSERT_TRUE(RawLog::compress(*env, path));
       ++sealed;
     }
   }
@@ -126,8 +129,88 @@ TEST(RawLog, SegmentsAreSealedCompressedScannedAndExpired) {
   // Retention: sealed segments whose last message is older than an hour go; the active stays.
   ASSERT_TRUE((*log)->expire(kT0 + 2 * 3600LL * 1'000'000'000));
   names = files(dir.path());
+  std::erase_if(names, [](const std::string& n) { return n.starts_with("spare-"); });
   EXPECT_EQ(names.size(), 1u);
   EXPECT_TRUE(names.at(0).ends_with(".active"));
+}
+
+// Compressed segments' files are kept and written over by later segments; whatever a recycled
+// file held past its new records never shows up: not in scans, not after a restart, not when a
+// restart finds a spare that was renamed into place but never written.
+TEST(RawLog, RecycledFilesNeverShowStaleRecords) {
+  testing::TempDir dir;
+  auto env = core::make_posix_env();
+  RawLogOptions options;
+  options.segment_bytes = 2048;
+  std::set<uint64_t> written;
+  uint64_t last = 0;
+  auto write = [&](RawLog& log, int from, int to) {
+    for (int i = from; i < to; ++i) {
+      // Later payloads are shorter: a recycled file keeps a stale tail past its records.
+      std::string payload = "{\"temperature\": " + std::to_string(i) + ", \"pad\": \"" + std::string(static_cast<size_t>(400 - i), 'x') + "\"}";
+      std::vector<std::string_view> metrics{"temperature"};
+      RawEntryView e;
+      e.received_ns = kT0 + i;
+      e.device = "pump-1";
+      e.transport = "mqtt";
+      e.format = "auto";
+      e.metrics = metrics;
+      e.min_ts = e.max_ts = kT0 + i;
+      e.samples = 1;
+      e.payload = payload;
+      last = log.add(e);
+      written.insert(last);
+      ASSERT_TRUE(log.flush());
+      if (auto sealed = log.rotate_if_due(kT0)) {
+        const std::string path = sealed->path;
+        ASSERT_TRUE(RawLog::seal(*env, std::move(*sealed)));
+        ASSERT_TRUE(RawLog::compress(*env, path));
+      }
+    }
+  };
+  auto expect_exactly_written = [&] {
+    auto all = RawLog::scan(*env, dir.path(), [](const RawEntry&) { return true; }, 100'000);
+    ASSERT_TRUE(all);
+    std::set<uint64_t> seen;
+    for (const auto& e : *all) EXPECT_TRUE(seen.insert(e.id).second) << "id " << e.id << " twice";
+    EXPECT_EQ(seen, written);
+  };
+  {
+    auto log = RawLog::open(*env, dir.path(), 0, options);
+    ASSERT_TRUE(log);
+    write(**log, 0, 300);
+  }
+  auto names = files(dir.path());
+  EXPECT_GE(std::count_if(names.begin(), names.end(), [](const std::string& n) { return n.starts_with("spare-"); }), 1);
+  expect_exactly_written();
+  // Restarted: the active segment (a recycled file) is sealed with its records only.
+  {
+    auto log = RawLog::open(*env, dir.path(), 0, options);
+    ASSERT_TRUE(log);
+    expect_exactly_written();
+    write(**log, 300, 330);
+  }
+  expect_exactly_written();
+  // A spare renamed into place as the next active segment, then the process died before
+  // writing to it: its old records are not taken for new ones.
+  {
+    auto log = RawLog::open(*env, dir.path(), 0, options);  // seals the last active segment
+    ASSERT_TRUE(log);
+    for (const auto& sealed : (*log)->pending_compression()) ASSERT_TRUE(RawLog::compress(*env, sealed));
+  }
+  names = files(dir.path());
+  auto spare = std::find_if(names.begin(), names.end(), [](const std::string& n) { return n.starts_with("spare-"); });
+  ASSERT_NE(spare, names.end());
+  char next[17];
+  std::snprintf(next, sizeof next, "%016llx", static_cast<unsigned long long>(last + 1));
+  std::filesystem::rename(dir.path() + "/" + *spare, dir.path() + "/" + next + ".active");
+  {
+    auto log = RawLog::open(*env, dir.path(), 0, options);
+    ASSERT_TRUE(log);
+    expect_exactly_written();
+    write(**log, 330, 340);
+  }
+  expect_exactly_written();
 }
 
 }  // namespace

@@ -44,6 +44,10 @@ class Env {
 
   // Opens a file for appending; truncates it first when `truncate` is set.
   virtual Result<std::unique_ptr<WritableFile>> open_writable(const std::string& path, bool truncate) = 0;
+  // Opens an existing file for writing over it from its start, keeping its blocks (a recycled
+  // log segment: no blocks freed, so no TRIM on file systems mounted with `discard`, and no
+  // allocation on the way); size() counts the bytes written. What lies past them is stale.
+  virtual Result<std::unique_ptr<WritableFile>> overwrite_writable(const std::string& path) = 0;
   virtual Result<std::string> read_file(const std::string& path) = 0;
   virtual Result<std::unique_ptr<MappedFile>> map_file(const std::string& path) = 0;
   virtual Status rename(const std::string& from, const std::string& to) = 0;
@@ -94,6 +98,8 @@ class FaultInjectionEnv final : public Env {
   void set_now_ns(int64_t now) { fixed_now_ns_ = now; }
 
   Result<std::unique_ptr<WritableFile>> open_writable(const std::string& path, bool truncate) override;
+  // Tests see a recycled file as a truncated one: its crash model tracks lengths, not contents.
+  Result<std::unique_ptr<WritableFile>> overwrite_writable(const std::string& path) override { return open_writable(path, true); }
   Result<std::string> read_file(const std::string& path) override { return base_.read_file(path); }
   Result<std::unique_ptr<MappedFile>> map_file(const std::string& path) override { return base_.map_file(path); }
   Status rename(const std::string& from, const std::string& to) override;

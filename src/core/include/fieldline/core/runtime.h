@@ -12,6 +12,11 @@
 
 namespace fieldline::core {
 
+// Lets the calling thread run only when no other thread wants the CPU (Linux SCHED_IDLE, or
+// nice 19 where that is refused): for background work that may wait, such as compressing
+// sealed log segments, which must not take CPU from the shards. Returns false if neither took.
+bool make_this_thread_idle_priority();
+
 class ShardRuntime {
  public:
   // REQUIRES: shards >= 1.

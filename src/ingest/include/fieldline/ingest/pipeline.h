@@ -246,6 +246,10 @@ class Pipeline {
   // Appends everything submitted to the shard since the last drain as one batch.
   void drain(Shard& shard);
   ops::Counter& rejected_counter(const char* transport, const Error& e);
+  // Syncs the shard's active raw log segment in the background.
+  void sync_raw_log(Shard& shard);
+  // Compresses a sealed raw log segment on the idle-priority thread.
+  void compress_later(const std::string& sealed);
   // Takes one of the device's quarantine tokens (ingest.quarantine_quota an hour).
   bool quarantine_admits(Shard& shard, const std::string& device, int64_t now_ns);
 
@@ -261,6 +265,8 @@ class Pipeline {
   std::vector<std::shared_ptr<std::function<void()>>> ticks_;  // maintenance loops, kept alive here
   // Block cuts are encoded and written here, off the shards, so ingestion never waits for them.
   std::unique_ptr<boost::asio::thread_pool> background_;
+  // Sealed raw log segments are compressed here, at idle priority.
+  std::unique_ptr<boost::asio::thread_pool> compressor_;
   std::atomic<bool> stopping_{false};
 };
 

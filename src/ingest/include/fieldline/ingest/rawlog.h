@@ -5,6 +5,9 @@
 //   <first id>.active                          the segment being written
 //   <first id>-<last id>-<last received>.log   sealed (size or age), waiting for compression
 //   <first id>-<last id>-<last received>.zst   sealed and compressed (zstd), kept for the retention
+//   spare-<first id>.free                      a compressed segment's file, kept to be written over
+//                                              as a later active segment (freeing it cost a TRIM
+//                                              that stalled the WAL's fsyncs on `discard` mounts)
 //
 // A record is [u32 length][u32 crc32c][body]; a torn tail (kill -9 mid-write) is cut at open.
 // Entries are written once per round of the shard's event loop, before the round's samples
@@ -63,9 +66,10 @@ struct RawLogOptions {
 };
 
 // Decodes the whole records at the start of a segment's bytes, stopping at the first torn or
-// damaged one; returns how many bytes they span. (The reader of recovery and scans; a fuzz
-// target.)
-size_t decode_raw_records(std::string_view data, const std::function<void(RawEntry)>& each);
+// damaged one, or at one whose id is below `first_id` or not above its predecessor's (the
+// stale tail of a recycled file); returns how many bytes they span. (The reader of recovery
+// and scans; a fuzz target.)
+size_t decode_raw_records(std::string_view data, const std::function<void(RawEntry)>& each, uint64_t first_id = 0);
 
 class RawLog {
  public:
@@ -76,6 +80,9 @@ class RawLog {
   uint64_t add(const RawEntryView& entry);
   // Writes what is buffered to the active segment, in one write.
   Status flush();
+  // Bytes written since the last sync_requested(): what a sync would write back.
+  uint64_t unsynced_bytes() const { return unsynced_bytes_; }
+  void sync_requested() { unsynced_bytes_ = 0; }
   // The newest id written to a segment file (0: none yet).
   uint64_t flushed_through() const { return flushed_through_; }
   Status sync();
@@ -83,16 +90,18 @@ class RawLog {
   // shared handle keeps the file open until that sync is done, whatever the owner does).
   std::shared_ptr<core::WritableFile> active_file() const { return active_; }
   // Seals the active segment when it is big or old enough (a rename: no I/O wait); returns
-  // it for seal_and_compress() off the owner's thread.
+  // it for seal() off the owner's thread.
   struct Sealed {
     std::string path;
-    std::shared_ptr<core::WritableFile> file;  // still open: synced and closed by seal_and_compress
+    std::shared_ptr<core::WritableFile> file;  // still open: synced and closed by seal
   };
   std::optional<Sealed> rotate_if_due(int64_t now_ns);
   // Sealed segments that still wait for compression (after a restart).
   std::vector<std::string> pending_compression() const;
   static Status compress(core::Env& env, const std::string& sealed_path);
-  static Status seal_and_compress(core::Env& env, Sealed sealed);
+  // Syncs and closes a segment rotate_if_due() sealed (its messages are then as durable as
+  // the sync policy promises); compress() it afterwards, when there is CPU to spare.
+  static Status seal(core::Env& env, Sealed sealed);
   // Deletes sealed segments whose last message is older than the retention.
   Status expire(int64_t now_ns);
   const std::string& dir() const { return dir_; }
@@ -121,6 +130,7 @@ class RawLog {
   std::shared_ptr<core::WritableFile> active_;
   uint64_t active_first_ = 0, active_last_ = 0;
   uint64_t flushed_through_ = 0;
+  uint64_t unsynced_bytes_ = 0;
   int64_t active_started_ns_ = 0, active_last_received_ = 0;
   std::string buffer_;
 };
