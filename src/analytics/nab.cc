@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "fieldline/core/errc.h"
+#include "fieldline/core/time.h"
 
 namespace fieldline::analytics::nab {
 
@@ -21,15 +22,6 @@ double scaled_sigmoid(double x) {
 }
 
 Error bad(const std::string& what) { return core::make_error(core::Errc::invalid_argument, what); }
-
-int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
 
 }  // namespace
 
@@ -61,7 +53,7 @@ Result<int64_t> parse_time(std::string_view t) {
     if (t[19] != '.' || n == 0 || n > 6 || !digits(20, n, frac)) return bad("'" + std::string(t.substr(0, 40)) + "': bad fraction of a second");
     for (size_t i = n; i < 6; ++i) frac *= 10;
   }
-  const int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+  const int64_t days = core::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
   return ((days * 24 + h) * 60 + mi) * 60'000'000 + s * 1'000'000 + frac;
 }
 

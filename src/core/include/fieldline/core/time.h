@@ -10,6 +10,9 @@
 
 namespace fieldline::core {
 
+// Days since 1970-01-01 for a proleptic Gregorian date.
+int64_t days_from_civil(int64_t year, unsigned month, unsigned day);
+
 struct TimestampNs {
   int64_t ns = 0;
   auto operator<=>(const TimestampNs&) const = default;
