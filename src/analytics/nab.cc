@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -208,6 +209,58 @@ Sweep best_threshold(const std::vector<const ScoredFile*>& files) {
     if (total > best.raw) best = {threshold, total};
   }
   return best;
+}
+
+Result<Evaluation> evaluate(const std::string& dir, const std::function<std::unique_ptr<Detector>()>& make) {
+  FL_TRY(windows, load_windows(dir + "/labels/combined_windows.json"));
+  Evaluation ev;
+  std::vector<std::vector<ScoredFile>> scored(profiles().size());
+  for (const auto& [name, wins] : windows) {
+    const std::string path = dir + "/data/" + name;
+    std::ifstream in(path);
+    if (!in) return core::make_error(core::Errc::not_found, "cannot read " + path + " (listed in the labels)");
+    std::string line;
+    std::getline(in, line);
+    if (line.rfind("timestamp,value", 0) != 0) return bad(path + ": expected the header timestamp,value");
+    std::vector<int64_t> times;
+    std::vector<double> values;
+    size_t row = 1;
+    while (std::getline(in, line)) {
+      ++row;
+      if (line.empty()) continue;
+      auto comma = line.find(',');
+      if (comma == std::string::npos) return bad(path + ":" + std::to_string(row) + ": expected timestamp,value");
+      FL_TRY(t, parse_time(std::string_view(line).substr(0, comma)));
+      char* end = nullptr;
+      const std::string cell = line.substr(comma + 1);
+      double v = std::strtod(cell.c_str(), &end);
+      if (end == cell.c_str()) return bad(path + ":" + std::to_string(row) + ": '" + cell + "' is not a number");
+      times.push_back(t);
+      values.push_back(v);
+    }
+    auto detector = make();
+    std::vector<double> scores(values.size());
+    const auto started = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < values.size(); ++i) scores[i] = detector->update(times[i] * 1000, values[i]).score;
+    ev.detect_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    Evaluation::File file{name, values.size(), 0, {}};
+    for (size_t p = 0; p < profiles().size(); ++p) {
+      FL_TRY(f, ScoredFile::make(times, scores, wins, profiles()[p]));
+      file.windows = f.scored_windows();
+      scored[p].push_back(std::move(f));
+    }
+    ev.windows += file.windows;
+    ev.rows += file.rows;
+    ev.files.push_back(std::move(file));
+  }
+  for (size_t p = 0; p < profiles().size(); ++p) {
+    std::vector<const ScoredFile*> all;
+    for (const auto& f : scored[p]) all.push_back(&f);
+    Sweep best = best_threshold(all);
+    ev.profiles.push_back({profiles()[p].name, best.threshold, best.raw, normalized(best.raw, ev.windows, profiles()[p])});
+    for (size_t i = 0; i < all.size(); ++i) ev.files[i].raw.push_back(all[i]->at(best.threshold).score);
+  }
+  return ev;
 }
 
 }  // namespace fieldline::analytics::nab

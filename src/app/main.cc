@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "client.h"
+#include "fieldline/analytics/nab.h"
 #include "fieldline/core/config.h"
 #include "fieldline/core/json.h"
 #include "fieldline/core/log.h"
@@ -192,6 +193,49 @@ int contract_command(ClientOptions& client, const std::string& action, const std
                 o.at("compatible").as_bool() ? "compatible" : "BREAKING");
     print_changes(o.at("changes"));
   }
+  return 0;
+}
+
+// fieldline eval nab: the default detector set scored on a NAB-layout folder, with the
+// published detectors' scores on the same files beside it when the folder has them.
+int eval_nab(const std::string& dir, const std::string& format) {
+  auto ev = fieldline::analytics::nab::evaluate(dir, [] { return std::make_unique<fieldline::analytics::Ensemble>(); });
+  if (!ev) {
+    std::fprintf(stderr, "error: %s\n", ev.error().message().c_str());
+    return 2;
+  }
+  if (format == "json") {
+    json::object o{{"files", ev->files.size()}, {"windows", ev->windows}, {"rows", ev->rows},
+                   {"samples_per_second", ev->detect_seconds > 0 ? static_cast<double>(ev->rows) / ev->detect_seconds : 0.0}};
+    json::object thresholds;
+    for (const auto& p : ev->profiles) {
+      o[p.name] = p.normalized;
+      thresholds[p.name] = p.threshold;
+    }
+    o["thresholds"] = std::move(thresholds);
+    std::printf("%s\n", fieldline::core::to_json(o).c_str());
+    return 0;
+  }
+  std::printf("NAB on %zu files, %zu windows, %zu rows (%.1f M samples/s through the detectors)\n\n", ev->files.size(),
+              ev->windows, ev->rows, ev->detect_seconds > 0 ? static_cast<double>(ev->rows) / ev->detect_seconds / 1e6 : 0.0);
+  std::printf("%-28s %10s %10s %10s\n", "detector", "standard", "low FP", "low FN");
+  std::printf("%-28s %10.2f %10.2f %10.2f\n", "fieldline (this run)", ev->profiles[0].normalized, ev->profiles[1].normalized,
+              ev->profiles[2].normalized);
+  std::ifstream published(dir + "/results/subset_normalized_scores.csv");
+  std::string line;
+  if (published && std::getline(published, line)) {
+    while (std::getline(published, line)) {
+      std::stringstream cells(line);
+      std::string name, standard, low_fp, low_fn;
+      std::getline(cells, name, ',');
+      std::getline(cells, standard, ',');
+      std::getline(cells, low_fp, ',');
+      std::getline(cells, low_fn, ',');
+      std::printf("%-28s %10s %10s %10s\n", (name + " (published)").c_str(), standard.c_str(), low_fp.c_str(), low_fn.c_str());
+    }
+  }
+  std::printf("\nthresholds: standard %.4f, low FP %.4f, low FN %.4f\n", ev->profiles[0].threshold, ev->profiles[1].threshold,
+              ev->profiles[2].threshold);
   return 0;
 }
 
@@ -597,6 +641,12 @@ int run(int argc, char** argv) {
   reprocess_cmd->add_flag("--force", ra.force, "Also delete stored samples no raw message accounts for (else refused)");
   reprocess_cmd->add_option("--reason", ra.reason, "Why (kept in the audit log)");
   add_client_options(reprocess_cmd, client);
+  std::string eval_data, eval_format = "table";
+  auto* eval_cmd = app.add_subcommand("eval", "Score the default detectors on a labelled benchmark");
+  eval_cmd->require_subcommand(1);
+  auto* eval_nab_cmd = eval_cmd->add_subcommand("nab", "Numenta Anomaly Benchmark: normalised scores for its three profiles");
+  eval_nab_cmd->add_option("--data", eval_data, "A folder in NAB's layout (data/, labels/combined_windows.json)")->required();
+  eval_nab_cmd->add_option("--format", eval_format, "table or json")->check(CLI::IsMember({"table", "json"}));
   size_t audit_limit = 50;
   auto* audit_cmd = app.add_subcommand("audit", "The audit log, newest first, from a running server");
   audit_cmd->add_option("--limit", audit_limit, "Entries (default 50)");
@@ -711,6 +761,7 @@ int run(int argc, char** argv) {
                             c_v2, c_force, c_reason);
   }
   if (reprocess_cmd->parsed()) return reprocess_command(client, ra);
+  if (eval_nab_cmd->parsed()) return eval_nab(eval_data, eval_format);
   if (lineage_cmd->parsed()) {
     std::string target;
     if (!lineage_id.empty()) {

@@ -17,11 +17,14 @@
 // time equals its start and ends at the first row whose time equals its end.
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "fieldline/analytics/detectors.h"
 #include "fieldline/core/result.h"
 
 namespace fieldline::analytics::nab {
@@ -83,5 +86,25 @@ struct Sweep {
   double raw = 0;
 };
 Sweep best_threshold(const std::vector<const ScoredFile*>& files);
+
+// A whole benchmark run: every file under `dir`/data that `dir`/labels/combined_windows.json
+// lists is streamed row by row through a fresh detector from `make`; each profile gets its
+// corpus-wide best threshold and normalised score.
+struct Evaluation {
+  struct Profile {
+    std::string name;
+    double threshold = 0, raw = 0, normalized = 0;
+  };
+  struct File {
+    std::string name;
+    size_t rows = 0, windows = 0;
+    std::vector<double> raw;  // per profile, at that profile's threshold
+  };
+  std::vector<Profile> profiles;
+  std::vector<File> files;
+  size_t windows = 0, rows = 0;
+  double detect_seconds = 0;  // time spent in the detectors
+};
+Result<Evaluation> evaluate(const std::string& dir, const std::function<std::unique_ptr<Detector>()>& make);
 
 }  // namespace fieldline::analytics::nab

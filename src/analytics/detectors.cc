@@ -1,0 +1,210 @@
+#include "fieldline/analytics/detectors.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace fieldline::analytics {
+
+double score_of_z(double z, double z0) {
+  if (!(z > z0)) return 0.0;
+  const double r = (z - z0) / z0;  // 1 at 2·z0
+  return r * r / (1.0 + r * r);
+}
+
+namespace {
+// An exponentially weighted variance started from zero underestimates until it has seen
+// about 1/alpha samples; divided by the weight it has gathered so far it does not.
+double unbiased(double var, double alpha, uint64_t n) {
+  return var / (1.0 - std::pow(1.0 - alpha, static_cast<double>(n)));
+}
+}  // namespace
+
+Verdict RobustZ::update(int64_t ts, double value) {
+  Verdict v;
+  v.detector = differences_ ? "robust_z_change" : "robust_z";
+  v.actual = value;
+  if (!std::isfinite(value)) return v;
+  double x = value;
+  if (differences_) {
+    if (!has_previous_) {
+      previous_ = value;
+      has_previous_ = true;
+      last_ts_ = ts;
+      return v;
+    }
+    x = value - previous_;
+  }
+  const bool repeat = ts == last_ts_;
+  if (sorted_.size() >= 16) {
+    const size_t n = sorted_.size();
+    const double median = n % 2 ? sorted_[n / 2] : 0.5 * (sorted_[n / 2 - 1] + sorted_[n / 2]);
+    std::vector<double> dev(n);
+    for (size_t i = 0; i < n; ++i) dev[i] = std::fabs(sorted_[i] - median);
+    std::nth_element(dev.begin(), dev.begin() + static_cast<std::ptrdiff_t>(n / 2), dev.end());
+    const double mad = dev[n / 2];
+    // A series that mostly repeats one value has a MAD of 0 but still a scale: its mean
+    // absolute deviation (0.80 σ for normal data), and at least a small share of its level.
+    double mean_dev = 0;
+    for (double d : dev) mean_dev += d;
+    mean_dev /= static_cast<double>(n);
+    const double scale = std::max({1.4826 * mad, 1.2533 * mean_dev, 1e-9 + 1e-3 * std::fabs(median)});
+    const double z = std::fabs(x - median) / scale;
+    v.score = score_of_z(z);
+    v.expected = differences_ ? previous_ + median : median;
+  }
+  if (!repeat) {
+    recent_.push_back(x);
+    sorted_.insert(std::upper_bound(sorted_.begin(), sorted_.end(), x), x);
+    if (recent_.size() > window_) {
+      sorted_.erase(std::lower_bound(sorted_.begin(), sorted_.end(), recent_.front()));
+      recent_.pop_front();
+    }
+  }
+  previous_ = value;
+  last_ts_ = ts;
+  return v;
+}
+
+Verdict Ewma::update(int64_t ts, double value) {
+  Verdict v;
+  v.detector = "ewma";
+  v.actual = value;
+  if (!std::isfinite(value)) return v;
+  if (n_ >= 16 && var_ > 0) {
+    v.score = score_of_z(std::fabs(value - mean_) / std::sqrt(unbiased(var_, alpha_, n_)));
+    v.expected = mean_;
+  } else {
+    v.expected = n_ ? mean_ : value;
+  }
+  if (ts != last_ts_) {
+    if (n_ == 0) {
+      mean_ = value;
+    } else {
+      const double d = value - mean_;
+      mean_ += alpha_ * d;
+      var_ = (1 - alpha_) * (var_ + alpha_ * d * d);
+    }
+    ++n_;
+  }
+  last_ts_ = ts;
+  return v;
+}
+
+Verdict Cusum::update(int64_t ts, double value) {
+  Verdict v;
+  v.detector = "cusum";
+  v.actual = value;
+  if (!std::isfinite(value)) return v;
+  v.expected = n_ ? mean_ : value;
+  if (n_ >= 32 && var_ > 0) {
+    const double z = (value - mean_) / std::sqrt(unbiased(var_, alpha_, n_));
+    up_ = std::max(0.0, up_ + z - k_);
+    down_ = std::max(0.0, down_ - z - k_);
+    const double s = std::max(up_, down_);
+    // Continuous (a sweep over thresholds needs an order, not ties at 1): under 0.5 until
+    // the decision interval, then on towards 1.
+    v.score = s < h_ ? 0.5 * (s / h_) * (s / h_) : 1.0 - 0.5 * h_ / s;
+    if (s >= h_) up_ = down_ = 0;
+  }
+  if (ts != last_ts_) {
+    if (n_ == 0) {
+      mean_ = value;
+    } else {
+      const double d = value - mean_;
+      mean_ += alpha_ * d;
+      var_ = (1 - alpha_) * (var_ + alpha_ * d * d);
+    }
+    ++n_;
+  }
+  last_ts_ = ts;
+  return v;
+}
+
+Verdict Flatline::update(int64_t, double value) {
+  Verdict v;
+  v.detector = "flatline";
+  v.actual = value;
+  if (!std::isfinite(value)) return v;
+  if (seen_ > 0 && value == last_) {
+    ++run_;
+  } else {
+    if (seen_ > 0) ++changes_;
+    longest_ = std::max(longest_, run_);
+    run_ = 1;
+  }
+  last_ = value;
+  ++seen_;
+  v.expected = value;
+  // Only a series that has been seen to vary can be stuck.
+  // Rising past 0.5 once the run is half as long again as `min_run`, towards 0.8: a stuck
+  // sensor deserves an alarm, rarely an urgent one.
+  // A series that habitually holds a value (a quantised or idle metric) is judged against the
+  // longest run it has shown before: twice that, at least `min_run`.
+  const size_t stuck_after = std::max(min_run_, 2 * longest_);
+  if (changes_ >= min_run_ && run_ >= stuck_after) {
+    v.score = 0.8 * (1 - std::exp(-2.0 * static_cast<double>(run_ - stuck_after + 1) / static_cast<double>(min_run_)));
+  }
+  return v;
+}
+
+Verdict Likelihood::update(int64_t ts, double value) {
+  Verdict v = inner_->update(ts, value);
+  if (!std::isfinite(value)) return v;
+  const double raw = v.score;
+  recent_.push_back(raw);
+  short_sum_ += raw;
+  if (recent_.size() > short_window_) {
+    short_sum_ -= recent_.front();
+    recent_.pop_front();
+  }
+  double score = 0;
+  if (history_.size() >= std::min<size_t>(long_window_, 300)) {
+    const double n = static_cast<double>(history_.size());
+    const double mean = long_sum_ / n;
+    const double sd = std::sqrt(std::max(long_sq_ / n - mean * mean, 1e-6));
+    const double z = (short_sum_ / static_cast<double>(recent_.size()) - mean) / sd;
+    const double tail = 0.5 * std::erfc(z / std::sqrt(2.0));  // P(a normal deviate > z)
+    // log scale: a tail of 1e-10 scores 1, 1e-2 scores 0.2.
+    score = std::clamp(std::log(tail + 1e-10) / std::log(1e-10), 0.0, 1.0);
+  }
+  history_.push_back(raw);
+  long_sum_ += raw;
+  long_sq_ += raw * raw;
+  if (history_.size() > long_window_) {
+    long_sum_ -= history_.front();
+    long_sq_ -= history_.front() * history_.front();
+    history_.pop_front();
+  }
+  v.score = score;
+  return v;
+}
+
+Ensemble::Ensemble(double alarm, size_t refractory) : alarm_(alarm), refractory_(refractory) {
+  // Raw deviations pass through the likelihood, so each series is judged against its own
+  // usual deviations (windows as in Ahmad et al.: 10 samples against the last 2,000).
+  members_.push_back({"robust_z", std::make_unique<Likelihood>(std::make_unique<RobustZ>(288, false))});
+  members_.push_back({"robust_z_change", std::make_unique<Likelihood>(std::make_unique<RobustZ>(288, true))});
+  members_.push_back({"ewma", std::make_unique<Ewma>()});
+  members_.push_back({"cusum", std::make_unique<Cusum>()});
+  members_.push_back({"flatline", std::make_unique<Flatline>()});
+}
+
+Verdict Ensemble::update(int64_t ts, double value) {
+  Verdict best;
+  best.actual = value;
+  for (auto& m : members_) {
+    Verdict v = m.detector->update(ts, value);
+    if (v.score > best.score || best.detector.empty()) best = std::move(v);
+  }
+  if (quiet_for_ > 0) {
+    --quiet_for_;
+    if (best.score <= fired_at_) best.score = std::min(best.score, alarm_ * 0.5);
+  }
+  if (best.score >= alarm_ && quiet_for_ == 0) {
+    quiet_for_ = refractory_;
+    fired_at_ = best.score;
+  }
+  return best;
+}
+
+}  // namespace fieldline::analytics

@@ -1,0 +1,135 @@
+#pragma once
+// Streaming anomaly detectors for one series: each sees samples in time order (no lookahead)
+// and answers each with a score in [0, 1] and an explanation (what it expected, what it saw).
+// A detector is owned by one thread (the series' shard); it keeps O(window) state.
+//
+// Non-finite values are not learnt from and score 0 (a NaN is a data-quality matter, flagged
+// at ingestion); a repeated timestamp is scored but not learnt twice.
+
+#include <cmath>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fieldline::analytics {
+
+struct Verdict {
+  double score = 0;       // 0: as expected; 1: certainly anomalous
+  std::string detector;   // which one said so (the highest scorer, in an ensemble)
+  double expected = 0, actual = 0;
+};
+
+class Detector {
+ public:
+  virtual ~Detector() = default;
+  virtual Verdict update(int64_t ts_ns, double value) = 0;
+};
+
+// How far a deviation of z robust standard deviations is from normal, in [0, 1]: 0 up to
+// `z0`, rising smoothly to 0.5 at 2·z0 and on towards 1.
+double score_of_z(double z, double z0 = 3.0);
+
+// Median and MAD of the last `window` samples; z = |x − median| / (1.4826 · MAD). With
+// `differences`, the same on the change from the previous sample (spikes and jumps).
+class RobustZ final : public Detector {
+ public:
+  explicit RobustZ(size_t window = 288, bool differences = false) : window_(window), differences_(differences) {}
+  Verdict update(int64_t ts_ns, double value) override;
+
+ private:
+  size_t window_;
+  bool differences_;
+  std::deque<double> recent_;  // in arrival order
+  std::vector<double> sorted_;  // the same, sorted
+  double previous_ = 0;
+  bool has_previous_ = false;
+  int64_t last_ts_ = INT64_MIN;
+};
+
+// EWMA control chart: exponentially weighted mean and variance (half-life `half_life`
+// samples); z of the sample against them.
+class Ewma final : public Detector {
+ public:
+  explicit Ewma(double half_life = 100) : alpha_(1 - std::exp2(-1.0 / half_life)) {}
+  Verdict update(int64_t ts_ns, double value) override;
+
+ private:
+  double alpha_;
+  double mean_ = 0, var_ = 0;
+  uint64_t n_ = 0;
+  int64_t last_ts_ = INT64_MIN;
+};
+
+// Two-sided CUSUM on the sample standardised by a slow EWMA (a level shift too small for
+// any one sample to stand out): slack `k`, decision interval `h` standard deviations. Restarts
+// after it signals.
+class Cusum final : public Detector {
+ public:
+  explicit Cusum(double k = 0.5, double h = 8, double half_life = 500)
+      : k_(k), h_(h), alpha_(1 - std::exp2(-1.0 / half_life)) {}
+  Verdict update(int64_t ts_ns, double value) override;
+
+ private:
+  double k_, h_, alpha_;
+  double mean_ = 0, var_ = 0, up_ = 0, down_ = 0;
+  uint64_t n_ = 0;
+  int64_t last_ts_ = INT64_MIN;
+};
+
+// A stuck sensor: the same value `min_run` times in a row (and twice as long as any run seen
+// before) from a series that used to vary.
+class Flatline final : public Detector {
+ public:
+  explicit Flatline(size_t min_run = 30) : min_run_(min_run) {}
+  Verdict update(int64_t ts_ns, double value) override;
+
+ private:
+  size_t min_run_;
+  double last_ = 0;
+  size_t run_ = 0, longest_ = 0;
+  uint64_t changes_ = 0, seen_ = 0;
+};
+
+// How unusual a detector's recent scores are for this series (the "anomaly likelihood" idea
+// of Ahmad et al., 2017): the mean of the last `short_window` raw scores against the mean and
+// spread of the last `long_window`, as a tail probability mapped onto [0, 1] on a log scale.
+// A series whose deviations are always large (noisy by nature) stops alarming; a quiet one
+// alarms at its first real excursion.
+class Likelihood final : public Detector {
+ public:
+  Likelihood(std::unique_ptr<Detector> inner, size_t short_window = 10, size_t long_window = 2000)
+      : inner_(std::move(inner)), short_window_(short_window), long_window_(long_window) {}
+  Verdict update(int64_t ts_ns, double value) override;
+
+ private:
+  std::unique_ptr<Detector> inner_;
+  size_t short_window_, long_window_;
+  std::deque<double> recent_, history_;
+  double short_sum_ = 0, long_sum_ = 0, long_sq_ = 0;
+};
+
+// The default set: robust z on values and on changes (each through the likelihood), EWMA,
+// CUSUM and flatline; the highest score wins. After a score reaches `alarm`, the ensemble holds later ones below it for
+// `refractory` samples unless they exceed the one that fired: one deviation is one alarm,
+// not a burst of them.
+class Ensemble final : public Detector {
+ public:
+  explicit Ensemble(double alarm = 0.5, size_t refractory = 100);
+  Verdict update(int64_t ts_ns, double value) override;
+
+ private:
+  struct Member {
+    std::string name;
+    std::unique_ptr<Detector> detector;
+  };
+  std::vector<Member> members_;
+  double alarm_;
+  size_t refractory_;
+  size_t quiet_for_ = 0;
+  double fired_at_ = 0;
+};
+
+}  // namespace fieldline::analytics

@@ -1,0 +1,114 @@
+// The streaming detectors on made-up series: what each is for (a spike, a level shift, a
+// stuck sensor) and bad input (NaN, gaps, bursts of repeated timestamps, a value that never
+// changes, clock jumps) that must neither crash them nor make them alarm on and on.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "fieldline/analytics/detectors.h"
+
+namespace fieldline::analytics {
+namespace {
+
+constexpr int64_t kMinute = 60'000'000'000LL;
+constexpr int64_t kT0 = 1'795'400'000'000'000'000LL;
+
+// Noisy around 50 (σ 1), one sample a minute.
+std::vector<double> noisy(size_t n, uint32_t seed = 7) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> d(50, 1);
+  std::vector<double> out(n);
+  for (auto& x : out) x = d(rng);
+  return out;
+}
+
+size_t alarms(Detector& d, const std::vector<double>& xs, size_t from = 0, int64_t step = kMinute) {
+  size_t n = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    auto v = d.update(kT0 + static_cast<int64_t>(i) * step, xs[i]);
+    EXPECT_GE(v.score, 0.0);
+    EXPECT_LE(v.score, 1.0);
+    if (i >= from && v.score >= 0.5) ++n;
+  }
+  return n;
+}
+
+TEST(Detectors, ASpikeStandsOutWithWhatWasExpected) {
+  auto xs = noisy(1000);
+  xs[800] = 70;
+  RobustZ z;
+  Verdict at;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    auto v = z.update(kT0 + static_cast<int64_t>(i) * kMinute, xs[i]);
+    if (i == 800) at = v;
+  }
+  EXPECT_GT(at.score, 0.9);
+  EXPECT_NEAR(at.expected, 50, 0.5);
+  EXPECT_EQ(at.actual, 70);
+  EXPECT_EQ(at.detector, "robust_z");
+  Ensemble e;
+  auto quiet = noisy(1000);
+  EXPECT_EQ(alarms(e, std::vector<double>(quiet.begin(), quiet.begin() + 800), 400), 0u) << "no alarm on plain noise";
+  EXPECT_GE(e.update(kT0 + 800 * kMinute, 70).score, 0.5);
+}
+
+TEST(Detectors, CusumCatchesALevelShiftTooSmallForAnyOneSample) {
+  auto xs = noisy(3000, 11);
+  for (size_t i = 2000; i < xs.size(); ++i) xs[i] += 1.0;  // one σ up
+  Cusum c;
+  size_t first = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    auto v = c.update(kT0 + static_cast<int64_t>(i) * kMinute, xs[i]);
+    if (i < 2000) EXPECT_LT(v.score, 0.5) << i;
+    if (i >= 2000 && v.score >= 0.5 && first == 0) first = i;
+  }
+  ASSERT_GT(first, 0u);
+  EXPECT_LT(first, 2050u);
+}
+
+TEST(Detectors, AStuckSensorIsFlaggedButAValueThatNeverChangedIsNot) {
+  auto xs = noisy(500);
+  for (size_t i = 300; i < 500; ++i) xs[i] = xs[299];
+  Flatline f;
+  EXPECT_GT(alarms(f, xs), 0u);
+  Flatline never;
+  Ensemble e;
+  std::vector<double> constant(5000, 42.0);
+  EXPECT_EQ(alarms(never, constant), 0u);
+  EXPECT_EQ(alarms(e, constant), 0u) << "one value forever is not an anomaly";
+}
+
+TEST(Detectors, BadInputNeitherCrashesNorFloods) {
+  Ensemble e;
+  auto xs = noisy(3000, 3);
+  size_t n = 0;
+  int64_t ts = kT0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    double x = xs[i];
+    if (i % 97 == 0) x = std::numeric_limits<double>::quiet_NaN();
+    if (i % 101 == 0) x = std::numeric_limits<double>::infinity();
+    // A burst of repeated timestamps, a six-hour gap and a clock that jumps back.
+    if (i >= 1000 && i < 1050) ts = kT0 + 1000 * kMinute;
+    else if (i == 1500) ts += 360 * kMinute;
+    else if (i == 2000) ts -= 720 * kMinute;
+    else ts += kMinute;
+    auto v = e.update(ts, x);
+    ASSERT_TRUE(std::isfinite(v.score));
+    if (!std::isfinite(x)) EXPECT_EQ(v.score, 0.0);
+    if (v.score >= 0.5) ++n;
+  }
+  EXPECT_LE(n, 5u) << "noise with bad samples in it is not a stream of alarms";
+}
+
+TEST(Detectors, ScoresRiseWithTheDeviation) {
+  EXPECT_EQ(score_of_z(2.9), 0.0);
+  EXPECT_NEAR(score_of_z(6.0), 0.5, 1e-12);
+  EXPECT_GT(score_of_z(12), score_of_z(8));
+  EXPECT_LE(score_of_z(1e9), 1.0);
+  EXPECT_EQ(score_of_z(std::numeric_limits<double>::quiet_NaN()), 0.0);
+}
+
+}  // namespace
+}  // namespace fieldline::analytics
