@@ -11,13 +11,21 @@ double score_of_z(double z, double z0) {
   return r * r / (1.0 + r * r);
 }
 
-namespace {
-// An exponentially weighted variance started from zero underestimates until it has seen
-// about 1/alpha samples; divided by the weight it has gathered so far it does not.
-double unbiased(double var, double alpha, uint64_t n) {
-  return var / (1.0 - std::pow(1.0 - alpha, static_cast<double>(n)));
+void EwStats::add(double x) {
+  if (n++ == 0) {
+    mean = x;
+    return;
+  }
+  const double d = x - mean;
+  mean += alpha * d;
+  var = (1 - alpha) * (var + alpha * d * d);
 }
-}  // namespace
+
+double EwStats::sd() const {
+  // Started from zero, the variance underestimates until it has seen about 1/alpha samples;
+  // divided by the weight it has gathered so far it does not.
+  return std::sqrt(var / (1.0 - std::pow(1.0 - alpha, static_cast<double>(n))));
+}
 
 Verdict RobustZ::update(int64_t ts, double value) {
   Verdict v;
@@ -70,22 +78,13 @@ Verdict Ewma::update(int64_t ts, double value) {
   v.detector = "ewma";
   v.actual = value;
   if (!std::isfinite(value)) return v;
-  if (n_ >= 16 && var_ > 0) {
-    v.score = score_of_z(std::fabs(value - mean_) / std::sqrt(unbiased(var_, alpha_, n_)));
-    v.expected = mean_;
+  if (stats_.n >= 16 && stats_.var > 0) {
+    v.score = score_of_z(std::fabs(value - stats_.mean) / stats_.sd());
+    v.expected = stats_.mean;
   } else {
-    v.expected = n_ ? mean_ : value;
+    v.expected = stats_.n ? stats_.mean : value;
   }
-  if (ts != last_ts_) {
-    if (n_ == 0) {
-      mean_ = value;
-    } else {
-      const double d = value - mean_;
-      mean_ += alpha_ * d;
-      var_ = (1 - alpha_) * (var_ + alpha_ * d * d);
-    }
-    ++n_;
-  }
+  if (ts != last_ts_) stats_.add(value);
   last_ts_ = ts;
   return v;
 }
@@ -95,9 +94,9 @@ Verdict Cusum::update(int64_t ts, double value) {
   v.detector = "cusum";
   v.actual = value;
   if (!std::isfinite(value)) return v;
-  v.expected = n_ ? mean_ : value;
-  if (n_ >= 32 && var_ > 0) {
-    const double z = (value - mean_) / std::sqrt(unbiased(var_, alpha_, n_));
+  v.expected = stats_.n ? stats_.mean : value;
+  if (stats_.n >= 32 && stats_.var > 0) {
+    const double z = (value - stats_.mean) / stats_.sd();
     up_ = std::max(0.0, up_ + z - k_);
     down_ = std::max(0.0, down_ - z - k_);
     const double s = std::max(up_, down_);
@@ -106,16 +105,7 @@ Verdict Cusum::update(int64_t ts, double value) {
     v.score = s < h_ ? 0.5 * (s / h_) * (s / h_) : 1.0 - 0.5 * h_ / s;
     if (s >= h_) up_ = down_ = 0;
   }
-  if (ts != last_ts_) {
-    if (n_ == 0) {
-      mean_ = value;
-    } else {
-      const double d = value - mean_;
-      mean_ += alpha_ * d;
-      var_ = (1 - alpha_) * (var_ + alpha_ * d * d);
-    }
-    ++n_;
-  }
+  if (ts != last_ts_) stats_.add(value);
   last_ts_ = ts;
   return v;
 }

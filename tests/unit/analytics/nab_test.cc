@@ -164,3 +164,28 @@ TEST(NabScorer, ClearErrors) {
 
 }  // namespace
 }  // namespace fieldline::analytics::nab
+
+namespace fieldline::analytics::nab {
+namespace {
+
+// What `fieldline eval nab` runs: the default detectors over the shared NAB files.
+TEST(NabEvaluation, TheDefaultDetectorsBeatNeverFiringOnTheSharedFiles) {
+  ASSERT_TRUE(std::filesystem::exists(kNab)) << "the shared datasets are expected at " << kNab;
+  auto ev = evaluate(kNab, [] { return std::make_unique<Ensemble>(); });
+  ASSERT_TRUE(ev) << ev.error().message();
+  EXPECT_EQ(ev->files.size(), 24u);
+  EXPECT_EQ(ev->windows, 49u);
+  EXPECT_EQ(ev->rows, 137301u);
+  ASSERT_EQ(ev->profiles.size(), 3u);
+  for (const auto& p : ev->profiles) {
+    EXPECT_GT(p.normalized, 0.0) << p.name << ": no better than a detector that never fires";
+    EXPECT_LE(p.normalized, 100.0) << p.name;
+    EXPECT_LT(p.threshold, 1.1) << p.name;
+  }
+  auto missing = evaluate("/nonexistent", [] { return std::make_unique<Ensemble>(); });
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("combined_windows.json"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fieldline::analytics::nab

@@ -49,17 +49,24 @@ class RobustZ final : public Detector {
   int64_t last_ts_ = INT64_MIN;
 };
 
+// Exponentially weighted mean and variance (weight `alpha` for the newest sample).
+struct EwStats {
+  double alpha;
+  double mean = 0, var = 0;
+  uint64_t n = 0;
+  void add(double x);
+  double sd() const;  // bias-corrected for the first ~1/alpha samples
+};
+
 // EWMA control chart: exponentially weighted mean and variance (half-life `half_life`
 // samples); z of the sample against them.
 class Ewma final : public Detector {
  public:
-  explicit Ewma(double half_life = 100) : alpha_(1 - std::exp2(-1.0 / half_life)) {}
+  explicit Ewma(double half_life = 100) : stats_{1 - std::exp2(-1.0 / half_life)} {}
   Verdict update(int64_t ts_ns, double value) override;
 
  private:
-  double alpha_;
-  double mean_ = 0, var_ = 0;
-  uint64_t n_ = 0;
+  EwStats stats_;
   int64_t last_ts_ = INT64_MIN;
 };
 
@@ -69,13 +76,13 @@ class Ewma final : public Detector {
 class Cusum final : public Detector {
  public:
   explicit Cusum(double k = 0.5, double h = 8, double half_life = 500)
-      : k_(k), h_(h), alpha_(1 - std::exp2(-1.0 / half_life)) {}
+      : k_(k), h_(h), stats_{1 - std::exp2(-1.0 / half_life)} {}
   Verdict update(int64_t ts_ns, double value) override;
 
  private:
-  double k_, h_, alpha_;
-  double mean_ = 0, var_ = 0, up_ = 0, down_ = 0;
-  uint64_t n_ = 0;
+  double k_, h_;
+  EwStats stats_;
+  double up_ = 0, down_ = 0;
   int64_t last_ts_ = INT64_MIN;
 };
 
