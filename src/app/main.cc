@@ -16,6 +16,7 @@
 
 #include "client.h"
 #include "fieldline/analytics/nab.h"
+#include "fieldline/analytics/skab.h"
 #include "fieldline/core/config.h"
 #include "fieldline/core/json.h"
 #include "fieldline/core/log.h"
@@ -236,6 +237,28 @@ int eval_nab(const std::string& dir, const std::string& format) {
   }
   std::printf("\nthresholds: standard %.4f, low FP %.4f, low FN %.4f\n", ev->profiles[0].threshold, ev->profiles[1].threshold,
               ev->profiles[2].threshold);
+  return 0;
+}
+
+// fieldline eval skab: the PCA monitor (T² and Q) under SKAB's outlier-detection protocol.
+int eval_skab(const std::string& dir, const std::string& format) {
+  auto ev = fieldline::analytics::skab::evaluate(dir);
+  if (!ev) {
+    std::fprintf(stderr, "error: %s\n", ev.error().message().c_str());
+    return 2;
+  }
+  if (format == "json") {
+    json::object o{{"files", ev->files}, {"rows", ev->rows}, {"f1", ev->f1}, {"far", ev->far}, {"mar", ev->mar},
+                   {"tp", ev->tp}, {"fp", ev->fp}, {"tn", ev->tn}, {"fn", ev->fn}};
+    std::printf("%s\n", fieldline::core::to_json(o).c_str());
+    return 0;
+  }
+  std::printf("SKAB outlier detection on %zu files, %zu scored rows (first 400 of each file fit the model)\n\n", ev->files, ev->rows);
+  std::printf("%-34s %6s %8s %8s\n", "detector", "F1", "FAR %", "MAR %");
+  std::printf("%-34s %6.2f %8.2f %8.2f\n", "fieldline PCA T²+Q (this run)", ev->f1, ev->far, ev->mar);
+  std::printf("\nmetric contributing most to Q at detected anomalies:");
+  for (const auto& [metric, n] : ev->top_contributors) std::printf(" %s %llu", metric.c_str(), static_cast<unsigned long long>(n));
+  std::printf("\n");
   return 0;
 }
 
@@ -647,6 +670,9 @@ int run(int argc, char** argv) {
   auto* eval_nab_cmd = eval_cmd->add_subcommand("nab", "Numenta Anomaly Benchmark: normalised scores for its three profiles");
   eval_nab_cmd->add_option("--data", eval_data, "A folder in NAB's layout (data/, labels/combined_windows.json)")->required();
   eval_nab_cmd->add_option("--format", eval_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+  auto* eval_skab_cmd = eval_cmd->add_subcommand("skab", "Skoltech Anomaly Benchmark: F1, false- and missed-alarm rates");
+  eval_skab_cmd->add_option("--data", eval_data, "A folder in SKAB's layout (data/<group>/<n>.csv)")->required();
+  eval_skab_cmd->add_option("--format", eval_format, "table or json")->check(CLI::IsMember({"table", "json"}));
   size_t audit_limit = 50;
   auto* audit_cmd = app.add_subcommand("audit", "The audit log, newest first, from a running server");
   audit_cmd->add_option("--limit", audit_limit, "Entries (default 50)");
@@ -762,6 +788,7 @@ int run(int argc, char** argv) {
   }
   if (reprocess_cmd->parsed()) return reprocess_command(client, ra);
   if (eval_nab_cmd->parsed()) return eval_nab(eval_data, eval_format);
+  if (eval_skab_cmd->parsed()) return eval_skab(eval_data, eval_format);
   if (lineage_cmd->parsed()) {
     std::string target;
     if (!lineage_id.empty()) {

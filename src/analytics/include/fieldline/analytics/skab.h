@@ -1,0 +1,35 @@
+#pragma once
+// The Skoltech Anomaly Benchmark's outlier-detection protocol (waico/SKAB's leaderboard): each
+// file of a folder in SKAB's layout (data/<group>/<n>.csv, `;`-separated, the sensor columns
+// then `anomaly` and `changepoint`) is one experiment; its first 400 rows fit a PcaMonitor
+// (the normal reference), the rest are scored row by row in time order, and per-row F1, false-
+// alarm rate and missed-alarm rate are computed over the scored rows of all files together.
+//
+// A row is called anomalous when T² or Q has been above its control limit in at least
+// `confirm` of the last `of` rows (a pump's faults last minutes; one noisy second is not one).
+
+#include <string>
+#include <vector>
+
+#include "fieldline/analytics/pca.h"
+#include "fieldline/core/result.h"
+
+namespace fieldline::analytics::skab {
+
+struct Options {
+  size_t train_rows = 400;
+  size_t confirm = 3, of = 5;
+  PcaMonitor::Options pca;
+};
+
+struct Evaluation {
+  size_t files = 0, rows = 0;
+  uint64_t tp = 0, fp = 0, tn = 0, fn = 0;
+  double f1 = 0, far = 0, mar = 0;  // far and mar in %
+  // The metric that contributed most to Q at each true positive, counted (what an alarm says).
+  std::vector<std::pair<std::string, uint64_t>> top_contributors;
+};
+
+Result<Evaluation> evaluate(const std::string& dir, const Options& options = {});
+
+}  // namespace fieldline::analytics::skab

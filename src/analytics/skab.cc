@@ -1,0 +1,125 @@
+#include "fieldline/analytics/skab.h"
+
+#include <algorithm>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "fieldline/core/errc.h"
+
+namespace fieldline::analytics::skab {
+
+namespace {
+
+Error bad(const std::string& what) { return core::make_error(core::Errc::invalid_argument, what); }
+
+struct Experiment {
+  std::vector<std::string> metrics;
+  std::vector<std::vector<double>> rows;
+  std::vector<bool> anomalous;
+};
+
+Result<Experiment> read_experiment(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return core::make_error(core::Errc::not_found, "cannot read " + path);
+  auto cells = [](std::string line) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    std::vector<std::string> out;
+    std::stringstream s(line);
+    std::string cell;
+    while (std::getline(s, cell, ';')) out.push_back(cell);
+    return out;
+  };
+  std::string line;
+  std::getline(in, line);
+  auto header = cells(line);
+  auto anomaly = std::find(header.begin(), header.end(), "anomaly");
+  if (header.size() < 3 || header.front() != "datetime" || anomaly == header.end()) {
+    return bad(path + ": expected a header datetime;<sensors...>;anomaly[;changepoint]");
+  }
+  Experiment e;
+  const size_t anomaly_col = static_cast<size_t>(anomaly - header.begin());
+  e.metrics.assign(header.begin() + 1, anomaly);
+  size_t row = 1;
+  while (std::getline(in, line)) {
+    ++row;
+    auto c = cells(line);
+    if (c.empty()) continue;
+    if (c.size() <= anomaly_col) return bad(path + ":" + std::to_string(row) + ": expected " + std::to_string(header.size()) + " columns");
+    std::vector<double> values;
+    for (size_t j = 1; j < anomaly_col; ++j) {
+      char* end = nullptr;
+      double v = std::strtod(c[j].c_str(), &end);
+      if (end == c[j].c_str()) return bad(path + ":" + std::to_string(row) + ": '" + c[j] + "' in " + header[j] + " is not a number");
+      values.push_back(v);
+    }
+    e.rows.push_back(std::move(values));
+    e.anomalous.push_back(std::strtod(c[anomaly_col].c_str(), nullptr) >= 0.5);
+  }
+  return e;
+}
+
+}  // namespace
+
+Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
+  namespace fs = std::filesystem;
+  const fs::path data = fs::path(dir) / "data";
+  std::error_code ec;
+  if (!fs::is_directory(data, ec)) return core::make_error(core::Errc::not_found, data.string() + ": no such folder");
+  std::vector<fs::path> files;
+  for (const auto& group : fs::directory_iterator(data)) {
+    if (!group.is_directory() || group.path().filename() == "anomaly-free") continue;
+    for (const auto& f : fs::directory_iterator(group.path())) {
+      if (f.path().extension() == ".csv") files.push_back(f.path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) return bad(data.string() + ": no experiments (data/<group>/*.csv)");
+  Evaluation ev;
+  std::map<std::string, uint64_t> contributors;
+  for (const auto& path : files) {
+    FL_TRY(e, read_experiment(path.string()));
+    if (e.rows.size() <= options.train_rows) continue;
+    std::vector<std::vector<double>> reference(e.rows.begin(), e.rows.begin() + static_cast<std::ptrdiff_t>(options.train_rows));
+    FL_TRY(monitor, PcaMonitor::fit(reference, options.pca));
+    ++ev.files;
+    std::deque<bool> recent;
+    size_t above = 0;
+    for (size_t i = options.train_rows; i < e.rows.size(); ++i) {
+      auto s = monitor.assess(e.rows[i]);
+      const bool out = s.t2_ratio > 1 || s.q_ratio > 1;
+      recent.push_back(out);
+      above += out;
+      if (recent.size() > options.of) {
+        above -= recent.front();
+        recent.pop_front();
+      }
+      const bool alarm = above >= options.confirm;
+      const bool truth = e.anomalous[i];
+      ++ev.rows;
+      if (alarm && truth) {
+        ++ev.tp;
+        auto top = std::max_element(s.contributions.begin(), s.contributions.end()) - s.contributions.begin();
+        ++contributors[e.metrics[static_cast<size_t>(top)]];
+      } else if (alarm) {
+        ++ev.fp;
+      } else if (truth) {
+        ++ev.fn;
+      } else {
+        ++ev.tn;
+      }
+    }
+  }
+  const double tp = static_cast<double>(ev.tp), fp = static_cast<double>(ev.fp), fn = static_cast<double>(ev.fn),
+               tn = static_cast<double>(ev.tn);
+  ev.f1 = tp > 0 ? 2 * tp / (2 * tp + fp + fn) : 0.0;
+  ev.far = fp + tn > 0 ? 100 * fp / (fp + tn) : 0.0;
+  ev.mar = fn + tp > 0 ? 100 * fn / (fn + tp) : 0.0;
+  ev.top_contributors.assign(contributors.begin(), contributors.end());
+  std::sort(ev.top_contributors.begin(), ev.top_contributors.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  return ev;
+}
+
+}  // namespace fieldline::analytics::skab

@@ -1,0 +1,92 @@
+// The PCA monitor: eigen-decomposition checked against its definition, T² for a row unusual
+// inside the normal subspace, Q for one that leaves it, the contributing metric named, bad
+// reference data refused; and SKAB's protocol run on the shared valve1 experiments.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "fieldline/analytics/pca.h"
+#include "fieldline/analytics/skab.h"
+
+namespace fieldline::analytics {
+namespace {
+
+TEST(Pca, EigenDecompositionMeetsItsDefinition) {
+  std::vector<std::vector<double>> a{{4, 1, 0.5}, {1, 3, 0.2}, {0.5, 0.2, 1}};
+  std::vector<double> values;
+  std::vector<std::vector<double>> vectors;
+  symmetric_eigen(a, values, vectors);
+  ASSERT_EQ(values.size(), 3u);
+  EXPECT_GE(values[0], values[1]);
+  EXPECT_GE(values[1], values[2]);
+  EXPECT_NEAR(values[0] + values[1] + values[2], 8.0, 1e-9);  // the trace
+  for (size_t r = 0; r < 3; ++r) {
+    for (size_t i = 0; i < 3; ++i) {
+      double av = 0;
+      for (size_t j = 0; j < 3; ++j) av += a[i][j] * vectors[r][j];
+      EXPECT_NEAR(av, values[r] * vectors[r][i], 1e-9);  // A v = λ v
+    }
+  }
+}
+
+// Three metrics: two that move together (pump speed drives flow and current), one independent.
+std::vector<std::vector<double>> reference(size_t n) {
+  std::mt19937 rng(5);
+  std::normal_distribution<double> d(0, 1);
+  std::vector<std::vector<double>> rows;
+  for (size_t i = 0; i < n; ++i) {
+    double speed = d(rng);
+    rows.push_back({10 + 2 * speed + 0.05 * d(rng), 5 + speed + 0.05 * d(rng), 20 + 0.5 * d(rng)});
+  }
+  return rows;
+}
+
+TEST(Pca, TSquaredForAnUnusualRowQForABrokenRelationAndWhichMetric) {
+  auto m = PcaMonitor::fit(reference(400));
+  ASSERT_TRUE(m) << m.error().message();
+  EXPECT_EQ(m->components(), 2u);
+  auto normal = m->assess({10, 5, 20});
+  EXPECT_LT(normal.t2_ratio, 1);
+  EXPECT_LT(normal.q_ratio, 1);
+  // Far along the shared direction: in the subspace, so T² and not Q.
+  auto fast = m->assess({10 + 2 * 6, 5 + 6, 20});
+  EXPECT_GT(fast.t2_ratio, 1);
+  EXPECT_LT(fast.q_ratio, 1);
+  // Flow without the current that should come with it: off the subspace, Q, and the two
+  // related metrics carry the deviation.
+  auto broken = m->assess({10 + 2 * 2, 5 - 2, 20});
+  EXPECT_GT(broken.q_ratio, 1);
+  EXPECT_GT(broken.contributions[0] + broken.contributions[1], 0.9);
+}
+
+TEST(Pca, RefusesReferenceDataItCannotFit) {
+  EXPECT_FALSE(PcaMonitor::fit({}));
+  EXPECT_FALSE(PcaMonitor::fit({{1, 2}, {3, 4}}));  // fewer rows than metrics + 2
+  auto rows = reference(50);
+  rows[7][1] = std::nan("");
+  auto nan = PcaMonitor::fit(rows);
+  ASSERT_FALSE(nan);
+  EXPECT_NE(nan.error().message().find("not a finite number"), std::string::npos);
+  rows = reference(50);
+  rows[3].push_back(1);
+  EXPECT_FALSE(PcaMonitor::fit(rows));
+}
+
+// What `fieldline eval skab` runs, on the shared valve1 experiments.
+TEST(SkabEvaluation, RunsTheProtocolOnTheSharedExperiments) {
+  const std::string dir = std::string(FIELDLINE_DATASETS) + "/skab";
+  ASSERT_TRUE(std::filesystem::exists(dir)) << "the shared datasets are expected at " << dir;
+  auto ev = skab::evaluate(dir);
+  ASSERT_TRUE(ev) << ev.error().message();
+  EXPECT_EQ(ev->files, 16u);  // valve1; the anomaly-free file is not part of the protocol
+  EXPECT_EQ(ev->rows, ev->tp + ev->fp + ev->tn + ev->fn);
+  EXPECT_GT(ev->f1, 0.5) << "far better than a detector that never fires (F1 0)";
+  EXPECT_LT(ev->mar, 50);
+  ASSERT_FALSE(ev->top_contributors.empty());
+  EXPECT_FALSE(skab::evaluate("/nonexistent"));
+}
+
+}  // namespace
+}  // namespace fieldline::analytics
