@@ -61,7 +61,9 @@ TEST(Detectors, CusumCatchesALevelShiftTooSmallForAnyOneSample) {
   size_t first = 0;
   for (size_t i = 0; i < xs.size(); ++i) {
     auto v = c.update(kT0 + static_cast<int64_t>(i) * kMinute, xs[i]);
-    if (i < 2000) EXPECT_LT(v.score, 0.5) << i;
+    if (i < 2000) {
+      EXPECT_LT(v.score, 0.5) << i;
+    }
     if (i >= 2000 && v.score >= 0.5 && first == 0) first = i;
   }
   ASSERT_GT(first, 0u);
@@ -96,7 +98,9 @@ TEST(Detectors, BadInputNeitherCrashesNorFloods) {
     else ts += kMinute;
     auto v = e.update(ts, x);
     ASSERT_TRUE(std::isfinite(v.score));
-    if (!std::isfinite(x)) EXPECT_EQ(v.score, 0.0);
+    if (!std::isfinite(x)) {
+      EXPECT_EQ(v.score, 0.0);
+    }
     if (v.score >= 0.5) ++n;
   }
   EXPECT_LE(n, 5u) << "noise with bad samples in it is not a stream of alarms";
