@@ -58,13 +58,24 @@ Result<int64_t> parse_time(std::string_view t) {
   return ((days * 24 + h) * 60 + mi) * 60'000'000 + s * 1'000'000 + frac;
 }
 
-Result<std::map<std::string, std::vector<Window>>> load_windows(const std::string& path) {
-  std::ifstream in(path);
+namespace {
+Result<std::string> read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
   if (!in) return core::make_error(core::Errc::not_found, "cannot read " + path);
   std::stringstream text;
   text << in.rdbuf();
+  return text.str();
+}
+}  // namespace
+
+Result<std::map<std::string, std::vector<Window>>> load_windows(const std::string& path) {
+  FL_TRY(text, read_text(path));
+  return parse_windows(text, path);
+}
+
+Result<std::map<std::string, std::vector<Window>>> parse_windows(std::string_view json, const std::string& path) {
   boost::system::error_code ec;
-  auto doc = boost::json::parse(text.str(), ec);
+  auto doc = boost::json::parse(json, ec);
   if (ec || !doc.is_object()) return bad(path + ": not a JSON object of file -> windows");
   std::map<std::string, std::vector<Window>> out;
   for (const auto& [file, list] : doc.as_object()) {
@@ -81,6 +92,33 @@ Result<std::map<std::string, std::vector<Window>>> load_windows(const std::strin
       windows.push_back({start, end});
     }
   }
+  return out;
+}
+
+Result<Series> parse_series(std::string_view csv, const std::string& path) {
+  Series out;
+  size_t row = 0;
+  while (!csv.empty()) {
+    const size_t eol = csv.find('\n');
+    std::string_view line = csv.substr(0, eol);
+    csv = eol == std::string_view::npos ? std::string_view{} : csv.substr(eol + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (++row == 1) {
+      if (!line.starts_with("timestamp,value")) return bad(path + ": expected the header timestamp,value");
+      continue;
+    }
+    if (line.empty()) continue;
+    const size_t comma = line.find(',');
+    if (comma == std::string_view::npos) return bad(path + ":" + std::to_string(row) + ": expected timestamp,value");
+    FL_TRY(t, parse_time(line.substr(0, comma)));
+    const std::string cell(line.substr(comma + 1));
+    char* end = nullptr;
+    const double v = std::strtod(cell.c_str(), &end);
+    if (end == cell.c_str()) return bad(path + ":" + std::to_string(row) + ": '" + cell.substr(0, 40) + "' is not a number");
+    out.times_us.push_back(t);
+    out.values.push_back(v);
+  }
+  if (row == 0) return bad(path + ": empty");
   return out;
 }
 
@@ -217,27 +255,11 @@ Result<Evaluation> evaluate(const std::string& dir, const std::function<std::uni
   std::vector<std::vector<ScoredFile>> scored(profiles().size());
   for (const auto& [name, wins] : windows) {
     const std::string path = dir + "/data/" + name;
-    std::ifstream in(path);
-    if (!in) return core::make_error(core::Errc::not_found, "cannot read " + path + " (listed in the labels)");
-    std::string line;
-    std::getline(in, line);
-    if (line.rfind("timestamp,value", 0) != 0) return bad(path + ": expected the header timestamp,value");
-    std::vector<int64_t> times;
-    std::vector<double> values;
-    size_t row = 1;
-    while (std::getline(in, line)) {
-      ++row;
-      if (line.empty()) continue;
-      auto comma = line.find(',');
-      if (comma == std::string::npos) return bad(path + ":" + std::to_string(row) + ": expected timestamp,value");
-      FL_TRY(t, parse_time(std::string_view(line).substr(0, comma)));
-      char* end = nullptr;
-      const std::string cell = line.substr(comma + 1);
-      double v = std::strtod(cell.c_str(), &end);
-      if (end == cell.c_str()) return bad(path + ":" + std::to_string(row) + ": '" + cell + "' is not a number");
-      times.push_back(t);
-      values.push_back(v);
-    }
+    auto text = read_text(path);
+    if (!text) return core::make_error(core::Errc::not_found, "cannot read " + path + " (listed in the labels)");
+    FL_TRY(series, parse_series(*text, path));
+    auto& times = series.times_us;
+    auto& values = series.values;
     auto detector = make();
     std::vector<double> scores(values.size());
     const auto started = std::chrono::steady_clock::now();

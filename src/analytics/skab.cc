@@ -15,26 +15,27 @@ namespace {
 
 Error bad(const std::string& what) { return core::make_error(core::Errc::invalid_argument, what); }
 
-struct Experiment {
-  std::vector<std::string> metrics;
-  std::vector<std::vector<double>> rows;
-  std::vector<bool> anomalous;
-};
+}  // namespace
 
-Result<Experiment> read_experiment(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return core::make_error(core::Errc::not_found, "cannot read " + path);
-  auto cells = [](std::string line) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+Result<Experiment> parse_experiment(std::string_view text, const std::string& path) {
+  auto cells = [](std::string_view line) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     std::vector<std::string> out;
-    std::stringstream s(line);
-    std::string cell;
-    while (std::getline(s, cell, ';')) out.push_back(cell);
+    while (true) {
+      const size_t semi = line.find(';');
+      out.emplace_back(line.substr(0, semi));
+      if (semi == std::string_view::npos) break;
+      line.remove_prefix(semi + 1);
+    }
     return out;
   };
-  std::string line;
-  std::getline(in, line);
-  auto header = cells(line);
+  auto next_line = [&text]() {
+    const size_t eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+    return line;
+  };
+  auto header = cells(next_line());
   auto anomaly = std::find(header.begin(), header.end(), "anomaly");
   if (header.size() < 3 || header.front() != "datetime" || anomaly == header.end()) {
     return bad(path + ": expected a header datetime;<sensors...>;anomaly[;changepoint]");
@@ -43,16 +44,17 @@ Result<Experiment> read_experiment(const std::string& path) {
   const size_t anomaly_col = static_cast<size_t>(anomaly - header.begin());
   e.metrics.assign(header.begin() + 1, anomaly);
   size_t row = 1;
-  while (std::getline(in, line)) {
+  while (!text.empty()) {
     ++row;
+    std::string_view line = next_line();
+    if (line.empty() || line == "\r") continue;
     auto c = cells(line);
-    if (c.empty()) continue;
     if (c.size() <= anomaly_col) return bad(path + ":" + std::to_string(row) + ": expected " + std::to_string(header.size()) + " columns");
     std::vector<double> values;
     for (size_t j = 1; j < anomaly_col; ++j) {
       char* end = nullptr;
       double v = std::strtod(c[j].c_str(), &end);
-      if (end == c[j].c_str()) return bad(path + ":" + std::to_string(row) + ": '" + c[j] + "' in " + header[j] + " is not a number");
+      if (end == c[j].c_str()) return bad(path + ":" + std::to_string(row) + ": '" + c[j].substr(0, 40) + "' in " + header[j] + " is not a number");
       values.push_back(v);
     }
     e.rows.push_back(std::move(values));
@@ -60,8 +62,6 @@ Result<Experiment> read_experiment(const std::string& path) {
   }
   return e;
 }
-
-}  // namespace
 
 Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
   namespace fs = std::filesystem;
@@ -80,7 +80,11 @@ Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
   Evaluation ev;
   std::map<std::string, uint64_t> contributors;
   for (const auto& path : files) {
-    FL_TRY(e, read_experiment(path.string()));
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return core::make_error(core::Errc::not_found, "cannot read " + path.string());
+    std::stringstream text;
+    text << in.rdbuf();
+    FL_TRY(e, parse_experiment(text.str(), path.string()));
     if (e.rows.size() <= options.train_rows) continue;
     std::vector<std::vector<double>> reference(e.rows.begin(), e.rows.begin() + static_cast<std::ptrdiff_t>(options.train_rows));
     FL_TRY(monitor, PcaMonitor::fit(reference, options.pca));

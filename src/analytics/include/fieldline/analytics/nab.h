@@ -46,6 +46,14 @@ struct Window {
 Result<int64_t> parse_time(std::string_view text);
 // combined_windows.json: data path relative to data/ -> its windows.
 Result<std::map<std::string, std::vector<Window>>> load_windows(const std::string& path);
+// The same from the file's text (`where` names it in errors).
+Result<std::map<std::string, std::vector<Window>>> parse_windows(std::string_view json, const std::string& where);
+// A NAB data file's text ("timestamp,value" rows): times in microseconds and values.
+struct Series {
+  std::vector<int64_t> times_us;
+  std::vector<double> values;
+};
+Result<Series> parse_series(std::string_view csv, const std::string& where);
 
 // A file's rows (time, anomaly score) with their sweep scores under one profile.
 class ScoredFile {

@@ -9,6 +9,7 @@
 // `confirm` of the last `of` rows (a pump's faults last minutes; one noisy second is not one).
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fieldline/analytics/pca.h"
@@ -31,5 +32,13 @@ struct Evaluation {
 };
 
 Result<Evaluation> evaluate(const std::string& dir, const Options& options = {});
+
+// One experiment file's text: the sensor columns' names, their rows, and the anomaly labels.
+struct Experiment {
+  std::vector<std::string> metrics;
+  std::vector<std::vector<double>> rows;
+  std::vector<bool> anomalous;
+};
+Result<Experiment> parse_experiment(std::string_view text, const std::string& where);
 
 }  // namespace fieldline::analytics::skab
