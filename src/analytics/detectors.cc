@@ -46,18 +46,20 @@ Verdict RobustZ::update(int64_t ts, double value) {
   if (sorted_.size() >= 16) {
     const size_t n = sorted_.size();
     const double median = n % 2 ? sorted_[n / 2] : 0.5 * (sorted_[n / 2 - 1] + sorted_[n / 2]);
-    std::vector<double> dev(n);
-    for (size_t i = 0; i < n; ++i) dev[i] = std::fabs(sorted_[i] - median);
-    std::nth_element(dev.begin(), dev.begin() + static_cast<std::ptrdiff_t>(n / 2), dev.end());
-    const double mad = dev[n / 2];
-    // A series that mostly repeats one value has a MAD of 0 but still a scale: its mean
-    // absolute deviation (0.80 σ for normal data), and at least a small share of its level.
-    double mean_dev = 0;
-    for (double d : dev) mean_dev += d;
-    mean_dev /= static_cast<double>(n);
-    const double scale = std::max({1.4826 * mad, 1.2533 * mean_dev, 1e-9 + 1e-3 * std::fabs(median)});
-    const double z = std::fabs(x - median) / scale;
-    v.score = score_of_z(z);
+    if (scale_age_ == 0) {
+      // The spread moves slowly: computed afresh every 16 samples, not for each one (it is
+      // most of the detector's cost).
+      deviations_.resize(n);
+      double mean_dev = 0;
+      for (size_t i = 0; i < n; ++i) mean_dev += deviations_[i] = std::fabs(sorted_[i] - median);
+      mean_dev /= static_cast<double>(n);
+      std::nth_element(deviations_.begin(), deviations_.begin() + static_cast<std::ptrdiff_t>(n / 2), deviations_.end());
+      // A series that mostly repeats one value has a MAD of 0 but still a scale: its mean
+      // absolute deviation (0.80 σ for normal data), and at least a small share of its level.
+      scale_ = std::max({1.4826 * deviations_[n / 2], 1.2533 * mean_dev, 1e-9 + 1e-3 * std::fabs(median)});
+    }
+    scale_age_ = (scale_age_ + 1) % 16;
+    v.score = score_of_z(std::fabs(x - median) / scale_);
     v.expected = differences_ ? previous_ + median : median;
   }
   if (!repeat) {

@@ -18,7 +18,7 @@ namespace fieldline::analytics {
 
 struct Verdict {
   double score = 0;       // 0: as expected; 1: certainly anomalous
-  std::string detector;   // which one said so (the highest scorer, in an ensemble)
+  std::string_view detector;  // which one said so (the highest scorer, in an ensemble); a literal
   double expected = 0, actual = 0;
 };
 
@@ -44,6 +44,9 @@ class RobustZ final : public Detector {
   bool differences_;
   std::deque<double> recent_;  // in arrival order
   std::vector<double> sorted_;  // the same, sorted
+  std::vector<double> deviations_;  // scratch
+  double scale_ = 1;
+  unsigned scale_age_ = 0;  // samples since the scale was computed, mod 16
   double previous_ = 0;
   bool has_previous_ = false;
   int64_t last_ts_ = INT64_MIN;
