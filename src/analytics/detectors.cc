@@ -11,20 +11,24 @@ double score_of_z(double z, double z0) {
   return r * r / (1.0 + r * r);
 }
 
-void EwStats::add(double x) {
+void EwStats::add(double x, double weight) {
   if (n++ == 0) {
     mean = x;
     return;
   }
+  // While fewer samples than the weight's memory have come, the plain average of them all:
+  // a slow average started from its first sample would lean on that one for hundreds more.
+  weight = std::max(weight, 1.0 / static_cast<double>(n));
   const double d = x - mean;
-  mean += alpha * d;
-  var = (1 - alpha) * (var + alpha * d * d);
+  mean += weight * d;
+  var = (1 - weight) * (var + weight * d * d);
+  unweighted *= 1 - weight;
 }
 
 double EwStats::sd() const {
   // Started from zero, the variance underestimates until it has seen about 1/alpha samples;
   // divided by the weight it has gathered so far it does not.
-  return std::sqrt(var / (1.0 - std::pow(1.0 - alpha, static_cast<double>(n))));
+  return unweighted < 1 ? std::sqrt(var / (1.0 - unweighted)) : 0.0;
 }
 
 Verdict RobustZ::update(int64_t ts, double value) {
@@ -139,6 +143,74 @@ Verdict Flatline::update(int64_t, double value) {
   return v;
 }
 
+Seasonal::Seasonal(int64_t period_ns, size_t buckets, double seasons)
+    : period_(period_ns), width_(std::max<int64_t>(1, period_ns / static_cast<int64_t>(std::max<size_t>(buckets, 1)))),
+      seasons_(seasons), slots_(std::max<size_t>(buckets, 1)), overall_{1 - std::exp2(-1.0 / 1000)} {}
+
+Verdict Seasonal::update(int64_t ts, double value) {
+  Verdict v;
+  v.detector = "seasonal";
+  v.actual = value;
+  if (!std::isfinite(value)) return v;
+  const int64_t period = ts >= 0 ? ts / period_ : (ts - period_ + 1) / period_;
+  const int64_t phase = ts - period * period_;
+  auto& slot = slots_[std::min(static_cast<size_t>(phase / width_), slots_.size() - 1)];
+  if (slot.periods >= 3 && slot.stats.n > 1) {
+    const double sd = std::max(slot.stats.sd(), overall_.n > 16 ? 0.25 * overall_.sd() : 0.0);
+    v.expected = slot.stats.mean;
+    if (sd > 0) v.score = score_of_z(std::fabs(value - slot.stats.mean) / sd);
+  }
+  if (ts != last_ts_) {
+    if (period != slot.last_period) {
+      slot.last_period = period;
+      ++slot.periods;
+    }
+    ++slot.samples;
+    // Half-life of `seasons_` periods, however many samples a period puts in the slot.
+    const double per_period = static_cast<double>(slot.samples) / static_cast<double>(slot.periods);
+    slot.stats.add(value, 1 - std::exp2(-1.0 / (seasons_ * per_period)));
+    overall_.add(value);
+  }
+  last_ts_ = ts;
+  return v;
+}
+
+Verdict Silence::score_gap(int64_t gap) const {
+  Verdict v;
+  v.detector = "silence";
+  v.expected = static_cast<double>(usual_) / 1e9;  // seconds between samples
+  v.actual = static_cast<double>(gap) / 1e9;
+  if (usual_ > 0 && static_cast<double>(gap) > factor_ * static_cast<double>(usual_)) {
+    // 0.5 at `factor` intervals, on towards 1 as the silence lasts.
+    const double r = static_cast<double>(gap) / (factor_ * static_cast<double>(usual_));
+    v.score = 1.0 - 0.5 / r;
+  }
+  return v;
+}
+
+Verdict Silence::update(int64_t ts, double) {
+  Verdict v;
+  if (last_ts_ != INT64_MIN && ts > last_ts_) {
+    const int64_t gap = ts - last_ts_;
+    v = score_gap(gap);
+    intervals_.push_back(gap);
+    if (intervals_.size() > 64) intervals_.pop_front();
+    if (intervals_.size() >= 8) {
+      std::vector<int64_t> sorted(intervals_.begin(), intervals_.end());
+      std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2), sorted.end());
+      usual_ = sorted[sorted.size() / 2];
+    }
+  }
+  v.detector = "silence";
+  if (ts > last_ts_) last_ts_ = ts;  // a clock that jumps back is not a gap
+  return v;
+}
+
+Verdict Silence::check(int64_t now) const {
+  if (last_ts_ == INT64_MIN || now <= last_ts_) return Verdict{0, "silence", 0, 0};
+  return score_gap(now - last_ts_);
+}
+
 Verdict Likelihood::update(int64_t ts, double value) {
   Verdict v = inner_->update(ts, value);
   if (!std::isfinite(value)) return v;
@@ -179,6 +251,11 @@ Ensemble::Ensemble(double alarm, size_t refractory) : alarm_(alarm), refractory_
   members_.push_back({"ewma", std::make_unique<Ewma>()});
   members_.push_back({"cusum", std::make_unique<Cusum>()});
   members_.push_back({"flatline", std::make_unique<Flatline>()});
+  // What the series usually does at this hour of the day and of the week (half-hour slots).
+  constexpr int64_t kDay = 86'400'000'000'000LL;
+  members_.push_back({"seasonal_daily", std::make_unique<Likelihood>(std::make_unique<Seasonal>(kDay, 48))});
+  members_.push_back({"seasonal_weekly", std::make_unique<Seasonal>(7 * kDay, 336)});
+  members_.push_back({"silence", std::make_unique<Silence>()});
 }
 
 Verdict Ensemble::update(int64_t ts, double value) {

@@ -106,6 +106,44 @@ TEST(Detectors, BadInputNeitherCrashesNorFloods) {
   EXPECT_LE(n, 5u) << "noise with bad samples in it is not a stream of alarms";
 }
 
+TEST(Detectors, TheSeasonalBaselineKnowsWhatIsUsualAtThisHour) {
+  // A building's load: high from 8 to 18 h, low at night, four weeks at 15-minute steps.
+  constexpr int64_t kDay = 86'400'000'000'000LL, kStep = 15 * kMinute;
+  std::mt19937 rng(2);
+  std::normal_distribution<double> noise(0, 1);
+  auto load = [&](int64_t ts) {
+    const int64_t hour = (ts % kDay) / (60 * kMinute);
+    return (hour >= 8 && hour < 18 ? 80.0 : 20.0) + noise(rng);
+  };
+  Seasonal daily(kDay, 48);
+  const int64_t start = kT0 - kT0 % kDay;
+  double day_high = 0, night_at_day_level = 0;
+  for (int64_t ts = start; ts < start + 28 * kDay; ts += kStep) {
+    const bool probe = ts >= start + 27 * kDay && (ts % kDay) / (60 * kMinute) == 3 && (ts % (60 * kMinute)) == 0;
+    const double x = probe ? 80.0 : load(ts);  // 3 am at the daytime level: unusual for the hour
+    auto v = daily.update(ts, x);
+    if (probe) night_at_day_level = v.score;
+    else if (ts >= start + 27 * kDay) day_high = std::max(day_high, v.score);
+  }
+  EXPECT_GE(night_at_day_level, 0.5) << "80 at 3 am, where 20 is usual";
+  EXPECT_LT(day_high, 0.5) << "the daily swing itself is not an anomaly";
+}
+
+TEST(Detectors, SilenceIsNoticedWhileItLastsAndWhenTheLateSampleComes) {
+  Silence s;
+  int64_t ts = kT0;
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(s.update(ts += kMinute, 1.0).score, 0.0);
+  EXPECT_EQ(s.check(ts + 2 * kMinute).score, 0.0);
+  EXPECT_GE(s.check(ts + 6 * kMinute).score, 0.5);
+  EXPECT_GT(s.check(ts + 60 * kMinute).score, s.check(ts + 6 * kMinute).score);
+  auto late = s.update(ts + 10 * kMinute, 1.0);
+  EXPECT_GE(late.score, 0.5);
+  EXPECT_EQ(late.detector, "silence");
+  EXPECT_NEAR(late.expected, 60, 1e-9);  // seconds between samples, usually
+  EXPECT_NEAR(late.actual, 600, 1e-9);
+  EXPECT_EQ(s.update(ts + 5 * kMinute, 1.0).score, 0.0) << "a clock that jumps back is not a gap";
+}
+
 TEST(Detectors, ScoresRiseWithTheDeviation) {
   EXPECT_EQ(score_of_z(2.9), 0.0);
   EXPECT_NEAR(score_of_z(6.0), 0.5, 1e-12);

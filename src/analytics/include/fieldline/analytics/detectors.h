@@ -57,8 +57,10 @@ struct EwStats {
   double alpha;
   double mean = 0, var = 0;
   uint64_t n = 0;
-  void add(double x);
-  double sd() const;  // bias-corrected for the first ~1/alpha samples
+  double unweighted = 1;  // the weight the variance has not gathered yet (its bias)
+  void add(double x) { add(x, alpha); }
+  void add(double x, double weight);  // with another weight for this sample
+  double sd() const;  // bias-corrected while the variance has seen few samples
 };
 
 // EWMA control chart: exponentially weighted mean and variance (half-life `half_life`
@@ -103,6 +105,45 @@ class Flatline final : public Detector {
   uint64_t changes_ = 0, seen_ = 0;
 };
 
+// A seasonal baseline: the sample against what the series usually does at this time of the
+// period (a day, a week): `buckets` slots of the period, each with its own exponentially
+// weighted mean and spread over its last few periods (half-life `seasons` periods, whatever
+// the sampling rate). Silent until a slot has seen three periods.
+class Seasonal final : public Detector {
+ public:
+  Seasonal(int64_t period_ns, size_t buckets, double seasons = 4);
+  Verdict update(int64_t ts_ns, double value) override;
+
+ private:
+  struct Slot {
+    EwStats stats{0};
+    int64_t last_period = INT64_MIN;
+    uint64_t periods = 0, samples = 0;
+  };
+  int64_t period_, width_;
+  double seasons_;
+  std::vector<Slot> slots_;
+  EwStats overall_;  // a floor for a slot's spread: a quiet slot must not make noise an alarm
+  int64_t last_ts_ = INT64_MIN;
+};
+
+// Missing data: learns the series' usual interval between samples (median of the last 64) and
+// scores a gap of more than `factor` intervals — when the late sample arrives (update), or
+// while none has (check, called on a timer: a silent device sends nothing to be scored).
+class Silence final : public Detector {
+ public:
+  explicit Silence(double factor = 5) : factor_(factor) {}
+  Verdict update(int64_t ts_ns, double value) override;
+  Verdict check(int64_t now_ns) const;
+
+ private:
+  Verdict score_gap(int64_t gap_ns) const;
+  double factor_;
+  std::deque<int64_t> intervals_;
+  int64_t last_ts_ = INT64_MIN;
+  int64_t usual_ = 0;
+};
+
 // How unusual a detector's recent scores are for this series (the "anomaly likelihood" idea
 // of Ahmad et al., 2017): the mean of the last `short_window` raw scores against the mean and
 // spread of the last `long_window`, as a tail probability mapped onto [0, 1] on a log scale.
@@ -122,7 +163,8 @@ class Likelihood final : public Detector {
 };
 
 // The default set: robust z on values and on changes (each through the likelihood), EWMA,
-// CUSUM and flatline; the highest score wins. After a score reaches `alarm`, the ensemble holds later ones below it for
+// CUSUM, flatline, daily (through the likelihood) and weekly seasonal baselines, and silence
+// (a gap, scored when the late sample comes); the highest score wins. After a score reaches `alarm`, the ensemble holds later ones below it for
 // `refractory` samples unless they exceed the one that fired: one deviation is one alarm,
 // not a burst of them.
 class Ensemble final : public Detector {
