@@ -195,10 +195,11 @@ Verdict Silence::update(int64_t ts, double) {
     v = score_gap(gap);
     intervals_.push_back(gap);
     if (intervals_.size() > 64) intervals_.pop_front();
-    if (intervals_.size() >= 8) {
-      std::vector<int64_t> sorted(intervals_.begin(), intervals_.end());
-      std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2), sorted.end());
-      usual_ = sorted[sorted.size() / 2];
+    // The usual interval moves slowly: its median is taken every 8 intervals.
+    if (intervals_.size() >= 8 && (usual_ == 0 || ++since_median_ % 8 == 0)) {
+      scratch_.assign(intervals_.begin(), intervals_.end());
+      std::nth_element(scratch_.begin(), scratch_.begin() + static_cast<std::ptrdiff_t>(scratch_.size() / 2), scratch_.end());
+      usual_ = scratch_[scratch_.size() / 2];
     }
   }
   v.detector = "silence";

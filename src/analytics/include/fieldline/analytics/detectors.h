@@ -140,6 +140,8 @@ class Silence final : public Detector {
   Verdict score_gap(int64_t gap_ns) const;
   double factor_;
   std::deque<int64_t> intervals_;
+  std::vector<int64_t> scratch_;
+  unsigned since_median_ = 0;
   int64_t last_ts_ = INT64_MIN;
   int64_t usual_ = 0;
 };
