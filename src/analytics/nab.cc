@@ -123,11 +123,12 @@ Result<Series> parse_series(std::string_view csv, const std::string& path) {
 }
 
 Result<ScoredFile> ScoredFile::make(std::vector<int64_t> times, std::vector<double> scores, const std::vector<Window>& windows,
-                                    const CostProfile& profile) {
+                                    const CostProfile& profile, std::optional<size_t> probation_rows) {
   if (times.size() != scores.size()) return bad("one anomaly score per row, please");
   ScoredFile f;
   f.fn_weight_ = profile.fn_weight;
-  const double probation = std::min(std::floor(0.15 * static_cast<double>(times.size())), 0.15 * 5000);
+  const double probation = probation_rows ? static_cast<double>(*probation_rows)
+                                          : std::min(std::floor(0.15 * static_cast<double>(times.size())), 0.15 * 5000);
   const double max_tp = scaled_sigmoid(-1.0);
   auto first_row_at = [&](int64_t t) -> int64_t {
     auto it = std::find(times.begin(), times.end(), t);

@@ -5,8 +5,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
+#include "fieldline/analytics/nab.h"
 #include "fieldline/core/errc.h"
 
 namespace fieldline::analytics::skab {
@@ -42,6 +44,8 @@ Result<Experiment> parse_experiment(std::string_view text, const std::string& pa
   }
   Experiment e;
   const size_t anomaly_col = static_cast<size_t>(anomaly - header.begin());
+  const auto changepoint = std::find(header.begin(), header.end(), "changepoint");
+  const size_t changepoint_col = changepoint == header.end() ? 0 : static_cast<size_t>(changepoint - header.begin());
   e.metrics.assign(header.begin() + 1, anomaly);
   size_t row = 1;
   while (!text.empty()) {
@@ -59,6 +63,9 @@ Result<Experiment> parse_experiment(std::string_view text, const std::string& pa
     }
     e.rows.push_back(std::move(values));
     e.anomalous.push_back(std::strtod(c[anomaly_col].c_str(), nullptr) >= 0.5);
+    if (changepoint_col > 0) e.changepoint.push_back(changepoint_col < c.size() && std::strtod(c[changepoint_col].c_str(), nullptr) >= 0.5);
+    auto t = nab::parse_time(c[0]);
+    e.times_us.push_back(t ? *t : (e.times_us.empty() ? 0 : e.times_us.back() + 1'000'000));
   }
   return e;
 }
@@ -79,6 +86,7 @@ Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
   if (files.empty()) return bad(data.string() + ": no experiments (data/<group>/*.csv)");
   Evaluation ev;
   std::map<std::string, uint64_t> contributors;
+  std::vector<double> changepoint_raw(nab::profiles().size(), 0.0);
   for (const auto& path : files) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return core::make_error(core::Errc::not_found, "cannot read " + path.string());
@@ -91,6 +99,9 @@ Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
     ++ev.files;
     std::deque<bool> recent;
     size_t above = 0;
+    std::vector<int64_t> times;
+    std::vector<double> predicted;  // 1 at the first row of each alarm
+    bool alarming = false;
     for (size_t i = options.train_rows; i < e.rows.size(); ++i) {
       auto s = monitor.assess(e.rows[i]);
       const bool out = s.t2_ratio > 1 || s.q_ratio > 1;
@@ -101,6 +112,9 @@ Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
         recent.pop_front();
       }
       const bool alarm = above >= options.confirm;
+      times.push_back(e.times_us[i]);
+      predicted.push_back(alarm && !alarming ? 1.0 : 0.0);
+      alarming = alarm;
       const bool truth = e.anomalous[i];
       ++ev.rows;
       if (alarm && truth) {
@@ -115,7 +129,35 @@ Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
         ++ev.tn;
       }
     }
+    // Changepoint windows: 60 s from each true changepoint in the scored part, merged where
+    // they overlap; each ends on the last row inside it (rows come every 1-2 s).
+    std::vector<nab::Window> windows;
+    for (size_t i = options.train_rows; i < e.changepoint.size(); ++i) {
+      if (!e.changepoint[i]) continue;
+      const int64_t start = e.times_us[i];
+      size_t j = i;
+      while (j + 1 < e.times_us.size() && e.times_us[j + 1] <= start + 60'000'000) ++j;
+      if (!windows.empty() && start <= windows.back().end_us) windows.back().end_us = std::max(windows.back().end_us, e.times_us[j]);
+      else windows.push_back({start, e.times_us[j]});
+    }
+    for (size_t p = 0; p < nab::profiles().size(); ++p) {
+      FL_TRY(scored, nab::ScoredFile::make(times, predicted, windows, nab::profiles()[p], 0));
+      auto c = scored.at(0.5);
+      changepoint_raw[p] += c.score;
+      if (p == 0) {
+        ev.changepoint_windows += scored.scored_windows();
+        std::set<int32_t> hit;
+        for (const auto& r : scored.rows()) {
+          if (r.anomaly >= 0.5 && r.window >= 0) hit.insert(r.window);
+          if (r.anomaly >= 0.5 && r.window == -1) ++ev.changepoint_false_positives;
+        }
+        ev.missed_changepoints += scored.scored_windows() - hit.size();
+      }
+    }
   }
+  ev.nab_standard = nab::normalized(changepoint_raw[0], ev.changepoint_windows, nab::profiles()[0]);
+  ev.nab_low_fp = nab::normalized(changepoint_raw[1], ev.changepoint_windows, nab::profiles()[1]);
+  ev.nab_low_fn = nab::normalized(changepoint_raw[2], ev.changepoint_windows, nab::profiles()[2]);
   const double tp = static_cast<double>(ev.tp), fp = static_cast<double>(ev.fp), fn = static_cast<double>(ev.fn),
                tn = static_cast<double>(ev.tn);
   ev.f1 = tp > 0 ? 2 * tp / (2 * tp + fp + fn) : 0.0;

@@ -249,13 +249,19 @@ int eval_skab(const std::string& dir, const std::string& format) {
   }
   if (format == "json") {
     json::object o{{"files", ev->files}, {"rows", ev->rows}, {"f1", ev->f1}, {"far", ev->far}, {"mar", ev->mar},
-                   {"tp", ev->tp}, {"fp", ev->fp}, {"tn", ev->tn}, {"fn", ev->fn}};
+                   {"tp", ev->tp}, {"fp", ev->fp}, {"tn", ev->tn}, {"fn", ev->fn},
+                   {"changepoint_nab", json::object{{"standard", ev->nab_standard}, {"reward_low_FP_rate", ev->nab_low_fp},
+                                                    {"reward_low_FN_rate", ev->nab_low_fn}, {"windows", ev->changepoint_windows},
+                                                    {"missed", ev->missed_changepoints}, {"false_positives", ev->changepoint_false_positives}}}};
     std::printf("%s\n", fieldline::core::to_json(o).c_str());
     return 0;
   }
   std::printf("SKAB outlier detection on %zu files, %zu scored rows (first 400 of each file fit the model)\n\n", ev->files, ev->rows);
   std::printf("%-34s %6s %8s %8s\n", "detector", "F1", "FAR %", "MAR %");
   std::printf("%-34s %6.2f %8.2f %8.2f\n", "fieldline PCA T²+Q (this run)", ev->f1, ev->far, ev->mar);
+  std::printf("\nchangepoints (NAB, 60 s windows to the right): standard %.2f, low FP %.2f, low FN %.2f; %zu windows, %zu missed, %zu false positives\n",
+              ev->nab_standard, ev->nab_low_fp, ev->nab_low_fn, ev->changepoint_windows, ev->missed_changepoints,
+              ev->changepoint_false_positives);
   std::printf("\nmetric contributing most to Q at detected anomalies:");
   for (const auto& [metric, n] : ev->top_contributors) std::printf(" %s %llu", metric.c_str(), static_cast<unsigned long long>(n));
   std::printf("\n");

@@ -85,6 +85,11 @@ TEST(SkabEvaluation, RunsTheProtocolOnTheSharedExperiments) {
   EXPECT_GT(ev->f1, 0.5) << "far better than a detector that never fires (F1 0)";
   EXPECT_LT(ev->mar, 50);
   ASSERT_FALSE(ev->top_contributors.empty());
+  // Changepoints: 3-4 per experiment, windows of 60 s (some merge), scored the NAB way.
+  EXPECT_GE(ev->changepoint_windows, 32u);
+  EXPECT_LE(ev->changepoint_windows, 64u);
+  EXPECT_GT(ev->nab_standard, 0.0) << "better than never calling a changepoint";
+  EXPECT_LE(ev->missed_changepoints, ev->changepoint_windows);
   EXPECT_FALSE(skab::evaluate("/nonexistent"));
 }
 

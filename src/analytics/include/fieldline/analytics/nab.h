@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,8 +60,10 @@ Result<Series> parse_series(std::string_view csv, const std::string& where);
 class ScoredFile {
  public:
   // `scores` are the detector's anomaly scores, one per row in row order.
+  // `probation`: NAB's own rule (15% of the rows, at most 750) unless given (SKAB: none).
   static Result<ScoredFile> make(std::vector<int64_t> times_us, std::vector<double> scores,
-                                 const std::vector<Window>& windows, const CostProfile& profile);
+                                 const std::vector<Window>& windows, const CostProfile& profile,
+                                 std::optional<size_t> probation = std::nullopt);
 
   struct Counts {
     double score = 0;  // raw NAB score

@@ -29,6 +29,11 @@ struct Evaluation {
   double f1 = 0, far = 0, mar = 0;  // far and mar in %
   // The metric that contributed most to Q at each true positive, counted (what an alarm says).
   std::vector<std::pair<std::string, uint64_t>> top_contributors;
+  // Changepoint detection: the first row of each alarm is a predicted changepoint, scored
+  // with NAB's rules (no probationary period) against a 60 s window to the right of each true
+  // changepoint (windows that overlap merge): normalised standard, low-FP and low-FN scores.
+  double nab_standard = 0, nab_low_fp = 0, nab_low_fn = 0;
+  size_t changepoint_windows = 0, missed_changepoints = 0, changepoint_false_positives = 0;
 };
 
 Result<Evaluation> evaluate(const std::string& dir, const Options& options = {});
@@ -38,6 +43,8 @@ struct Experiment {
   std::vector<std::string> metrics;
   std::vector<std::vector<double>> rows;
   std::vector<bool> anomalous;
+  std::vector<bool> changepoint;  // empty when the file has no changepoint column
+  std::vector<int64_t> times_us;
 };
 Result<Experiment> parse_experiment(std::string_view text, const std::string& where);
 
