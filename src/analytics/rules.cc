@@ -90,24 +90,16 @@ class Parser {
     return std::string(text_.substr(start, pos_ - start));
   }
 
-  Result<std::shared_ptr<const Expr>> either(size_t depth) {
-    FL_TRY(left, both(depth));
-    while (word("or")) {
-      FL_TRY(right, both(depth));
+  // `or` binds looser than `and`; both associate to the left.
+  Result<std::shared_ptr<const Expr>> either(size_t depth) { return chain(depth, "or", Expr::Kind::either); }
+  Result<std::shared_ptr<const Expr>> both(size_t depth) { return chain(depth, "and", Expr::Kind::both); }
+  Result<std::shared_ptr<const Expr>> chain(size_t depth, std::string_view keyword, Expr::Kind kind) {
+    auto next = [&]() { return kind == Expr::Kind::either ? both(depth) : unary(depth); };
+    FL_TRY(left, next());
+    while (word(keyword)) {
+      FL_TRY(right, next());
       auto e = std::make_shared<Expr>();
-      e->kind = Expr::Kind::either;
-      e->a = std::move(left);
-      e->b = std::move(right);
-      left = std::move(e);
-    }
-    return left;
-  }
-  Result<std::shared_ptr<const Expr>> both(size_t depth) {
-    FL_TRY(left, unary(depth));
-    while (word("and")) {
-      FL_TRY(right, unary(depth));
-      auto e = std::make_shared<Expr>();
-      e->kind = Expr::Kind::both;
+      e->kind = kind;
       e->a = std::move(left);
       e->b = std::move(right);
       left = std::move(e);
