@@ -154,3 +154,59 @@ TEST(Detectors, ScoresRiseWithTheDeviation) {
 
 }  // namespace
 }  // namespace fieldline::analytics
+
+namespace fieldline::analytics {
+namespace {
+
+// A restart: the detectors' checkpoint, restored into fresh ones, carries on exactly where the
+// originals are, so nothing is relearnt from nothing.
+TEST(DetectorCheckpoints, ARestoredEnsembleCarriesOnExactlyLikeTheOriginal) {
+  auto xs = noisy(6000, 9);
+  for (size_t i = 4500; i < 4600; ++i) xs[i] += 6;  // an excursion after the restart
+  Ensemble original;
+  int64_t ts = kT0;
+  for (size_t i = 0; i < 4000; ++i) original.update(ts += kMinute, xs[i]);
+  const std::string saved = checkpoint(original);
+  Ensemble restored;
+  ASSERT_TRUE(restore(restored, saved)) << restore(restored, saved).error().message();
+  Ensemble fresh;  // what a restart without checkpoints would have
+  size_t differ_from_fresh = 0;
+  for (size_t i = 4000; i < xs.size(); ++i) {
+    ts += kMinute;
+    auto a = original.update(ts, xs[i]);
+    auto b = restored.update(ts, xs[i]);
+    ASSERT_EQ(a.score, b.score) << i;
+    ASSERT_EQ(a.expected, b.expected) << i;
+    ASSERT_EQ(a.detector, b.detector) << i;
+    differ_from_fresh += fresh.update(ts, xs[i]).score != a.score;
+  }
+  EXPECT_GT(differ_from_fresh, 100u) << "a fresh detector is not the same as a restored one";
+}
+
+TEST(DetectorCheckpoints, DamagedOrForeignCheckpointsAreRefusedWithAReason) {
+  Ensemble e;
+  for (int i = 0; i < 500; ++i) e.update(kT0 + i * kMinute, 50.0 + (i % 7));
+  std::string saved = checkpoint(e);
+  Ensemble target;
+  EXPECT_FALSE(restore(target, "nonsense"));
+  std::string flipped = saved;
+  flipped[flipped.size() / 2] ^= 0x20;
+  auto damaged = restore(target, flipped);
+  ASSERT_FALSE(damaged);
+  EXPECT_NE(damaged.error().message().find("checksum"), std::string::npos);
+  EXPECT_FALSE(restore(target, saved.substr(0, saved.size() - 3)));
+  // Another kind of detector's checkpoint does not fit.
+  Ewma ewma;
+  ewma.update(kT0, 1.0);
+  auto foreign = restore(target, checkpoint(ewma));
+  ASSERT_FALSE(foreign);
+  EXPECT_NE(foreign.error().message().find("does not fit"), std::string::npos);
+  // A robust z with a smaller window refuses a longer history.
+  RobustZ small(16);
+  RobustZ large(288);
+  for (int i = 0; i < 100; ++i) large.update(kT0 + i * kMinute, i);
+  EXPECT_FALSE(restore(small, checkpoint(large)));
+}
+
+}  // namespace
+}  // namespace fieldline::analytics

@@ -14,6 +14,9 @@
 #include <string_view>
 #include <vector>
 
+#include "fieldline/core/bytes.h"
+#include "fieldline/core/result.h"
+
 namespace fieldline::analytics {
 
 struct Verdict {
@@ -26,7 +29,17 @@ class Detector {
  public:
   virtual ~Detector() = default;
   virtual Verdict update(int64_t ts_ns, double value) = 0;
+  // Checkpoints: what the detector has learnt, so that a restart does not start from nothing.
+  // load() returns false, leaving the detector unusable until reset, for bytes that are
+  // damaged or were saved by another kind or configuration of detector.
+  virtual void save(std::string& out) const = 0;
+  virtual bool load(core::ByteReader& in) = 0;
 };
+
+// A detector's checkpoint with a header and a checksum; restore() refuses anything else with
+// a reason.
+std::string checkpoint(const Detector& d);
+Status restore(Detector& d, std::string_view bytes);
 
 // How far a deviation of z robust standard deviations is from normal, in [0, 1]: 0 up to
 // `z0`, rising smoothly to 0.5 at 2·z0 and on towards 1.
@@ -38,6 +51,8 @@ class RobustZ final : public Detector {
  public:
   explicit RobustZ(size_t window = 288, bool differences = false) : window_(window), differences_(differences) {}
   Verdict update(int64_t ts_ns, double value) override;
+  void save(std::string& out) const override;
+  bool load(core::ByteReader& in) override;
 
  private:
   size_t window_;
@@ -61,6 +76,8 @@ struct EwStats {
   void add(double x) { add(x, alpha); }
   void add(double x, double weight);  // with another weight for this sample
   double sd() const;  // bias-corrected while the variance has seen few samples
+  void save(std::string& out) const;
+  bool load(core::ByteReader& in);
 };
 
 // EWMA control chart: exponentially weighted mean and variance (half-life `half_life`
@@ -69,6 +86,8 @@ class Ewma final : public Detector {
  public:
   explicit Ewma(double half_life = 100) : stats_{1 - std::exp2(-1.0 / half_life)} {}
   Verdict update(int64_t ts_ns, double value) override;
+  void save(std::string& out) const override;
+  bool load(core::ByteReader& in) override;
 
  private:
   EwStats stats_;
@@ -83,6 +102,8 @@ class Cusum final : public Detector {
   explicit Cusum(double k = 0.5, double h = 8, double half_life = 500)
       : k_(k), h_(h), stats_{1 - std::exp2(-1.0 / half_life)} {}
   Verdict update(int64_t ts_ns, double value) override;
+  void save(std::string& out) const override;
+  bool load(core::ByteReader& in) override;
 
  private:
   double k_, h_;
@@ -97,6 +118,8 @@ class Flatline final : public Detector {
  public:
   explicit Flatline(size_t min_run = 30) : min_run_(min_run) {}
   Verdict update(int64_t ts_ns, double value) override;
+  void save(std::string& out) const override;
+  bool load(core::ByteReader& in) override;
 
  private:
   size_t min_run_;
@@ -113,6 +136,8 @@ class Seasonal final : public Detector {
  public:
   Seasonal(int64_t period_ns, size_t buckets, double seasons = 4);
   Verdict update(int64_t ts_ns, double value) override;
+  void save(std::string& out) const override;
+  bool load(core::ByteReader& in) override;
 
  private:
   struct Slot {
@@ -134,6 +159,8 @@ class Silence final : public Detector {
  public:
   explicit Silence(double factor = 5) : factor_(factor) {}
   Verdict update(int64_t ts_ns, double value) override;
+  void save(std::string& out) const override;
+  bool load(core::ByteReader& in) override;
   Verdict check(int64_t now_ns) const;
 
  private:
@@ -156,6 +183,8 @@ class Likelihood final : public Detector {
   Likelihood(std::unique_ptr<Detector> inner, size_t short_window = 10, size_t long_window = 2000)
       : inner_(std::move(inner)), short_window_(short_window), long_window_(long_window) {}
   Verdict update(int64_t ts_ns, double value) override;
+  void save(std::string& out) const override;
+  bool load(core::ByteReader& in) override;
 
  private:
   std::unique_ptr<Detector> inner_;
@@ -173,6 +202,8 @@ class Ensemble final : public Detector {
  public:
   explicit Ensemble(double alarm = 0.5, size_t refractory = 100);
   Verdict update(int64_t ts_ns, double value) override;
+  void save(std::string& out) const override;
+  bool load(core::ByteReader& in) override;
 
  private:
   struct Member {

@@ -1,0 +1,220 @@
+// Checkpoints of the streaming detectors: each saves what it has learnt and loads it back,
+// refusing bytes that do not fit (sizes beyond its windows, truncation).
+#include <algorithm>
+#include <cstring>
+
+#include "fieldline/analytics/detectors.h"
+#include "fieldline/core/crc32c.h"
+#include "fieldline/core/errc.h"
+
+namespace fieldline::analytics {
+
+namespace {
+
+constexpr char kMagic[4] = {'F', 'L', 'D', 'T'};
+constexpr uint8_t kVersion = 1;
+
+void put_double(std::string& out, double d) {
+  uint64_t bits;
+  std::memcpy(&bits, &d, 8);
+  core::put_u64(out, bits);
+}
+bool get_double(core::ByteReader& in, double& d) {
+  auto bits = in.u64();
+  if (!bits) return false;
+  std::memcpy(&d, &*bits, 8);
+  return true;
+}
+bool get_int(core::ByteReader& in, int64_t& v) {
+  auto x = in.varint();
+  if (!x) return false;
+  v = *x;
+  return true;
+}
+template <typename T>
+bool get_count(core::ByteReader& in, T& v, uint64_t at_most) {
+  auto x = in.uvarint();
+  if (!x || *x > at_most) return false;
+  v = static_cast<T>(*x);
+  return true;
+}
+
+}  // namespace
+
+void EwStats::save(std::string& out) const {
+  put_double(out, mean);
+  put_double(out, var);
+  core::put_uvarint(out, n);
+  put_double(out, unweighted);
+}
+bool EwStats::load(core::ByteReader& in) {
+  return get_double(in, mean) && get_double(in, var) && get_count(in, n, UINT64_MAX) && get_double(in, unweighted);
+}
+
+void RobustZ::save(std::string& out) const {
+  core::put_uvarint(out, recent_.size());
+  for (double x : recent_) put_double(out, x);
+  put_double(out, previous_);
+  out.push_back(has_previous_ ? 1 : 0);
+  core::put_varint(out, last_ts_);
+  put_double(out, scale_);
+  core::put_uvarint(out, scale_age_);
+}
+bool RobustZ::load(core::ByteReader& in) {
+  size_t n = 0;
+  if (!get_count(in, n, window_)) return false;
+  recent_.clear();
+  for (size_t i = 0; i < n; ++i) {
+    double x;
+    if (!get_double(in, x)) return false;
+    recent_.push_back(x);
+  }
+  sorted_.assign(recent_.begin(), recent_.end());
+  std::sort(sorted_.begin(), sorted_.end());
+  if (!get_double(in, previous_)) return false;
+  auto flag = in.u8();  // read in the order save() wrote
+  if (!flag || !get_int(in, last_ts_) || !get_double(in, scale_) || !get_count(in, scale_age_, 15)) return false;
+  has_previous_ = *flag != 0;
+  return true;
+}
+
+void Ewma::save(std::string& out) const {
+  stats_.save(out);
+  core::put_varint(out, last_ts_);
+}
+bool Ewma::load(core::ByteReader& in) { return stats_.load(in) && get_int(in, last_ts_); }
+
+void Cusum::save(std::string& out) const {
+  stats_.save(out);
+  put_double(out, up_);
+  put_double(out, down_);
+  core::put_varint(out, last_ts_);
+}
+bool Cusum::load(core::ByteReader& in) {
+  return stats_.load(in) && get_double(in, up_) && get_double(in, down_) && get_int(in, last_ts_);
+}
+
+void Flatline::save(std::string& out) const {
+  put_double(out, last_);
+  core::put_uvarint(out, run_);
+  core::put_uvarint(out, longest_);
+  core::put_uvarint(out, changes_);
+  core::put_uvarint(out, seen_);
+}
+bool Flatline::load(core::ByteReader& in) {
+  return get_double(in, last_) && get_count(in, run_, UINT64_MAX) && get_count(in, longest_, UINT64_MAX) &&
+         get_count(in, changes_, UINT64_MAX) && get_count(in, seen_, UINT64_MAX);
+}
+
+void Seasonal::save(std::string& out) const {
+  core::put_uvarint(out, slots_.size());
+  for (const auto& s : slots_) {
+    s.stats.save(out);
+    core::put_varint(out, s.last_period);
+    core::put_uvarint(out, s.periods);
+    core::put_uvarint(out, s.samples);
+  }
+  overall_.save(out);
+  core::put_varint(out, last_ts_);
+}
+bool Seasonal::load(core::ByteReader& in) {
+  size_t n = 0;
+  if (!get_count(in, n, slots_.size()) || n != slots_.size()) return false;
+  for (auto& s : slots_) {
+    if (!s.stats.load(in) || !get_int(in, s.last_period) || !get_count(in, s.periods, UINT64_MAX) ||
+        !get_count(in, s.samples, UINT64_MAX)) {
+      return false;
+    }
+  }
+  return overall_.load(in) && get_int(in, last_ts_);
+}
+
+void Silence::save(std::string& out) const {
+  core::put_uvarint(out, intervals_.size());
+  for (int64_t x : intervals_) core::put_varint(out, x);
+  core::put_uvarint(out, since_median_);
+  core::put_varint(out, last_ts_);
+  core::put_varint(out, usual_);
+}
+bool Silence::load(core::ByteReader& in) {
+  size_t n = 0;
+  if (!get_count(in, n, 64)) return false;
+  intervals_.clear();
+  for (size_t i = 0; i < n; ++i) {
+    int64_t x;
+    if (!get_int(in, x)) return false;
+    intervals_.push_back(x);
+  }
+  return get_count(in, since_median_, UINT32_MAX) && get_int(in, last_ts_) && get_int(in, usual_);
+}
+
+void Likelihood::save(std::string& out) const {
+  inner_->save(out);
+  core::put_uvarint(out, recent_.size());
+  for (double x : recent_) put_double(out, x);
+  core::put_uvarint(out, history_.size());
+  for (double x : history_) put_double(out, x);
+}
+bool Likelihood::load(core::ByteReader& in) {
+  if (!inner_->load(in)) return false;
+  for (auto [list, limit] : {std::pair{&recent_, short_window_}, std::pair{&history_, long_window_}}) {
+    size_t n = 0;
+    if (!get_count(in, n, limit)) return false;
+    list->clear();
+    for (size_t i = 0; i < n; ++i) {
+      double x;
+      if (!get_double(in, x)) return false;
+      list->push_back(x);
+    }
+  }
+  // The running sums, from what they sum.
+  short_sum_ = long_sum_ = long_sq_ = 0;
+  for (double x : recent_) short_sum_ += x;
+  for (double x : history_) {
+    long_sum_ += x;
+    long_sq_ += x * x;
+  }
+  return true;
+}
+
+void Ensemble::save(std::string& out) const {
+  core::put_uvarint(out, members_.size());
+  for (const auto& m : members_) {
+    core::put_string(out, m.name);
+    m.detector->save(out);
+  }
+  core::put_uvarint(out, quiet_for_);
+  put_double(out, fired_at_);
+}
+bool Ensemble::load(core::ByteReader& in) {
+  size_t n = 0;
+  if (!get_count(in, n, members_.size()) || n != members_.size()) return false;
+  for (auto& m : members_) {
+    auto name = in.string();
+    if (!name || *name != m.name || !m.detector->load(in)) return false;
+  }
+  return get_count(in, quiet_for_, refractory_) && get_double(in, fired_at_);
+}
+
+std::string checkpoint(const Detector& d) {
+  std::string out(kMagic, 4);
+  out.push_back(static_cast<char>(kVersion));
+  std::string body;
+  d.save(body);
+  core::put_u32(out, core::crc32c(body.data(), body.size()));
+  out += body;
+  return out;
+}
+
+Status restore(Detector& d, std::string_view bytes) {
+  auto bad = [](const std::string& why) { return core::make_error(core::Errc::corrupt, "detector checkpoint: " + why); };
+  if (bytes.size() < 9 || std::memcmp(bytes.data(), kMagic, 4) != 0) return bad("not a detector checkpoint");
+  if (static_cast<uint8_t>(bytes[4]) != kVersion) return bad("version " + std::to_string(static_cast<uint8_t>(bytes[4])) + " is not 1");
+  const std::string_view body = bytes.substr(9);
+  if (core::get_u32(bytes.data() + 5) != core::crc32c(body.data(), body.size())) return bad("checksum mismatch");
+  core::ByteReader in(body);
+  if (!d.load(in) || in.remaining() != 0) return bad("it does not fit this detector (another kind or configuration)");
+  return {};
+}
+
+}  // namespace fieldline::analytics
