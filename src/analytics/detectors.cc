@@ -244,19 +244,31 @@ Verdict Likelihood::update(int64_t ts, double value) {
   return v;
 }
 
-Ensemble::Ensemble(double alarm, size_t refractory) : alarm_(alarm), refractory_(refractory) {
+const std::vector<std::string>& detector_names() {
+  static const std::vector<std::string> names{EnsembleConfig{}.members};
+  return names;
+}
+
+Ensemble::Ensemble(double alarm, size_t refractory) : Ensemble(EnsembleConfig{EnsembleConfig{}.members, 288, alarm, refractory}) {}
+
+Ensemble::Ensemble(const EnsembleConfig& config) : alarm_(config.alarm), refractory_(config.refractory) {
   // Raw deviations pass through the likelihood, so each series is judged against its own
   // usual deviations (windows as in Ahmad et al.: 10 samples against the last 2,000).
-  members_.push_back({"robust_z", std::make_unique<Likelihood>(std::make_unique<RobustZ>(288, false))});
-  members_.push_back({"robust_z_change", std::make_unique<Likelihood>(std::make_unique<RobustZ>(288, true))});
-  members_.push_back({"ewma", std::make_unique<Ewma>()});
-  members_.push_back({"cusum", std::make_unique<Cusum>()});
-  members_.push_back({"flatline", std::make_unique<Flatline>()});
-  // What the series usually does at this hour of the day and of the week (half-hour slots).
   constexpr int64_t kDay = 86'400'000'000'000LL;
-  members_.push_back({"seasonal_daily", std::make_unique<Likelihood>(std::make_unique<Seasonal>(kDay, 48))});
-  members_.push_back({"seasonal_weekly", std::make_unique<Seasonal>(7 * kDay, 336)});
-  members_.push_back({"silence", std::make_unique<Silence>()});
+  for (const auto& name : config.members) {
+    std::unique_ptr<Detector> d;
+    if (name == "robust_z") d = std::make_unique<Likelihood>(std::make_unique<RobustZ>(config.window, false));
+    else if (name == "robust_z_change") d = std::make_unique<Likelihood>(std::make_unique<RobustZ>(config.window, true));
+    else if (name == "ewma") d = std::make_unique<Ewma>();
+    else if (name == "cusum") d = std::make_unique<Cusum>();
+    else if (name == "flatline") d = std::make_unique<Flatline>();
+    // What the series usually does at this hour of the day and of the week (half-hour slots).
+    else if (name == "seasonal_daily") d = std::make_unique<Likelihood>(std::make_unique<Seasonal>(kDay, 48));
+    else if (name == "seasonal_weekly") d = std::make_unique<Seasonal>(7 * kDay, 336);
+    else if (name == "silence") d = std::make_unique<Silence>();
+    else continue;
+    members_.push_back({name, std::move(d)});
+  }
 }
 
 Verdict Ensemble::update(int64_t ts, double value) {

@@ -198,9 +198,23 @@ class Likelihood final : public Detector {
 // (a gap, scored when the late sample comes); the highest score wins. After a score reaches `alarm`, the ensemble holds later ones below it for
 // `refractory` samples unless they exceed the one that fired: one deviation is one alarm,
 // not a burst of them.
+// Which members an ensemble runs and how (a profile's detector document, see
+// parse_detector_document); the defaults are the default set.
+struct EnsembleConfig {
+  std::vector<std::string> members{"robust_z", "robust_z_change", "ewma", "cusum", "flatline",
+                                   "seasonal_daily", "seasonal_weekly", "silence"};
+  size_t window = 288;  // robust z: samples in the rolling median/MAD
+  double alarm = 0.5;
+  size_t refractory = 100;
+};
+// The member names an ensemble knows.
+const std::vector<std::string>& detector_names();
+
 class Ensemble final : public Detector {
  public:
   explicit Ensemble(double alarm = 0.5, size_t refractory = 100);
+  // REQUIRES: members named in detector_names().
+  explicit Ensemble(const EnsembleConfig& config);
   Verdict update(int64_t ts_ns, double value) override;
   void save(std::string& out) const override;
   bool load(core::ByteReader& in) override;

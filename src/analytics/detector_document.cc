@@ -1,0 +1,105 @@
+#include "fieldline/analytics/detector_document.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+
+#include "fieldline/core/errc.h"
+
+namespace fieldline::analytics {
+
+namespace {
+
+Error bad(const toml::node& at, const std::string& key, const std::string& what) {
+  const auto line = at.source().begin.line;
+  return core::make_error(core::Errc::invalid_argument,
+                          (line > 0 ? "line " + std::to_string(line) + ": " : std::string()) + key + ": " + what);
+}
+
+// Reads the settings of one table into `c` (starting from `c`'s values).
+Status read_settings(const toml::table& t, const std::string& where, EnsembleConfig& c, bool allow_enabled) {
+  for (const auto& [key, node] : t) {
+    const std::string k(key.str());
+    const std::string at = where + "." + k;
+    if (k == "detectors") {
+      const auto* list = node.as_array();
+      if (!list) return bad(node, at, "expected a list of detector names");
+      c.members.clear();
+      for (const auto& item : *list) {
+        const auto* name = item.as_string();
+        if (!name) return bad(item, at, "expected detector names as strings");
+        const std::string n(name->get());
+        const auto& known = detector_names();
+        if (std::find(known.begin(), known.end(), n) == known.end()) {
+          std::string all;
+          for (const auto& x : known) all += (all.empty() ? "" : ", ") + x;
+          return bad(item, at, "unknown detector '" + n.substr(0, 40) + "' (" + all + ")");
+        }
+        if (std::find(c.members.begin(), c.members.end(), n) == c.members.end()) c.members.push_back(n);
+      }
+    } else if (k == "alarm") {
+      auto v = node.value<double>();
+      if (!v || !(*v >= 0.05 && *v <= 1.0)) return bad(node, at, "expected a score from 0.05 to 1");
+      c.alarm = *v;
+    } else if (k == "window" || k == "refractory") {
+      auto v = node.value<int64_t>();
+      const int64_t lo = k == "window" ? 16 : 0;
+      if (!v || *v < lo || *v > 100000) return bad(node, at, "expected a whole number from " + std::to_string(lo) + " to 100000");
+      (k == "window" ? c.window : c.refractory) = static_cast<size_t>(*v);
+    } else if (k == "enabled" && allow_enabled) {
+      if (!node.is_boolean()) return bad(node, at, "expected true or false");
+    } else {
+      return bad(node, at, std::string("unknown setting (detectors, alarm, window, refractory") + (allow_enabled ? ", enabled)" : ")"));
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+std::optional<EnsembleConfig> DetectorDocument::for_metric(std::string_view metric) const {
+  auto it = metrics.find(metric);
+  return it == metrics.end() ? std::optional<EnsembleConfig>(defaults) : it->second;
+}
+
+Result<DetectorDocument> parse_detector_document(std::string_view text) {
+  toml::table root;
+  try {
+    root = toml::parse(text);
+  } catch (const toml::parse_error& e) {
+    return core::make_error(core::Errc::invalid_argument, "line " + std::to_string(e.source().begin.line) + ", column " +
+                                                              std::to_string(e.source().begin.column) + ": " +
+                                                              std::string(e.description()));
+  }
+  DetectorDocument doc;
+  for (const auto& [key, node] : root) {
+    const std::string k(key.str());
+    if (k == "profile") {
+      auto v = node.value<std::string>();
+      if (!v || v->empty()) return bad(node, k, "expected the profile's name");
+      doc.profile = *v;
+    } else if (k == "defaults") {
+      const auto* t = node.as_table();
+      if (!t) return bad(node, k, "expected a table");
+      FL_TRY_STATUS(read_settings(*t, k, doc.defaults, false));
+    } else if (k != "metrics") {
+      return bad(node, k, "unknown key (profile, defaults, metrics)");
+    }
+  }
+  if (const auto* metrics = root["metrics"].as_table()) {
+    for (const auto& [name, node] : *metrics) {
+      const std::string at = "metrics." + std::string(name.str());
+      const auto* t = node.as_table();
+      if (!t) return bad(node, at, "expected a table of settings");
+      auto enabled = (*t)["enabled"].value<bool>();
+      EnsembleConfig c = doc.defaults;  // a metric's settings start from the defaults
+      FL_TRY_STATUS(read_settings(*t, at, c, true));
+      doc.metrics.emplace(std::string(name.str()), enabled.value_or(true) ? std::optional<EnsembleConfig>(c) : std::nullopt);
+    }
+  } else if (root.contains("metrics")) {
+    return bad(*root.get("metrics"), "metrics", "expected a table of metrics");
+  }
+  return doc;
+}
+
+}  // namespace fieldline::analytics
