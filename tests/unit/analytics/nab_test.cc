@@ -44,7 +44,8 @@ std::pair<std::vector<int64_t>, std::vector<double>> read_detections(const std::
 }
 
 TEST(NabScorer, ReproducesThePublishedPerFileScoresOfTheNumentaDetector) {
-  ASSERT_TRUE(std::filesystem::exists(kNab)) << "the shared datasets are expected at " << kNab;
+  // The benchmark data lives beside the checkout, not in it; a clone without it says so.
+  if (!std::filesystem::exists(kNab)) GTEST_SKIP() << "the shared datasets are not at " << kNab;
   auto windows = load_windows(kNab + "/labels/combined_windows.json");
   ASSERT_TRUE(windows) << windows.error().message();
   ASSERT_EQ(windows->size(), 24u);
@@ -170,7 +171,8 @@ namespace {
 
 // What `fieldline eval nab` runs: the default detectors over the shared NAB files.
 TEST(NabEvaluation, TheDefaultDetectorsBeatNeverFiringOnTheSharedFiles) {
-  ASSERT_TRUE(std::filesystem::exists(kNab)) << "the shared datasets are expected at " << kNab;
+  // The benchmark data lives beside the checkout, not in it; a clone without it says so.
+  if (!std::filesystem::exists(kNab)) GTEST_SKIP() << "the shared datasets are not at " << kNab;
   auto ev = evaluate(kNab, [] { return std::make_unique<Ensemble>(); });
   ASSERT_TRUE(ev) << ev.error().message();
   EXPECT_EQ(ev->files.size(), 24u);
