@@ -6,6 +6,8 @@
 #   bench/ab_builds.sh OLD_BINARY NEW_BINARY [qos, default 1] [rounds, default 3] [seconds, default 6] [rate, default 0: unpaced]
 # e.g. git worktree add /tmp/old <commit> && (cd /tmp/old && tools/build.sh release --target fieldline)
 #      bench/ab_builds.sh /tmp/old/build/release/fieldline build/release/fieldline 0
+# OLD_ARGS / NEW_ARGS (environment) add serve arguments to one side, e.g. one binary against
+# itself with a setting changed: OLD_ARGS="--set ingest.raw_log=off" bench/ab_builds.sh B B 1 3 12 150000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 old_bin=$1
@@ -22,11 +24,12 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 hz=$(getconf CLK_TCK)
 
-start() {  # NAME BINARY: serves from $work/NAME, registers 100 devices into $work/NAME.creds
+start() {  # NAME BINARY [serve arguments...]: serves from $work/NAME, registers 100 devices into $work/NAME.creds
   local name=$1 bin=$2
+  shift 2
   mkdir -p "$work/$name"
   "$bin" serve --data-dir "$work/$name/data" --mqtt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --log-level warn \
-    --set mqtt.receive_maximum=65535 > "$work/$name/log" 2>&1 &
+    --set mqtt.receive_maximum=65535 "$@" > "$work/$name/log" 2>&1 &
   pids+=($!)
   echo $! > "$work/$name/pid"
   for _ in $(seq 100); do [[ -f "$work/$name/data/listen.json" ]] && break; sleep 0.1; done
@@ -43,8 +46,10 @@ with open(f"{d}.creds", "w") as f:
         f.write(f"ab-{i} {json.loads(c.getresponse().read())['token']}\n")
 PY
 }
-start old "$old_bin"
-start new "$new_bin"
+# shellcheck disable=SC2086 # the arguments are words to split
+start old "$old_bin" ${OLD_ARGS:-}
+# shellcheck disable=SC2086
+start new "$new_bin" ${NEW_ARGS:-}
 
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%F); QoS $qos, 100 connections, ${secs}s per round, rate ${rate} (0: unpaced)"
 echo

@@ -16,10 +16,7 @@ rounds="${3:-3}"
 tools/setup.sh
 tools/build.sh release >/dev/null
 source bench/fieldline.sh
-work=$(mktemp -d /tmp/fl-bench-contracts.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+bench_workdir contracts
 
 mkdir -p "$work/off" "$work/on"
 start_fieldline "$work/off" --set mqtt.receive_maximum=65535 --set ingest.raw_log=off

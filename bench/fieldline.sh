@@ -1,6 +1,14 @@
 # Sourced by the bench scripts: a fieldline server on loopback, its devices, CPU readings.
 export FIELDLINE_ADMIN_TOKEN="${FIELDLINE_ADMIN_TOKEN:-bench-admin-token-0123456789}"
 
+# bench_workdir NAME: a fresh $work under /tmp, removed on exit with every server whose pid the
+# script adds to $pids.
+bench_workdir() {
+  work=$(mktemp -d "/tmp/fl-bench-$1.XXXXXX")
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+}
+
 # start_fieldline WORKDIR [serve arguments...]: serves from WORKDIR/data on free loopback
 # ports, logs to WORKDIR/fieldline.log; sets fl_pid, fl_mqtt and fl_http.
 start_fieldline() {

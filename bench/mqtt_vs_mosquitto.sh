@@ -11,11 +11,8 @@ conns="${2:-100}"
 tools/setup.sh
 tools/build.sh release >/dev/null
 source bench/fieldline.sh
-work=$(mktemp -d /tmp/fl-bench-mqtt.XXXXXX)
+bench_workdir mqtt
 chmod 755 "$work"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 mq_port=$(free_port)

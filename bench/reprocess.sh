@@ -11,10 +11,7 @@ n="${1:-50000}"
 tools/setup.sh
 tools/build.sh release >/dev/null
 source bench/fieldline.sh
-work=$(mktemp -d /tmp/fl-bench-reprocess.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+bench_workdir reprocess
 
 start_fieldline "$work" --set mqtt.receive_maximum=65535
 pids+=("$fl_pid")

@@ -249,8 +249,6 @@ const std::vector<std::string>& detector_names() {
   return names;
 }
 
-Ensemble::Ensemble(double alarm, size_t refractory) : Ensemble(EnsembleConfig{EnsembleConfig{}.members, 288, alarm, refractory}) {}
-
 Ensemble::Ensemble(const EnsembleConfig& config) : alarm_(config.alarm), refractory_(config.refractory) {
   // Raw deviations pass through the likelihood, so each series is judged against its own
   // usual deviations (windows as in Ahmad et al.: 10 samples against the last 2,000).

@@ -363,22 +363,49 @@ Status RawLog::expire(int64_t now_ns) {
   return {};
 }
 
-Result<std::vector<RawEntry>> RawLog::scan(core::Env& env, const std::string& dir, const std::function<bool(const RawEntry&)>& match,
-                                           size_t limit, std::optional<uint64_t> id) {
-  std::vector<RawEntry> out;
-  if (!env.exists(dir)) return out;
-  FL_TRY(names, env.list_dir(dir));
-  // Newest segments first (ids grow).
+namespace {
+
+// The segments of `dir`, oldest first (ids grow).
+Result<std::vector<std::pair<SegmentName, std::string>>> list_segments(core::Env& env, const std::string& dir) {
   std::vector<std::pair<SegmentName, std::string>> segments;
+  if (!env.exists(dir)) return segments;
+  FL_TRY(names, env.list_dir(dir));
   for (const auto& n : names) {
     if (auto s = parse_name(n)) segments.emplace_back(*s, n);
   }
-  std::sort(segments.begin(), segments.end(), [](const auto& a, const auto& b) { return a.first.first > b.first.first; });
-  for (const auto& [s, name] : segments) {
+  std::sort(segments.begin(), segments.end(), [](const auto& a, const auto& b) { return a.first.first < b.first.first; });
+  return segments;
+}
+
+// A segment's bytes; one sealed or compressed since it was listed is read under its new name.
+// not_found: expired meanwhile, as its retention says.
+Result<std::string> read_listed(core::Env& env, const std::string& dir, const SegmentName& s, const std::string& name) {
+  auto data = read_segment(env, core::join_path(dir, name), s.kind);
+  for (int attempt = 0; attempt < 3 && !data && core::is(data.error(), core::Errc::not_found); ++attempt) {
+    FL_TRY(now, env.list_dir(dir));
+    for (const auto& n : now) {
+      auto renamed = parse_name(n);
+      if (renamed && renamed->first == s.first && renamed->kind > s.kind) {
+        data = read_segment(env, core::join_path(dir, n), renamed->kind);
+        break;
+      }
+    }
+  }
+  return data;
+}
+
+}  // namespace
+
+Result<std::vector<RawEntry>> RawLog::scan(core::Env& env, const std::string& dir, const std::function<bool(const RawEntry&)>& match,
+                                           size_t limit, std::optional<uint64_t> id) {
+  std::vector<RawEntry> out;
+  FL_TRY(segments, list_segments(env, dir));
+  for (auto seg = segments.rbegin(); seg != segments.rend(); ++seg) {  // newest first
+    const auto& [s, name] = *seg;
     if (id && (*id < s.first || (s.kind != SegmentName::active && *id > s.last))) continue;
-    auto data = read_segment(env, core::join_path(dir, name), s.kind);
+    auto data = read_listed(env, dir, s, name);
     if (!data) {
-      if (core::is(data.error(), core::Errc::not_found)) continue;  // compressed or expired meanwhile
+      if (core::is(data.error(), core::Errc::not_found)) continue;
       return data.error();
     }
     std::vector<RawEntry> found;
@@ -393,29 +420,11 @@ Result<std::vector<RawEntry>> RawLog::scan(core::Env& env, const std::string& di
 
 Status RawLog::scan_range(core::Env& env, const std::string& dir, uint64_t after, uint64_t through, int64_t received_since,
                           const std::function<bool(const RawEntry&)>& match, const std::function<void(RawEntry)>& each) {
-  if (!env.exists(dir)) return {};
-  FL_TRY(names, env.list_dir(dir));
-  std::vector<std::pair<SegmentName, std::string>> segments;
-  for (const auto& n : names) {
-    if (auto s = parse_name(n)) segments.emplace_back(*s, n);
-  }
-  std::sort(segments.begin(), segments.end(), [](const auto& a, const auto& b) { return a.first.first < b.first.first; });
+  FL_TRY(segments, list_segments(env, dir));
   for (const auto& [s, name] : segments) {
     const bool sealed = s.kind != SegmentName::active;
     if (s.first > through || (sealed && (s.last <= after || s.last_received < received_since))) continue;
-    auto data = read_segment(env, core::join_path(dir, name), s.kind);
-    // Sealed or compressed meanwhile: read it under its new name (expired: gone, as its
-    // retention says).
-    for (int attempt = 0; attempt < 3 && !data && core::is(data.error(), core::Errc::not_found); ++attempt) {
-      FL_TRY(now, env.list_dir(dir));
-      for (const auto& n : now) {
-        auto renamed = parse_name(n);
-        if (renamed && renamed->first == s.first && renamed->kind > s.kind) {
-          data = read_segment(env, core::join_path(dir, n), renamed->kind);
-          break;
-        }
-      }
-    }
+    auto data = read_listed(env, dir, s, name);
     if (!data) {
       if (core::is(data.error(), core::Errc::not_found)) continue;
       return data.error();

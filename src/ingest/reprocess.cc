@@ -42,6 +42,17 @@ bool concerns(const RawEntry& e, const std::string& device, int64_t from, int64_
   return (e.samples > 0 && e.min_ts < to && e.max_ts >= from) || (e.received_ns >= from && e.received_ns < to);
 }
 
+// The end of the run of entries from `i` that one submission takes: the same transport and
+// reported tags (one device context), at most `most` of them.
+size_t run_end(const std::vector<RawEntry>& entries, size_t i, size_t most) {
+  size_t j = i + 1;
+  while (j < entries.size() && j - i < most && entries[j].transport == entries[i].transport &&
+         entries[j].reported == entries[i].reported) {
+    ++j;
+  }
+  return j;
+}
+
 // Time intervals, merged, answering "does one hold ts?".
 class Intervals {
  public:
@@ -181,8 +192,7 @@ asio::awaitable<Result<ReprocessReport>> Pipeline::reprocess(ReprocessRequest re
   };
   auto& all = *entries;
   for (size_t i = 0; i < all.size();) {
-    size_t j = i + 1;
-    while (j < all.size() && j - i < 256 && all[j].transport == all[i].transport && all[j].reported == all[i].reported) ++j;
+    const size_t j = run_end(all, i, 256);
     for (size_t k = i; k < j; ++k) explained.add(all[k].min_ts, all[k].max_ts);
     auto ctx = context_for(all[i]);
     std::span<RawEntry> run(all.data() + i, j - i);
@@ -288,8 +298,7 @@ asio::awaitable<Result<ReprocessReport>> Pipeline::reprocess(ReprocessRequest re
         return f;
       }
       for (size_t i = 0; i < late.size();) {
-        size_t j = i + 1;
-        while (j < late.size() && late[j].transport == late[i].transport && late[j].reported == late[i].reported) ++j;
+        const size_t j = run_end(late, i, SIZE_MAX);
         auto outcomes = derive(std::span<RawEntry>(late.data() + i, j - i), context_for(late[i]), late_sink);
         f.late.insert(f.late.end(), outcomes.begin(), outcomes.end());
         i = j;

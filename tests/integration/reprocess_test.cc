@@ -209,7 +209,7 @@ TEST_F(Reprocess, AJobAStopInterruptedIsRunAgainAtStart) {
   expect_fixed_in_range_only("r4");
 }
 
-TEST_F(Reprocess, RefusesWithoutTheRawLogOrWithBadArguments) {
+TEST_F(Reprocess, RefusesUnknownDevicesBackwardRangesAndDeviceTokens) {
   apply(meter_contract("1"));
   std::string token = add_pump("r3", "south");
   auto no_device = run(cli("reprocess --device nobody --from -1h --to now"));

@@ -212,9 +212,8 @@ const std::vector<std::string>& detector_names();
 
 class Ensemble final : public Detector {
  public:
-  explicit Ensemble(double alarm = 0.5, size_t refractory = 100);
   // REQUIRES: members named in detector_names().
-  explicit Ensemble(const EnsembleConfig& config);
+  explicit Ensemble(const EnsembleConfig& config = {});
   Verdict update(int64_t ts_ns, double value) override;
   void save(std::string& out) const override;
   bool load(core::ByteReader& in) override;
