@@ -9,7 +9,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev libzstd-dev
-  mosquitto mosquitto-clients curl procps python3 openssl sqlite3
+  mosquitto mosquitto-clients curl procps python3 python3-websockets openssl sqlite3
 )
 # Peers used only by the benchmarks; installed when asked (bench/run.sh passes --bench).
 bench_packages=(influxdb linux-perf)

@@ -138,18 +138,45 @@ std::vector<uint64_t> AlarmBook::tick(int64_t now_ns) {
   return escalated;
 }
 
+bool AlarmBook::Filter::matches(const Alarm& a) const {
+  if (active && a.active != *active) return false;
+  if (acknowledged && a.acknowledged != *acknowledged) return false;
+  if (!device.empty() && a.device != device) return false;
+  if (!type.empty() && a.type != type) return false;
+  if (min_severity && a.severity < *min_severity) return false;
+  return true;
+}
+
 std::vector<const Alarm*> AlarmBook::list(const Filter& f) const {
   std::vector<const Alarm*> out;
   for (auto it = alarms_.rbegin(); it != alarms_.rend(); ++it) {
-    const Alarm& a = it->second;
-    if (f.active && a.active != *f.active) continue;
-    if (f.acknowledged && a.acknowledged != *f.acknowledged) continue;
-    if (!f.device.empty() && a.device != f.device) continue;
-    if (!f.type.empty() && a.type != f.type) continue;
-    if (f.min_severity && a.severity < *f.min_severity) continue;
-    out.push_back(&a);
+    if (f.matches(it->second)) out.push_back(&it->second);
   }
   return out;
+}
+
+void AlarmBook::restore(Alarm a) {
+  next_id_ = std::max(next_id_, a.id + 1);
+  if (a.active) active_by_key_[{a.device, a.dedup_key}] = a.id;
+  const uint64_t id = a.id;
+  alarms_[id] = std::move(a);
+}
+
+std::vector<uint64_t> AlarmBook::forget_cleared(int64_t before_ns) {
+  std::vector<uint64_t> gone;
+  for (auto it = alarms_.begin(); it != alarms_.end();) {
+    if (!it->second.active && it->second.cleared_ns < before_ns) {
+      gone.push_back(it->first);
+      it = alarms_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return gone;
+}
+
+void AlarmBook::expire_maintenance(int64_t now_ns) {
+  std::erase_if(maintenance_, [now_ns](const MaintenanceWindow& w) { return w.to_ns < now_ns; });
 }
 
 }  // namespace fieldline::analytics::alarms

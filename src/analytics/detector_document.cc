@@ -55,6 +55,87 @@ Status read_settings(const toml::table& t, const std::string& where, EnsembleCon
   return {};
 }
 
+Status read_alarm(const toml::table& t, DetectorDocument& doc) {
+  for (const auto& [key, node] : t) {
+    const std::string k(key.str());
+    const std::string at = "alarm." + k;
+    if (k == "severity") {
+      auto v = node.value<std::string>();
+      auto s = v ? alarms::parse_severity(*v) : Result<alarms::Severity>(core::make_error(core::Errc::invalid_argument, ""));
+      if (!s) return bad(node, at, "expected info, warning, minor, major or critical");
+      doc.severity = *s;
+    } else if (k == "runbook") {
+      auto v = node.value<std::string>();
+      if (!v || v->size() > 4096) return bad(node, at, "expected text or a link (at most 4096 bytes)");
+      doc.runbook = *v;
+    } else if (k == "clear_after") {
+      auto v = node.value<int64_t>();
+      if (!v || *v < 1 || *v > 100000) return bad(node, at, "expected a whole number from 1 to 100000");
+      doc.clear_after = static_cast<size_t>(*v);
+    } else {
+      return bad(node, at, "unknown setting (severity, runbook, clear_after)");
+    }
+  }
+  return {};
+}
+
+Status read_multivariate(const toml::table& t, DetectorDocument& doc) {
+  DetectorDocument::Multivariate mv;
+  for (const auto& [key, node] : t) {
+    const std::string k(key.str());
+    const std::string at = "multivariate." + k;
+    if (k == "metrics") {
+      const auto* list = node.as_array();
+      if (!list) return bad(node, at, "expected a list of metric names");
+      for (const auto& item : *list) {
+        auto name = item.value<std::string>();
+        if (!name || name->empty()) return bad(item, at, "expected metric names as strings");
+        if (std::find(mv.metrics.begin(), mv.metrics.end(), *name) != mv.metrics.end()) {
+          return bad(item, at, "'" + name->substr(0, 40) + "' is listed twice");
+        }
+        mv.metrics.push_back(*name);
+      }
+      if (mv.metrics.size() < 2 || mv.metrics.size() > 64) return bad(node, at, "expected 2 to 64 metrics");
+    } else if (k == "reference") {
+      auto v = node.value<int64_t>();
+      if (!v || *v < 10 || *v > 100000) return bad(node, at, "expected a whole number of rows from 10 to 100000");
+      mv.reference = static_cast<size_t>(*v);
+    } else {
+      return bad(node, at, "unknown setting (metrics, reference)");
+    }
+  }
+  if (mv.metrics.empty()) return bad(t, "multivariate.metrics", "missing: the metrics the detector watches together");
+  if (mv.reference < mv.metrics.size() + 2) {
+    return bad(t, "multivariate.reference", "needs at least " + std::to_string(mv.metrics.size() + 2) + " rows for " +
+                                                std::to_string(mv.metrics.size()) + " metrics");
+  }
+  doc.multivariate = std::move(mv);
+  return {};
+}
+
+Status read_rule(const toml::table& t, DetectorDocument& doc) {
+  std::string name, when, clear, severity = "warning", runbook;
+  for (const auto& [key, node] : t) {
+    const std::string k(key.str());
+    auto v = node.value<std::string>();
+    if (k != "name" && k != "when" && k != "clear" && k != "severity" && k != "runbook") {
+      return bad(node, "rules." + k, "unknown setting (name, when, clear, severity, runbook)");
+    }
+    if (!v) return bad(node, "rules." + k, "expected a string");
+    (k == "name" ? name : k == "when" ? when : k == "clear" ? clear : k == "severity" ? severity : runbook) = *v;
+  }
+  if (name.empty() || name.size() > 64) return bad(t, "rules.name", "expected a name of 1-64 characters");
+  for (const auto& r : doc.rules) {
+    if (r.rule.name == name) return bad(t, "rules.name", "'" + name + "' is defined twice");
+  }
+  if (when.empty()) return bad(t, "rules." + name + ".when", "missing: the condition that fires the rule");
+  if (!alarms::parse_severity(severity)) return bad(t, "rules." + name + ".severity", "expected info, warning, minor, major or critical");
+  auto rule = rules::make_rule(name, when, clear, severity);
+  if (!rule) return bad(t, "rules." + name, rule.error().message());
+  doc.rules.push_back({std::move(*rule), std::move(runbook)});
+  return {};
+}
+
 }  // namespace
 
 std::optional<EnsembleConfig> DetectorDocument::for_metric(std::string_view metric) const {
@@ -82,8 +163,24 @@ Result<DetectorDocument> parse_detector_document(std::string_view text) {
       const auto* t = node.as_table();
       if (!t) return bad(node, k, "expected a table");
       FL_TRY_STATUS(read_settings(*t, k, doc.defaults, false));
+    } else if (k == "alarm") {
+      const auto* t = node.as_table();
+      if (!t) return bad(node, k, "expected a table");
+      FL_TRY_STATUS(read_alarm(*t, doc));
+    } else if (k == "multivariate") {
+      const auto* t = node.as_table();
+      if (!t) return bad(node, k, "expected a table");
+      FL_TRY_STATUS(read_multivariate(*t, doc));
+    } else if (k == "rules") {
+      const auto* list = node.as_array();
+      if (!list) return bad(node, k, "expected [[rules]] entries");
+      for (const auto& item : *list) {
+        const auto* t = item.as_table();
+        if (!t) return bad(item, k, "expected [[rules]] entries");
+        FL_TRY_STATUS(read_rule(*t, doc));
+      }
     } else if (k != "metrics") {
-      return bad(node, k, "unknown key (profile, defaults, metrics)");
+      return bad(node, k, "unknown key (profile, defaults, metrics, alarm, multivariate, rules)");
     }
   }
   if (const auto* metrics = root["metrics"].as_table()) {

@@ -143,6 +143,7 @@ Response to_http_error(const Error& e, unsigned version) {
   } else if (cat == core::core_category()) {
     status = static_cast<core::Errc>(v) == core::Errc::invalid_argument ? 400
              : static_cast<core::Errc>(v) == core::Errc::not_found     ? 404
+             : static_cast<core::Errc>(v) == core::Errc::already_exists ? 409
                                                                         : 500;
   }
   auto res = error_response(status, e.name(), e.message(), version);
@@ -166,8 +167,59 @@ Response outcome_error(const ingest::MessageOutcome& o, const std::string& devic
 }  // namespace
 
 Api::Api(const core::Config& config, registry::Registry& registry, ingest::Pipeline& pipeline, ops::Metrics& metrics,
-         Hooks hooks)
-    : config_(config), registry_(registry), pipeline_(pipeline), metrics_(metrics), hooks_(std::move(hooks)) {}
+         analytics::AlarmService& alarms, analytics::DetectorBook& detectors, Hooks hooks)
+    : config_(config), registry_(registry), pipeline_(pipeline), metrics_(metrics), alarms_(alarms), detectors_(detectors),
+      hooks_(std::move(hooks)) {}
+
+namespace {
+
+// Hands alarm events to a WebSocket stream.
+class FeedChannel final : public analytics::AlarmChannel {
+ public:
+  explicit FeedChannel(std::shared_ptr<transport::http::WebSocketFeed> feed) : feed_(std::move(feed)) {}
+  void deliver(const std::string& event) override { feed_->push(event); }
+  const char* kind() const override { return "websocket"; }
+
+ private:
+  std::shared_ptr<transport::http::WebSocketFeed> feed_;
+};
+
+}  // namespace
+
+asio::awaitable<transport::http::Upgrade> Api::upgrade(Request& req) {
+  const unsigned ver = req.version();
+  transport::http::Upgrade up;
+  auto url = boost::urls::parse_origin_form(req.target());
+  if (!url) {
+    up.refusal = error_response(400, "bad_request", "malformed request target", ver);
+    co_return up;
+  }
+  std::map<std::string, std::string> params;
+  for (auto p : url->params()) params[std::string(p.key)] = std::string(p.value);
+  if (url->path() != "/api/v1/stream") {
+    up.refusal = error_response(404, "not_found", "WebSocket streams are at /api/v1/stream", ver);
+    co_return up;
+  }
+  std::string auth(req[bhttp::field::authorization]);
+  std::string token = auth.starts_with("Bearer ") ? auth.substr(7) : params.count("token") ? params["token"] : "";
+  if (registry_.authenticate_bearer(token).principal != registry::Principal::admin) {
+    metrics_.counter("fieldline_http_unauthorized_total", "Requests without valid credentials").inc();
+    up.refusal = error_response(401, "unauthorized", token.empty() ? "missing token: send 'Authorization: Bearer <token>' or ?token="
+                                                                   : "the stream needs the admin token",
+                                ver);
+    co_return up;
+  }
+  auto filter = parse_alarm_filter(params);
+  if (!filter) {
+    up.refusal = to_http_error(filter.error(), ver);
+    co_return up;
+  }
+  up.feed = std::make_shared<transport::http::WebSocketFeed>(co_await asio::this_coro::executor);
+  up.feed->push(core::to_json(json::object{{"event", "stream.open"}, {"at", core::format_rfc3339(now_ns())}}));
+  const uint64_t id = alarms_.subscribe(std::make_shared<FeedChannel>(up.feed), std::move(*filter));
+  up.closed = [this, id] { alarms_.unsubscribe(id); };
+  co_return up;
+}
 
 namespace {
 
@@ -505,6 +557,17 @@ asio::awaitable<Response> Api::handle(Request& req) {
   if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "quarantine") {
     if (!caller.admin()) co_return forbidden("the quarantine needs the admin token");
     auto res = co_await quarantine_route(registry_, pipeline_, config_, method, parts, q.params, req.body(), "admin", ver);
+    co_return res;
+  }
+
+  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "detectors") {
+    if (!caller.admin()) co_return forbidden("detector documents need the admin token");
+    co_return detectors_route(registry_, detectors_, method, parts, req.body(), "admin", ver);
+  }
+
+  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && (parts[2] == "alarms" || parts[2] == "maintenance")) {
+    if (!caller.admin()) co_return forbidden("alarms need the admin token");
+    auto res = co_await alarms_route(alarms_, method, parts, q.params, req.body(), "admin", ver);
     co_return res;
   }
 

@@ -77,6 +77,37 @@ int serve(const core::Config& cfg) {
     return 1;
   }
 
+  // Alarms, and detection in the shards.
+  if (config.analytics.detection != "on" && config.analytics.detection != "off") {
+    std::fprintf(stderr, "FATAL: analytics.detection: '%s' is neither on nor off\n", config.analytics.detection.c_str());
+    return 1;
+  }
+  analytics::AlarmService::Options alarm_options;
+  alarm_options.path = core::join_path(config.data_dir, "alarms.db");
+  alarm_options.policy.escalate_after_ns = config.analytics.escalate_after_ns;
+  alarm_options.policy.max_new_per_minute = config.analytics.max_new_alarms_per_minute;
+  alarm_options.retention_ns = config.analytics.alarm_retention_ns;
+  alarm_options.notify_per_second = config.analytics.notify_per_second;
+  auto alarms = analytics::AlarmService::open(*env, metrics, alarm_options);
+  if (!alarms) {
+    std::fprintf(stderr, "FATAL: cannot open alarms: %s\n", alarms.error().message().c_str());
+    return 1;
+  }
+  analytics::DetectorBook detector_documents;
+  if (auto st = api::load_detectors(**registry, detector_documents); !st) {
+    std::fprintf(stderr, "FATAL: cannot load detector documents: %s\n", st.error().message().c_str());
+    return 1;
+  }
+  std::unique_ptr<analytics::StreamDetection> detection;
+  if (config.analytics.detection == "on") {
+    analytics::StreamDetection::Options o;
+    o.shards = config.shards;
+    o.checkpoint_dir = core::join_path(config.data_dir, "detectors");
+    o.checkpoint_interval_ns = config.analytics.checkpoint_interval_ns;
+    detection = std::make_unique<analytics::StreamDetection>(o, detector_documents, **alarms, *env, metrics);
+    (*pipeline)->set_observer(detection.get());
+  }
+
   std::unique_ptr<asio::ssl::context> tls;
   if (!config.tls.cert_file.empty()) {
     tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
@@ -93,11 +124,13 @@ int serve(const core::Config& cfg) {
   }
 
   transport::mqtt::Server mqtt(runtime, config, **registry, **pipeline, metrics);
-  api::Api api(config, **registry, **pipeline, metrics,
+  api::Api api(config, **registry, **pipeline, metrics, **alarms, detector_documents,
                api::Hooks{[&mqtt](const std::string& d, const std::string& n, const std::string& p) {
                  return mqtt.deliver_command(d, n, p);
                }});
-  transport::http::Server http(runtime, config, metrics, [&api](transport::http::Request& req) { return api.handle(req); });
+  transport::http::Server http(
+      runtime, config, metrics, [&api](transport::http::Request& req) { return api.handle(req); },
+      [&api](transport::http::Request& req) { return api.upgrade(req); });
   (*registry)->on_device_revoked([&mqtt](const std::string& id) { mqtt.close_device(id); });
 
   boost::json::object ports;
@@ -160,6 +193,7 @@ int serve(const core::Config& cfg) {
   auto closed = (*pipeline)->close();
   if (!closed) log->error("storage did not close cleanly: {}", closed.error().message());
   (void)(*registry)->flush_last_seen();
+  (*alarms)->flush();
   runtime.stop();
   runtime.join();
   log->info("stopped{}", std::chrono::steady_clock::now() > deadline ? " (slowly)" : "");

@@ -64,6 +64,15 @@ const std::vector<Field>& fields() {
       {"ingest.raw_retention", Kind::duration, member([](Config& c) -> auto& { return c.ingest.raw_retention_ns; })},
       {"ingest.raw_log", Kind::string, member([](Config& c) -> auto& { return c.ingest.raw_log; })},
       {"ingest.raw_segment_bytes", Kind::bytes, member([](Config& c) -> auto& { return c.ingest.raw_segment_bytes; })},
+      {"analytics.detection", Kind::string, member([](Config& c) -> auto& { return c.analytics.detection; })},
+      {"analytics.checkpoint_interval", Kind::duration, member([](Config& c) -> auto& { return c.analytics.checkpoint_interval_ns; })},
+      {"analytics.alarm_retention", Kind::duration, member([](Config& c) -> auto& { return c.analytics.alarm_retention_ns; })},
+      {"analytics.max_new_alarms_per_minute", Kind::uint, member([](Config& c) -> auto& { return c.analytics.max_new_alarms_per_minute; })},
+      {"analytics.escalate_after", Kind::duration, member([](Config& c) -> auto& { return c.analytics.escalate_after_ns; })},
+      {"analytics.notify_per_second", Kind::uint, member([](Config& c) -> auto& { return c.analytics.notify_per_second; })},
+      {"analytics.webhooks", Kind::string, member([](Config& c) -> auto& { return c.analytics.webhooks; })},
+      {"analytics.webhook_secret", Kind::string, member([](Config& c) -> auto& { return c.analytics.webhook_secret; })},
+      {"analytics.webhook_attempts", Kind::uint, member([](Config& c) -> auto& { return c.analytics.webhook_attempts; })},
   };
   return kFields;
 }

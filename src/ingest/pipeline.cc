@@ -603,7 +603,8 @@ void Pipeline::process(Shard& shard, const DeviceContext& device_context, std::v
   if (!appends) return;
   // Appended together with every other submission that reached the shard in this round of
   // its event loop: one WAL record and one write() for all of them.
-  shard.pending.push_back(Shard::Pending{std::move(spans), std::move(join), started, counters});
+  shard.pending.push_back(Shard::Pending{std::move(spans), std::move(join), started, counters,
+                                         mode == SubmitMode::live && observer_ != nullptr});
   if (!shard.drain_posted) {
     shard.drain_posted = true;
     asio::post(*shard.io, [this, &shard] { drain(shard); });
@@ -632,6 +633,30 @@ ops::Counter& Pipeline::rejected_counter(const char* transport, const Error& e) 
                           {{"transport", transport}, {"reason", e.name()}});
 }
 
+namespace {
+
+// Shows a drained round's stored live samples to the observer.
+void observe(SampleObserver& observer, Pipeline::Shard& shard, const std::vector<Pipeline::Shard::Pending>& round,
+             const std::vector<tsdb::SampleRejection>& rejected) {
+  const std::span<const tsdb::SampleIn> batch(shard.scratch);
+  size_t ri = 0;  // rejected samples (in index order) are not shown
+  for (const auto& p : round) {
+    for (size_t m = 0; m < p.spans.size(); ++m) {
+      auto [begin, end] = p.spans[m];
+      while (ri < rejected.size() && rejected[ri].index < begin) ++ri;
+      if (!p.observed || !p.join->outcomes[m].status) continue;
+      size_t from = begin;
+      for (; ri < rejected.size() && rejected[ri].index < end; ++ri) {
+        if (rejected[ri].index > from) observer.observe(shard.index, *shard.db, batch.subspan(from, rejected[ri].index - from));
+        from = rejected[ri].index + 1;
+      }
+      if (end > from) observer.observe(shard.index, *shard.db, batch.subspan(from, end - from));
+    }
+  }
+}
+
+}  // namespace
+
 void Pipeline::drain(Shard& shard) {
   shard.drain_posted = false;
   if (shard.pending.empty()) return;
@@ -648,6 +673,7 @@ void Pipeline::drain(Shard& shard) {
     sync_raw_log(shard);
   }
   auto appended = raw_written ? shard.db->append(batch) : Result<tsdb::AppendResult>(raw_written.error());
+  if (appended && observer_) observe(*observer_, shard, round, appended->rejected);
   batch.clear();
   if (!appended) {
     const Error& e = appended.error();
@@ -906,6 +932,7 @@ void Pipeline::start() {
           });
         }
         ++shard->ticks;
+        if (observer_) observer_->tick(shard->index, now);
         for (auto& [profile, counters] : shard->profile_counters) counters.publish();
         auto st = shard->db->maintain_blocks(now);
         if (!st) core::logger("tsdb")->error("maintenance of shard {} failed: {}", shard->index, st.error().message());
@@ -940,8 +967,9 @@ Status Pipeline::close() {
     if (shard->closed.exchange(true)) continue;
     std::promise<Status> done;
     auto fut = done.get_future();
-    asio::post(*shard->io, [shard, &done] {
+    asio::post(*shard->io, [this, shard, &done] {
       if (shard->maintenance) shard->maintenance->cancel();
+      if (observer_) observer_->close(shard->index);
       Status raw = shard->raw->flush();
       if (raw) raw = shard->raw->sync();
       auto st = shard->db->close();

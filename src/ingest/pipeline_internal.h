@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fieldline/core/async.h"
 #include "fieldline/ingest/pipeline.h"
 
 namespace fieldline::ingest {
@@ -81,6 +82,7 @@ struct Pipeline::Shard {
     std::shared_ptr<Join> join;
     std::chrono::steady_clock::time_point started;
     const IngestCounters* counters = nullptr;
+    bool observed = false;  // live: shown to the SampleObserver
   };
   std::vector<Pending> pending;
   bool drain_posted = false;
@@ -127,22 +129,7 @@ struct Pipeline::Shard {
   ops::Counter* flagged[3] = {};  // by Quality
 };
 
-// Runs f() on `ex` (a shard's thread, the background pool) and resumes the caller on its own
-// executor with the result. (A plain post, not a coroutine lambda: a coroutine lambda's
-// captures die with the lambda.)
-template <typename Executor, typename F>
-inline auto on_executor(Executor ex, F f) -> asio::awaitable<decltype(f())> {
-  using R = decltype(f());
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(R)>(
-      [&ex, &f](auto handler) {
-        asio::post(ex, [f = std::move(f), handler = std::move(handler)]() mutable {
-          R r = f();
-          auto home = asio::get_associated_executor(handler);
-          asio::post(home, [handler = std::move(handler), r = std::move(r)]() mutable { handler(std::move(r)); });
-        });
-      },
-      asio::use_awaitable);
-}
+using core::on_executor;
 
 template <typename F>
 inline auto on_shard(asio::io_context& io, F f) -> asio::awaitable<decltype(f())> {

@@ -146,6 +146,23 @@ const char* const kMigrations[] = {
       UNIQUE (kind, subject)
     );
     )sql",
+    // 7: detector documents (analytics/detector_document.h) in immutable versions, like contracts.
+    R"sql(
+    CREATE TABLE detector_documents (
+      profile TEXT NOT NULL,
+      version INTEGER NOT NULL,
+      document TEXT NOT NULL,         -- the TOML as applied
+      created_ns INTEGER NOT NULL,
+      created_by TEXT NOT NULL,
+      forced INTEGER NOT NULL,
+      reason TEXT NOT NULL,
+      PRIMARY KEY (profile, version)
+    );
+    CREATE TRIGGER detector_documents_immutable BEFORE UPDATE ON detector_documents
+      BEGIN SELECT RAISE(ABORT, 'detector document versions are immutable'); END;
+    CREATE TRIGGER detector_documents_kept BEFORE DELETE ON detector_documents
+      BEGIN SELECT RAISE(ABORT, 'detector document versions are immutable'); END;
+    )sql",
 };
 
 int64_t now_ns() {
@@ -519,19 +536,39 @@ class SqliteRegistry final : public Registry {
   }
 
   Status add_contract_version(const ContractVersion& v, const AuditEntry& audit) override {
+    return add_version("contracts", "contract", v, audit);
+  }
+  Result<std::vector<ContractVersion>> contract_history(const std::string& profile) override {
+    return history("contracts", profile);
+  }
+  Result<std::vector<std::string>> contract_profiles() override { return profiles("contracts"); }
+  Status add_detector_version(const ContractVersion& v, const AuditEntry& audit) override {
+    return add_version("detector_documents", "detector document", v, audit);
+  }
+  Result<std::vector<ContractVersion>> detector_history(const std::string& profile) override {
+    return history("detector_documents", profile);
+  }
+  Result<std::vector<std::string>> detector_profiles() override { return profiles("detector_documents"); }
+
+  // Versioned profile documents (contracts, detector documents): `table` is one of ours.
+  Status add_version(const std::string& table, const std::string& what, const ContractVersion& v, const AuditEntry& audit) {
     std::lock_guard lock(db_mu_);
     return in_transaction([&]() -> Status {
       Stmt latest;
-      sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(version), 0) FROM contracts WHERE profile=?", -1, &latest.s, nullptr);
+      sqlite3_prepare_v2(db_, ("SELECT COALESCE(MAX(version), 0) FROM " + table + " WHERE profile=?").c_str(), -1, &latest.s,
+                         nullptr);
       bind_text(latest, 1, v.profile);
       if (sqlite3_step(latest.s) != SQLITE_ROW) return make_error(Errc::storage, sqlite3_errmsg(db_));
       int64_t current = sqlite3_column_int64(latest.s, 0);
       if (v.version != current + 1) {
-        return make_error(Errc::already_exists, "contract '" + v.profile + "' is at version " + std::to_string(current) +
+        return make_error(Errc::already_exists, what + " '" + v.profile + "' is at version " + std::to_string(current) +
                                                     ", not " + std::to_string(v.version - 1) + " (applied concurrently?); retry");
       }
       Stmt ins;
-      sqlite3_prepare_v2(db_, "INSERT INTO contracts(profile,version,document,created_ns,created_by,forced,reason) VALUES (?,?,?,?,?,?,?)",
+      sqlite3_prepare_v2(db_,
+                         ("INSERT INTO " + table +
+                          "(profile,version,document,created_ns,created_by,forced,reason) VALUES (?,?,?,?,?,?,?)")
+                             .c_str(),
                          -1, &ins.s, nullptr);
       bind_text(ins, 1, v.profile);
       sqlite3_bind_int64(ins.s, 2, v.version);
@@ -545,12 +582,13 @@ class SqliteRegistry final : public Registry {
     });
   }
 
-  Result<std::vector<ContractVersion>> contract_history(const std::string& profile) override {
+  Result<std::vector<ContractVersion>> history(const std::string& table, const std::string& profile) {
     std::lock_guard lock(db_mu_);
     Stmt st;
     sqlite3_prepare_v2(db_,
-                       "SELECT profile,version,document,created_ns,created_by,forced,reason FROM contracts WHERE profile=? "
-                       "ORDER BY version",
+                       ("SELECT profile,version,document,created_ns,created_by,forced,reason FROM " + table +
+                        " WHERE profile=? ORDER BY version")
+                           .c_str(),
                        -1, &st.s, nullptr);
     bind_text(st, 1, profile);
     std::vector<ContractVersion> out;
@@ -561,10 +599,10 @@ class SqliteRegistry final : public Registry {
     return out;
   }
 
-  Result<std::vector<std::string>> contract_profiles() override {
+  Result<std::vector<std::string>> profiles(const std::string& table) {
     std::lock_guard lock(db_mu_);
     Stmt st;
-    sqlite3_prepare_v2(db_, "SELECT DISTINCT profile FROM contracts ORDER BY profile", -1, &st.s, nullptr);
+    sqlite3_prepare_v2(db_, ("SELECT DISTINCT profile FROM " + table + " ORDER BY profile").c_str(), -1, &st.s, nullptr);
     std::vector<std::string> out;
     while (sqlite3_step(st.s) == SQLITE_ROW) out.push_back(col(st, 0));
     return out;

@@ -2,6 +2,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream.hpp>
@@ -12,6 +13,8 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <boost/json.hpp>
 
 #include <atomic>
@@ -26,6 +29,7 @@ namespace fieldline::transport::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+namespace websocket = boost::beast::websocket;
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
@@ -56,6 +60,15 @@ Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& endp
   return std::make_pair(host.empty() ? std::string("0.0.0.0") : host, static_cast<uint16_t>(port));
 }
 
+bool WebSocketFeed::push(std::string text) {
+  if (channel_.try_send(boost::system::error_code{}, std::move(text))) return true;
+  if (channel_.is_open()) {
+    overflowed_.store(true);
+    channel_.close();
+  }
+  return false;
+}
+
 struct Server::Impl {
   core::ShardRuntime& runtime;
   core::Config config;
@@ -73,9 +86,70 @@ struct Server::Impl {
   std::set<beast::tcp_stream*> live;  // for stop(): guarded by mu
   ops::Gauge& open;
 
-  Impl(core::ShardRuntime& r, const core::Config& c, ops::Metrics& m, Handler h)
+  UpgradeHandler upgrade;
+  ops::Gauge& websockets;
+
+  Impl(core::ShardRuntime& r, const core::Config& c, ops::Metrics& m, Handler h, UpgradeHandler u)
       : runtime(r), config(c), metrics(m), handler(std::move(h)),
-        open(m.gauge("fieldline_http_connections", "Open HTTP connections")) {}
+        open(m.gauge("fieldline_http_connections", "Open HTTP connections")), upgrade(std::move(u)),
+        websockets(m.gauge("fieldline_websocket_streams", "Open WebSocket streams")) {}
+
+  // Streams a feed over an accepted WebSocket until either side ends it. The reader runs beside
+  // the writer (it answers pings and notices a close); whichever ends first ends the other.
+  template <typename Stream>
+  asio::awaitable<void> stream_feed(Stream& stream, Request& req, Upgrade& up) {
+    beast::get_lowest_layer(stream).expires_never();
+    websocket::stream<Stream&> ws(stream);
+    ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(bhttp::field::server, "fieldline"); }));
+    ws.read_message_max(64 * 1024);
+    auto [ec] = co_await ws.async_accept(req, use_nothrow);
+    if (ec) co_return;
+    websockets.add(1);
+    auto feed = up.feed;
+    bool reader_done = false;
+    asio::co_spawn(
+        co_await asio::this_coro::executor,
+        [&ws, feed, &reader_done]() -> asio::awaitable<void> {
+          beast::flat_buffer in;
+          for (;;) {
+            auto [rec, n] = co_await ws.async_read(in, use_nothrow);
+            if (rec) break;
+            in.consume(n);  // clients have nothing to say on this stream yet
+          }
+          reader_done = true;
+          feed->channel().close();
+        },
+        asio::detached);
+    bool write_failed = false;
+    for (;;) {
+      auto [rec, text] = co_await feed->channel().async_receive(use_nothrow);
+      if (rec) break;
+      ws.text(true);
+      auto [wec, wn] = co_await ws.async_write(asio::buffer(text), use_nothrow);
+      if (wec) {
+        write_failed = true;
+        break;
+      }
+    }
+    if (!reader_done && !write_failed && !stopping.load()) {
+      // The feed ended (this side closes): a subscriber too slow to keep up is told why.
+      websocket::close_reason why(feed->overflowed() ? websocket::close_code::policy_error : websocket::close_code::going_away);
+      if (feed->overflowed()) why.reason = "too far behind";
+      co_await ws.async_close(why, use_nothrow);
+    }
+    if (!reader_done) {
+      boost::system::error_code ignored;
+      beast::get_lowest_layer(stream).socket().close(ignored);
+      // Wait for the reader to notice: it uses this frame's stream.
+      while (!reader_done) {
+        asio::steady_timer t(co_await asio::this_coro::executor, 5ms);
+        co_await t.async_wait(use_nothrow);
+      }
+    }
+    websockets.add(-1);
+  }
 
   template <typename Stream>
   asio::awaitable<void> serve(Stream& stream) {
@@ -97,6 +171,22 @@ struct Server::Impl {
         res = ec == bhttp::error::body_limit
                   ? error_response(413, "payload_too_large", "request body exceeds " + std::to_string(config.http.max_body_bytes) + " bytes")
                   : error_response(400, "bad_request", "malformed HTTP request: " + ec.message());
+      } else if (upgrade && websocket::is_upgrade(parser.get())) {
+        auto req = parser.release();
+        Upgrade up;
+        try {
+          up = co_await upgrade(req);
+        } catch (const std::exception& e) {
+          log->error("BUG: upgrade handler threw for {}: {}", std::string(req.target()), e.what());
+          up.refusal = error_response(500, "internal", "internal error");
+        }
+        if (up.feed) {
+          co_await stream_feed(stream, req, up);
+          if (up.closed) up.closed();
+          co_return;
+        }
+        res = up.refusal ? std::move(*up.refusal) : error_response(404, "not_found", "no WebSocket stream here");
+        res.version(req.version());
       } else {
         auto req = parser.release();
         keep_alive = req.keep_alive();
@@ -169,8 +259,9 @@ struct Server::Impl {
   }
 };
 
-Server::Server(core::ShardRuntime& runtime, const core::Config& config, ops::Metrics& metrics, Handler handler)
-    : impl_(std::make_unique<Impl>(runtime, config, metrics, std::move(handler))) {}
+Server::Server(core::ShardRuntime& runtime, const core::Config& config, ops::Metrics& metrics, Handler handler,
+               UpgradeHandler upgrade)
+    : impl_(std::make_unique<Impl>(runtime, config, metrics, std::move(handler), std::move(upgrade))) {}
 
 Server::~Server() { stop(); }
 

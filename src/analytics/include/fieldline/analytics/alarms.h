@@ -91,11 +91,20 @@ class AlarmBook {
   std::vector<uint64_t> tick(int64_t now_ns);
 
   void add_maintenance(MaintenanceWindow w) { maintenance_.push_back(std::move(w)); }
+  const std::vector<MaintenanceWindow>& maintenance() const { return maintenance_; }
+  // Drops maintenance windows that ended before `now_ns`.
+  void expire_maintenance(int64_t now_ns);
+
+  // Puts back an alarm kept elsewhere (loading a saved book); later ids follow the highest.
+  void restore(Alarm a);
+  // Forgets alarms cleared before `before_ns` (retention); returns their ids.
+  std::vector<uint64_t> forget_cleared(int64_t before_ns);
 
   struct Filter {
     std::optional<bool> active, acknowledged;
     std::string device, type;
     std::optional<Severity> min_severity;
+    bool matches(const Alarm& a) const;
   };
   // Newest first.
   std::vector<const Alarm*> list(const Filter& f) const;

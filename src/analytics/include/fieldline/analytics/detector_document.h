@@ -12,6 +12,19 @@
 //   window = 600         # robust z window in samples (16-100000)
 //   [metrics.door_open]
 //   enabled = false      # no detection on this metric
+//   [alarm]
+//   severity = "minor"   # of the anomaly alarms (info, warning, minor, major, critical)
+//   runbook = "https://wiki.example/pumps#vibration"   # text or link every alarm carries
+//   clear_after = 30     # calm samples (score below half the alarm level) before one clears
+//   [multivariate]       # one detector over several metrics of a device (an asset)
+//   metrics = ["flow", "pressure", "current", "temperature"]
+//   reference = 400      # rows of normal operation the model is fitted on (at least metrics + 2)
+//   [[rules]]
+//   name = "overheat"
+//   when = "temperature > 80 for 5m"
+//   clear = "temperature < 75"   # optional: hysteresis
+//   severity = "major"
+//   runbook = "Check the cooling fan"
 //
 // Errors name the line and the key.
 
@@ -20,7 +33,9 @@
 #include <string>
 #include <string_view>
 
+#include "fieldline/analytics/alarms.h"
 #include "fieldline/analytics/detectors.h"
+#include "fieldline/analytics/rules.h"
 #include "fieldline/core/result.h"
 
 namespace fieldline::analytics {
@@ -29,6 +44,19 @@ struct DetectorDocument {
   std::string profile;
   EnsembleConfig defaults;
   std::map<std::string, std::optional<EnsembleConfig>, std::less<>> metrics;  // nullopt: off
+  alarms::Severity severity = alarms::Severity::warning;  // of anomaly alarms
+  std::string runbook;
+  size_t clear_after = 30;
+  struct Multivariate {
+    std::vector<std::string> metrics;
+    size_t reference = 400;
+  };
+  std::optional<Multivariate> multivariate;
+  struct RuleEntry {
+    rules::Rule rule;
+    std::string runbook;
+  };
+  std::vector<RuleEntry> rules;
   // The configuration for a metric (nullopt: detection is off for it).
   std::optional<EnsembleConfig> for_metric(std::string_view metric) const;
 };

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "fieldline/analytics/alarm_service.h"
+#include "fieldline/analytics/stream.h"
 #include "fieldline/core/config.h"
 #include "fieldline/ingest/pipeline.h"
 #include "fieldline/ops/metrics.h"
@@ -26,14 +28,22 @@ struct Hooks {
 class Api {
  public:
   Api(const core::Config& config, registry::Registry& registry, ingest::Pipeline& pipeline, ops::Metrics& metrics,
-      Hooks hooks);
+      analytics::AlarmService& alarms, analytics::DetectorBook& detectors, Hooks hooks);
   boost::asio::awaitable<transport::http::Response> handle(transport::http::Request& req);
+  // GET /api/v1/stream (WebSocket; admin token as `Authorization: Bearer` or, for browsers,
+  // ?token=): alarm events as they happen, one JSON text message each ({"event":
+  // "alarm.raised"|"alarm.updated"|"alarm.cleared"|"alarm.acknowledged"|"alarm.escalated"|
+  // "alarm.commented", "alarm": {...}}; "alarm.storm" says how many the channel's rate limit
+  // held back), filtered like GET /api/v1/alarms (?device=&type=&severity=).
+  boost::asio::awaitable<transport::http::Upgrade> upgrade(transport::http::Request& req);
 
  private:
   core::Config config_;
   registry::Registry& registry_;
   ingest::Pipeline& pipeline_;
   ops::Metrics& metrics_;
+  analytics::AlarmService& alarms_;
+  analytics::DetectorBook& detectors_;
   Hooks hooks_;
 };
 
@@ -112,5 +122,30 @@ Status load_calibrations(registry::Registry& registry, ingest::CalibrationBook& 
 // Records a calibration.overdue event (once) for each calibration in force past its due
 // date, and sets the fieldline_calibrations_overdue gauge; returns how many events are new.
 Result<size_t> raise_overdue_calibrations(registry::Registry& registry, ops::Metrics& metrics, int64_t now_ns);
+
+// Detector documents (admin token), versioned per profile like contracts:
+//   GET  /api/v1/detectors                                 profiles and their latest versions
+//   POST /api/v1/detectors                                 apply a TOML document (its `profile` says whose)
+//   GET  /api/v1/detectors/{profile}                       version history
+//   GET  /api/v1/detectors/{profile}/versions/{v|latest}   one version's document
+// A version applied here is published to `book` (the shards pick it up at their next sample).
+transport::http::Response detectors_route(registry::Registry& registry, analytics::DetectorBook& book,
+                                          boost::beast::http::verb method, const std::vector<std::string>& parts,
+                                          const std::string& body, const std::string& actor, unsigned version);
+// Publishes each profile's latest detector document (at start).
+Status load_detectors(registry::Registry& registry, analytics::DetectorBook& book);
+
+// Alarms (admin token):
+//   GET  /api/v1/alarms[?state=active|cleared&acknowledged=&device=&type=&severity=MIN&limit=]  newest first
+//   GET  /api/v1/alarms/{id}
+//   POST /api/v1/alarms/{id}/acknowledge | /clear | /comment {"text"}   409 when already done
+//   GET  /api/v1/maintenance,  POST /api/v1/maintenance {"device" ("" all), "from", "to", "reason"}
+boost::asio::awaitable<transport::http::Response> alarms_route(analytics::AlarmService& alarms, boost::beast::http::verb method,
+                                                               const std::vector<std::string>& parts,
+                                                               const std::map<std::string, std::string>& params,
+                                                               const std::string& body, const std::string& actor,
+                                                               unsigned version);
+// The filter of GET /api/v1/alarms and of the stream, from query parameters.
+Result<analytics::alarms::AlarmBook::Filter> parse_alarm_filter(const std::map<std::string, std::string>& params);
 
 }  // namespace fieldline::api

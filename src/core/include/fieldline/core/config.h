@@ -72,6 +72,22 @@ struct Config {
     uint64_t raw_segment_bytes = 64ull << 20;                 // a raw log segment is sealed and compressed at this size (or after 1 h)
   } ingest;
 
+  struct Analytics {
+    // "on": every numeric metric gets its profile's detectors (the default set when the
+    // profile has no detector document); "off": no detection, rules or anomaly alarms.
+    std::string detection = "on";
+    int64_t checkpoint_interval_ns = 300LL * 1'000'000'000;  // detector state saved this often (and at stop)
+    int64_t alarm_retention_ns = 90LL * 86400 * 1'000'000'000;  // cleared alarms kept this long
+    uint32_t max_new_alarms_per_minute = 100;  // per alarm type; beyond, counted, not raised
+    int64_t escalate_after_ns = 0;             // an unacknowledged active alarm escalates after this (0: never)
+    uint32_t notify_per_second = 50;           // per notification channel (a WebSocket, an MQTT integrator, a webhook)
+    // Webhooks: space-separated URLs (http:// or https://) that get every alarm event, signed
+    // with HMAC-SHA256 of the body under webhook_secret (header X-Fieldline-Signature).
+    std::string webhooks;
+    std::string webhook_secret;
+    uint32_t webhook_attempts = 8;  // retries with exponential backoff (1 s, 2 s, ... up to 5 min)
+  } analytics;
+
   // Sets one setting from its dotted key and a string value, checking it.
   Status set(const std::string& key, const std::string& value);
   // Reads a TOML file; unknown keys are errors (a typo must not be silently ignored).

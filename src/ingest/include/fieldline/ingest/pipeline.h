@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -176,6 +177,22 @@ struct ReprocessReport {
   int64_t duration_ns = 0;
 };
 
+// What runs in each shard after ingestion (detectors and rules, later online features): it
+// sees every sample live ingestion stores, in arrival order, on the owning shard's thread, as
+// soon as the samples are appended (before they are durable: a sample lost to a crash before
+// its fsync was never acknowledged and comes again). Replayed and reprocessed messages are not
+// shown: they are history, not news. It must be quick; it shares the shard's time budget.
+class SampleObserver {
+ public:
+  virtual ~SampleObserver() = default;
+  // `db` names the samples' series (Db::series_key).
+  virtual void observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) = 0;
+  // Once a second on each shard's thread.
+  virtual void tick(uint32_t shard, int64_t now_ns) = 0;
+  // On each shard's thread as the pipeline closes, before its Db does.
+  virtual void close(uint32_t shard) = 0;
+};
+
 class Pipeline {
  public:
   using Done = std::function<void(std::vector<MessageOutcome>)>;
@@ -228,6 +245,10 @@ class Pipeline {
   // Every device's data quality ("" ), or one device's.
   boost::asio::awaitable<std::vector<DeviceQuality>> quality(const std::string& device);
 
+  // Set before start(); it must outlive close().
+  void set_observer(SampleObserver* observer) { observer_ = observer; }
+  uint32_t shard_count() const { return static_cast<uint32_t>(shards_.size()); }
+
   // Starts the per-shard maintenance timers (block cuts, compaction, retention, gauges).
   void start();
   // Stops accepting, waits for in-flight appends, syncs every WAL. Call from outside the shards
@@ -268,6 +289,7 @@ class Pipeline {
   // Sealed raw log segments are compressed here, at idle priority.
   std::unique_ptr<boost::asio::thread_pool> compressor_;
   std::atomic<bool> stopping_{false};
+  SampleObserver* observer_ = nullptr;
 };
 
 }  // namespace fieldline::ingest

@@ -164,6 +164,11 @@ class Registry {
   virtual Result<std::vector<ContractVersion>> contract_history(const std::string& profile) = 0;
   virtual Result<std::vector<std::string>> contract_profiles() = 0;
   virtual Status append_audit(const AuditEntry& entry) = 0;
+  // Detector documents (analytics/detector_document.h), versioned per profile exactly like
+  // contracts (the document is the TOML as applied).
+  virtual Status add_detector_version(const ContractVersion& v, const AuditEntry& audit) = 0;
+  virtual Result<std::vector<ContractVersion>> detector_history(const std::string& profile) = 0;
+  virtual Result<std::vector<std::string>> detector_profiles() = 0;
 
   // Calibrations. Returns the new record's id; `audit` goes in the same transaction (its
   // subject gets the id appended).
