@@ -303,7 +303,7 @@ struct AlarmService::Impl {
       }
       s->tokens -= 1;
       notified->inc();
-      s->channel->deliver(body);
+      s->channel->deliver(AlarmNotice{to_string(e), a->device, a->type, body});
     }
   }
 
@@ -339,11 +339,12 @@ struct AlarmService::Impl {
     }
     for (auto& s : subs) {
       if (s->dropped == 0) continue;
-      s->channel->deliver(core::to_json(json::object{{"event", "alarm.storm"},
-                                                     {"at", core::format_rfc3339(now)},
-                                                     {"dropped", s->dropped},
-                                                     {"message", "events held back by this channel's rate limit; "
-                                                                 "list the alarms over REST for the full picture"}}));
+      const std::string body = core::to_json(json::object{{"event", "alarm.storm"},
+                                                          {"at", core::format_rfc3339(now)},
+                                                          {"dropped", s->dropped},
+                                                          {"message", "events held back by this channel's rate limit; "
+                                                                      "list the alarms over REST for the full picture"}});
+      s->channel->deliver(AlarmNotice{"alarm.storm", "", "", body});
       s->dropped = 0;
     }
     if (++ticks % 3600 == 1) {

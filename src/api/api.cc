@@ -177,7 +177,7 @@ namespace {
 class FeedChannel final : public analytics::AlarmChannel {
  public:
   explicit FeedChannel(std::shared_ptr<transport::http::WebSocketFeed> feed) : feed_(std::move(feed)) {}
-  void deliver(const std::string& event) override { feed_->push(event); }
+  void deliver(const analytics::AlarmNotice& notice) override { feed_->push(notice.json); }
   const char* kind() const override { return "websocket"; }
 
  private:

@@ -197,6 +197,107 @@ int contract_command(ClientOptions& client, const std::string& action, const std
   return 0;
 }
 
+// fieldline detectors apply|list|history|show: a profile's detector document, versioned.
+int detectors_command(ClientOptions& client, const std::string& action, const std::string& file, const std::string& profile,
+                      const std::string& version) {
+  std::string method = "GET", target = "/api/v1/detectors", body;
+  if (action == "apply") {
+    method = "POST";
+    body = read_file(file);
+  } else if (action == "history") {
+    target += "/" + enc(profile);
+  } else if (action == "show") {
+    target += "/" + enc(profile) + "/versions/" + enc(version);
+  }
+  json::value out;
+  if (int rc = call(client, method, target, body, &out, "text/plain")) return rc;
+  if (client.format == "json") {
+    std::printf("%s\n", fieldline::core::to_json(out).c_str());
+    return 0;
+  }
+  const auto& o = out.as_object();
+  if (action == "apply") {
+    std::printf("detectors of %s %s version %s\n", str(o.at("profile")).c_str(),
+                o.at("new_version").as_bool() ? "applied as" : "unchanged at", str(o.at("version")).c_str());
+  } else if (action == "show") {
+    std::printf("%s", str(o.at("document")).c_str());
+  } else {
+    std::printf("%-24s %-8s %-30s %s\n", "PROFILE", "VERSION", "CREATED", "BY");
+    for (const auto& v : o.at(action == "list" ? "detectors" : "versions").as_array()) {
+      std::printf("%-24s %-8s %-30s %s\n", str(v.at("profile")).c_str(), str(v.at("version")).c_str(),
+                  str(v.at("created")).c_str(), str(v.at("created_by")).c_str());
+    }
+  }
+  return 0;
+}
+
+struct AlarmArgs {
+  std::string id, text, state, device, type, severity, acknowledged, from, to, reason;
+  size_t limit = 100;
+};
+
+void print_alarm_row(const json::object& a) {
+  std::printf("%-6s %-8s %-9s %-5s %-20s %-14s %-30s %s\n", str(a.at("id")).c_str(), str(a.at("severity")).c_str(),
+              str(a.at("state")).c_str(), a.at("acknowledged").as_bool() ? "ack" : "-", str(a.at("device")).c_str(),
+              str(a.at("type")).c_str(), str(a.at("raised")).c_str(),
+              str(a.at("evidence").at("explanation")).c_str());
+}
+
+// fieldline alarm list|show|ack|clear|comment, and maintenance windows.
+int alarm_command(ClientOptions& client, const std::string& action, const AlarmArgs& a) {
+  std::string method = "GET", target = "/api/v1/alarms", body;
+  if (action == "list") {
+    std::string q = "?limit=" + std::to_string(a.limit);
+    for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
+             {"state", a.state}, {"device", a.device}, {"type", a.type}, {"severity", a.severity}, {"acknowledged", a.acknowledged}}) {
+      if (!v.empty()) q += "&" + k + "=" + enc(v);
+    }
+    target += q;
+  } else if (action == "show") {
+    target += "/" + enc(a.id);
+  } else if (action == "ack" || action == "clear" || action == "comment") {
+    method = "POST";
+    target += "/" + enc(a.id) + "/" + (action == "ack" ? std::string("acknowledge") : action);
+    if (action == "comment") body = fieldline::core::to_json(json::object{{"text", a.text}});
+  } else if (action == "maintenance") {
+    method = "POST";
+    target = "/api/v1/maintenance";
+    body = fieldline::core::to_json(json::object{{"device", a.device}, {"from", a.from}, {"to", a.to}, {"reason", a.reason}});
+  }
+  json::value out;
+  if (int rc = call(client, method, target, body, &out)) return rc;
+  if (client.format == "json") {
+    std::printf("%s\n", fieldline::core::to_json(out).c_str());
+    return 0;
+  }
+  const auto& o = out.as_object();
+  if (action == "maintenance") {
+    std::printf("maintenance window for %s from %s to %s\n", a.device.empty() ? "every device" : a.device.c_str(),
+                str(o.at("from")).c_str(), str(o.at("to")).c_str());
+    return 0;
+  }
+  std::printf("%-6s %-8s %-9s %-5s %-20s %-14s %-30s %s\n", "ID", "SEVERITY", "STATE", "ACK", "DEVICE", "TYPE", "RAISED",
+              "EXPLANATION");
+  if (action == "list") {
+    for (const auto& x : o.at("alarms").as_array()) print_alarm_row(x.as_object());
+    return 0;
+  }
+  print_alarm_row(o);
+  if (action == "show") {
+    std::printf("\noccurrences %s, last seen %s, score %s\n", str(o.at("occurrences")).c_str(), str(o.at("last_seen")).c_str(),
+                str(o.at("evidence").at("score")).c_str());
+    if (!o.at("runbook").as_string().empty()) std::printf("runbook: %s\n", str(o.at("runbook")).c_str());
+    std::printf("evidence:\n");
+    for (const auto& s : o.at("evidence").at("samples").as_array()) {
+      std::printf("  %s  %s\n", str(s.as_array()[0]).c_str(), str(s.as_array()[1]).c_str());
+    }
+    for (const auto& c : o.at("comments").as_array()) {
+      std::printf("comment by %s at %s: %s\n", str(c.at("by")).c_str(), str(c.at("at")).c_str(), str(c.at("text")).c_str());
+    }
+  }
+  return 0;
+}
+
 // fieldline eval nab: the default detector set scored on a NAB-layout folder, with the
 // published detectors' scores on the same files beside it when the folder has them.
 int eval_nab(const std::string& dir, const std::string& format) {
@@ -596,6 +697,52 @@ int run(int argc, char** argv) {
   c_validate->add_option("file", c_file, "Contract document")->required()->check(CLI::ExistingFile);
   c_validate->add_option("--against", c_against, "A previous version's document: list the changes and whether they break")
       ->check(CLI::ExistingFile);
+  // detectors ..., alarm ...
+  auto* detectors_cmd = app.add_subcommand("detectors", "Detector documents of device profiles (detectors, rules, alarms), on a running server");
+  detectors_cmd->require_subcommand(1);
+  std::string d_file, d_profile, d_version = "latest";
+  auto* d_apply = detectors_cmd->add_subcommand("apply", "Apply a detector document (TOML); a new version only if it changed");
+  d_apply->add_option("file", d_file, "Detector document")->required()->check(CLI::ExistingFile);
+  add_client_options(d_apply, client);
+  auto* d_list = detectors_cmd->add_subcommand("list", "Profiles with a detector document and their latest versions");
+  add_client_options(d_list, client);
+  auto* d_history = detectors_cmd->add_subcommand("history", "Versions of a profile's detector document");
+  d_history->add_option("profile", d_profile)->required();
+  add_client_options(d_history, client);
+  auto* d_show = detectors_cmd->add_subcommand("show", "A version of a profile's detector document");
+  d_show->add_option("profile", d_profile)->required();
+  d_show->add_option("--version", d_version, "Version number or latest (default)");
+  add_client_options(d_show, client);
+  auto* alarm_cmd = app.add_subcommand("alarm", "Alarms: list, show, acknowledge, clear, comment; maintenance windows");
+  alarm_cmd->require_subcommand(1);
+  AlarmArgs aa;
+  auto* a_list = alarm_cmd->add_subcommand("list", "Alarms, newest first");
+  a_list->add_option("--state", aa.state, "active or cleared")->check(CLI::IsMember({"active", "cleared"}));
+  a_list->add_option("--acknowledged", aa.acknowledged, "true or false")->check(CLI::IsMember({"true", "false"}));
+  a_list->add_option("--device", aa.device);
+  a_list->add_option("--type", aa.type, "anomaly, out_of_range, data_missing, multivariate, rule");
+  a_list->add_option("--severity", aa.severity, "At least this severity (info, warning, minor, major, critical)");
+  a_list->add_option("--limit", aa.limit);
+  add_client_options(a_list, client);
+  std::vector<std::pair<CLI::App*, std::string>> alarm_actions{{a_list, "list"}};
+  for (const auto& [name, help] : std::vector<std::pair<std::string, std::string>>{
+           {"show", "An alarm with its evidence, runbook and comments"},
+           {"ack", "Acknowledge an alarm"},
+           {"clear", "Clear an alarm"},
+           {"comment", "Comment on an alarm"}}) {
+    auto* c = alarm_cmd->add_subcommand(name, help);
+    c->add_option("id", aa.id, "Alarm id")->required();
+    if (name == "comment") c->add_option("text", aa.text)->required();
+    add_client_options(c, client);
+    alarm_actions.emplace_back(c, name);
+  }
+  auto* a_maint = alarm_cmd->add_subcommand("maintenance", "Hold back new alarms of a device (or all) for a while");
+  a_maint->add_option("--device", aa.device, "Device id (default: every device)");
+  a_maint->add_option("--from", aa.from, "Start (RFC 3339, default now)");
+  a_maint->add_option("--to", aa.to, "End (RFC 3339 or e.g. +2h)")->required();
+  a_maint->add_option("--reason", aa.reason)->required();
+  add_client_options(a_maint, client);
+  alarm_actions.emplace_back(a_maint, "maintenance");
   // calibration ..., events
   auto* calibration_cmd = app.add_subcommand("calibration", "Calibration records of devices' metrics, on a running server");
   calibration_cmd->require_subcommand(1);
@@ -827,6 +974,13 @@ int run(int argc, char** argv) {
       }
     }
     return 0;
+  }
+  for (const auto& [cmd, action] : std::vector<std::pair<CLI::App*, std::string>>{
+           {d_apply, "apply"}, {d_list, "list"}, {d_history, "history"}, {d_show, "show"}}) {
+    if (cmd->parsed()) return detectors_command(client, action, d_file, d_profile, d_version);
+  }
+  for (const auto& [cmd, action] : alarm_actions) {
+    if (cmd->parsed()) return alarm_command(client, action, aa);
   }
   if (calibration_cmd->parsed()) {
     return calibration_command(client, calibration_cmd->get_subcommands().front()->get_name(), ca);

@@ -14,8 +14,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <future>
+#include <sstream>
 #include <thread>
 
+#include "fieldline/analytics/webhooks.h"
 #include "fieldline/api/api.h"
 #include "fieldline/core/env.h"
 #include "fieldline/core/log.h"
@@ -29,6 +31,25 @@
 namespace fieldline::app {
 
 namespace asio = boost::asio;
+
+namespace {
+
+// Alarm events to MQTT integrators (alarms/{device}/{type}; alarms/storm for a summary).
+class MqttAlarmChannel final : public analytics::AlarmChannel {
+ public:
+  explicit MqttAlarmChannel(transport::mqtt::Server& mqtt) : mqtt_(mqtt) {}
+  void deliver(const analytics::AlarmNotice& n) override {
+    const std::string topic = n.device.empty() ? std::string("alarms/storm")
+                                               : "alarms/" + std::string(n.device) + "/" + std::string(n.type);
+    mqtt_.publish_alarm(topic, n.json);
+  }
+  const char* kind() const override { return "mqtt"; }
+
+ private:
+  transport::mqtt::Server& mqtt_;
+};
+
+}  // namespace
 
 int serve(const core::Config& cfg) {
   core::Config config = cfg;
@@ -132,6 +153,30 @@ int serve(const core::Config& cfg) {
       runtime, config, metrics, [&api](transport::http::Request& req) { return api.handle(req); },
       [&api](transport::http::Request& req) { return api.upgrade(req); });
   (*registry)->on_device_revoked([&mqtt](const std::string& id) { mqtt.close_device(id); });
+  std::vector<uint64_t> channels;
+  channels.push_back((*alarms)->subscribe(std::make_shared<MqttAlarmChannel>(mqtt), {}));
+  std::vector<std::shared_ptr<analytics::WebhookChannel>> webhooks;
+  {
+    std::istringstream urls(config.analytics.webhooks);
+    for (std::string url; urls >> url;) {
+      if (config.analytics.webhook_secret.empty()) {
+        std::fprintf(stderr, "FATAL: analytics.webhooks needs analytics.webhook_secret (the events are signed with it)\n");
+        return 1;
+      }
+      analytics::WebhookChannel::Options o;
+      o.url = url;
+      o.secret = config.analytics.webhook_secret;
+      o.attempts = std::max<uint32_t>(1, config.analytics.webhook_attempts);
+      auto hook = analytics::WebhookChannel::make(o, metrics);
+      if (!hook) {
+        std::fprintf(stderr, "FATAL: analytics.webhooks: %s\n", hook.error().message().c_str());
+        return 1;
+      }
+      channels.push_back((*alarms)->subscribe(*hook, {}));
+      webhooks.push_back(*hook);
+      log->info("alarm events go to webhook {}", url);
+    }
+  }
 
   boost::json::object ports;
   auto bind = [&](const char* what, auto& server, const std::string& ep, asio::ssl::context* ctx) -> bool {
@@ -194,6 +239,8 @@ int serve(const core::Config& cfg) {
   if (!closed) log->error("storage did not close cleanly: {}", closed.error().message());
   (void)(*registry)->flush_last_seen();
   (*alarms)->flush();
+  for (uint64_t id : channels) (*alarms)->unsubscribe(id);
+  for (auto& w : webhooks) w->stop();
   runtime.stop();
   runtime.join();
   log->info("stopped{}", std::chrono::steady_clock::now() > deadline ? " (slowly)" : "");

@@ -238,6 +238,8 @@ std::string Config::to_toml() const {
       section = sec;
     }
     std::string v = get(*this, f);
+    // Secrets are not shown: `config print` output ends up in tickets and chat.
+    if (name.ends_with("secret") && !v.empty()) v = "(set, not shown)";
     bool numeric = f.kind == Kind::uint;
     out += name + " = " + (numeric ? v : "\"" + v + "\"") + "\n";
   }

@@ -547,10 +547,20 @@ class Session final : public SessionBase {
     if (!c.username || !c.password) {
       return refuse_connect(reason::bad_username_or_password, 0x04, "user name (device id) and password (token) are required");
     }
-    auto identity = server_.registry.authenticate_device(*c.username, *c.password);
+    if (*c.username == kIntegratorUser) {
+      // An integrator (admin token) subscribing to alarms: it publishes nothing and has no will.
+      if (server_.registry.authenticate_bearer(*c.password).principal != registry::Principal::admin) {
+        return refuse_connect(reason::not_authorized, 0x05, "the integrator user needs the admin token as its password");
+      }
+      integrator_ = true;
+      c.will.reset();
+    }
+    auto identity = integrator_ ? Result<registry::DeviceIdentity>(registry::DeviceIdentity{})
+                                : server_.registry.authenticate_device(*c.username, *c.password);
     if (!identity) {
       return refuse_connect(reason::bad_username_or_password, 0x04, identity.error().context());
     }
+    if (integrator_) identity->id = kIntegratorUser;
     device_ = identity->id;
     // MQTT 5 devices may say which firmware they run and which gateway they come through.
     std::string firmware, gateway;
@@ -684,6 +694,9 @@ class Session final : public SessionBase {
 
   void on_publish(Publish& p) {
     if (!resolve_topic(p)) return;
+    if (integrator_) {
+      return reject_publish(p, reason::not_authorized, "mqtt.not_authorized", "an integrator session only subscribes (alarms/#)");
+    }
     if (p.qos == 2) {
       server_.rejected("mqtt.qos_not_supported").inc();
       return disconnect(reason::qos_not_supported, "QoS 2 is not supported; use QoS 0 or 1");
@@ -848,6 +861,7 @@ class Session final : public SessionBase {
   }
 
   bool allowed_filter(const std::string& f) const {
+    if (integrator_) return f == "alarms/#" || (f.starts_with("alarms/") && valid_topic_filter(f));
     std::string base = "devices/" + device_ + "/commands";
     return f == base || f == base + "/#" || (f.starts_with(base + "/") && valid_topic_filter(f));
   }
@@ -962,6 +976,7 @@ class Session final : public SessionBase {
   std::shared_ptr<const ingest::DeviceContext> context_;
   std::shared_ptr<SessionState> state_;
   std::unique_ptr<Will> will_;  // a pointer: Will is large and most connections have none
+  bool integrator_ = false;      // user name kIntegratorUser with the admin token: alarms/# only
   std::vector<std::string> aliases_;
   std::vector<ingest::Message> batch_;
   // The packet ids of the messages submitted and batched, in PUBLISH order (0 for QoS 0):
@@ -1204,6 +1219,35 @@ size_t Server::Impl::deliver(const std::string& device_id, const std::string& na
       auto live = st->live.lock();
       if (!live && qos == 0) continue;
       if (st->outbound.size() >= 1000) continue;  // a bounded queue per offline session
+      st->outbound.push_back({topic, payload, qos, 0, false});
+      impl_->keep(*st, st->outbound.back());
+      ++reached;
+      if (live) wake.push_back(std::move(live));
+    }
+  }
+  for (auto& s : wake) s->deliver_async();
+  return reached;
+}
+
+size_t Server::publish_alarm(const std::string& topic, const std::string& payload) {
+  std::vector<std::shared_ptr<SessionBase>> wake;
+  size_t reached = 0;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (auto& [id, st] : impl_->sessions) {
+      if (st->device != kIntegratorUser) continue;
+      uint8_t qos = 0;
+      bool match = false;
+      for (const auto& [filter, q] : st->subscriptions) {
+        if (topic_matches(filter, topic)) {
+          match = true;
+          qos = std::max(qos, q);
+        }
+      }
+      if (!match) continue;
+      auto live = st->live.lock();
+      if (!live && qos == 0) continue;
+      if (st->outbound.size() >= 1000) continue;  // a bounded queue per session
       st->outbound.push_back({topic, payload, qos, 0, false});
       impl_->keep(*st, st->outbound.back());
       ++reached;

@@ -36,11 +36,18 @@ Result<alarms::Alarm> alarm_from_json(const boost::json::value& v);
 // {"event": "alarm.raised", "at": ..., "alarm": {...}}: what channels receive.
 std::string event_json(AlarmEvent e, const alarms::Alarm& a, int64_t at_ns);
 
-// A notification channel: receives events (JSON text) on the service's thread.
+// An event as a channel gets it: its name ("alarm.raised", ..., "alarm.storm"), the alarm's
+// device and type (empty for alarm.storm), and the JSON text.
+struct AlarmNotice {
+  std::string_view event, device, type;
+  const std::string& json;
+};
+
+// A notification channel: receives events on the service's thread.
 class AlarmChannel {
  public:
   virtual ~AlarmChannel() = default;
-  virtual void deliver(const std::string& event_json) = 0;
+  virtual void deliver(const AlarmNotice& notice) = 0;
   // A name for logs and metrics ("websocket", "mqtt", "webhook").
   virtual const char* kind() const = 0;
 };

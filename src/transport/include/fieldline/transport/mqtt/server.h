@@ -2,6 +2,7 @@
 // The MQTT server (3.1.1 and 5.0) on Boost.Asio coroutines. Devices authenticate with user
 // name = device id and password = token, publish telemetry to devices/{id}/telemetry and may
 // subscribe under devices/{id}/commands/#. PUBACK is sent only once the message is durable.
+// Integrators (user name kIntegratorUser, the admin token) subscribe to alarms/#.
 //
 // Threading: the acceptor runs on shard 0 and hands each connection to a shard round-robin;
 // a session lives on that shard's thread. Session state that outlives a connection (MQTT
@@ -22,6 +23,10 @@
 
 namespace fieldline::transport::mqtt {
 
+// The user name of an integrator's session: password = the admin token; it may subscribe
+// under alarms/# only and publishes nothing. (Not a valid device id, so never a device's.)
+inline constexpr const char* kIntegratorUser = "$integrator";
+
 class Server {
  public:
   Server(core::ShardRuntime& runtime, const core::Config& config, registry::Registry& registry,
@@ -39,6 +44,9 @@ class Server {
   // Delivers a command to the device's subscriptions matching devices/{id}/commands/{name};
   // queued for offline persistent sessions. Returns the number of sessions it reached.
   size_t deliver_command(const std::string& device_id, const std::string& name, const std::string& payload);
+  // Publishes an alarm event to the integrator sessions subscribed to `topic` (alarms/...);
+  // queued for offline persistent ones. Returns the number of sessions it reached.
+  size_t publish_alarm(const std::string& topic, const std::string& payload);
   size_t connection_count() const;
 
   struct Impl;
