@@ -100,8 +100,12 @@ Status read_multivariate(const toml::table& t, DetectorDocument& doc) {
       auto v = node.value<int64_t>();
       if (!v || *v < 10 || *v > 100000) return bad(node, at, "expected a whole number of rows from 10 to 100000");
       mv.reference = static_cast<size_t>(*v);
+    } else if (k == "persistence") {
+      auto v = node.value<int64_t>();
+      if (!v || *v < 1 || *v > 1000) return bad(node, at, "expected a whole number of rows from 1 to 1000");
+      mv.persistence = static_cast<size_t>(*v);
     } else {
-      return bad(node, at, "unknown setting (metrics, reference)");
+      return bad(node, at, "unknown setting (metrics, reference, persistence)");
     }
   }
   if (mv.metrics.empty()) return bad(t, "multivariate.metrics", "missing: the metrics the detector watches together");

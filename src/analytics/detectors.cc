@@ -44,6 +44,9 @@ Verdict RobustZ::update(int64_t ts, double value) {
       last_ts_ = ts;
       return v;
     }
+    // Two readings with one timestamp have no rate of change between them to judge: their
+    // difference is noise (a gateway's burst), not a jump.
+    if (ts == last_ts_) return v;
     x = value - previous_;
   }
   const bool repeat = ts == last_ts_;

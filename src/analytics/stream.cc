@@ -72,7 +72,8 @@ struct StreamDetection::ShardState {
     size_t reference_rows = 0;
     std::optional<PcaMonitor> pca;
     bool mv_active = false;
-    size_t mv_calm = 0;
+    size_t mv_calm = 0, mv_out = 0;  // rows in a row within / out of control
+    size_t mv_persistence = 3;
     std::deque<std::pair<int64_t, double>> mv_recent;  // (time, largest ratio to its limit)
   };
 
@@ -197,6 +198,7 @@ void setup_device(Shard::Device& d, const ProfileDetectors* doc, const tsdb::Ser
     d.row.assign(mv->metrics.size(), 0);
     d.row_ts.assign(mv->metrics.size(), INT64_MIN);
     d.reference_rows = mv->reference;
+    d.mv_persistence = mv->persistence;
   }
 }
 
@@ -337,7 +339,9 @@ void StreamDetection::observe(uint32_t shard, const tsdb::Db& db, std::span<cons
       if (d.mv_recent.size() > kEvidenceSamples) d.mv_recent.pop_front();
       // 0 within the limits, 0.5 at √2 times them, on towards 1.
       const double mv_score = ratio <= 1 ? 0 : std::min(1.0, 1.0 - 1.0 / (ratio * ratio));
-      if (mv_score >= (document ? document->defaults.alarm : 0.5)) {
+      const bool out = mv_score >= (document ? document->defaults.alarm : 0.5);
+      d.mv_out = out ? d.mv_out + 1 : 0;
+      if (out && d.mv_out >= d.mv_persistence) {
         d.mv_calm = 0;
         std::vector<std::pair<double, size_t>> shares;
         for (size_t i = 0; i < st.contributions.size(); ++i) shares.emplace_back(st.contributions[i], i);
@@ -353,6 +357,8 @@ void StreamDetection::observe(uint32_t shard, const tsdb::Db& db, std::span<cons
                         "× their limits; contributing: " + who;
         alarms_.raise({"multivariate", m.device, "multivariate", severity, now, std::move(e), runbook});
         d.mv_active = true;
+      } else if (out) {
+        d.mv_calm = 0;
       } else if (d.mv_active && ++d.mv_calm >= (document ? document->clear_after : 30)) {
         d.mv_active = false;
         alarms_.clear_condition(m.device, "multivariate", now);

@@ -19,6 +19,7 @@
 //   [multivariate]       # one detector over several metrics of a device (an asset)
 //   metrics = ["flow", "pressure", "current", "temperature"]
 //   reference = 400      # rows of normal operation the model is fitted on (at least metrics + 2)
+//   persistence = 3      # rows in a row out of control before it alarms (a fault persists; noise does not)
 //   [[rules]]
 //   name = "overheat"
 //   when = "temperature > 80 for 5m"
@@ -50,6 +51,7 @@ struct DetectorDocument {
   struct Multivariate {
     std::vector<std::string> metrics;
     size_t reference = 400;
+    size_t persistence = 3;
   };
   std::optional<Multivariate> multivariate;
   struct RuleEntry {
