@@ -12,7 +12,7 @@ packages=(
   mosquitto mosquitto-clients curl procps python3 python3-websockets openssl sqlite3
 )
 # Peers used only by the benchmarks; installed when asked (bench/run.sh passes --bench).
-bench_packages=(influxdb linux-perf)
+bench_packages=(influxdb linux-perf python3-paho-mqtt)
 
 want=("${packages[@]}")
 if [[ "${1:-}" == "--bench" ]]; then want+=("${bench_packages[@]}"); fi

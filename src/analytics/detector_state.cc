@@ -217,4 +217,40 @@ Status restore(Detector& d, std::string_view bytes) {
   return {};
 }
 
+namespace {
+constexpr char kFileMagic[] = "FLDS";
+constexpr uint32_t kFileVersion = 1;
+}  // namespace
+
+std::string encode_detector_file(const std::vector<SavedDetectors>& entries) {
+  std::string out(kFileMagic, 4);
+  core::put_u32(out, kFileVersion);
+  for (const auto& e : entries) {
+    core::put_string(out, e.key);
+    core::put_varint(out, e.document_version);
+    core::put_string(out, e.ensemble);
+    core::put_string(out, e.silence);
+  }
+  core::put_u32(out, core::crc32c(out.data(), out.size()));
+  return out;
+}
+
+Result<std::vector<SavedDetectors>> decode_detector_file(std::string_view bytes) {
+  auto bad = [](const std::string& why) { return core::make_error(core::Errc::corrupt, "detector file: " + why); };
+  if (bytes.size() < 12 || bytes.substr(0, 4) != std::string_view(kFileMagic, 4)) return bad("not a detector file");
+  if (core::get_u32(bytes.data() + 4) != kFileVersion) return bad("version " + std::to_string(core::get_u32(bytes.data() + 4)) + " is not 1");
+  if (core::get_u32(bytes.data() + bytes.size() - 4) != core::crc32c(bytes.data(), bytes.size() - 4)) return bad("checksum mismatch");
+  std::vector<SavedDetectors> out;
+  core::ByteReader r(bytes.data() + 8, bytes.size() - 12);
+  while (r.remaining() > 0) {
+    auto key = r.string();
+    auto version = key ? r.varint() : std::nullopt;
+    auto ensemble = version ? r.string() : std::nullopt;
+    auto silence = ensemble ? r.string() : std::nullopt;
+    if (!silence) return bad("entry " + std::to_string(out.size()) + " is cut short");
+    out.push_back({std::string(*key), *version, std::string(*ensemble), std::string(*silence)});
+  }
+  return out;
+}
+
 }  // namespace fieldline::analytics

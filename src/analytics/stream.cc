@@ -13,16 +13,12 @@
 #include <unordered_map>
 
 #include "fieldline/analytics/pca.h"
-#include "fieldline/core/bytes.h"
-#include "fieldline/core/crc32c.h"
 #include "fieldline/core/log.h"
 
 namespace fieldline::analytics {
 
 namespace {
 
-constexpr char kCheckpointMagic[] = "FLDS";
-constexpr uint32_t kCheckpointVersion = 1;
 constexpr int64_t kMinSilenceNs = 10'000'000'000;  // a network hiccup is not missing data
 constexpr size_t kEvidenceSamples = 16;
 constexpr uint32_t kUnresolved = UINT32_MAX, kNotDetected = UINT32_MAX - 1;
@@ -42,24 +38,6 @@ std::string tag_of(const tsdb::SeriesKey& key, std::string_view name) {
 }  // namespace
 
 struct StreamDetection::ShardState {
-  // One device's metric (its series of every quality and contract version together).
-  struct Metric {
-    std::string device, metric, profile;
-    int64_t doc_version = -1;
-    std::unique_ptr<Ensemble> ensemble;  // null: detection is off for this metric
-    std::unique_ptr<Silence> silence;
-    double level = 0.5;  // the ensemble's alarm score
-    std::array<std::pair<int64_t, double>, kEvidenceSamples> recent{};
-    size_t recent_count = 0;
-    bool anomaly_active = false, range_active = false, silence_active = false;
-    size_t calm = 0;
-    std::string device_key;  // into devices
-  };
-  struct Series {
-    uint32_t metric = kUnresolved;
-    bool out_of_range = false;
-    uint64_t epoch = 0;
-  };
   struct Device {
     int64_t doc_version = -1;
     std::unique_ptr<rules::Evaluator> rules;
@@ -75,6 +53,25 @@ struct StreamDetection::ShardState {
     size_t mv_calm = 0, mv_out = 0;  // rows in a row within / out of control
     size_t mv_persistence = 3;
     std::deque<std::pair<int64_t, double>> mv_recent;  // (time, largest ratio to its limit)
+  };
+  // One device's metric (its series of every quality and contract version together).
+  struct Metric {
+    std::string device, metric, profile;
+    int64_t doc_version = -1;
+    std::unique_ptr<Ensemble> ensemble;  // null: detection is off for this metric
+    std::unique_ptr<Silence> silence;
+    double level = 0.5;  // the ensemble's alarm score
+    std::array<std::pair<int64_t, double>, kEvidenceSamples> recent{};
+    size_t recent_count = 0;
+    bool anomaly_active = false, range_active = false, silence_active = false;
+    size_t calm = 0;
+    std::shared_ptr<const ProfileDetectors> document;  // null: the defaults
+    Device* device_state = nullptr;  // in devices (node-stable)
+  };
+  struct Series {
+    uint32_t metric = kUnresolved;
+    bool out_of_range = false;
+    uint64_t epoch = 0;
   };
 
   uint32_t index = 0;
@@ -109,28 +106,11 @@ StreamDetection::StreamDetection(Options options, const DetectorBook& documents,
       std::ifstream in(path, std::ios::binary);
       std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
       if (!bytes.empty()) {
-        // [magic][u32 version][entries...][u32 crc32c of all before]
-        bool ok = bytes.size() >= 12 && bytes.compare(0, 4, kCheckpointMagic) == 0 &&
-                  core::get_u32(bytes.data() + 4) == kCheckpointVersion &&
-                  core::get_u32(bytes.data() + bytes.size() - 4) == core::crc32c(bytes.data(), bytes.size() - 4);
-        if (ok) {
-          core::ByteReader r(bytes.data() + 8, bytes.size() - 12);
-          while (ok && r.remaining() > 0) {
-            auto key = r.string();
-            auto version = r.varint();
-            auto ensemble = key ? r.string() : std::nullopt;
-            auto silence = ensemble ? r.string() : std::nullopt;
-            if (!key || !version || !ensemble || !silence) {
-              ok = false;
-              break;
-            }
-            s->restored[std::string(*key)] = {*version, {std::string(*ensemble), std::string(*silence)}};
-          }
-        }
-        if (!ok) {
-          log->error("detector checkpoint {} is damaged: detectors of shard {} start afresh", path, i);
-          s->restored.clear();
+        auto saved = decode_detector_file(bytes);
+        if (!saved) {
+          log->error("{} ({}): detectors of shard {} start afresh", path, saved.error().message(), i);
         } else {
+          for (auto& e : *saved) s->restored[e.key] = {e.document_version, {std::move(e.ensemble), std::move(e.silence)}};
           log->info("shard {}: detector state of {} metrics restored from {}", i, s->restored.size(), path);
         }
       }
@@ -229,13 +209,14 @@ void StreamDetection::observe(uint32_t shard, const tsdb::Db& db, std::span<cons
         m.device = key.device;
         m.metric = key.metric;
         m.profile = profile;
-        m.device_key = key.device;
       }
       auto& m = s.metrics[it->second];
       const int64_t version = doc ? doc->version : 0;
       if (m.doc_version != version) setup_metric(s, m, doc.get());
+      m.document = doc;
       auto& d = s.devices[key.device];
       if (d.doc_version != version) setup_device(d, doc.get(), key);
+      m.device_state = &d;
       series.metric = it->second;
     }
     ++s.samples;
@@ -249,10 +230,10 @@ void StreamDetection::observe(uint32_t shard, const tsdb::Db& db, std::span<cons
       e.explanation = std::move(explanation);
       return e;
     };
-    auto doc = document_of(s, m.profile);
-    const DetectorDocument* document = doc ? &doc->document : nullptr;
+    const DetectorDocument* document = m.document ? &m.document->document : nullptr;
     const auto severity = document ? document->severity : alarms::Severity::warning;
-    const std::string runbook = document ? document->runbook : std::string();
+    static const std::string kNoRunbook;
+    const std::string& runbook = document ? document->runbook : kNoRunbook;
 
     // The contract's range: ingestion flagged the sample.
     if (series.out_of_range && std::isfinite(value)) {
@@ -295,9 +276,7 @@ void StreamDetection::observe(uint32_t shard, const tsdb::Db& db, std::span<cons
         m.calm = 0;
       }
     }
-    auto dit = s.devices.find(m.device_key);
-    if (dit == s.devices.end()) continue;
-    auto& d = dit->second;
+    auto& d = *m.device_state;
     if (d.rules) {
       for (const auto& t : d.rules->observe(m.metric, sample.ts, value, score)) {
         const std::string key = "rule:" + t.rule;
@@ -370,24 +349,15 @@ void StreamDetection::observe(uint32_t shard, const tsdb::Db& db, std::span<cons
 namespace {
 
 std::string serialize(const Shard& s) {
-  std::string out(kCheckpointMagic, 4);
-  core::put_u32(out, kCheckpointVersion);
+  std::vector<SavedDetectors> entries;
   for (const auto& m : s.metrics) {
     if (!m.ensemble && !m.silence) continue;
-    core::put_string(out, m.device + '\0' + m.metric);
-    core::put_varint(out, m.doc_version);
-    core::put_string(out, m.ensemble ? checkpoint(*m.ensemble) : std::string());
-    core::put_string(out, m.silence ? checkpoint(*m.silence) : std::string());
+    entries.push_back({m.device + '\0' + m.metric, m.doc_version, m.ensemble ? checkpoint(*m.ensemble) : std::string(),
+                       m.silence ? checkpoint(*m.silence) : std::string()});
   }
   // Metrics not seen since the restart keep what they had learnt.
-  for (const auto& [key, saved] : s.restored) {
-    core::put_string(out, key);
-    core::put_varint(out, saved.first);
-    core::put_string(out, saved.second.first);
-    core::put_string(out, saved.second.second);
-  }
-  core::put_u32(out, core::crc32c(out.data(), out.size()));
-  return out;
+  for (const auto& [key, saved] : s.restored) entries.push_back({key, saved.first, saved.second.first, saved.second.second});
+  return encode_detector_file(entries);
 }
 
 void write_atomically(const std::string& path, const std::string& bytes) {
@@ -420,7 +390,7 @@ void StreamDetection::tick(uint32_t shard, int64_t now_ns) {
     for (size_t i = m.recent_count - n; i < m.recent_count; ++i) e.samples.push_back(m.recent[i % kEvidenceSamples]);
     e.score = v.score;
     e.explanation = m.metric + ": no sample for " + format_value(v.actual) + " s, usually every " + format_value(v.expected) + " s";
-    auto doc = document_of(s, m.profile);
+    const auto& doc = m.document;
     alarms_.raise({"data_missing", m.device, "missing:" + m.metric, doc ? doc->document.severity : alarms::Severity::warning,
                    now_ns, std::move(e), doc ? doc->document.runbook : std::string()});
   }

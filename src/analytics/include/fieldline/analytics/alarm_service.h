@@ -19,22 +19,13 @@
 #include <string>
 #include <vector>
 
+#include "fieldline/analytics/alarm_json.h"
 #include "fieldline/analytics/alarms.h"
 #include "fieldline/core/env.h"
 #include "fieldline/core/result.h"
 #include "fieldline/ops/metrics.h"
 
 namespace fieldline::analytics {
-
-// What happened to an alarm, as its event says ("alarm.raised", ...).
-enum class AlarmEvent { raised, updated, cleared, acknowledged, escalated, commented };
-const char* to_string(AlarmEvent e);
-
-// An alarm as the API shows it, and back (the saved form).
-boost::json::object alarm_to_json(const alarms::Alarm& a);
-Result<alarms::Alarm> alarm_from_json(const boost::json::value& v);
-// {"event": "alarm.raised", "at": ..., "alarm": {...}}: what channels receive.
-std::string event_json(AlarmEvent e, const alarms::Alarm& a, int64_t at_ns);
 
 // An event as a channel gets it: its name ("alarm.raised", ..., "alarm.storm"), the alarm's
 // device and type (empty for alarm.storm), and the JSON text.

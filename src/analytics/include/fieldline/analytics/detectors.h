@@ -41,6 +41,17 @@ class Detector {
 std::string checkpoint(const Detector& d);
 Status restore(Detector& d, std::string_view bytes);
 
+// A shard's detector checkpoint file: for each metric (key "device\0metric") the version of the
+// detector document its detectors were made from and their checkpoint() bytes, with a header
+// and a CRC32C over the whole. Decoding refuses damage with a reason.
+struct SavedDetectors {
+  std::string key;
+  int64_t document_version = 0;
+  std::string ensemble, silence;  // checkpoint() bytes; empty: none
+};
+std::string encode_detector_file(const std::vector<SavedDetectors>& entries);
+Result<std::vector<SavedDetectors>> decode_detector_file(std::string_view bytes);
+
 // How far a deviation of z robust standard deviations is from normal, in [0, 1]: 0 up to
 // `z0`, rising smoothly to 0.5 at 2·z0 and on towards 1.
 double score_of_z(double z, double z0 = 3.0);

@@ -1,0 +1,269 @@
+// Alarms end to end: telemetry over MQTT (mosquitto_pub) becomes an alarm that reaches a
+// WebSocket subscriber (Python's websockets), an MQTT integrator (mosquitto_sub) and a webhook
+// (Python's http.server, checking the signature with Python's hmac); operators act on it with
+// the CLI and curl; it survives kill -9.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "contract_fixture.h"
+
+namespace fieldline::itest {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Debian's python3 with python3-websockets (not whatever python3 a PATH puts first).
+constexpr const char* kPython = "/usr/bin/python3";
+
+constexpr const char* kWebSocketClient = R"(import asyncio, sys, websockets
+async def main():
+    headers = {"Authorization": "Bearer " + sys.argv[2]} if len(sys.argv) > 2 else {}
+    try:
+        async with websockets.connect(sys.argv[1], extra_headers=headers) as ws:
+            while True:
+                print(await ws.recv(), flush=True)
+    except websockets.exceptions.InvalidStatusCode as e:
+        print("refused", e.status_code, flush=True)
+asyncio.run(main())
+)";
+
+constexpr const char* kWebhookReceiver = R"(import http.server, hmac, hashlib, sys, json
+secret = sys.argv[2].encode()
+failures = [int(sys.argv[3])]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        if failures[0] > 0:
+            failures[0] -= 1
+            self.send_response(503); self.end_headers(); return
+        ts = self.headers['X-Fieldline-Timestamp']
+        expected = 'sha256=' + hmac.new(secret, ts.encode() + b'.' + body, hashlib.sha256).hexdigest()
+        print(json.dumps({"event": self.headers['X-Fieldline-Event'], "delivery": self.headers['X-Fieldline-Delivery'],
+                          "signature_ok": hmac.compare_digest(expected, self.headers['X-Fieldline-Signature']),
+                          "body": json.loads(body)}), flush=True)
+        self.send_response(204); self.end_headers()
+    def log_message(self, *args): pass
+http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), Handler).serve_forever()
+)";
+
+// A peer running in the background, its output in a file; killed at the end.
+class Background {
+ public:
+  Background(const std::string& command, std::string output) : output_(std::move(output)) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      execlp("bash", "bash", "-c", ("exec " + command + " > " + shell_quote(output_) + " 2>&1").c_str(), nullptr);
+      _exit(127);
+    }
+  }
+  ~Background() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  std::string text() const {
+    std::ifstream in(output_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  // Waits until the output holds `needle`.
+  bool wait_for(const std::string& needle, std::chrono::milliseconds limit = 10s) const {
+    for (auto end = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < end;) {
+      if (text().find(needle) != std::string::npos) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+
+ private:
+  int pid_ = -1;
+  std::string output_;
+};
+
+int free_port() {
+  static int next = 20000 + static_cast<int>(getpid() % 20000);
+  return next++;
+}
+
+class Alarms : public ContractFixture {
+ protected:
+  std::string write(const std::string& name, const std::string& text) {
+    std::string path = dir_.path() + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+  std::string ws_url(const std::string& query = "") {
+    return "ws://127.0.0.1:" + std::to_string(server_->http_port()) + "/api/v1/stream" + query;
+  }
+  // 400 ordinary readings a second apart, then one far off: a file for mosquitto_pub -l.
+  std::string readings(const std::string& name, double spike, int normal = 400) {
+    std::mt19937 rng(5);
+    std::normal_distribution<double> noise(0, 1);
+    const int64_t t0 = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
+                       1000LL * (normal + 1);
+    std::string lines;
+    for (int i = 0; i < normal; ++i) {
+      lines += "{\"ts\": " + std::to_string(t0 + 1000LL * i) + ", \"values\": {\"temperature\": " + std::to_string(60 + noise(rng)) + "}}\n";
+    }
+    lines += "{\"ts\": " + std::to_string(t0 + 1000LL * normal) + ", \"values\": {\"temperature\": " + std::to_string(spike) + "}}\n";
+    return write(name, lines);
+  }
+  void publish(const std::string& device, const std::string& token, const std::string& file) {
+    auto r = run("mosquitto_pub " + server_->mosquitto_args(device, token) + " -q 1 -t devices/" + device + "/telemetry -l < " + file);
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
+  boost::json::array alarms(const std::string& query = "") {
+    auto [code, body] = server_->http("GET", "/api/v1/alarms" + query);
+    EXPECT_EQ(code, 200) << body;
+    return json_of(body).at("alarms").as_array();
+  }
+  boost::json::array wait_alarms(const std::string& query, size_t n = 1) {
+    boost::json::array out;
+    for (int i = 0; i < 200 && out.size() < n; ++i) {
+      out = alarms(query);
+      if (out.size() < n) std::this_thread::sleep_for(25ms);
+    }
+    return out;
+  }
+};
+
+constexpr const char* kDetectors = R"(profile = "pump"
+[alarm]
+severity = "minor"
+runbook = "https://wiki.example/pumps#temperature"
+[[rules]]
+name = "overheat"
+when = "temperature > 150"
+severity = "critical"
+runbook = "Stop the pump and check the cooling"
+)";
+
+TEST_F(Alarms, AnAnomalyReachesEverySubscriberAndOperatorsActOnIt) {
+  auto applied = run(cli("detectors apply " + write("pump.toml", kDetectors) + " --format json"));
+  ASSERT_EQ(applied.status, 0) << applied.output;
+  EXPECT_EQ(json_of(applied.output).at("version").as_int64(), 1);
+  std::string token = add_pump("pump-1", "north");
+
+  Background ws(std::string(kPython) + " " + write("ws.py", kWebSocketClient) + " " + shell_quote(ws_url("?device=pump-1")) + " " + kAdminToken,
+                dir_.path() + "/ws.out");
+  Background integrator("mosquitto_sub -h 127.0.0.1 -p " + std::to_string(server_->mqtt_port()) + " -u '$integrator' -P " + kAdminToken +
+                            " -q 1 -t 'alarms/#' -v",
+                        dir_.path() + "/integrator.out");
+  ASSERT_TRUE(ws.wait_for("stream.open")) << ws.text();
+  for (int i = 0; i < 100 && server_->metric("fieldline_mqtt_connections") < 1; ++i) std::this_thread::sleep_for(20ms);
+  // A device may not listen to alarms.
+  auto denied = run("mosquitto_sub " + server_->mosquitto_args("pump-1", token) + " -t 'alarms/#' -C 1 -W 3");
+  EXPECT_NE(denied.output.find("All subscription requests were denied"), std::string::npos) << denied.output;
+
+  publish("pump-1", token, readings("spike.jsonl", 95));
+  auto raised = wait_alarms("?device=pump-1&type=anomaly");
+  ASSERT_EQ(raised.size(), 1u) << server_->log();
+  const auto& a = raised[0].as_object();
+  EXPECT_EQ(a.at("severity").as_string(), "minor");
+  EXPECT_EQ(a.at("runbook").as_string(), "https://wiki.example/pumps#temperature");
+  EXPECT_NE(std::string(a.at("evidence").at("explanation").as_string()).find("temperature 95, expected 6"), std::string::npos)
+      << a.at("evidence");
+  const int64_t id = a.at("id").as_int64();
+  EXPECT_EQ(alarms("?device=pump-1").size(), 1u) << "400 ordinary readings raised nothing else";
+
+  ASSERT_TRUE(ws.wait_for("\"alarm.raised\"")) << ws.text();
+  EXPECT_NE(ws.text().find("\"id\":" + std::to_string(id)), std::string::npos);
+  ASSERT_TRUE(integrator.wait_for("alarms/pump-1/anomaly {\"event\":\"alarm.raised\"")) << integrator.text();
+
+  // The operator acknowledges with the CLI and comments with curl; both are told to subscribers.
+  auto ack = run(cli("alarm ack " + std::to_string(id)));
+  ASSERT_EQ(ack.status, 0) << ack.output;
+  EXPECT_NE(run(cli("alarm ack " + std::to_string(id))).status, 0) << "acknowledging twice is an error";
+  auto [code, body] = server_->http("POST", "/api/v1/alarms/" + std::to_string(id) + "/comment", R"({"text": "fan replaced"})");
+  ASSERT_EQ(code, 200) << body;
+  auto shown = json_of(run(cli("alarm show " + std::to_string(id) + " --format json")).output);
+  EXPECT_TRUE(shown.at("acknowledged").as_bool());
+  EXPECT_EQ(shown.at("acknowledged_by").as_string(), "admin");
+  EXPECT_EQ(shown.at("comments").as_array()[0].at("text").as_string(), "fan replaced");
+  EXPECT_TRUE(ws.wait_for("\"alarm.acknowledged\"")) << ws.text();
+  EXPECT_TRUE(ws.wait_for("\"alarm.commented\"")) << ws.text();
+  EXPECT_TRUE(integrator.wait_for("\"alarm.acknowledged\"")) << integrator.text();
+
+  // A rule of the profile: over 150 is critical, with its own runbook.
+  publish("pump-1", token, write("hot.jsonl", "{\"values\": {\"temperature\": 170}}\n"));
+  auto rule = wait_alarms("?type=rule");
+  ASSERT_EQ(rule.size(), 1u);
+  EXPECT_EQ(rule[0].at("severity").as_string(), "critical");
+  EXPECT_EQ(rule[0].at("runbook").as_string(), "Stop the pump and check the cooling");
+  auto listed = run(cli("alarm list --severity critical"));
+  EXPECT_NE(listed.output.find("rule"), std::string::npos) << listed.output;
+  EXPECT_EQ(listed.output.find("anomaly"), std::string::npos) << listed.output;
+}
+
+TEST_F(Alarms, TheStreamAndAlarmsNeedTheAdminToken) {
+  std::string token = add_pump("pump-2", "north");
+  Background anonymous(std::string(kPython) + " " + write("ws.py", kWebSocketClient) + " " + shell_quote(ws_url()), dir_.path() + "/anon.out");
+  EXPECT_TRUE(anonymous.wait_for("refused 401")) << anonymous.text();
+  Background device(std::string(kPython) + " " + write("ws2.py", kWebSocketClient) + " " + shell_quote(ws_url()) + " " + token,
+                    dir_.path() + "/device.out");
+  EXPECT_TRUE(device.wait_for("refused 401")) << device.text();
+  auto [code, body] = server_->http("GET", "/api/v1/alarms", "", token);
+  EXPECT_EQ(code, 403) << body;
+  auto bad = server_->http("GET", "/api/v1/alarms?state=open");
+  EXPECT_EQ(bad.first, 400);
+  EXPECT_NE(bad.second.find("state: expected active or cleared"), std::string::npos) << bad.second;
+  // An integrator with a wrong password is refused.
+  auto wrong = run("mosquitto_sub -h 127.0.0.1 -p " + std::to_string(server_->mqtt_port()) + " -u '$integrator' -P nope -t 'alarms/#' -C 1 -W 3");
+  EXPECT_NE(wrong.status, 0);
+}
+
+TEST_F(Alarms, RaisedAndAcknowledgedAlarmsSurviveKill9) {
+  std::string token = add_pump("pump-3", "north");
+  publish("pump-3", token, readings("spike.jsonl", 99));
+  auto raised = wait_alarms("?device=pump-3");
+  ASSERT_EQ(raised.size(), 1u);
+  const std::string id = std::to_string(raised[0].at("id").as_int64());
+  auto [code, body] = server_->http("POST", "/api/v1/alarms/" + id + "/acknowledge");
+  ASSERT_EQ(code, 200) << body;
+  server_->kill9();
+  server_->start();
+  auto after = alarms("?device=pump-3");
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].at("id").as_int64(), raised[0].at("id").as_int64());
+  EXPECT_TRUE(after[0].at("acknowledged").as_bool());
+  EXPECT_EQ(after[0].at("evidence"), raised[0].at("evidence"));
+}
+
+TEST_F(Alarms, WebhooksAreSignedAndRetriedUntilTheReceiverTakesThem) {
+  const int port = free_port();
+  // The receiver refuses the first two attempts.
+  Background receiver(std::string(kPython) + " " + write("hook.py", kWebhookReceiver) + " " + std::to_string(port) + " hook-secret 2",
+                      dir_.path() + "/hook.out");
+  server_->terminate();
+  server_ = std::make_unique<ServerProcess>(dir_.path() + "/data",
+                                            std::vector<std::string>{"analytics.webhooks=http://127.0.0.1:" + std::to_string(port) + "/alarms",
+                                                                     "analytics.webhook_secret=hook-secret"});
+  server_->start();
+  std::string token = add_pump("pump-4", "north");
+  publish("pump-4", token, readings("spike.jsonl", 99));
+  ASSERT_TRUE(receiver.wait_for("alarm.raised", 15s)) << receiver.text() << server_->log();
+  auto line = receiver.text().substr(0, receiver.text().find('\n'));
+  auto got = json_of(line);
+  EXPECT_TRUE(got.at("signature_ok").as_bool()) << line;
+  EXPECT_EQ(got.at("body").at("alarm").at("device").as_string(), "pump-4");
+  EXPECT_GE(server_->metric("fieldline_webhook_retries_total"), 2);
+  EXPECT_EQ(server_->metric("fieldline_webhook_deliveries_total"), 1);
+  // The secret is not shown by `config print`.
+  auto printed = run(std::string(FIELDLINE_BINARY) + " config print --set analytics.webhook_secret=hook-secret");
+  EXPECT_EQ(printed.output.find("hook-secret"), std::string::npos) << printed.output;
+}
+
+}  // namespace
+}  // namespace fieldline::itest
