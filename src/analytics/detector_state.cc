@@ -12,7 +12,7 @@ namespace fieldline::analytics {
 namespace {
 
 constexpr char kMagic[4] = {'F', 'L', 'D', 'T'};
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 2;  // 2: the likelihood's long run is exponentially weighted; compact seasonal slots
 
 void put_double(std::string& out, double d) {
   uint64_t bits;
@@ -52,8 +52,8 @@ bool EwStats::load(core::ByteReader& in) {
 }
 
 void RobustZ::save(std::string& out) const {
-  core::put_uvarint(out, recent_.size());
-  for (double x : recent_) put_double(out, x);
+  core::put_uvarint(out, recent_.size());  // oldest first
+  for (size_t i = 0; i < recent_.size(); ++i) put_double(out, recent_[(recent_next_ + i) % recent_.size()]);
   put_double(out, previous_);
   out.push_back(has_previous_ ? 1 : 0);
   core::put_varint(out, last_ts_);
@@ -64,6 +64,7 @@ bool RobustZ::load(core::ByteReader& in) {
   size_t n = 0;
   if (!get_count(in, n, window_)) return false;
   recent_.clear();
+  recent_next_ = 0;
   for (size_t i = 0; i < n; ++i) {
     double x;
     if (!get_double(in, x)) return false;
@@ -109,7 +110,9 @@ bool Flatline::load(core::ByteReader& in) {
 void Seasonal::save(std::string& out) const {
   core::put_uvarint(out, slots_.size());
   for (const auto& s : slots_) {
-    s.stats.save(out);
+    put_double(out, s.mean);
+    put_double(out, s.var);
+    put_double(out, s.unweighted);
     core::put_varint(out, s.last_period);
     core::put_uvarint(out, s.periods);
     core::put_uvarint(out, s.samples);
@@ -121,10 +124,19 @@ bool Seasonal::load(core::ByteReader& in) {
   size_t n = 0;
   if (!get_count(in, n, slots_.size()) || n != slots_.size()) return false;
   for (auto& s : slots_) {
-    if (!s.stats.load(in) || !get_int(in, s.last_period) || !get_count(in, s.periods, UINT64_MAX) ||
-        !get_count(in, s.samples, UINT64_MAX)) {
+    double var = 0, unweighted = 0;
+    int64_t last_period = 0;
+    size_t periods = 0, samples = 0;
+    if (!get_double(in, s.mean) || !get_double(in, var) || !get_double(in, unweighted) || !get_int(in, last_period) ||
+        !get_count(in, periods, UINT32_MAX) || !get_count(in, samples, UINT32_MAX) || last_period < INT32_MIN ||
+        last_period > INT32_MAX) {
       return false;
     }
+    s.var = static_cast<float>(var);
+    s.unweighted = static_cast<float>(unweighted);
+    s.last_period = static_cast<int32_t>(last_period);
+    s.periods = static_cast<uint32_t>(periods);
+    s.samples = static_cast<uint32_t>(samples);
   }
   return overall_.load(in) && get_int(in, last_ts_);
 }
@@ -150,31 +162,25 @@ bool Silence::load(core::ByteReader& in) {
 
 void Likelihood::save(std::string& out) const {
   inner_->save(out);
+  // The short window oldest first.
   core::put_uvarint(out, recent_.size());
-  for (double x : recent_) put_double(out, x);
-  core::put_uvarint(out, history_.size());
-  for (double x : history_) put_double(out, x);
+  for (size_t i = 0; i < recent_.size(); ++i) put_double(out, recent_[(recent_next_ + i) % recent_.size()]);
+  long_.save(out);
 }
 bool Likelihood::load(core::ByteReader& in) {
   if (!inner_->load(in)) return false;
-  for (auto [list, limit] : {std::pair{&recent_, short_window_}, std::pair{&history_, long_window_}}) {
-    size_t n = 0;
-    if (!get_count(in, n, limit)) return false;
-    list->clear();
-    for (size_t i = 0; i < n; ++i) {
-      double x;
-      if (!get_double(in, x)) return false;
-      list->push_back(x);
-    }
+  size_t n = 0;
+  if (!get_count(in, n, short_window_)) return false;
+  recent_.clear();
+  recent_next_ = 0;
+  short_sum_ = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double x;
+    if (!get_double(in, x)) return false;
+    recent_.push_back(x);
+    short_sum_ += x;
   }
-  // The running sums, from what they sum.
-  short_sum_ = long_sum_ = long_sq_ = 0;
-  for (double x : recent_) short_sum_ += x;
-  for (double x : history_) {
-    long_sum_ += x;
-    long_sq_ += x * x;
-  }
-  return true;
+  return long_.load(in);
 }
 
 void Ensemble::save(std::string& out) const {
@@ -209,7 +215,7 @@ std::string checkpoint(const Detector& d) {
 Status restore(Detector& d, std::string_view bytes) {
   auto bad = [](const std::string& why) { return core::make_error(core::Errc::corrupt, "detector checkpoint: " + why); };
   if (bytes.size() < 9 || std::memcmp(bytes.data(), kMagic, 4) != 0) return bad("not a detector checkpoint");
-  if (static_cast<uint8_t>(bytes[4]) != kVersion) return bad("version " + std::to_string(static_cast<uint8_t>(bytes[4])) + " is not 1");
+  if (static_cast<uint8_t>(bytes[4]) != kVersion) return bad("version " + std::to_string(static_cast<uint8_t>(bytes[4])) + " is not " + std::to_string(kVersion));
   const std::string_view body = bytes.substr(9);
   if (core::get_u32(bytes.data() + 5) != core::crc32c(body.data(), body.size())) return bad("checksum mismatch");
   core::ByteReader in(body);

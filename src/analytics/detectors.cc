@@ -56,26 +56,30 @@ Verdict RobustZ::update(int64_t ts, double value) {
     if (scale_age_ == 0) {
       // The spread moves slowly: computed afresh every 16 samples, not for each one (it is
       // most of the detector's cost).
-      deviations_.resize(n);
+      // Scratch shared by the thread's detectors: a shard runs thousands of them.
+      thread_local std::vector<double> deviations;
+      deviations.resize(n);
       double mean_dev = 0;
-      for (size_t i = 0; i < n; ++i) mean_dev += deviations_[i] = std::fabs(sorted_[i] - median);
+      for (size_t i = 0; i < n; ++i) mean_dev += deviations[i] = std::fabs(sorted_[i] - median);
       mean_dev /= static_cast<double>(n);
-      std::nth_element(deviations_.begin(), deviations_.begin() + static_cast<std::ptrdiff_t>(n / 2), deviations_.end());
+      std::nth_element(deviations.begin(), deviations.begin() + static_cast<std::ptrdiff_t>(n / 2), deviations.end());
       // A series that mostly repeats one value has a MAD of 0 but still a scale: its mean
       // absolute deviation (0.80 σ for normal data), and at least a small share of its level.
-      scale_ = std::max({1.4826 * deviations_[n / 2], 1.2533 * mean_dev, 1e-9 + 1e-3 * std::fabs(median)});
+      scale_ = std::max({1.4826 * deviations[n / 2], 1.2533 * mean_dev, 1e-9 + 1e-3 * std::fabs(median)});
     }
     scale_age_ = (scale_age_ + 1) % 16;
     v.score = score_of_z(std::fabs(x - median) / scale_);
     v.expected = differences_ ? previous_ + median : median;
   }
   if (!repeat) {
-    recent_.push_back(x);
-    sorted_.insert(std::upper_bound(sorted_.begin(), sorted_.end(), x), x);
-    if (recent_.size() > window_) {
-      sorted_.erase(std::lower_bound(sorted_.begin(), sorted_.end(), recent_.front()));
-      recent_.pop_front();
+    if (recent_.size() < window_) {
+      recent_.push_back(x);
+    } else {
+      sorted_.erase(std::lower_bound(sorted_.begin(), sorted_.end(), recent_[recent_next_]));
+      recent_[recent_next_] = x;
+      recent_next_ = (recent_next_ + 1) % window_;
     }
+    sorted_.insert(std::upper_bound(sorted_.begin(), sorted_.end(), x), x);
   }
   previous_ = value;
   last_ts_ = ts;
@@ -146,6 +150,20 @@ Verdict Flatline::update(int64_t, double value) {
   return v;
 }
 
+void Seasonal::Slot::add(double x, double weight) {
+  if (samples++ == 0) {
+    mean = x;
+    return;
+  }
+  weight = std::max(weight, 1.0 / static_cast<double>(samples));  // as EwStats::add
+  const double d = x - mean;
+  mean += weight * d;
+  var = static_cast<float>((1 - weight) * (var + weight * d * d));
+  unweighted = static_cast<float>(unweighted * (1 - weight));
+}
+
+double Seasonal::Slot::sd() const { return unweighted < 1 ? std::sqrt(var / (1.0 - unweighted)) : 0.0; }
+
 Seasonal::Seasonal(int64_t period_ns, size_t buckets, double seasons)
     : period_(period_ns), width_(std::max<int64_t>(1, period_ns / static_cast<int64_t>(std::max<size_t>(buckets, 1)))),
       seasons_(seasons), slots_(std::max<size_t>(buckets, 1)), overall_{1 - std::exp2(-1.0 / 1000)} {}
@@ -158,20 +176,21 @@ Verdict Seasonal::update(int64_t ts, double value) {
   const int64_t period = ts >= 0 ? ts / period_ : (ts - period_ + 1) / period_;
   const int64_t phase = ts - period * period_;
   auto& slot = slots_[std::min(static_cast<size_t>(phase / width_), slots_.size() - 1)];
-  if (slot.periods >= 3 && slot.stats.n > 1) {
-    const double sd = std::max(slot.stats.sd(), overall_.n > 16 ? 0.25 * overall_.sd() : 0.0);
-    v.expected = slot.stats.mean;
-    if (sd > 0) v.score = score_of_z(std::fabs(value - slot.stats.mean) / sd);
+  if (slot.periods >= 3 && slot.samples > 1) {
+    const double sd = std::max(slot.sd(), overall_.n > 16 ? 0.25 * overall_.sd() : 0.0);
+    v.expected = slot.mean;
+    if (sd > 0) v.score = score_of_z(std::fabs(value - slot.mean) / sd);
   }
   if (ts != last_ts_) {
-    if (period != slot.last_period) {
-      slot.last_period = period;
+    // Periods are counted modulo 2^32: only "another period than the last" matters.
+    const auto period32 = static_cast<int32_t>(static_cast<uint32_t>(period));
+    if (period32 != slot.last_period || slot.periods == 0) {
+      slot.last_period = period32;
       ++slot.periods;
     }
-    ++slot.samples;
     // Half-life of `seasons_` periods, however many samples a period puts in the slot.
-    const double per_period = static_cast<double>(slot.samples) / static_cast<double>(slot.periods);
-    slot.stats.add(value, 1 - std::exp2(-1.0 / (seasons_ * per_period)));
+    const double per_period = static_cast<double>(slot.samples + 1) / static_cast<double>(slot.periods);
+    slot.add(value, 1 - std::exp2(-1.0 / (seasons_ * per_period)));
     overall_.add(value);
   }
   last_ts_ = ts;
@@ -219,30 +238,23 @@ Verdict Likelihood::update(int64_t ts, double value) {
   Verdict v = inner_->update(ts, value);
   if (!std::isfinite(value)) return v;
   const double raw = v.score;
-  recent_.push_back(raw);
-  short_sum_ += raw;
-  if (recent_.size() > short_window_) {
-    short_sum_ -= recent_.front();
-    recent_.pop_front();
+  if (recent_.size() < short_window_) {
+    recent_.push_back(raw);
+  } else {
+    short_sum_ -= recent_[recent_next_];
+    recent_[recent_next_] = raw;
+    recent_next_ = (recent_next_ + 1) % short_window_;
   }
+  short_sum_ += raw;
   double score = 0;
-  if (history_.size() >= std::min<size_t>(long_window_, 300)) {
-    const double n = static_cast<double>(history_.size());
-    const double mean = long_sum_ / n;
-    const double sd = std::sqrt(std::max(long_sq_ / n - mean * mean, 1e-6));
-    const double z = (short_sum_ / static_cast<double>(recent_.size()) - mean) / sd;
+  if (long_.n >= std::min<size_t>(long_window_, 300)) {
+    const double sd = std::max(long_.sd(), 1e-3);
+    const double z = (short_sum_ / static_cast<double>(recent_.size()) - long_.mean) / sd;
     const double tail = 0.5 * std::erfc(z / std::sqrt(2.0));  // P(a normal deviate > z)
     // log scale: a tail of 1e-10 scores 1, 1e-2 scores 0.2.
     score = std::clamp(std::log(tail + 1e-10) / std::log(1e-10), 0.0, 1.0);
   }
-  history_.push_back(raw);
-  long_sum_ += raw;
-  long_sq_ += raw * raw;
-  if (history_.size() > long_window_) {
-    long_sum_ -= history_.front();
-    long_sq_ -= history_.front() * history_.front();
-    history_.pop_front();
-  }
+  long_.add(raw);
   v.score = score;
   return v;
 }
@@ -265,7 +277,7 @@ Ensemble::Ensemble(const EnsembleConfig& config) : alarm_(config.alarm), refract
     else if (name == "flatline") d = std::make_unique<Flatline>();
     // What the series usually does at this hour of the day and of the week (half-hour slots).
     else if (name == "seasonal_daily") d = std::make_unique<Likelihood>(std::make_unique<Seasonal>(kDay, 48));
-    else if (name == "seasonal_weekly") d = std::make_unique<Seasonal>(7 * kDay, 336);
+    else if (name == "seasonal_weekly") d = std::make_unique<Seasonal>(7 * kDay, 168);
     else if (name == "silence") d = std::make_unique<Silence>();
     else continue;
     members_.push_back({name, std::move(d)});

@@ -68,9 +68,9 @@ class RobustZ final : public Detector {
  private:
   size_t window_;
   bool differences_;
-  std::deque<double> recent_;  // in arrival order
+  std::vector<double> recent_;  // a ring in arrival order (oldest at recent_next_ once full)
+  size_t recent_next_ = 0;
   std::vector<double> sorted_;  // the same, sorted
-  std::vector<double> deviations_;  // scratch
   double scale_ = 1;
   unsigned scale_age_ = 0;  // samples since the scale was computed, mod 16
   double previous_ = 0;
@@ -151,10 +151,16 @@ class Seasonal final : public Detector {
   bool load(core::ByteReader& in) override;
 
  private:
+  // Compact (a weekly baseline has many slots per metric, and a shard many metrics): the
+  // exponentially weighted mean and variance of the slot's samples (as EwStats), its period
+  // count and the period it last saw.
   struct Slot {
-    EwStats stats{0};
-    int64_t last_period = INT64_MIN;
-    uint64_t periods = 0, samples = 0;
+    double mean = 0;
+    float var = 0, unweighted = 1;
+    uint32_t samples = 0, periods = 0;
+    int32_t last_period = INT32_MIN;
+    void add(double x, double weight);
+    double sd() const;
   };
   int64_t period_, width_;
   double seasons_;
@@ -186,13 +192,15 @@ class Silence final : public Detector {
 
 // How unusual a detector's recent scores are for this series (the "anomaly likelihood" idea
 // of Ahmad et al., 2017): the mean of the last `short_window` raw scores against the mean and
-// spread of the last `long_window`, as a tail probability mapped onto [0, 1] on a log scale.
-// A series whose deviations are always large (noisy by nature) stops alarming; a quiet one
-// alarms at its first real excursion.
+// spread of the long run (exponentially weighted with the memory of `long_window` samples, a
+// plain average until it has seen that many: O(1) state per series, not a window of them), as
+// a tail probability mapped onto [0, 1] on a log scale. A series whose deviations are always
+// large (noisy by nature) stops alarming; a quiet one alarms at its first real excursion.
 class Likelihood final : public Detector {
  public:
   Likelihood(std::unique_ptr<Detector> inner, size_t short_window = 10, size_t long_window = 2000)
-      : inner_(std::move(inner)), short_window_(short_window), long_window_(long_window) {}
+      : inner_(std::move(inner)), short_window_(short_window), long_window_(long_window),
+        long_{2.0 / (static_cast<double>(long_window) + 1)} {}
   Verdict update(int64_t ts_ns, double value) override;
   void save(std::string& out) const override;
   bool load(core::ByteReader& in) override;
@@ -200,8 +208,10 @@ class Likelihood final : public Detector {
  private:
   std::unique_ptr<Detector> inner_;
   size_t short_window_, long_window_;
-  std::deque<double> recent_, history_;
-  double short_sum_ = 0, long_sum_ = 0, long_sq_ = 0;
+  std::vector<double> recent_;  // a ring of the last short_window_ raw scores
+  size_t recent_next_ = 0;
+  double short_sum_ = 0;
+  EwStats long_;
 };
 
 // The default set: robust z on values and on changes (each through the likelihood), EWMA,
