@@ -260,7 +260,8 @@ Verdict Likelihood::update(int64_t ts, double value) {
 }
 
 const std::vector<std::string>& detector_names() {
-  static const std::vector<std::string> names{EnsembleConfig{}.members};
+  static const std::vector<std::string> names{"robust_z", "robust_z_change", "ewma", "cusum", "flatline",
+                                              "seasonal_daily", "seasonal_weekly", "silence"};
   return names;
 }
 

@@ -2,6 +2,8 @@
 // top of the profile's defaults, a metric switched off, and errors that name the line and key.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "fieldline/analytics/detector_document.h"
 
 namespace fieldline::analytics {
@@ -12,8 +14,10 @@ TEST(DetectorDocument, NoConfigurationMeansTheDefaultSet) {
   ASSERT_TRUE(doc) << doc.error().message();
   auto c = doc->for_metric("anything");
   ASSERT_TRUE(c);
-  EXPECT_EQ(c->members, detector_names());
+  EXPECT_EQ(c->members, EnsembleConfig{}.members);
   EXPECT_EQ(c->window, 288u);
+  // Every default member is one a document may name.
+  for (const auto& m : c->members) EXPECT_NE(std::find(detector_names().begin(), detector_names().end(), m), detector_names().end()) << m;
 }
 
 TEST(DetectorDocument, DefaultsThenPerMetricSettingsAndAMetricSwitchedOff) {
