@@ -5,7 +5,9 @@
 # the platform for). Each of PROBES probe devices (a Python paho-mqtt client) first sends 300
 # ordinary readings in one message, then one far-off reading; the clock starts just before
 # that PUBLISH and stops when the alarm.raised event naming its value arrives (both ends in
-# one Python process, on one clock). Prints the percentiles, the load reached, and the machine.
+# one Python process, on one clock). The load's own random values raise alarms too, so the
+# storm limits are lifted here: this measures the path, not the rate limiter. Prints the
+# percentiles, the load reached, and the machine.
 #   bench/alarm_latency.sh [rate, default 75000] [probes, default 200]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +17,8 @@ tools/setup.sh --bench
 tools/build.sh release --target fieldline fieldline-loadgen >/dev/null
 source bench/fieldline.sh
 bench_workdir alarm-latency
-start_fieldline "$work" --set analytics.max_new_alarms_per_minute=1000000 --set mqtt.receive_maximum=65535
+start_fieldline "$work" --set analytics.max_new_alarms_per_minute=1000000 --set analytics.notify_per_second=1000000 \
+  --set mqtt.receive_maximum=65535
 pids+=("$fl_pid")
 register_devices 100 load "$work/load.creds"
 register_devices "$probes" probe "$work/probe.creds"

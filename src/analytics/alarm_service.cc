@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "fieldline/core/async.h"
 #include "fieldline/core/errc.h"
@@ -33,9 +34,12 @@ struct AlarmService::Impl {
   sqlite3* db = nullptr;
   std::shared_ptr<spdlog::logger> log = core::logger("alarms");
 
-  asio::io_context io;
+  asio::io_context io;  // the book, the channels
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::thread thread;
+  asio::io_context writer_io;  // alarms.db (only this thread touches it once open)
+  asio::executor_work_guard<asio::io_context::executor_type> writer_work{writer_io.get_executor()};
+  std::thread writer_thread;
   std::unique_ptr<asio::steady_timer> ticker;
 
   struct Subscriber {
@@ -49,6 +53,8 @@ struct AlarmService::Impl {
   std::map<uint64_t, std::shared_ptr<Subscriber>> subscribers;  // guarded by subscribers_mu
   uint64_t next_subscriber = 1;
 
+  static constexpr int64_t kUpdateEvery = 10'000'000'000;
+  std::unordered_map<uint64_t, int64_t> updates_told;  // active alarm -> when channels last heard it was seen again
   std::set<uint64_t> dirty;  // alarms changed since the last save
   bool save_posted = false;
   uint64_t ticks = 0;
@@ -122,35 +128,60 @@ struct AlarmService::Impl {
     return {};
   }
 
-  // Saves the alarms changed since the last save, in one transaction.
-  Status save_dirty() {
+  // A changed alarm as alarms.db keeps it, made on the service's thread, written on the writer's.
+  struct Row {
+    uint64_t id;
+    std::string device, type;
+    bool active;
+    int64_t cleared_ns;
+    std::string document;
+  };
+
+  std::vector<Row> take_dirty() {
     save_posted = false;
-    if (dirty.empty()) return {};
+    std::vector<Row> rows;
+    for (uint64_t id : dirty) {
+      if (const Alarm* a = book.get(id)) {
+        rows.push_back({id, a->device, a->type, a->active, a->cleared_ns, core::to_json(alarm_to_json(*a))});
+      }
+    }
+    dirty.clear();
+    return rows;
+  }
+
+  // On the writer's thread: one transaction.
+  Status write(const std::vector<Row>& rows) {
+    if (rows.empty()) return {};
     FL_TRY_STATUS(exec("BEGIN"));
     sqlite3_stmt* up = nullptr;
     sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO alarms (id, device, type, active, cleared_ns, document) VALUES (?,?,?,?,?,?)",
                        -1, &up, nullptr);
-    for (uint64_t id : dirty) {
-      const Alarm* a = book.get(id);
-      if (!a) continue;
-      std::string doc = core::to_json(alarm_to_json(*a));
-      sqlite3_bind_int64(up, 1, static_cast<int64_t>(id));
-      sqlite3_bind_text(up, 2, a->device.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(up, 3, a->type.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int(up, 4, a->active ? 1 : 0);
-      sqlite3_bind_int64(up, 5, a->cleared_ns);
-      sqlite3_bind_text(up, 6, doc.c_str(), static_cast<int>(doc.size()), SQLITE_TRANSIENT);
+    for (const auto& r : rows) {
+      sqlite3_bind_int64(up, 1, static_cast<int64_t>(r.id));
+      sqlite3_bind_text(up, 2, r.device.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(up, 3, r.type.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int(up, 4, r.active ? 1 : 0);
+      sqlite3_bind_int64(up, 5, r.cleared_ns);
+      sqlite3_bind_text(up, 6, r.document.c_str(), static_cast<int>(r.document.size()), SQLITE_TRANSIENT);
       int rc = sqlite3_step(up);
       sqlite3_reset(up);
       if (rc != SQLITE_DONE) {
         sqlite3_finalize(up);
-        exec("ROLLBACK");
+        (void)exec("ROLLBACK");
         return core::make_error(core::Errc::io_error, std::string("saving alarm: ") + sqlite3_errmsg(db));
       }
     }
     sqlite3_finalize(up);
-    dirty.clear();
     return exec("COMMIT");
+  }
+
+  // Hands the round's changes to the writer: an fsync must not hold up the next alarm.
+  void save_later() {
+    auto rows = take_dirty();
+    if (rows.empty()) return;
+    asio::post(writer_io, [this, rows = std::move(rows)] {
+      if (auto st = write(rows); !st) log->error("{}", st.error().message());
+    });
   }
 
   void changed(uint64_t id) {
@@ -158,9 +189,7 @@ struct AlarmService::Impl {
     if (save_posted) return;
     save_posted = true;
     // Saved once the round's changes are in: a burst of detections is one transaction.
-    asio::post(io, [this] {
-      if (auto st = save_dirty(); !st) log->error("{}", st.error().message());
-    });
+    asio::post(io, [this] { save_later(); });
   }
 
   void notify(AlarmEvent e, uint64_t id, int64_t at_ns) {
@@ -201,10 +230,17 @@ struct AlarmService::Impl {
         changed(outcome.id);
         notify(AlarmEvent::raised, outcome.id, at);
         break;
-      case alarms::Outcome::Kind::updated:
+      case alarms::Outcome::Kind::updated: {
         changed(outcome.id);
-        notify(AlarmEvent::updated, outcome.id, at);
+        // A condition that lasts is seen again with every sample: channels hear of it at most
+        // every kUpdateEvery (the alarm counts every occurrence).
+        auto& told = updates_told[outcome.id];
+        if (at - told >= kUpdateEvery) {
+          told = at;
+          notify(AlarmEvent::updated, outcome.id, at);
+        }
         break;
+      }
       case alarms::Outcome::Kind::suppressed: suppressed->inc(); break;
       case alarms::Outcome::Kind::rate_limited: rate_limited->inc(); break;
     }
@@ -234,19 +270,17 @@ struct AlarmService::Impl {
     }
     if (++ticks % 3600 == 1) {
       book.expire_maintenance(now);
-      auto gone = book.forget_cleared(now - options.retention_ns);
-      if (!gone.empty()) {
-        sqlite3_stmt* st = nullptr;
-        sqlite3_prepare_v2(db, "DELETE FROM alarms WHERE active = 0 AND cleared_ns < ?", -1, &st, nullptr);
-        sqlite3_bind_int64(st, 1, now - options.retention_ns);
-        sqlite3_step(st);
-        sqlite3_finalize(st);
-      }
-      sqlite3_stmt* st = nullptr;
-      sqlite3_prepare_v2(db, "DELETE FROM maintenance WHERE to_ns < ?", -1, &st, nullptr);
-      sqlite3_bind_int64(st, 1, now);
-      sqlite3_step(st);
-      sqlite3_finalize(st);
+      (void)book.forget_cleared(now - options.retention_ns);
+      asio::post(writer_io, [this, now] {
+        for (auto [sql, before] : {std::pair{"DELETE FROM alarms WHERE active = 0 AND cleared_ns < ?", now - options.retention_ns},
+                                   std::pair{"DELETE FROM maintenance WHERE to_ns < ?", now}}) {
+          sqlite3_stmt* st = nullptr;
+          sqlite3_prepare_v2(db, sql, -1, &st, nullptr);
+          sqlite3_bind_int64(st, 1, before);
+          if (sqlite3_step(st) != SQLITE_DONE) log->error("alarm retention: {}", sqlite3_errmsg(db));
+          sqlite3_finalize(st);
+        }
+      });
     }
     alarms::AlarmBook::Filter active_only;
     active_only.active = true;
@@ -257,20 +291,39 @@ struct AlarmService::Impl {
     });
   }
 
-  // An operator's action on the service's thread: applied, saved at once (the caller is told
-  // only once it is), and told to the channels.
-  Result<Alarm> act(uint64_t id, AlarmEvent e, const std::function<Status(int64_t)>& action) {
+  // An operator's action on the service's thread: applied and told to the channels; the rows
+  // to save come back, and the caller is answered once the writer has saved them.
+  struct Acted {
+    Result<Alarm> alarm;
+    std::vector<Row> rows;
+  };
+  Acted act(uint64_t id, AlarmEvent e, const std::function<Status(int64_t)>& action) {
     const int64_t now = env.now_ns();
-    FL_TRY_STATUS(action(now));
-    changed(id);
-    FL_TRY_STATUS(save_dirty());
+    if (auto st = action(now); !st) return {st.error(), {}};
+    dirty.insert(id);
+    auto rows = take_dirty();
     notify(e, id, now);
-    return *book.get(id);
+    return {*book.get(id), std::move(rows)};
   }
 
   template <typename F>
   auto run(F f) {
     return core::on_executor(io.get_executor(), std::move(f));
+  }
+  template <typename F>
+  auto run_writer(F f) {
+    return core::on_executor(writer_io.get_executor(), std::move(f));
+  }
+
+  // Runs an action and waits for its save.
+  asio::awaitable<Result<Alarm>> act_and_save(std::function<Acted()> f) {
+    auto job = run(std::move(f));
+    Acted acted = co_await std::move(job);
+    if (!acted.alarm) co_return acted.alarm;
+    auto save = run_writer([this, rows = std::move(acted.rows)] { return write(rows); });
+    Status saved = co_await std::move(save);
+    if (!saved) co_return saved.error();
+    co_return acted.alarm;
   }
 };
 
@@ -283,6 +336,7 @@ Result<std::unique_ptr<AlarmService>> AlarmService::open(core::Env& env, ops::Me
   i->ticker = std::make_unique<asio::steady_timer>(i->io);
   asio::post(i->io, [i] { i->tick(); });
   i->thread = std::thread([i] { i->io.run(); });
+  i->writer_thread = std::thread([i] { i->writer_io.run(); });
   return std::unique_ptr<AlarmService>(new AlarmService(std::move(impl)));
 }
 
@@ -293,6 +347,8 @@ AlarmService::~AlarmService() {
     i->work.reset();
   });
   impl_->thread.join();
+  impl_->writer_work.reset();
+  impl_->writer_thread.join();
 }
 
 void AlarmService::raise(alarms::Raise r) {
@@ -302,6 +358,7 @@ void AlarmService::raise(alarms::Raise r) {
 void AlarmService::clear_condition(std::string device, std::string dedup_key, int64_t at_ns) {
   asio::post(impl_->io, [i = impl_.get(), device = std::move(device), key = std::move(dedup_key), at_ns] {
     if (auto id = i->book.clear_condition(device, key, at_ns)) {
+      i->updates_told.erase(*id);
       i->changed(*id);
       i->notify(AlarmEvent::cleared, *id, at_ns);
     }
@@ -327,8 +384,8 @@ void AlarmService::flush() {
   std::promise<void> done;
   auto fut = done.get_future();
   asio::post(impl_->io, [i = impl_.get(), &done] {
-    if (auto st = i->save_dirty(); !st) i->log->error("{}", st.error().message());
-    done.set_value();
+    i->save_later();
+    asio::post(i->writer_io, [&done] { done.set_value(); });  // after what save_later handed over
   });
   fut.wait();
 }
@@ -357,7 +414,7 @@ asio::awaitable<Result<Alarm>> AlarmService::get(uint64_t id) {
 }
 
 asio::awaitable<Result<Alarm>> AlarmService::acknowledge(uint64_t id, std::string by) {
-  auto job = impl_->run([i = impl_.get(), id, by = std::move(by)] {
+  auto job = impl_->act_and_save([i = impl_.get(), id, by = std::move(by)] {
     return i->act(id, AlarmEvent::acknowledged, [&](int64_t now) { return i->book.acknowledge(id, by, now); });
   });
   auto out = co_await std::move(job);
@@ -365,7 +422,8 @@ asio::awaitable<Result<Alarm>> AlarmService::acknowledge(uint64_t id, std::strin
 }
 
 asio::awaitable<Result<Alarm>> AlarmService::clear(uint64_t id, std::string by) {
-  auto job = impl_->run([i = impl_.get(), id, by = std::move(by)] {
+  auto job = impl_->act_and_save([i = impl_.get(), id, by = std::move(by)] {
+    i->updates_told.erase(id);
     return i->act(id, AlarmEvent::cleared, [&](int64_t now) { return i->book.clear(id, by, now); });
   });
   auto out = co_await std::move(job);
@@ -373,7 +431,7 @@ asio::awaitable<Result<Alarm>> AlarmService::clear(uint64_t id, std::string by) 
 }
 
 asio::awaitable<Result<Alarm>> AlarmService::comment(uint64_t id, std::string by, std::string text) {
-  auto job = impl_->run([i = impl_.get(), id, by = std::move(by), text = std::move(text)]() mutable {
+  auto job = impl_->act_and_save([i = impl_.get(), id, by = std::move(by), text = std::move(text)]() mutable {
     return i->act(id, AlarmEvent::commented, [&](int64_t now) { return i->book.comment(id, by, std::move(text), now); });
   });
   auto out = co_await std::move(job);
@@ -381,8 +439,9 @@ asio::awaitable<Result<Alarm>> AlarmService::comment(uint64_t id, std::string by
 }
 
 asio::awaitable<Status> AlarmService::add_maintenance(alarms::MaintenanceWindow w) {
-  auto job = impl_->run([i = impl_.get(), w = std::move(w)]() -> Status {
-    if (w.to_ns <= w.from_ns) return core::make_error(core::Errc::invalid_argument, "a maintenance window ends after it starts");
+  if (w.to_ns <= w.from_ns) co_return core::make_error(core::Errc::invalid_argument, "a maintenance window ends after it starts");
+  // Saved first, then in force: a window the caller was told about survives a restart.
+  auto save = impl_->run_writer([i = impl_.get(), w]() -> Status {
     sqlite3_stmt* st = nullptr;
     sqlite3_prepare_v2(i->db, "INSERT INTO maintenance (device, from_ns, to_ns, reason) VALUES (?,?,?,?)", -1, &st, nullptr);
     sqlite3_bind_text(st, 1, w.device.c_str(), -1, SQLITE_TRANSIENT);
@@ -392,11 +451,16 @@ asio::awaitable<Status> AlarmService::add_maintenance(alarms::MaintenanceWindow 
     const int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) return core::make_error(core::Errc::io_error, std::string("saving a maintenance window: ") + sqlite3_errmsg(i->db));
+    return {};
+  });
+  Status saved = co_await std::move(save);
+  if (!saved) co_return saved;
+  auto apply = impl_->run([i = impl_.get(), w = std::move(w)]() -> Status {
     i->book.add_maintenance(w);
     return {};
   });
-  auto out = co_await std::move(job);
-  co_return out;
+  Status applied = co_await std::move(apply);
+  co_return applied;
 }
 
 asio::awaitable<std::vector<alarms::MaintenanceWindow>> AlarmService::maintenance() {
