@@ -89,8 +89,8 @@ struct StreamDetection::ShardState {
 };
 
 StreamDetection::StreamDetection(Options options, const DetectorBook& documents, AlarmService& alarms, core::Env& env,
-                                 ops::Metrics& metrics)
-    : options_(std::move(options)), documents_(documents), alarms_(alarms), env_(env), metrics_(metrics),
+                                 ops::Metrics& metrics, const ingest::ContractBook* contracts)
+    : options_(std::move(options)), documents_(documents), contracts_(contracts), alarms_(alarms), env_(env), metrics_(metrics),
       writer_(std::make_unique<boost::asio::thread_pool>(1)) {
   if (!options_.checkpoint_dir.empty()) {
     std::error_code ec;
@@ -239,9 +239,17 @@ void StreamDetection::observe(uint32_t shard, const tsdb::Db& db, std::span<cons
     if (series.out_of_range && std::isfinite(value)) {
       if (!m.range_active) {
         m.range_active = true;
+        // Looked up only when it fires: the range the contract allows, for the explanation.
+        std::string allowed = "the range its data contract allows";
+        if (auto c = contracts_ ? contracts_->find(m.profile) : nullptr) {
+          if (const auto* spec = c->contract.metric(m.metric)) {
+            allowed = "[" + (spec->min ? format_value(*spec->min) : std::string("-inf")) + ", " +
+                      (spec->max ? format_value(*spec->max) : std::string("inf")) + "], the range contract " + m.profile + " v" +
+                      std::to_string(c->version) + " allows";
+          }
+        }
         alarms_.raise({"out_of_range", m.device, "range:" + m.metric, std::max(severity, alarms::Severity::minor), now,
-                       evidence(1.0, m.metric + " " + format_value(value) + " is outside the range its data contract allows"),
-                       runbook});
+                       evidence(1.0, m.metric + " " + format_value(value) + " is outside " + allowed), runbook});
       }
     } else if (m.range_active) {
       m.range_active = false;

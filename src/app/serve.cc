@@ -125,7 +125,8 @@ int serve(const core::Config& cfg) {
     o.shards = config.shards;
     o.checkpoint_dir = core::join_path(config.data_dir, "detectors");
     o.checkpoint_interval_ns = config.analytics.checkpoint_interval_ns;
-    detection = std::make_unique<analytics::StreamDetection>(o, detector_documents, **alarms, *env, metrics);
+    detection = std::make_unique<analytics::StreamDetection>(o, detector_documents, **alarms, *env, metrics,
+                                                            &(*pipeline)->contracts());
     (*pipeline)->set_observer(detection.get());
   }
 

@@ -268,5 +268,75 @@ TEST_F(Alarms, WebhooksAreSignedAndRetriedUntilTheReceiverTakesThem) {
   EXPECT_EQ(printed.output.find("hook-secret"), std::string::npos) << printed.output;
 }
 
+TEST_F(Alarms, AValueOutsideTheContractSaysWhichRangeItBroke) {
+  apply(R"(profile = "pump"
+[metrics.temperature]
+type = "float"
+unit = "Cel"
+min = -50
+max = 150
+)");
+  std::string token = add_pump("pump-5", "north");
+  publish("pump-5", token, write("hot.jsonl", "{\"values\": {\"temperature\": 60}}\n{\"values\": {\"temperature\": 180}}\n"));
+  auto raised = wait_alarms("?type=out_of_range");
+  ASSERT_EQ(raised.size(), 1u) << server_->log();
+  EXPECT_EQ(raised[0].at("evidence").at("explanation").as_string(),
+            "temperature 180 is outside [-50, 150], the range contract pump v1 allows");
+  EXPECT_EQ(raised[0].at("severity").as_string(), "minor");
+  publish("pump-5", token, write("ok.jsonl", "{\"values\": {\"temperature\": 61}}\n"));
+  for (int i = 0; i < 100 && alarms("?type=out_of_range&state=active").size() == 1; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_TRUE(alarms("?type=out_of_range&state=active").empty()) << "a sample back in range clears it";
+}
+
+TEST_F(Alarms, AnAlarmStormIsHeldBackPerChannelAndIngestionGoesOn) {
+  server_->terminate();
+  server_ = std::make_unique<ServerProcess>(dir_.path() + "/data", std::vector<std::string>{"analytics.max_new_alarms_per_minute=50",
+                                                                                           "analytics.notify_per_second=10"});
+  server_->start();
+  const int devices = 200;
+  for (int d = 0; d < devices; ++d) add_pump("storm-" + std::to_string(d), "north");
+  Background ws(std::string(kPython) + " " + write("ws.py", kWebSocketClient) + " " + shell_quote(ws_url()) + " " + kAdminToken,
+                dir_.path() + "/ws.out");
+  ASSERT_TRUE(ws.wait_for("stream.open")) << ws.text();
+  // Every device's history, then every device far off at once: one line-protocol write.
+  const int64_t t0 = (std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count() - 200) *
+                     1'000'000'000LL;
+  std::mt19937 rng(1);
+  std::normal_distribution<double> noise(0, 1);
+  std::string lines;
+  for (int i = 0; i < 100; ++i) {
+    for (int d = 0; d < devices; ++d) {
+      lines += "temperature,device=storm-" + std::to_string(d) + " value=" + std::to_string(60 + noise(rng)) + " " +
+               std::to_string(t0 + i * 1'000'000'000LL) + "\n";
+    }
+  }
+  for (int d = 0; d < devices; ++d) {
+    lines += "temperature,device=storm-" + std::to_string(d) + " value=100000 " + std::to_string(t0 + 100'000'000'000LL) + "\n";
+  }
+  auto post = [&](const std::string& name, const std::string& body) {
+    return run("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Bearer " + std::string(kAdminToken) +
+               "' --data-binary @" + write(name, body) + " " + shell_quote(server_->url() + "/api/v2/write"));
+  };
+  auto stored = post("storm.lp", lines);
+  ASSERT_EQ(stored.output, "204") << stored.output;
+  // The storm: 50 new alarms a minute of one type, the rest counted, not raised.
+  auto raised = wait_alarms("?type=anomaly&limit=1000", 50);
+  EXPECT_EQ(raised.size(), 50u);
+  for (int i = 0; i < 100 && server_->metric("fieldline_alarms_rate_limited_total") < devices - 50 - 10; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_GE(server_->metric("fieldline_alarms_rate_limited_total"), devices - 50 - 10);
+  // The WebSocket got a burst of at most twice its rate, then heard how many it missed.
+  ASSERT_TRUE(ws.wait_for("\"alarm.storm\"", 5s)) << ws.text();
+  size_t told = 0;
+  for (size_t at = 0; (at = ws.text().find("\"alarm.raised\"", at)) != std::string::npos; ++at) ++told;
+  EXPECT_LE(told, 20u + 2);
+  EXPECT_GT(server_->metric("fieldline_alarm_notifications_dropped_total"), 0);
+  // Ingestion went on throughout.
+  auto after = post("after.lp", "temperature,device=storm-7 value=61.5 " + std::to_string(t0 + 101'000'000'000LL) + "\n");
+  EXPECT_EQ(after.output, "204");
+  auto points = server_->query("storm-7", "temperature");
+  ASSERT_EQ(points.size(), 102u);
+  EXPECT_EQ(points.back().at("value").as_double(), 61.5);
+}
+
 }  // namespace
 }  // namespace fieldline::itest

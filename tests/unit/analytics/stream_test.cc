@@ -194,7 +194,8 @@ TEST_F(StreamTest, OutOfRangeSamplesRaiseAnAlarmThatTheNextGoodSampleClears) {
   auto raised = list(f);
   ASSERT_EQ(raised.size(), 1u);
   EXPECT_TRUE(raised[0].active);
-  EXPECT_NE(raised[0].evidence.explanation.find("outside the range its data contract allows"), std::string::npos);
+  EXPECT_NE(raised[0].evidence.explanation.find("pressure 500 is outside the range its data contract allows"), std::string::npos)
+      << raised[0].evidence.explanation;
   feed("pump-2", "pressure", t + kSec, 50);
   EXPECT_FALSE(list(f)[0].active);
 }

@@ -45,7 +45,9 @@ class StreamDetection final : public ingest::SampleObserver {
     std::string checkpoint_dir;  // "" : no checkpoints
     int64_t checkpoint_interval_ns = 300LL * 1'000'000'000;
   };
-  StreamDetection(Options options, const DetectorBook& documents, AlarmService& alarms, core::Env& env, ops::Metrics& metrics);
+  // `contracts` (may be null) lets an out_of_range alarm say what range the contract allows.
+  StreamDetection(Options options, const DetectorBook& documents, AlarmService& alarms, core::Env& env, ops::Metrics& metrics,
+                  const ingest::ContractBook* contracts = nullptr);
   ~StreamDetection() override;
 
   void observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) override;
@@ -57,6 +59,7 @@ class StreamDetection final : public ingest::SampleObserver {
  private:
   Options options_;
   const DetectorBook& documents_;
+  const ingest::ContractBook* contracts_;
   AlarmService& alarms_;
   core::Env& env_;
   ops::Metrics& metrics_;
