@@ -175,7 +175,10 @@ TEST_F(StreamTest, BadInputNeitherCrashesNorFloodsAlarms) {
   int64_t t = normal("clock-dev", "flow", kT0, 300);
   normal("clock-dev", "flow", t - 86400 * kSec, 100, 5);
   normal("clock-dev", "flow", t + 365 * 86400 * kSec, 300, 6);
-  for (const char* device : {"nan-dev", "dup-dev", "stuck-dev", "clock-dev"}) {
+  // A gap of three days in the data (a device switched off), then the same behaviour.
+  t = normal("gap-dev", "flow", kT0, 300, 8);
+  normal("gap-dev", "flow", t + 3 * 86400 * kSec, 300, 9);
+  for (const char* device : {"nan-dev", "dup-dev", "stuck-dev", "clock-dev", "gap-dev"}) {
     alarms::AlarmBook::Filter f;
     f.device = device;
     auto raised = list(f);
