@@ -36,6 +36,8 @@ async def main():
                 print(await ws.recv(), flush=True)
     except websockets.exceptions.InvalidStatusCode as e:
         print("refused", e.status_code, flush=True)
+    except websockets.exceptions.ConnectionClosed as e:
+        print("closed", e.code, e.reason, flush=True)
 asyncio.run(main())
 )";
 
@@ -286,6 +288,16 @@ max = 150
   publish("pump-5", token, write("ok.jsonl", "{\"values\": {\"temperature\": 61}}\n"));
   for (int i = 0; i < 100 && alarms("?type=out_of_range&state=active").size() == 1; ++i) std::this_thread::sleep_for(20ms);
   EXPECT_TRUE(alarms("?type=out_of_range&state=active").empty()) << "a sample back in range clears it";
+}
+
+TEST_F(Alarms, AStoppingServerClosesItsStreamsCleanly) {
+  Background ws(std::string(kPython) + " " + write("ws.py", kWebSocketClient) + " " + shell_quote(ws_url()) + " " + kAdminToken,
+                dir_.path() + "/ws.out");
+  ASSERT_TRUE(ws.wait_for("stream.open")) << ws.text();
+  auto [status, seconds] = server_->terminate();
+  EXPECT_EQ(status, 0);
+  EXPECT_LT(seconds, 5.0);
+  EXPECT_TRUE(ws.wait_for("closed 1001 server shutting down")) << ws.text();
 }
 
 TEST_F(Alarms, AnAlarmStormIsHeldBackPerChannelAndIngestionGoesOn) {

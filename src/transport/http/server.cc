@@ -88,6 +88,8 @@ struct Server::Impl {
 
   UpgradeHandler upgrade;
   ops::Gauge& websockets;
+  std::mutex feeds_mu;
+  std::set<std::shared_ptr<WebSocketFeed>> feeds;  // streaming now; stop() ends them (1001)
 
   Impl(core::ShardRuntime& r, const core::Config& c, ops::Metrics& m, Handler h, UpgradeHandler u)
       : runtime(r), config(c), metrics(m), handler(std::move(h)),
@@ -108,6 +110,10 @@ struct Server::Impl {
     if (ec) co_return;
     websockets.add(1);
     auto feed = up.feed;
+    {
+      std::lock_guard lock(feeds_mu);
+      feeds.insert(feed);
+    }
     bool reader_done = false;
     asio::co_spawn(
         co_await asio::this_coro::executor,
@@ -133,10 +139,16 @@ struct Server::Impl {
         break;
       }
     }
-    if (!reader_done && !write_failed && !stopping.load()) {
-      // The feed ended (this side closes): a subscriber too slow to keep up is told why.
+    {
+      std::lock_guard lock(feeds_mu);
+      feeds.erase(feed);
+    }
+    if (!reader_done && !write_failed) {
+      // The feed ended (this side closes): a subscriber too slow to keep up, or a server that
+      // stops, says why.
       websocket::close_reason why(feed->overflowed() ? websocket::close_code::policy_error : websocket::close_code::going_away);
-      if (feed->overflowed()) why.reason = "too far behind";
+      why.reason = feed->overflowed() ? "too far behind" : "server shutting down";
+      beast::get_lowest_layer(stream).expires_after(2s);
       co_await ws.async_close(why, use_nothrow);
     }
     if (!reader_done) {
@@ -292,6 +304,10 @@ void Server::start() {
 
 void Server::stop() {
   if (impl_->stopping.exchange(true)) return;
+  {
+    std::lock_guard lock(impl_->feeds_mu);
+    for (const auto& f : impl_->feeds) f->channel().close();
+  }
   for (auto& l : impl_->listeners) {
     asio::post(l.acceptor->get_executor(), [a = l.acceptor.get()] {
       boost::system::error_code ec;
