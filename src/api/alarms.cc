@@ -151,7 +151,8 @@ asio::awaitable<Response> alarms_route(analytics::AlarmService& alarms, bhttp::v
   if (parts[2] == "maintenance") {
     if (parts.size() != 3) co_return error_response(404, "not_found", "no such maintenance route", ver);
     if (method == bhttp::verb::get) {
-      auto windows = co_await alarms.maintenance();
+      auto job = alarms.maintenance();  // named: GCC 12 and temporaries in co_await
+      auto windows = co_await std::move(job);
       json::array out;
       for (const auto& w : windows) {
         out.push_back(json::object{{"device", w.device}, {"from", core::format_rfc3339(w.from_ns)},
@@ -178,7 +179,8 @@ asio::awaitable<Response> alarms_route(analytics::AlarmService& alarms, bhttp::v
     if (w.reason.empty()) co_return error_response(400, "invalid_argument", "reason: missing (why the alarms are held)", ver);
     w.from_ns = *from;
     w.to_ns = *to;
-    auto st = co_await alarms.add_maintenance(w);
+    auto job = alarms.add_maintenance(w);
+    auto st = co_await std::move(job);
     if (!st) co_return to_http_error(st.error(), ver);
     co_return detail::json_response(201, json::object{{"device", w.device}, {"from", core::format_rfc3339(w.from_ns)},
                                                       {"to", core::format_rfc3339(w.to_ns)}, {"reason", w.reason}},
@@ -194,7 +196,8 @@ asio::awaitable<Response> alarms_route(analytics::AlarmService& alarms, bhttp::v
       if (!n || *n > 10000) co_return error_response(400, "invalid_argument", "limit: expected 1 to 10000", ver);
       limit = *n;
     }
-    auto list = co_await alarms.list(std::move(*filter), limit);
+    auto job = alarms.list(std::move(*filter), limit);
+    auto list = co_await std::move(job);
     json::array out;
     for (const auto& a : list) out.push_back(analytics::alarm_to_json(a));
     co_return detail::json_response(200, json::object{{"alarms", std::move(out)}}, ver);
@@ -203,7 +206,8 @@ asio::awaitable<Response> alarms_route(analytics::AlarmService& alarms, bhttp::v
   if (!id) co_return error_response(400, "invalid_argument", "'" + parts[3].substr(0, 40) + "' is not an alarm id", ver);
   if (parts.size() == 4) {
     if (method != bhttp::verb::get) co_return error_response(405, "method_not_allowed", "use GET", ver);
-    auto a = co_await alarms.get(*id);
+    auto job = alarms.get(*id);
+    auto a = co_await std::move(job);
     if (!a) co_return to_http_error(a.error(), ver);
     co_return detail::json_response(200, analytics::alarm_to_json(*a), ver);
   }
@@ -211,15 +215,18 @@ asio::awaitable<Response> alarms_route(analytics::AlarmService& alarms, bhttp::v
   if (method != bhttp::verb::post) co_return error_response(405, "method_not_allowed", "use POST", ver);
   Result<analytics::alarms::Alarm> done = core::make_error(core::Errc::not_found, "");
   if (parts[4] == "acknowledge") {
-    done = co_await alarms.acknowledge(*id, actor);
+    auto job = alarms.acknowledge(*id, actor);
+    done = co_await std::move(job);
   } else if (parts[4] == "clear") {
-    done = co_await alarms.clear(*id, actor);
+    auto job = alarms.clear(*id, actor);
+    done = co_await std::move(job);
   } else if (parts[4] == "comment") {
     boost::system::error_code ec;
     auto v = json::parse(body, ec);
     const auto* text = !ec && v.is_object() ? v.as_object().if_contains("text") : nullptr;
     if (!text || !text->is_string()) co_return error_response(400, "bad_request", "expected {\"text\": \"...\"}", ver);
-    done = co_await alarms.comment(*id, actor, std::string(text->as_string()));
+    auto job = alarms.comment(*id, actor, std::string(text->as_string()));
+    done = co_await std::move(job);
   } else {
     co_return error_response(404, "not_found", "no alarm action '" + parts[4].substr(0, 40) + "' (acknowledge, clear, comment)", ver);
   }

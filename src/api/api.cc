@@ -214,7 +214,8 @@ asio::awaitable<transport::http::Upgrade> Api::upgrade(Request& req) {
     up.refusal = to_http_error(filter.error(), ver);
     co_return up;
   }
-  up.feed = std::make_shared<transport::http::WebSocketFeed>(co_await asio::this_coro::executor);
+  auto executor = co_await asio::this_coro::executor;
+  up.feed = std::make_shared<transport::http::WebSocketFeed>(executor);
   up.feed->push(core::to_json(json::object{{"event", "stream.open"}, {"at", core::format_rfc3339(now_ns())}}));
   const uint64_t id = alarms_.subscribe(std::make_shared<FeedChannel>(up.feed), std::move(*filter));
   up.closed = [this, id] { alarms_.unsubscribe(id); };

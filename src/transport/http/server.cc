@@ -96,6 +96,21 @@ struct Server::Impl {
         open(m.gauge("fieldline_http_connections", "Open HTTP connections")), upgrade(std::move(u)),
         websockets(m.gauge("fieldline_websocket_streams", "Open WebSocket streams")) {}
 
+  // The reading half of a stream: answers pings (Beast does), notices a close, ignores what
+  // clients send; then ends the feed. A coroutine function, not a lambda: its parameters live
+  // in its frame (a coroutine lambda's captures die with the lambda).
+  template <typename WebSocket>
+  static asio::awaitable<void> read_until_closed(WebSocket& ws, std::shared_ptr<WebSocketFeed> feed, bool& done) {
+    beast::flat_buffer in;
+    for (;;) {
+      auto [rec, n] = co_await ws.async_read(in, use_nothrow);
+      if (rec) break;
+      in.consume(n);
+    }
+    done = true;
+    feed->channel().close();
+  }
+
   // Streams a feed over an accepted WebSocket until either side ends it. The reader runs beside
   // the writer (it answers pings and notices a close); whichever ends first ends the other.
   template <typename Stream>
@@ -115,19 +130,8 @@ struct Server::Impl {
       feeds.insert(feed);
     }
     bool reader_done = false;
-    asio::co_spawn(
-        co_await asio::this_coro::executor,
-        [&ws, feed, &reader_done]() -> asio::awaitable<void> {
-          beast::flat_buffer in;
-          for (;;) {
-            auto [rec, n] = co_await ws.async_read(in, use_nothrow);
-            if (rec) break;
-            in.consume(n);  // clients have nothing to say on this stream yet
-          }
-          reader_done = true;
-          feed->channel().close();
-        },
-        asio::detached);
+    auto executor = co_await asio::this_coro::executor;
+    asio::co_spawn(executor, read_until_closed(ws, feed, reader_done), asio::detached);
     bool write_failed = false;
     for (;;) {
       auto [rec, text] = co_await feed->channel().async_receive(use_nothrow);
@@ -187,7 +191,8 @@ struct Server::Impl {
         auto req = parser.release();
         Upgrade up;
         try {
-          up = co_await upgrade(req);
+          auto job = upgrade(req);  // named: GCC 12 destroys co_await temporaries twice
+          up = co_await std::move(job);
         } catch (const std::exception& e) {
           log->error("BUG: upgrade handler threw for {}: {}", std::string(req.target()), e.what());
           up.refusal = error_response(500, "internal", "internal error");
@@ -203,7 +208,8 @@ struct Server::Impl {
         auto req = parser.release();
         keep_alive = req.keep_alive();
         try {
-          res = co_await handler(req);
+          auto job = handler(req);
+          res = co_await std::move(job);
         } catch (const std::exception& e) {
           log->error("BUG: handler threw for {} {}: {}", std::string(req.method_string()), std::string(req.target()), e.what());
           res = error_response(500, "internal", "internal error");
