@@ -142,8 +142,8 @@ bool Seasonal::load(core::ByteReader& in) {
 }
 
 void Silence::save(std::string& out) const {
-  core::put_uvarint(out, intervals_.size());
-  for (int64_t x : intervals_) core::put_varint(out, x);
+  core::put_uvarint(out, intervals_.size());  // oldest first
+  for (size_t i = 0; i < intervals_.size(); ++i) core::put_varint(out, intervals_[(intervals_next_ + i) % intervals_.size()]);
   core::put_uvarint(out, since_median_);
   core::put_varint(out, last_ts_);
   core::put_varint(out, usual_);
@@ -152,6 +152,7 @@ bool Silence::load(core::ByteReader& in) {
   size_t n = 0;
   if (!get_count(in, n, 64)) return false;
   intervals_.clear();
+  intervals_next_ = 0;
   for (size_t i = 0; i < n; ++i) {
     int64_t x;
     if (!get_int(in, x)) return false;

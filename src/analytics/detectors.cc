@@ -210,18 +210,27 @@ Verdict Silence::score_gap(int64_t gap) const {
   return v;
 }
 
+namespace {
+constexpr size_t kSilenceIntervals = 64;
+}  // namespace
+
 Verdict Silence::update(int64_t ts, double) {
   Verdict v;
   if (last_ts_ != INT64_MIN && ts > last_ts_) {
     const int64_t gap = ts - last_ts_;
     v = score_gap(gap);
-    intervals_.push_back(gap);
-    if (intervals_.size() > 64) intervals_.pop_front();
+    if (intervals_.size() < kSilenceIntervals) {
+      intervals_.push_back(gap);
+    } else {
+      intervals_[intervals_next_] = gap;
+      intervals_next_ = (intervals_next_ + 1) % kSilenceIntervals;
+    }
     // The usual interval moves slowly: its median is taken every 8 intervals.
     if (intervals_.size() >= 8 && (usual_ == 0 || ++since_median_ % 8 == 0)) {
-      scratch_.assign(intervals_.begin(), intervals_.end());
-      std::nth_element(scratch_.begin(), scratch_.begin() + static_cast<std::ptrdiff_t>(scratch_.size() / 2), scratch_.end());
-      usual_ = scratch_[scratch_.size() / 2];
+      thread_local std::vector<int64_t> scratch;  // shared by the thread's detectors
+      scratch.assign(intervals_.begin(), intervals_.end());
+      std::nth_element(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(scratch.size() / 2), scratch.end());
+      usual_ = scratch[scratch.size() / 2];
     }
   }
   v.detector = "silence";

@@ -183,8 +183,8 @@ class Silence final : public Detector {
  private:
   Verdict score_gap(int64_t gap_ns) const;
   double factor_;
-  std::deque<int64_t> intervals_;
-  std::vector<int64_t> scratch_;
+  std::vector<int64_t> intervals_;  // a ring of the last 64 (oldest at intervals_next_ once full)
+  size_t intervals_next_ = 0;
   unsigned since_median_ = 0;
   int64_t last_ts_ = INT64_MIN;
   int64_t usual_ = 0;
