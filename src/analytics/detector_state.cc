@@ -39,6 +39,32 @@ bool get_count(core::ByteReader& in, T& v, uint64_t at_most) {
   return true;
 }
 
+void put_value(std::string& out, double v) { put_double(out, v); }
+void put_value(std::string& out, int64_t v) { core::put_varint(out, v); }
+bool get_value(core::ByteReader& in, double& v) { return get_double(in, v); }
+bool get_value(core::ByteReader& in, int64_t& v) { return get_int(in, v); }
+
+// A ring buffer (the oldest at `next` once full) is saved oldest first, as a counted list...
+template <typename T>
+void put_ring(std::string& out, const std::vector<T>& ring, size_t next) {
+  core::put_uvarint(out, ring.size());
+  for (size_t i = 0; i < ring.size(); ++i) put_value(out, ring[(next + i) % ring.size()]);
+}
+// ...and loaded as a plain list (its oldest first, so `next` starts at 0).
+template <typename T>
+bool get_ring(core::ByteReader& in, std::vector<T>& ring, size_t& next, size_t at_most) {
+  size_t n = 0;
+  if (!get_count(in, n, at_most)) return false;
+  ring.clear();
+  next = 0;
+  for (size_t i = 0; i < n; ++i) {
+    T x;
+    if (!get_value(in, x)) return false;
+    ring.push_back(x);
+  }
+  return true;
+}
+
 }  // namespace
 
 void EwStats::save(std::string& out) const {
@@ -52,8 +78,7 @@ bool EwStats::load(core::ByteReader& in) {
 }
 
 void RobustZ::save(std::string& out) const {
-  core::put_uvarint(out, recent_.size());  // oldest first
-  for (size_t i = 0; i < recent_.size(); ++i) put_double(out, recent_[(recent_next_ + i) % recent_.size()]);
+  put_ring(out, recent_, recent_next_);
   put_double(out, previous_);
   out.push_back(has_previous_ ? 1 : 0);
   core::put_varint(out, last_ts_);
@@ -61,15 +86,7 @@ void RobustZ::save(std::string& out) const {
   core::put_uvarint(out, scale_age_);
 }
 bool RobustZ::load(core::ByteReader& in) {
-  size_t n = 0;
-  if (!get_count(in, n, window_)) return false;
-  recent_.clear();
-  recent_next_ = 0;
-  for (size_t i = 0; i < n; ++i) {
-    double x;
-    if (!get_double(in, x)) return false;
-    recent_.push_back(x);
-  }
+  if (!get_ring(in, recent_, recent_next_, window_)) return false;
   sorted_.assign(recent_.begin(), recent_.end());
   std::sort(sorted_.begin(), sorted_.end());
   if (!get_double(in, previous_)) return false;
@@ -142,45 +159,26 @@ bool Seasonal::load(core::ByteReader& in) {
 }
 
 void Silence::save(std::string& out) const {
-  core::put_uvarint(out, intervals_.size());  // oldest first
-  for (size_t i = 0; i < intervals_.size(); ++i) core::put_varint(out, intervals_[(intervals_next_ + i) % intervals_.size()]);
+  put_ring(out, intervals_, intervals_next_);
   core::put_uvarint(out, since_median_);
   core::put_varint(out, last_ts_);
   core::put_varint(out, usual_);
 }
 bool Silence::load(core::ByteReader& in) {
-  size_t n = 0;
-  if (!get_count(in, n, 64)) return false;
-  intervals_.clear();
-  intervals_next_ = 0;
-  for (size_t i = 0; i < n; ++i) {
-    int64_t x;
-    if (!get_int(in, x)) return false;
-    intervals_.push_back(x);
-  }
+  if (!get_ring(in, intervals_, intervals_next_, kIntervals)) return false;
   return get_count(in, since_median_, UINT32_MAX) && get_int(in, last_ts_) && get_int(in, usual_);
 }
 
 void Likelihood::save(std::string& out) const {
   inner_->save(out);
-  // The short window oldest first.
-  core::put_uvarint(out, recent_.size());
-  for (size_t i = 0; i < recent_.size(); ++i) put_double(out, recent_[(recent_next_ + i) % recent_.size()]);
+  put_ring(out, recent_, recent_next_);
   long_.save(out);
 }
 bool Likelihood::load(core::ByteReader& in) {
   if (!inner_->load(in)) return false;
-  size_t n = 0;
-  if (!get_count(in, n, short_window_)) return false;
-  recent_.clear();
-  recent_next_ = 0;
+  if (!get_ring(in, recent_, recent_next_, short_window_)) return false;
   short_sum_ = 0;
-  for (size_t i = 0; i < n; ++i) {
-    double x;
-    if (!get_double(in, x)) return false;
-    recent_.push_back(x);
-    short_sum_ += x;
-  }
+  for (double x : recent_) short_sum_ += x;
   return long_.load(in);
 }
 

@@ -11,25 +11,33 @@ double score_of_z(double z, double z0) {
   return r * r / (1.0 + r * r);
 }
 
-void EwStats::add(double x, double weight) {
-  if (n++ == 0) {
+namespace {
+
+// One step of an exponentially weighted mean and variance with `weight` for x, the n-th
+// sample. While fewer samples than the weight's memory have come, the plain average of them
+// all: a slow average started from its first sample would lean on that one for hundreds more.
+template <typename V>
+void ew_step(double& mean, V& var, V& unweighted, uint64_t n, double x, double weight) {
+  if (n == 1) {
     mean = x;
     return;
   }
-  // While fewer samples than the weight's memory have come, the plain average of them all:
-  // a slow average started from its first sample would lean on that one for hundreds more.
   weight = std::max(weight, 1.0 / static_cast<double>(n));
   const double d = x - mean;
   mean += weight * d;
-  var = (1 - weight) * (var + weight * d * d);
-  unweighted *= 1 - weight;
+  var = static_cast<V>((1 - weight) * (var + weight * d * d));
+  unweighted = static_cast<V>(unweighted * (1 - weight));
 }
 
-double EwStats::sd() const {
-  // Started from zero, the variance underestimates until it has seen about 1/alpha samples;
-  // divided by the weight it has gathered so far it does not.
-  return unweighted < 1 ? std::sqrt(var / (1.0 - unweighted)) : 0.0;
-}
+// Started from zero, the variance underestimates until it has seen about 1/alpha samples;
+// divided by the weight it has gathered so far it does not.
+double ew_sd(double var, double unweighted) { return unweighted < 1 ? std::sqrt(var / (1.0 - unweighted)) : 0.0; }
+
+}  // namespace
+
+void EwStats::add(double x, double weight) { ew_step(mean, var, unweighted, ++n, x, weight); }
+
+double EwStats::sd() const { return ew_sd(var, unweighted); }
 
 Verdict RobustZ::update(int64_t ts, double value) {
   Verdict v;
@@ -150,19 +158,9 @@ Verdict Flatline::update(int64_t, double value) {
   return v;
 }
 
-void Seasonal::Slot::add(double x, double weight) {
-  if (samples++ == 0) {
-    mean = x;
-    return;
-  }
-  weight = std::max(weight, 1.0 / static_cast<double>(samples));  // as EwStats::add
-  const double d = x - mean;
-  mean += weight * d;
-  var = static_cast<float>((1 - weight) * (var + weight * d * d));
-  unweighted = static_cast<float>(unweighted * (1 - weight));
-}
+void Seasonal::Slot::add(double x, double weight) { ew_step(mean, var, unweighted, ++samples, x, weight); }
 
-double Seasonal::Slot::sd() const { return unweighted < 1 ? std::sqrt(var / (1.0 - unweighted)) : 0.0; }
+double Seasonal::Slot::sd() const { return ew_sd(var, unweighted); }
 
 Seasonal::Seasonal(int64_t period_ns, size_t buckets, double seasons)
     : period_(period_ns), width_(std::max<int64_t>(1, period_ns / static_cast<int64_t>(std::max<size_t>(buckets, 1)))),
@@ -210,20 +208,16 @@ Verdict Silence::score_gap(int64_t gap) const {
   return v;
 }
 
-namespace {
-constexpr size_t kSilenceIntervals = 64;
-}  // namespace
-
 Verdict Silence::update(int64_t ts, double) {
   Verdict v;
   if (last_ts_ != INT64_MIN && ts > last_ts_) {
     const int64_t gap = ts - last_ts_;
     v = score_gap(gap);
-    if (intervals_.size() < kSilenceIntervals) {
+    if (intervals_.size() < kIntervals) {
       intervals_.push_back(gap);
     } else {
       intervals_[intervals_next_] = gap;
-      intervals_next_ = (intervals_next_ + 1) % kSilenceIntervals;
+      intervals_next_ = (intervals_next_ + 1) % kIntervals;
     }
     // The usual interval moves slowly: its median is taken every 8 intervals.
     if (intervals_.size() >= 8 && (usual_ == 0 || ++since_median_ % 8 == 0)) {

@@ -7,8 +7,6 @@
 #include <array>
 #include <cmath>
 #include <deque>
-#include <filesystem>
-#include <fstream>
 #include <future>
 #include <unordered_map>
 
@@ -21,7 +19,6 @@ namespace {
 
 constexpr int64_t kMinSilenceNs = 10'000'000'000;  // a network hiccup is not missing data
 constexpr size_t kEvidenceSamples = 16;
-constexpr uint32_t kUnresolved = UINT32_MAX, kNotDetected = UINT32_MAX - 1;
 
 std::string format_value(double v) {
   char buf[32];
@@ -69,12 +66,11 @@ struct StreamDetection::ShardState {
     Device* device_state = nullptr;  // in devices (node-stable)
   };
   struct Series {
-    uint32_t metric = kUnresolved;
+    uint32_t metric = 0;  // into metrics, once resolved in `epoch`
     bool out_of_range = false;
     uint64_t epoch = 0;
   };
 
-  uint32_t index = 0;
   std::vector<Series> series;  // by series ref
   std::deque<Metric> metrics;  // stable addresses
   std::unordered_map<std::string, uint32_t> metric_index;  // device \0 metric
@@ -83,36 +79,35 @@ struct StreamDetection::ShardState {
   uint64_t documents_generation = UINT64_MAX;
   uint64_t epoch = 1;
   // Detector state read from the last checkpoint, until its metric is seen again.
-  std::unordered_map<std::string, std::pair<int64_t, std::pair<std::string, std::string>>> restored;
+  std::unordered_map<std::string, SavedDetectors> restored;  // by key
   int64_t last_checkpoint_ns = 0;
-  uint64_t samples = 0;
 };
 
 StreamDetection::StreamDetection(Options options, const DetectorBook& documents, AlarmService& alarms, core::Env& env,
                                  ops::Metrics& metrics, const ingest::ContractBook* contracts)
     : options_(std::move(options)), documents_(documents), contracts_(contracts), alarms_(alarms), env_(env), metrics_(metrics),
       writer_(std::make_unique<boost::asio::thread_pool>(1)) {
-  if (!options_.checkpoint_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(options_.checkpoint_dir, ec);
-  }
   auto log = core::logger("analytics");
+  if (!options_.checkpoint_dir.empty()) {
+    if (auto st = env_.create_dirs(options_.checkpoint_dir); !st) log->error("detector checkpoints: {}", st.error().message());
+  }
   for (uint32_t i = 0; i < options_.shards; ++i) {
     auto s = std::make_unique<ShardState>();
-    s->index = i;
     s->last_checkpoint_ns = env_.now_ns();
-    if (!options_.checkpoint_dir.empty()) {
-      const std::string path = options_.checkpoint_dir + "/shard-" + std::to_string(i) + ".ckpt";
-      std::ifstream in(path, std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (!bytes.empty()) {
-        auto saved = decode_detector_file(bytes);
-        if (!saved) {
-          log->error("{} ({}): detectors of shard {} start afresh", path, saved.error().message(), i);
-        } else {
-          for (auto& e : *saved) s->restored[e.key] = {e.document_version, {std::move(e.ensemble), std::move(e.silence)}};
-          log->info("shard {}: detector state of {} metrics restored from {}", i, s->restored.size(), path);
+    const std::string path = checkpoint_path(i);
+    auto bytes = path.empty() || !env_.exists(path) ? Result<std::string>(std::string()) : env_.read_file(path);
+    if (!bytes) {
+      log->error("{}: detectors of shard {} start afresh", bytes.error().message(), i);
+    } else if (!bytes->empty()) {
+      auto saved = decode_detector_file(*bytes);
+      if (!saved) {
+        log->error("{} ({}): detectors of shard {} start afresh", path, saved.error().message(), i);
+      } else {
+        for (auto& e : *saved) {
+          std::string key = e.key;
+          s->restored.emplace(std::move(key), std::move(e));
         }
+        log->info("shard {}: detector state of {} metrics restored from {}", i, s->restored.size(), path);
       }
     }
     shards_.push_back(std::move(s));
@@ -124,6 +119,16 @@ StreamDetection::~StreamDetection() { writer_->join(); }
 namespace {
 
 using Shard = StreamDetection::ShardState;
+
+// An alarm's evidence: the metric's last samples, the score and why.
+alarms::Evidence evidence_of(const Shard::Metric& m, double score, std::string explanation) {
+  alarms::Evidence e;
+  const size_t n = std::min(m.recent_count, kEvidenceSamples);
+  for (size_t i = m.recent_count - n; i < m.recent_count; ++i) e.samples.push_back(m.recent[i % kEvidenceSamples]);
+  e.score = score;
+  e.explanation = std::move(explanation);
+  return e;
+}
 
 std::shared_ptr<const ProfileDetectors> document_of(const Shard& s, const std::string& profile) {
   auto it = s.documents.find(profile);
@@ -148,9 +153,9 @@ void setup_metric(Shard& s, Shard::Metric& m, const ProfileDetectors* doc) {
   m.level = config->alarm;
   auto it = s.restored.find(m.device + '\0' + m.metric);
   if (it != s.restored.end()) {
-    if (it->second.first == m.doc_version) {
-      if (m.ensemble && !restore(*m.ensemble, it->second.second.first)) m.ensemble = std::make_unique<Ensemble>(*config);
-      if (m.silence && !restore(*m.silence, it->second.second.second)) m.silence = std::make_unique<Silence>();
+    if (it->second.document_version == m.doc_version) {
+      if (m.ensemble && !restore(*m.ensemble, it->second.ensemble)) m.ensemble = std::make_unique<Ensemble>(*config);
+      if (m.silence && !restore(*m.silence, it->second.silence)) m.silence = std::make_unique<Silence>();
     }
     s.restored.erase(it);
   }
@@ -219,17 +224,9 @@ void StreamDetection::observe(uint32_t shard, const tsdb::Db& db, std::span<cons
       m.device_state = &d;
       series.metric = it->second;
     }
-    ++s.samples;
     auto& m = s.metrics[series.metric];
     m.recent[m.recent_count++ % kEvidenceSamples] = {sample.ts, value};
-    auto evidence = [&m](double score, std::string explanation) {
-      alarms::Evidence e;
-      const size_t n = std::min(m.recent_count, kEvidenceSamples);
-      for (size_t i = m.recent_count - n; i < m.recent_count; ++i) e.samples.push_back(m.recent[i % kEvidenceSamples]);
-      e.score = score;
-      e.explanation = std::move(explanation);
-      return e;
-    };
+    auto evidence = [&m](double score, std::string explanation) { return evidence_of(m, score, std::move(explanation)); };
     const DetectorDocument* document = m.document ? &m.document->document : nullptr;
     const auto severity = document ? document->severity : alarms::Severity::warning;
     static const std::string kNoRunbook;
@@ -364,24 +361,8 @@ std::string serialize(const Shard& s) {
                        m.silence ? checkpoint(*m.silence) : std::string()});
   }
   // Metrics not seen since the restart keep what they had learnt.
-  for (const auto& [key, saved] : s.restored) entries.push_back({key, saved.first, saved.second.first, saved.second.second});
+  for (const auto& [key, saved] : s.restored) entries.push_back(saved);
   return encode_detector_file(entries);
-}
-
-void write_atomically(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) {
-      core::logger("analytics")->error("cannot write detector checkpoint {}", tmp);
-      return;
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) core::logger("analytics")->error("cannot write detector checkpoint {}: {}", path, ec.message());
 }
 
 }  // namespace
@@ -393,11 +374,8 @@ void StreamDetection::tick(uint32_t shard, int64_t now_ns) {
     Verdict v = m.silence->check(now_ns);
     if (v.score < 0.5 || v.actual * 1e9 < static_cast<double>(kMinSilenceNs)) continue;
     m.silence_active = true;
-    alarms::Evidence e;
-    const size_t n = std::min(m.recent_count, kEvidenceSamples);
-    for (size_t i = m.recent_count - n; i < m.recent_count; ++i) e.samples.push_back(m.recent[i % kEvidenceSamples]);
-    e.score = v.score;
-    e.explanation = m.metric + ": no sample for " + format_value(v.actual) + " s, usually every " + format_value(v.expected) + " s";
+    auto e = evidence_of(m, v.score, m.metric + ": no sample for " + format_value(v.actual) + " s, usually every " +
+                                         format_value(v.expected) + " s");
     const auto& doc = m.document;
     alarms_.raise({"data_missing", m.device, "missing:" + m.metric, doc ? doc->document.severity : alarms::Severity::warning,
                    now_ns, std::move(e), doc ? doc->document.runbook : std::string()});
@@ -407,9 +385,27 @@ void StreamDetection::tick(uint32_t shard, int64_t now_ns) {
   if (!options_.checkpoint_dir.empty() && now_ns - s.last_checkpoint_ns >= options_.checkpoint_interval_ns) {
     s.last_checkpoint_ns = now_ns;
     // Serialised here (the state is the shard's), written off the shard.
-    boost::asio::post(*writer_, [path = options_.checkpoint_dir + "/shard-" + std::to_string(shard) + ".ckpt",
-                                 bytes = serialize(s)] { write_atomically(path, bytes); });
+    boost::asio::post(*writer_, [this, path = checkpoint_path(shard), bytes = serialize(s)] { write_checkpoint(path, bytes); });
   }
+}
+
+std::string StreamDetection::checkpoint_path(uint32_t shard) const {
+  return options_.checkpoint_dir.empty() ? std::string()
+                                         : core::join_path(options_.checkpoint_dir, "shard-" + std::to_string(shard) + ".ckpt");
+}
+
+void StreamDetection::write_checkpoint(const std::string& path, const std::string& bytes) {
+  // Written beside, synced, then renamed over the old one: a crash leaves one or the other.
+  const std::string tmp = path + ".tmp";
+  auto write = [&]() -> Status {
+    FL_TRY(file, env_.open_writable(tmp, true));
+    FL_TRY_STATUS(file->append(bytes));
+    FL_TRY_STATUS(file->sync());
+    FL_TRY_STATUS(file->close());
+    FL_TRY_STATUS(env_.rename(tmp, path));
+    return env_.sync_dir(options_.checkpoint_dir);
+  };
+  if (auto st = write(); !st) core::logger("analytics")->error("detector checkpoint {}: {}", path, st.error().message());
 }
 
 void StreamDetection::close(uint32_t shard) {
@@ -417,9 +413,8 @@ void StreamDetection::close(uint32_t shard) {
   if (options_.checkpoint_dir.empty()) return;
   // Through the writer, after any checkpoint of this shard still being written.
   std::promise<void> done;
-  boost::asio::post(*writer_, [&done, path = options_.checkpoint_dir + "/shard-" + std::to_string(shard) + ".ckpt",
-                               bytes = serialize(s)] {
-    write_atomically(path, bytes);
+  boost::asio::post(*writer_, [this, &done, path = checkpoint_path(shard), bytes = serialize(s)] {
+    write_checkpoint(path, bytes);
     done.set_value();
   });
   done.get_future().wait();

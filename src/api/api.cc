@@ -87,6 +87,14 @@ struct Query {
 
 Error bad_request(const std::string& what) { return core::make_error(core::Errc::invalid_argument, what); }
 
+// The token of `Authorization: Bearer <t>` (or `Token <t>`), or "".
+std::string bearer_token(const Request& req) {
+  std::string_view auth = req[bhttp::field::authorization];
+  if (auth.starts_with("Bearer ")) return std::string(auth.substr(7));
+  if (auth.starts_with("Token ")) return std::string(auth.substr(6));
+  return {};
+}
+
 struct Caller {
   registry::Principal principal = registry::Principal::none;
   std::string device;
@@ -200,8 +208,8 @@ asio::awaitable<transport::http::Upgrade> Api::upgrade(Request& req) {
     up.refusal = error_response(404, "not_found", "WebSocket streams are at /api/v1/stream", ver);
     co_return up;
   }
-  std::string auth(req[bhttp::field::authorization]);
-  std::string token = auth.starts_with("Bearer ") ? auth.substr(7) : params.count("token") ? params["token"] : "";
+  std::string token = bearer_token(req);
+  if (token.empty() && params.count("token")) token = params["token"];  // browsers cannot set headers on a WebSocket
   if (registry_.authenticate_bearer(token).principal != registry::Principal::admin) {
     metrics_.counter("fieldline_http_unauthorized_total", "Requests without valid credentials").inc();
     up.refusal = error_response(401, "unauthorized", token.empty() ? "missing token: send 'Authorization: Bearer <token>' or ?token="
@@ -280,10 +288,7 @@ asio::awaitable<Response> Api::handle(Request& req) {
   // Everything else needs a token: Authorization: Bearer <t> or Token <t>.
   Caller caller;
   {
-    std::string auth(req[bhttp::field::authorization]);
-    std::string token;
-    if (auth.starts_with("Bearer ")) token = auth.substr(7);
-    else if (auth.starts_with("Token ")) token = auth.substr(6);
+    const std::string token = bearer_token(req);
     if (token.empty()) {
       metrics_.counter("fieldline_http_unauthorized_total", "Requests without valid credentials").inc();
       auto res = error_response(401, "unauthorized", "missing token: send 'Authorization: Bearer <token>'", ver);

@@ -165,6 +165,10 @@ struct Server::Impl {
   // Publishes a will on the device's own topics: telemetry is stored, commands delivered.
   void publish_will(const std::shared_ptr<const ingest::DeviceContext>& context, Will will, asio::any_io_executor executor);
   size_t deliver(const std::string& device_id, const std::string& name, const std::string& payload);
+  // Queues `topic` for the sessions of `owner` (a device id, or kIntegratorUser) whose
+  // subscriptions match it, keeping QoS 1 ones for offline persistent sessions; wakes the
+  // live ones. Returns how many sessions it reached.
+  size_t enqueue(const std::string& owner, const std::string& topic, const std::string& payload);
   // `input`: bytes already read by the shard the connection came from (it moved here).
   template <typename Stream>
   void start_session(Stream stream, uint32_t shard, bool tls_handshake, std::string input = {});
@@ -1199,43 +1203,16 @@ size_t Server::deliver_command(const std::string& device_id, const std::string& 
 }
 
 size_t Server::Impl::deliver(const std::string& device_id, const std::string& name, const std::string& payload) {
-  auto* impl_ = this;
-  std::string topic = "devices/" + device_id + "/commands/" + name;
-  std::vector<std::shared_ptr<SessionBase>> wake;
-  size_t reached = 0;
-  {
-    std::lock_guard lock(impl_->mu);
-    for (auto& [id, st] : impl_->sessions) {
-      if (st->device != device_id) continue;
-      uint8_t qos = 0;
-      bool match = false;
-      for (const auto& [filter, q] : st->subscriptions) {
-        if (topic_matches(filter, topic)) {
-          match = true;
-          qos = std::max(qos, q);
-        }
-      }
-      if (!match) continue;
-      auto live = st->live.lock();
-      if (!live && qos == 0) continue;
-      if (st->outbound.size() >= 1000) continue;  // a bounded queue per offline session
-      st->outbound.push_back({topic, payload, qos, 0, false});
-      impl_->keep(*st, st->outbound.back());
-      ++reached;
-      if (live) wake.push_back(std::move(live));
-    }
-  }
-  for (auto& s : wake) s->deliver_async();
-  return reached;
+  return enqueue(device_id, "devices/" + device_id + "/commands/" + name, payload);
 }
 
-size_t Server::publish_alarm(const std::string& topic, const std::string& payload) {
+size_t Server::Impl::enqueue(const std::string& owner, const std::string& topic, const std::string& payload) {
   std::vector<std::shared_ptr<SessionBase>> wake;
   size_t reached = 0;
   {
-    std::lock_guard lock(impl_->mu);
-    for (auto& [id, st] : impl_->sessions) {
-      if (st->device != kIntegratorUser) continue;
+    std::lock_guard lock(mu);
+    for (auto& [id, st] : sessions) {
+      if (st->device != owner) continue;
       uint8_t qos = 0;
       bool match = false;
       for (const auto& [filter, q] : st->subscriptions) {
@@ -1249,13 +1226,17 @@ size_t Server::publish_alarm(const std::string& topic, const std::string& payloa
       if (!live && qos == 0) continue;
       if (st->outbound.size() >= 1000) continue;  // a bounded queue per session
       st->outbound.push_back({topic, payload, qos, 0, false});
-      impl_->keep(*st, st->outbound.back());
+      keep(*st, st->outbound.back());
       ++reached;
       if (live) wake.push_back(std::move(live));
     }
   }
   for (auto& s : wake) s->deliver_async();
   return reached;
+}
+
+size_t Server::publish_alarm(const std::string& topic, const std::string& payload) {
+  return impl_->enqueue(kIntegratorUser, topic, payload);
 }
 
 size_t Server::connection_count() const { return static_cast<size_t>(impl_->open_connections.value()); }

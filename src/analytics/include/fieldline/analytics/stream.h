@@ -57,6 +57,8 @@ class StreamDetection final : public ingest::SampleObserver {
   struct ShardState;
 
  private:
+  std::string checkpoint_path(uint32_t shard) const;  // "" without checkpoints
+  void write_checkpoint(const std::string& path, const std::string& bytes);  // on writer_
   Options options_;
   const DetectorBook& documents_;
   const ingest::ContractBook* contracts_;
