@@ -12,7 +12,8 @@ namespace fieldline::analytics {
 namespace {
 
 constexpr char kMagic[4] = {'F', 'L', 'D', 'T'};
-constexpr uint8_t kVersion = 2;  // 2: the likelihood's long run is exponentially weighted; compact seasonal slots
+constexpr uint8_t kVersion = 3;  // 2: the likelihood's long run is exponentially weighted; compact seasonal slots
+                                 // 3: an ensemble's daily deviations; EWMA through the likelihood
 
 void put_double(std::string& out, double d) {
   uint64_t bits;
@@ -189,7 +190,7 @@ void Ensemble::save(std::string& out) const {
     m.detector->save(out);
   }
   core::put_uvarint(out, quiet_for_);
-  put_double(out, fired_at_);
+  deviations_.save(out);
 }
 bool Ensemble::load(core::ByteReader& in) {
   size_t n = 0;
@@ -198,7 +199,27 @@ bool Ensemble::load(core::ByteReader& in) {
     auto name = in.string();
     if (!name || *name != m.name || !m.detector->load(in)) return false;
   }
-  return get_count(in, quiet_for_, refractory_) && get_double(in, fired_at_);
+  return get_count(in, quiet_for_, refractory_) && deviations_.load(in);
+}
+
+void Ensemble::DailyDeviations::save(std::string& out) const {
+  for (size_t i = 0; i < 4; ++i) {
+    core::put_varint(out, days_[i]);
+    core::put_u64(out, slots_[i][0]);
+    core::put_u64(out, slots_[i][1]);
+  }
+}
+bool Ensemble::DailyDeviations::load(core::ByteReader& in) {
+  for (size_t i = 0; i < 4; ++i) {
+    auto day = in.varint();
+    auto low = day ? in.u64() : std::nullopt;
+    auto high = low ? in.u64() : std::nullopt;
+    if (!high) return false;
+    days_[i] = *day;
+    slots_[i][0] = *low;
+    slots_[i][1] = *high;
+  }
+  return true;
 }
 
 std::string checkpoint(const Detector& d) {

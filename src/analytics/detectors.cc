@@ -33,6 +33,25 @@ void ew_step(double& mean, V& var, V& unweighted, uint64_t n, double x, double w
 // divided by the weight it has gathered so far it does not.
 double ew_sd(double var, double unweighted) { return unweighted < 1 ? std::sqrt(var / (1.0 - unweighted)) : 0.0; }
 
+// The median of |x − median| over sorted values (the upper one of an even count), without
+// sorting the deviations: those below the median, read downwards, and those above it, read
+// upwards, are two sorted runs, and the k-th smallest of two sorted runs is a binary search.
+double median_absolute_deviation(const std::vector<double>& sorted, double median) {
+  const size_t n = sorted.size(), half = n / 2;
+  auto below = [&](size_t i) { return median - sorted[half - 1 - i]; };  // i < half, ascending
+  auto above = [&](size_t j) { return sorted[half + j] - median; };      // j < n - half, ascending
+  const size_t a = half, b = n - half, k = n / 2;  // the k-th smallest (from 0) of the n deviations
+  // Take i from `below` and k + 1 − i from `above`; the smallest i whose split is consistent.
+  size_t lo = k + 1 > b ? k + 1 - b : 0, hi = std::min(a, k + 1);
+  while (lo < hi) {
+    const size_t i = (lo + hi) / 2, j = k + 1 - i;
+    if (i < a && j > 0 && above(j - 1) > below(i)) lo = i + 1;
+    else hi = i;
+  }
+  const size_t i = lo, j = k + 1 - lo;
+  return std::max(i > 0 ? below(i - 1) : 0.0, j > 0 ? above(j - 1) : 0.0);
+}
+
 }  // namespace
 
 void EwStats::add(double x, double weight) { ew_step(mean, var, unweighted, ++n, x, weight); }
@@ -62,18 +81,18 @@ Verdict RobustZ::update(int64_t ts, double value) {
     const size_t n = sorted_.size();
     const double median = n % 2 ? sorted_[n / 2] : 0.5 * (sorted_[n / 2 - 1] + sorted_[n / 2]);
     if (scale_age_ == 0) {
-      // The spread moves slowly: computed afresh every 16 samples, not for each one (it is
-      // most of the detector's cost).
-      // Scratch shared by the thread's detectors: a shard runs thousands of them.
-      thread_local std::vector<double> deviations;
-      deviations.resize(n);
-      double mean_dev = 0;
-      for (size_t i = 0; i < n; ++i) mean_dev += deviations[i] = std::fabs(sorted_[i] - median);
-      mean_dev /= static_cast<double>(n);
-      std::nth_element(deviations.begin(), deviations.begin() + static_cast<std::ptrdiff_t>(n / 2), deviations.end());
+      // The spread moves slowly: computed afresh every 16 samples, not for each one.
+      const double mad = median_absolute_deviation(sorted_, median);
       // A series that mostly repeats one value has a MAD of 0 but still a scale: its mean
-      // absolute deviation (0.80 σ for normal data), and at least a small share of its level.
-      scale_ = std::max({1.4826 * deviations[n / 2], 1.2533 * mean_dev, 1e-9 + 1e-3 * std::fabs(median)});
+      // absolute deviation (0.80 σ for normal data; more than the MAD says for heavy tails),
+      // and at least a small share of its level. The sums of the halves, not |x − median|
+      // term by term: a loop the compiler vectorises.
+      double low = 0, high = 0;
+      for (size_t i = 0; i < n / 2; ++i) low += sorted_[i];
+      for (size_t i = n / 2; i < n; ++i) high += sorted_[i];
+      const double mean_dev =
+          (high - low - median * static_cast<double>(n - 2 * (n / 2))) / static_cast<double>(n);
+      scale_ = std::max({1.4826 * mad, 1.2533 * mean_dev, 1e-9 + 1e-3 * std::fabs(median)});
     }
     scale_age_ = (scale_age_ + 1) % 16;
     v.score = score_of_z(std::fabs(x - median) / scale_);
@@ -174,7 +193,7 @@ Verdict Seasonal::update(int64_t ts, double value) {
   const int64_t period = ts >= 0 ? ts / period_ : (ts - period_ + 1) / period_;
   const int64_t phase = ts - period * period_;
   auto& slot = slots_[std::min(static_cast<size_t>(phase / width_), slots_.size() - 1)];
-  if (slot.periods >= 3 && slot.samples > 1) {
+  if (slot.periods >= 5 && slot.samples > 1) {
     const double sd = std::max(slot.sd(), overall_.n > 16 ? 0.25 * overall_.sd() : 0.0);
     v.expected = slot.mean;
     if (sd > 0) v.score = score_of_z(std::fabs(value - slot.mean) / sd);
@@ -276,7 +295,7 @@ Ensemble::Ensemble(const EnsembleConfig& config) : alarm_(config.alarm), refract
     std::unique_ptr<Detector> d;
     if (name == "robust_z") d = std::make_unique<Likelihood>(std::make_unique<RobustZ>(config.window, false));
     else if (name == "robust_z_change") d = std::make_unique<Likelihood>(std::make_unique<RobustZ>(config.window, true));
-    else if (name == "ewma") d = std::make_unique<Ewma>();
+    else if (name == "ewma") d = std::make_unique<Likelihood>(std::make_unique<Ewma>());
     else if (name == "cusum") d = std::make_unique<Cusum>();
     else if (name == "flatline") d = std::make_unique<Flatline>();
     // What the series usually does at this hour of the day and of the week (half-hour slots).
@@ -295,15 +314,53 @@ Verdict Ensemble::update(int64_t ts, double value) {
     Verdict v = m.detector->update(ts, value);
     if (v.score > best.score || best.detector.empty()) best = std::move(v);
   }
+  best.unheld = best.score;
+  const bool deviation = best.score >= alarm_;
+  const bool routine = deviation && deviations_.routine(ts);
+  if (deviation) deviations_.note(ts);
   if (quiet_for_ > 0) {
     --quiet_for_;
-    if (best.score <= fired_at_) best.score = std::min(best.score, alarm_ * 0.5);
-  }
-  if (best.score >= alarm_ && quiet_for_ == 0) {
+    best.score = std::min(best.score, alarm_ * 0.5);
+  } else if (routine) {
+    best.score = std::min(best.score, alarm_ * 0.5);
+  } else if (deviation) {
     quiet_for_ = refractory_;
-    fired_at_ = best.score;
   }
   return best;
+}
+
+namespace {
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+constexpr int64_t kQuarterHour = 900'000'000'000LL;
+}  // namespace
+
+bool Ensemble::DailyDeviations::seen(int64_t slot) const {
+  const int64_t day = floor_div(slot, kSlotsPerDay);
+  const auto i = static_cast<size_t>(day & 3);
+  const auto bit = static_cast<unsigned>(slot - day * kSlotsPerDay);
+  return days_[i] == day && (slots_[i][bit / 64] >> (bit % 64) & 1);
+}
+
+void Ensemble::DailyDeviations::note(int64_t ts) {
+  const int64_t slot = floor_div(ts, kQuarterHour);
+  const int64_t day = floor_div(slot, kSlotsPerDay);
+  const auto i = static_cast<size_t>(day & 3);
+  if (days_[i] != day) {
+    days_[i] = day;
+    slots_[i][0] = slots_[i][1] = 0;
+  }
+  const auto bit = static_cast<unsigned>(slot - day * kSlotsPerDay);
+  slots_[i][bit / 64] |= uint64_t{1} << (bit % 64);
+}
+
+bool Ensemble::DailyDeviations::routine(int64_t ts) const {
+  const int64_t slot = floor_div(ts, kQuarterHour);
+  for (int64_t days_ago = 1; days_ago <= 2; ++days_ago) {
+    for (int64_t near = -2; near <= 2; ++near) {
+      if (seen(slot - days_ago * kSlotsPerDay + near)) return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace fieldline::analytics

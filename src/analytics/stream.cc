@@ -57,7 +57,7 @@ struct StreamDetection::ShardState {
     int64_t doc_version = -1;
     std::unique_ptr<Ensemble> ensemble;  // null: detection is off for this metric
     std::unique_ptr<Silence> silence;
-    double level = 0.5;  // the ensemble's alarm score
+    double level = EnsembleConfig{}.alarm;  // the ensemble's alarm score
     std::array<std::pair<int64_t, double>, kEvidenceSamples> recent{};
     size_t recent_count = 0;
     bool anomaly_active = false, range_active = false, silence_active = false;
@@ -272,7 +272,9 @@ void StreamDetection::observe(uint32_t shard, const tsdb::Db& db, std::span<cons
                                              " (" + std::string(v.detector) + ")"),
                        runbook});
         m.anomaly_active = true;
-      } else if (m.anomaly_active && v.score < m.level / 2) {
+      } else if (m.anomaly_active && v.unheld < m.level / 2) {
+        // Judged on the score before the ensemble's hold: a deviation still under way is not
+        // calm because it has already raised its alarm.
         if (++m.calm >= (document ? document->clear_after : 30)) {
           m.anomaly_active = false;
           alarms_.clear_condition(m.device, "anomaly:" + m.metric, now);
@@ -321,9 +323,10 @@ void StreamDetection::observe(uint32_t shard, const tsdb::Db& db, std::span<cons
       const double ratio = std::max(st.t2_ratio, st.q_ratio);
       d.mv_recent.emplace_back(sample.ts, ratio);
       if (d.mv_recent.size() > kEvidenceSamples) d.mv_recent.pop_front();
-      // 0 within the limits, 0.5 at √2 times them, on towards 1.
+      // 0 within the limits, 0.5 at √2 times them, on towards 1. Outside from 0.5: the
+      // multivariate monitor has its own scale (its limits), and its own knob (persistence).
       const double mv_score = ratio <= 1 ? 0 : std::min(1.0, 1.0 - 1.0 / (ratio * ratio));
-      const bool out = mv_score >= (document ? document->defaults.alarm : 0.5);
+      const bool out = mv_score >= 0.5;
       d.mv_out = out ? d.mv_out + 1 : 0;
       if (out && d.mv_out >= d.mv_persistence) {
         d.mv_calm = 0;

@@ -3,6 +3,7 @@
 // changes, clock jumps) that must neither crash them nor make them alarm on and on.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -142,6 +143,48 @@ TEST(Detectors, SilenceIsNoticedWhileItLastsAndWhenTheLateSampleComes) {
   EXPECT_NEAR(late.expected, 60, 1e-9);  // seconds between samples, usually
   EXPECT_NEAR(late.actual, 600, 1e-9);
   EXPECT_EQ(s.update(ts + 5 * kMinute, 1.0).score, 0.0) << "a clock that jumps back is not a gap";
+}
+
+// A step that lasts: the ensemble raises once, then holds its score below the alarm level for
+// the refractory samples while Verdict::unheld still says the deviation is under way.
+TEST(Detectors, OneDeviationIsOneAlarmWhileUnheldSaysItLasts) {
+  auto xs = noisy(1200, 5);
+  for (size_t i = 900; i < 950; ++i) xs[i] += 25;
+  Ensemble e;  // alarm 0.6, refractory 100
+  size_t raised = 0, still_deviating = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    auto v = e.update(kT0 + static_cast<int64_t>(i) * kMinute, xs[i]);
+    EXPECT_LE(v.score, v.unheld);
+    if (i < 400) continue;
+    if (v.score >= 0.6) {
+      ++raised;
+      EXPECT_EQ(i, 900u) << "the first sample of the step raises, no other";
+    }
+    if (i > 900 && i < 950 && v.unheld >= 0.6) ++still_deviating;
+  }
+  EXPECT_EQ(raised, 1u);
+  EXPECT_GT(still_deviating, 10u) << "the hold does not hide that the step lasts";
+}
+
+// A spike every night at 03:00 (a batch job) is news the first time and routine after it; a
+// spike at another hour still is news.
+TEST(Detectors, ARoutineAtTheSameHourEachDayIsNotNews) {
+  constexpr int64_t kDay = 1440 * kMinute, kStep = 5 * kMinute;
+  const int64_t midnight = kT0 - kT0 % kDay;
+  const size_t per_day = 288, days = 8;
+  auto xs = noisy(per_day * days, 13);
+  for (size_t d = 0; d < days; ++d) xs[d * per_day + 36] += 15;  // 03:00 each day
+  const size_t other = 6 * per_day + 180;                           // 15:00 on day 6
+  xs[other] += 15;
+  Ensemble e;
+  std::vector<size_t> raised;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    if (e.update(midnight + static_cast<int64_t>(i) * kStep, xs[i]).score >= 0.6) raised.push_back(i);
+  }
+  ASSERT_FALSE(raised.empty());
+  EXPECT_EQ(raised.front(), 36u) << "the first nightly spike is news";
+  for (size_t i : raised) EXPECT_TRUE(i == 36 || i == other) << "sample " << i << " raised";
+  EXPECT_NE(std::find(raised.begin(), raised.end(), other), raised.end()) << "a spike at another hour is news";
 }
 
 TEST(Detectors, ScoresRiseWithTheDeviation) {

@@ -23,6 +23,9 @@ struct Verdict {
   double score = 0;       // 0: as expected; 1: certainly anomalous
   std::string_view detector;  // which one said so (the highest scorer, in an ensemble); a literal
   double expected = 0, actual = 0;
+  // An ensemble's score before it held it down after an alarm (see Ensemble): whether the
+  // deviation has passed, which clearing judges. The same as `score` from other detectors.
+  double unheld = 0;
 };
 
 class Detector {
@@ -142,7 +145,9 @@ class Flatline final : public Detector {
 // A seasonal baseline: the sample against what the series usually does at this time of the
 // period (a day, a week): `buckets` slots of the period, each with its own exponentially
 // weighted mean and spread over its last few periods (half-life `seasons` periods, whatever
-// the sampling rate). Silent until a slot has seen three periods.
+// the sampling rate). Silent until a slot has seen five periods: after three, a slot's spread
+// is still a guess, and its first judgements were most of the seasonal baselines' false
+// alarms on NAB's files (bench/detection.sh).
 class Seasonal final : public Detector {
  public:
   Seasonal(int64_t period_ns, size_t buckets, double seasons = 4);
@@ -215,21 +220,25 @@ class Likelihood final : public Detector {
   EwStats long_;
 };
 
-// The default set: robust z on changes (through the likelihood), EWMA, CUSUM, flatline,
-// daily (through the likelihood) and weekly seasonal baselines, and silence (a gap, scored
-// when the late sample comes); the highest score wins. After a score reaches `alarm`, the
-// ensemble holds later ones below it for `refractory` samples unless they exceed the one
-// that fired: one deviation is one alarm, not a burst of them.
+// The default set: robust z on the level and on changes, EWMA, daily seasonal baseline (these
+// through the likelihood), CUSUM, flatline, weekly seasonal baseline and silence (a gap,
+// scored when the late sample comes); the highest score wins.
+//
+// Two things make an ensemble's alarms events an operator can act on rather than a stream of
+// deviations:
+// - One deviation is one alarm: after a score reaches `alarm`, every later score is held below
+//   it for `refractory` samples (Verdict::unheld keeps the score before the hold).
+// - A routine is not news: a deviation at the time of day (±30 min) at which one was seen on
+//   either of the two previous days is held too (a nightly batch job, a shift change, a
+//   daily backup), while the deviations themselves are still remembered, so the routine keeps
+//   being recognised for as long as it recurs.
 // Which members an ensemble runs and how (a profile's detector document, see
 // parse_detector_document); the defaults are the default set.
 struct EnsembleConfig {
-  // robust_z (the level against a rolling median) is available but not in the default set:
-  // EWMA and the seasonal baselines already judge the level, and on NAB's files it added
-  // false positives (bench/detection.sh before and after commit 97dbb63) at twice the cost.
-  std::vector<std::string> members{"robust_z_change", "ewma", "cusum", "flatline", "seasonal_daily", "seasonal_weekly",
-                                   "silence"};
+  std::vector<std::string> members{"robust_z", "robust_z_change", "ewma", "cusum", "flatline", "seasonal_daily",
+                                   "seasonal_weekly", "silence"};
   size_t window = 288;  // robust z: samples in the rolling median/MAD
-  double alarm = 0.5;
+  double alarm = 0.6;
   size_t refractory = 100;
 };
 // The member names an ensemble knows.
@@ -248,11 +257,28 @@ class Ensemble final : public Detector {
     std::string name;
     std::unique_ptr<Detector> detector;
   };
+  // Which quarter hours of the last four days had a deviation (bit i of a day: minutes
+  // 15·i to 15·i + 14 since midnight UTC): 80 bytes however many deviations there were.
+  class DailyDeviations {
+   public:
+    void note(int64_t ts_ns);
+    // Whether one was seen within two quarter hours of this time on either of the two
+    // previous days.
+    bool routine(int64_t ts_ns) const;
+    void save(std::string& out) const;
+    bool load(core::ByteReader& in);
+
+   private:
+    static constexpr int64_t kSlotsPerDay = 96;
+    bool seen(int64_t slot) const;
+    int64_t days_[4] = {INT64_MIN, INT64_MIN, INT64_MIN, INT64_MIN};  // day number held at [day % 4]
+    uint64_t slots_[4][2] = {};
+  };
   std::vector<Member> members_;
   double alarm_;
   size_t refractory_;
   size_t quiet_for_ = 0;
-  double fired_at_ = 0;
+  DailyDeviations deviations_;
 };
 
 }  // namespace fieldline::analytics
