@@ -104,9 +104,20 @@ Status read_multivariate(const toml::table& t, DetectorDocument& doc) {
       auto v = node.value<int64_t>();
       if (!v || *v < 1 || *v > 1000) return bad(node, at, "expected a whole number of rows from 1 to 1000");
       mv.persistence = static_cast<size_t>(*v);
+    } else if (k == "window") {
+      auto v = node.value<int64_t>();
+      if (!v || *v < 1 || *v > 1000) return bad(node, at, "expected a whole number of rows from 1 to 1000");
+      mv.window = static_cast<size_t>(*v);
+    } else if (k == "limit") {
+      auto v = node.value<double>();
+      if (!v || !(*v >= 0.5 && *v <= 0.9999)) return bad(node, at, "expected a quantile of the reference from 0.5 to 0.9999");
+      mv.limit = *v;
     } else {
-      return bad(node, at, "unknown setting (metrics, reference, persistence)");
+      return bad(node, at, "unknown setting (metrics, reference, persistence, window, limit)");
     }
+  }
+  if (mv.window != 0 && mv.window < mv.persistence) {
+    return bad(t, "multivariate.window", "is shorter than persistence (" + std::to_string(mv.persistence) + " rows)");
   }
   if (mv.metrics.empty()) return bad(t, "multivariate.metrics", "missing: the metrics the detector watches together");
   if (mv.reference < mv.metrics.size() + 2) {

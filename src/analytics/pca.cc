@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "fieldline/core/errc.h"
@@ -82,13 +83,34 @@ Result<PcaMonitor> PcaMonitor::fit(const std::vector<std::vector<double>>& refer
       if (!std::isfinite(x)) return core::make_error(core::Errc::invalid_argument, "PCA: a reference value is not a finite number");
     }
   }
+  // Which metrics drift: mean square successive difference against the variance.
+  m.drifting_.assign(p, false);
+  m.change_rows_ = std::max<size_t>(options.change_rows, 1);
+  for (size_t j = 0; j < p; ++j) {
+    double mean = 0, variance = 0, successive = 0;
+    for (const auto& r : reference) mean += r[j];
+    mean /= static_cast<double>(n);
+    for (size_t i = 0; i < n; ++i) {
+      variance += (reference[i][j] - mean) * (reference[i][j] - mean);
+      if (i > 0) successive += (reference[i][j] - reference[i - 1][j]) * (reference[i][j] - reference[i - 1][j]);
+    }
+    variance /= static_cast<double>(n);
+    successive /= static_cast<double>(n - 1);
+    m.drifting_[j] = variance > 0 && successive < options.drift_ratio * variance;
+  }
+  std::vector<std::vector<double>> rows;
+  rows.reserve(n);
+  for (const auto& r : reference) {
+    rows.push_back(m.features(r));
+    m.remember(r);
+  }
   m.mean_.assign(p, 0.0);
   m.scale_.assign(p, 0.0);
-  for (const auto& r : reference) {
+  for (const auto& r : rows) {
     for (size_t j = 0; j < p; ++j) m.mean_[j] += r[j];
   }
   for (auto& x : m.mean_) x /= static_cast<double>(n);
-  for (const auto& r : reference) {
+  for (const auto& r : rows) {
     for (size_t j = 0; j < p; ++j) m.scale_[j] += (r[j] - m.mean_[j]) * (r[j] - m.mean_[j]);
   }
   for (size_t j = 0; j < p; ++j) {
@@ -97,7 +119,7 @@ Result<PcaMonitor> PcaMonitor::fit(const std::vector<std::vector<double>>& refer
     m.scale_[j] = sd > 1e-12 * (1 + std::fabs(m.mean_[j])) ? sd : 1e-6 * (1 + std::fabs(m.mean_[j]));
   }
   std::vector<std::vector<double>> cov(p, std::vector<double>(p, 0.0));
-  for (const auto& r : reference) {
+  for (const auto& r : rows) {
     for (size_t a = 0; a < p; ++a) {
       const double za = (r[a] - m.mean_[a]) / m.scale_[a];
       for (size_t b = a; b < p; ++b) cov[a][b] += za * (r[b] - m.mean_[b]) / m.scale_[b];
@@ -119,7 +141,7 @@ Result<PcaMonitor> PcaMonitor::fit(const std::vector<std::vector<double>>& refer
     m.loadings_.push_back(vectors[i]);
   }
   std::vector<double> t2s, qs;
-  for (const auto& r : reference) {
+  for (const auto& r : rows) {
     auto s = m.assess(r);
     t2s.push_back(s.t2);
     qs.push_back(s.q);
@@ -127,6 +149,37 @@ Result<PcaMonitor> PcaMonitor::fit(const std::vector<std::vector<double>>& refer
   m.t2_limit_ = std::max(quantile(t2s, options.limit_quantile), 1e-12);
   m.q_limit_ = std::max(quantile(qs, options.limit_quantile), 1e-12);
   return m;
+}
+
+std::vector<double> PcaMonitor::features(const std::vector<double>& row) const {
+  std::vector<double> out(width_, std::numeric_limits<double>::quiet_NaN());
+  // Until change_rows rows have been seen (early in the reference), the change since the first.
+  const std::vector<double>* earlier = recent_.empty()                    ? nullptr
+                                       : recent_.size() < change_rows_ ? &recent_.front()
+                                                                        : &recent_[recent_next_];
+  for (size_t j = 0; j < width_ && j < row.size(); ++j) out[j] = !drifting_[j] ? row[j] : earlier ? row[j] - (*earlier)[j] : 0.0;
+  return out;
+}
+
+void PcaMonitor::remember(const std::vector<double>& row) {
+  std::vector<double> kept(width_);
+  for (size_t j = 0; j < width_; ++j) {
+    // A missing value: the last one seen stands in for it, so one gap is not a jump twice.
+    const double previous = recent_.empty() ? 0.0 : recent_[(recent_next_ + recent_.size() - 1) % recent_.size()][j];
+    kept[j] = j < row.size() && std::isfinite(row[j]) ? row[j] : previous;
+  }
+  if (recent_.size() < change_rows_) {
+    recent_.push_back(std::move(kept));
+  } else {
+    recent_[recent_next_] = std::move(kept);
+    recent_next_ = (recent_next_ + 1) % change_rows_;
+  }
+}
+
+PcaMonitor::Statistics PcaMonitor::observe(const std::vector<double>& row) {
+  auto s = assess(features(row));
+  remember(row);
+  return s;
 }
 
 PcaMonitor::Statistics PcaMonitor::assess(const std::vector<double>& row) const {

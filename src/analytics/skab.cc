@@ -103,7 +103,7 @@ Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
     std::vector<double> predicted;  // 1 at the first row of each alarm
     bool alarming = false;
     for (size_t i = options.train_rows; i < e.rows.size(); ++i) {
-      auto s = monitor.assess(e.rows[i]);
+      auto s = monitor.observe(e.rows[i]);
       const bool out = s.t2_ratio > 1 || s.q_ratio > 1;
       recent.push_back(out);
       above += out;

@@ -47,8 +47,11 @@ struct StreamDetection::ShardState {
     size_t reference_rows = 0;
     std::optional<PcaMonitor> pca;
     bool mv_active = false;
-    size_t mv_calm = 0, mv_out = 0;  // rows in a row within / out of control
-    size_t mv_persistence = 3;
+    size_t mv_calm = 0;  // rows in a row without the vote
+    size_t mv_persistence = 3, mv_window = 3;
+    double mv_limit = 0.99;
+    std::deque<bool> mv_outside;  // the last mv_window rows: beyond a limit or not
+    size_t mv_outside_count = 0;
     std::deque<std::pair<int64_t, double>> mv_recent;  // (time, largest ratio to its limit)
   };
   // One device's metric (its series of every quality and contract version together).
@@ -184,6 +187,10 @@ void setup_device(Shard::Device& d, const ProfileDetectors* doc, const tsdb::Ser
     d.row_ts.assign(mv->metrics.size(), INT64_MIN);
     d.reference_rows = mv->reference;
     d.mv_persistence = mv->persistence;
+    d.mv_window = mv->window ? mv->window : mv->persistence;
+    d.mv_limit = mv->limit;
+    d.mv_outside.clear();
+    d.mv_outside_count = 0;
   }
 }
 
@@ -308,7 +315,7 @@ void StreamDetection::observe(uint32_t shard, const tsdb::Db& db, std::span<cons
       if (!d.pca) {
         d.reference.push_back(d.row);
         if (d.reference.size() >= d.reference_rows) {
-          auto fitted = PcaMonitor::fit(d.reference);
+          auto fitted = PcaMonitor::fit(d.reference, PcaMonitor::Options{.limit_quantile = d.mv_limit});
           if (fitted) {
             d.pca = std::move(*fitted);
           } else {
@@ -319,16 +326,20 @@ void StreamDetection::observe(uint32_t shard, const tsdb::Db& db, std::span<cons
         }
         continue;
       }
-      auto st = d.pca->assess(d.row);
+      auto st = d.pca->observe(d.row);
       const double ratio = std::max(st.t2_ratio, st.q_ratio);
       d.mv_recent.emplace_back(sample.ts, ratio);
       if (d.mv_recent.size() > kEvidenceSamples) d.mv_recent.pop_front();
-      // 0 within the limits, 0.5 at √2 times them, on towards 1. Outside from 0.5: the
-      // multivariate monitor has its own scale (its limits), and its own knob (persistence).
-      const double mv_score = ratio <= 1 ? 0 : std::min(1.0, 1.0 - 1.0 / (ratio * ratio));
-      const bool out = mv_score >= 0.5;
-      d.mv_out = out ? d.mv_out + 1 : 0;
-      if (out && d.mv_out >= d.mv_persistence) {
+      // 0 within the limits, 0.5 on them, on towards 1 beyond.
+      const double mv_score = ratio <= 1 ? 0 : 1.0 - 0.5 / ratio;
+      const bool out = ratio > 1;
+      d.mv_outside.push_back(out);
+      d.mv_outside_count += out;
+      if (d.mv_outside.size() > d.mv_window) {
+        d.mv_outside_count -= d.mv_outside.front();
+        d.mv_outside.pop_front();
+      }
+      if (out && d.mv_outside_count >= d.mv_persistence) {
         d.mv_calm = 0;
         std::vector<std::pair<double, size_t>> shares;
         for (size_t i = 0; i < st.contributions.size(); ++i) shares.emplace_back(st.contributions[i], i);
@@ -344,7 +355,7 @@ void StreamDetection::observe(uint32_t shard, const tsdb::Db& db, std::span<cons
                         "× their limits; contributing: " + who;
         alarms_.raise({"multivariate", m.device, "multivariate", severity, now, std::move(e), runbook});
         d.mv_active = true;
-      } else if (out) {
+      } else if (d.mv_outside_count >= d.mv_persistence) {
         d.mv_calm = 0;
       } else if (d.mv_active && ++d.mv_calm >= (document ? document->clear_after : 30)) {
         d.mv_active = false;

@@ -18,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t i = 0; i < series->values.size(); ++i) (void)detector.update(series->times_us[i] * 1000, series->values[i]);
   }
   if (auto experiment = skab::parse_experiment(text, "fuzz"); experiment && experiment->rows.size() >= 3) {
-    if (auto pca = PcaMonitor::fit(experiment->rows)) (void)pca->assess(experiment->rows.back());
+    if (auto pca = PcaMonitor::fit(experiment->rows)) (void)pca->observe(experiment->rows.back());
   }
   return 0;
 }

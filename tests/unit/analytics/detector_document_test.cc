@@ -63,6 +63,8 @@ TEST(DetectorDocument, ErrorsNameTheLineAndTheKey) {
       {"metrics = 3\n", "metrics: expected a table"},
       {"[metrics]\nt = 1\n", "metrics.t: expected a table of settings"},
       {"[defaults\n", "line 1"},
+      {"[multivariate]\nmetrics = [\"a\", \"b\"]\npersistence = 5\nwindow = 3\n", "multivariate.window: is shorter than persistence (5 rows)"},
+      {"[multivariate]\nmetrics = [\"a\", \"b\"]\nlimit = 1.5\n", "line 3: multivariate.limit: expected a quantile of the reference"},
   };
   for (const auto& c : cases) {
     auto doc = parse_detector_document(c.text);

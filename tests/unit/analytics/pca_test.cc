@@ -47,18 +47,49 @@ TEST(Pca, TSquaredForAnUnusualRowQForABrokenRelationAndWhichMetric) {
   auto m = PcaMonitor::fit(reference(400));
   ASSERT_TRUE(m) << m.error().message();
   EXPECT_EQ(m->components(), 2u);
-  auto normal = m->assess({10, 5, 20});
+  auto normal = m->observe({10, 5, 20});
   EXPECT_LT(normal.t2_ratio, 1);
   EXPECT_LT(normal.q_ratio, 1);
   // Far along the shared direction: in the subspace, so T² and not Q.
-  auto fast = m->assess({10 + 2 * 6, 5 + 6, 20});
+  auto fast = m->observe({10 + 2 * 6, 5 + 6, 20});
   EXPECT_GT(fast.t2_ratio, 1);
   EXPECT_LT(fast.q_ratio, 1);
   // Flow without the current that should come with it: off the subspace, Q, and the two
   // related metrics carry the deviation.
-  auto broken = m->assess({10 + 2 * 2, 5 - 2, 20});
+  auto broken = m->observe({10 + 2 * 2, 5 - 2, 20});
   EXPECT_GT(broken.q_ratio, 1);
   EXPECT_GT(broken.contributions[0] + broken.contributions[1], 0.9);
+}
+
+// A temperature warming through the reference and on after it: judged by its change, its
+// level ten minutes later is no alarm; a jump in it still is, and so is a broken relation
+// between the other metrics.
+TEST(Pca, ADriftingMetricIsJudgedByItsChangeNotItsLevel) {
+  std::mt19937 rng(8);
+  std::normal_distribution<double> d(0, 1);
+  auto row = [&](size_t i) {
+    const double speed = d(rng);
+    return std::vector<double>{10 + 2 * speed + 0.05 * d(rng), 5 + speed + 0.05 * d(rng), 40 + 0.01 * static_cast<double>(i) + 0.02 * d(rng)};
+  };
+  std::vector<std::vector<double>> reference;
+  for (size_t i = 0; i < 400; ++i) reference.push_back(row(i));
+  auto m = PcaMonitor::fit(reference);
+  ASSERT_TRUE(m) << m.error().message();
+  EXPECT_EQ(m->drifting(), (std::vector<bool>{false, false, true}));
+  size_t out = 0;
+  for (size_t i = 400; i < 1000; ++i) {
+    auto s = m->observe(row(i));  // 46 °C by the end: 6 degrees past anything in the reference
+    out += s.t2_ratio > 2 || s.q_ratio > 2;
+  }
+  EXPECT_LT(out, 6u) << "the warming itself is not an alarm";
+  auto jump = m->observe({10, 5, 54});  // the trend is at 50
+  EXPECT_GT(std::max(jump.t2_ratio, jump.q_ratio), 2) << "a jump of 4 degrees in a second is";
+  PcaMonitor::Options levels;
+  levels.drift_ratio = 0;  // every metric judged by its level
+  auto by_level = PcaMonitor::fit(reference, levels);
+  ASSERT_TRUE(by_level);
+  EXPECT_GT(std::max(by_level->observe(row(1000)).t2_ratio, by_level->observe(row(1001)).q_ratio), 2)
+      << "judged by its level, the warmed metric is far out";
 }
 
 TEST(Pca, RefusesReferenceDataItCannotFit) {
@@ -84,6 +115,7 @@ TEST(SkabEvaluation, RunsTheProtocolOnTheSharedExperiments) {
   EXPECT_EQ(ev->rows, ev->tp + ev->fp + ev->tn + ev->fn);
   EXPECT_GT(ev->f1, 0.5) << "far better than a detector that never fires (F1 0)";
   EXPECT_LT(ev->mar, 50);
+  EXPECT_LT(ev->far, 30) << "the temperatures' drift after the reference is not a fault";
   ASSERT_FALSE(ev->top_contributors.empty());
   // Changepoints: 3-4 per experiment, windows of 60 s (some merge), scored the NAB way.
   EXPECT_GE(ev->changepoint_windows, 32u);

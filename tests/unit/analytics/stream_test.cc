@@ -267,6 +267,33 @@ reference = 300
   EXPECT_NE(raised[0].evidence.explanation.find("contributing: flow"), std::string::npos) << raised[0].evidence.explanation;
 }
 
+// A fault that shows in every other row: "4 rows in a row" never sees it, "4 of the last 8"
+// does (the vote `fieldline eval skab` uses, with its own numbers).
+TEST_F(StreamTest, TheMultivariateVoteCountsRowsOutsideOverAWindow) {
+  for (const std::string window : {"", "window = 8\n"}) {
+    const std::string device = window.empty() ? "pump-6" : "pump-7";
+    apply("pump", window.empty() ? 1 : 2, "profile = \"pump\"\n[defaults]\ndetectors = [\"flatline\"]\n[multivariate]\n"
+                                          "metrics = [\"current\", \"flow\"]\nreference = 300\npersistence = 4\nlimit = 0.95\n" + window);
+    std::mt19937 rng(10);
+    std::normal_distribution<double> noise(0, 0.05);
+    std::uniform_real_distribution<double> load(0.5, 1.5);
+    int64_t t = kT0;
+    for (int i = 0; i < 400; ++i, t += kSec) {
+      double l = load(rng);
+      feed(device, "current", t, 10 * l + noise(rng));
+      feed(device, "flow", t, 30 * l + noise(rng));
+    }
+    for (int i = 0; i < 12; ++i, t += kSec) {
+      feed(device, "current", t, 10);
+      feed(device, "flow", t, i % 2 ? 30 : 15);  // every other row, flow without its current
+    }
+    alarms::AlarmBook::Filter f;
+    f.type = "multivariate";
+    f.device = device;
+    EXPECT_EQ(list(f).size(), window.empty() ? 0u : 1u) << (window.empty() ? "in a row" : "4 of the last 8");
+  }
+}
+
 TEST_F(StreamTest, DetectorStateSurvivesARestartThroughItsCheckpoint) {
   int64_t t = normal("pump-5", "temperature", kT0, 400);
   // A detector that starts afresh has nothing to compare a first sample with...

@@ -51,7 +51,11 @@ struct DetectorDocument {
   struct Multivariate {
     std::vector<std::string> metrics;
     size_t reference = 400;
+    // Outside: T² or Q beyond the `limit` quantile of the reference rows' values, in at least
+    // `persistence` of the last `window` rows (window 0: persistence rows in a row).
     size_t persistence = 3;
+    size_t window = 0;
+    double limit = 0.99;
   };
   std::optional<Multivariate> multivariate;
   struct RuleEntry {
