@@ -96,18 +96,13 @@ Status read_multivariate(const toml::table& t, DetectorDocument& doc) {
         mv.metrics.push_back(*name);
       }
       if (mv.metrics.size() < 2 || mv.metrics.size() > 64) return bad(node, at, "expected 2 to 64 metrics");
-    } else if (k == "reference") {
+    } else if (k == "reference" || k == "persistence" || k == "window") {
+      const int64_t most = k == "reference" ? 100000 : 1000, least = k == "reference" ? 10 : 1;
       auto v = node.value<int64_t>();
-      if (!v || *v < 10 || *v > 100000) return bad(node, at, "expected a whole number of rows from 10 to 100000");
-      mv.reference = static_cast<size_t>(*v);
-    } else if (k == "persistence") {
-      auto v = node.value<int64_t>();
-      if (!v || *v < 1 || *v > 1000) return bad(node, at, "expected a whole number of rows from 1 to 1000");
-      mv.persistence = static_cast<size_t>(*v);
-    } else if (k == "window") {
-      auto v = node.value<int64_t>();
-      if (!v || *v < 1 || *v > 1000) return bad(node, at, "expected a whole number of rows from 1 to 1000");
-      mv.window = static_cast<size_t>(*v);
+      if (!v || *v < least || *v > most) {
+        return bad(node, at, "expected a whole number of rows from " + std::to_string(least) + " to " + std::to_string(most));
+      }
+      (k == "reference" ? mv.reference : k == "persistence" ? mv.persistence : mv.window) = static_cast<size_t>(*v);
     } else if (k == "limit") {
       auto v = node.value<double>();
       if (!v || !(*v >= 0.5 && *v <= 0.9999)) return bad(node, at, "expected a quantile of the reference from 0.5 to 0.9999");

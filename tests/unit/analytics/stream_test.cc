@@ -95,6 +95,20 @@ class StreamTest : public ::testing::Test {
     if (checkpoints) o.checkpoint_dir = dir_.path() + "/detectors";
     detection_ = std::make_unique<StreamDetection>(o, book_, *alarms_, env_, metrics_);
   }
+  // A pump running normally, one row a second: current and flow follow the load together
+  // (and vibration stays near 1); returns the time after the last row.
+  int64_t normal_pump(const std::string& device, int64_t t, int rows, bool vibration) {
+    std::mt19937 rng(9);
+    std::normal_distribution<double> noise(0, 0.05);
+    std::uniform_real_distribution<double> load(0.5, 1.5);
+    for (int i = 0; i < rows; ++i, t += kSec) {
+      const double l = load(rng);
+      feed(device, "current", t, 10 * l + noise(rng));
+      feed(device, "flow", t, 30 * l + noise(rng));
+      if (vibration) feed(device, "vibration", t, 1 + noise(rng));
+    }
+    return t;
+  }
   void apply(const std::string& profile, int64_t version, const std::string& toml) {
     auto doc = parse_detector_document(toml);
     ASSERT_TRUE(doc) << doc.error().message();
@@ -242,16 +256,7 @@ detectors = ["flatline"]
 metrics = ["current", "flow", "vibration"]
 reference = 300
 )");
-  std::mt19937 rng(9);
-  std::normal_distribution<double> noise(0, 0.05);
-  std::uniform_real_distribution<double> load(0.5, 1.5);
-  int64_t t = kT0;
-  for (int i = 0; i < 600; ++i, t += kSec) {
-    double l = load(rng);
-    feed("pump-4", "current", t, 10 * l + noise(rng));
-    feed("pump-4", "flow", t, 30 * l + noise(rng));
-    feed("pump-4", "vibration", t, 1 + noise(rng));
-  }
+  int64_t t = normal_pump("pump-4", kT0, 600, true);
   alarms::AlarmBook::Filter f;
   f.type = "multivariate";
   EXPECT_TRUE(list(f).empty()) << "normal rows raise nothing";
@@ -274,15 +279,7 @@ TEST_F(StreamTest, TheMultivariateVoteCountsRowsOutsideOverAWindow) {
     const std::string device = window.empty() ? "pump-6" : "pump-7";
     apply("pump", window.empty() ? 1 : 2, "profile = \"pump\"\n[defaults]\ndetectors = [\"flatline\"]\n[multivariate]\n"
                                           "metrics = [\"current\", \"flow\"]\nreference = 300\npersistence = 4\nlimit = 0.95\n" + window);
-    std::mt19937 rng(10);
-    std::normal_distribution<double> noise(0, 0.05);
-    std::uniform_real_distribution<double> load(0.5, 1.5);
-    int64_t t = kT0;
-    for (int i = 0; i < 400; ++i, t += kSec) {
-      double l = load(rng);
-      feed(device, "current", t, 10 * l + noise(rng));
-      feed(device, "flow", t, 30 * l + noise(rng));
-    }
+    int64_t t = normal_pump(device, kT0, 400, false);
     for (int i = 0; i < 12; ++i, t += kSec) {
       feed(device, "current", t, 10);
       feed(device, "flow", t, i % 2 ? 30 : 15);  // every other row, flow without its current
