@@ -1,0 +1,61 @@
+// Online features (issue 6): the cost of one sample's update per window (target ≤ 1 µs), and
+// of reading a device's features, on a 1 Hz series.
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <random>
+
+#include "fieldline/ml/feature_view.h"
+#include "fieldline/ml/features.h"
+
+namespace fieldline::ml {
+namespace {
+
+constexpr int64_t kSec = 1'000'000'000LL;
+
+std::shared_ptr<const FeatureView> view(const char* aggregates) {
+  const std::string text = std::string("view = \"bench\"\n[[metrics]]\nmetric = \"vibration\"\nwindows = [\"10m\", \"1h\", \"24h\"]\n") +
+                           "aggregates = " + aggregates + "\nlast = true\newma = \"10m\"\n";
+  return std::make_shared<const FeatureView>(*parse_feature_view(text));
+}
+
+// Every aggregate but the percentiles (those are computed when read): items are
+// sample-windows, so the time per item is the update cost per sample per window.
+void BM_FeatureUpdate(benchmark::State& state) {
+  auto v = view(R"(["mean", "std", "min", "max", "slope", "count"])");
+  FeatureState features(v);
+  const int input = features.input("vibration");
+  std::mt19937 rng(1);
+  std::normal_distribution<double> noise(50, 2);
+  int64_t t = 1'795'400'000LL * kSec;
+  for (int i = 0; i < 86'400; ++i) features.apply(input, t += kSec, noise(rng));  // a day in the windows
+  for (auto _ : state) {
+    for (int i = 0; i < 1000; ++i) features.apply(input, t += kSec, noise(rng));
+  }
+  state.SetItemsProcessed(state.iterations() * 1000 * 3);
+}
+BENCHMARK(BM_FeatureUpdate);
+
+// A read of all features of a device whose 24 h window holds 86,400 samples, with and without
+// percentiles (p50 and p90 select over the window's values).
+void BM_FeatureSnapshot(benchmark::State& state) {
+  auto v = view(state.range(0) ? R"(["mean", "std", "min", "max", "slope", "count", "p50", "p90"])"
+                               : R"(["mean", "std", "min", "max", "slope", "count"])");
+  FeatureState features(v);
+  const int input = features.input("vibration");
+  std::mt19937 rng(1);
+  std::normal_distribution<double> noise(50, 2);
+  int64_t t = 1'795'400'000LL * kSec;
+  for (int i = 0; i < 86'400; ++i) features.apply(input, t += kSec, noise(rng));
+  std::vector<double> out;
+  for (auto _ : state) {
+    features.snapshot(t, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+BENCHMARK(BM_FeatureSnapshot)->Arg(0)->Arg(1);
+
+}  // namespace
+}  // namespace fieldline::ml
+
+BENCHMARK_MAIN();

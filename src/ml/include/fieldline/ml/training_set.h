@@ -1,0 +1,72 @@
+#pragma once
+// Offline features: point-in-time-correct training sets. Each labelled row's features are what
+// FeatureState (the online code itself) reads after every sample strictly before the label's
+// time, so nothing from the label's moment or after leaks into its features, and a model
+// trained on them sees in serving exactly what it saw in training. The set is exported as CSV
+// and identified by the SHA-256 of that CSV: the same data, view and labels give the same
+// bytes, so training is reproducible bit for bit.
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fieldline/core/result.h"
+#include "fieldline/ml/feature_view.h"
+
+namespace fieldline::ml {
+
+struct Sample {
+  int64_t ts_ns = 0;
+  double value = 0;
+};
+
+// One device's stored samples, per metric, each in time order.
+struct DeviceData {
+  std::string device;
+  std::vector<std::pair<std::string, std::vector<Sample>>> metrics;
+};
+
+// A label: the target at a time (RUL in cycles, 1 for "fails within the horizon"...).
+struct Label {
+  int64_t ts_ns = 0;
+  double value = 0;
+};
+
+enum class LabelKind : uint8_t { regression, classification };
+
+struct TrainingSet {
+  std::vector<std::string> features;  // column names, the view's feature_names()
+  struct Row {
+    std::string device;
+    int64_t ts_ns = 0;
+    double label = 0;
+    std::vector<double> features;  // NaN: no data
+  };
+  std::vector<Row> rows;
+  struct Lineage {
+    std::string view;
+    int64_t view_version = 0;
+    std::vector<std::string> devices;
+    int64_t from_ns = 0, to_ns = 0;  // the samples the rows read
+    uint64_t samples = 0;
+  } lineage;
+  std::string sha256;  // of csv()
+
+  // "device,time,label,<features...>": times in RFC 3339, numbers with 17 significant digits
+  // (they read back to the same bits), an empty cell for NaN.
+  std::string csv() const;
+};
+
+// `labels[i]` labels `devices[i]` (any order; rows come in device, then time order). A
+// classification set needs labels of 0 and 1 with at least one of each; labels must be finite.
+Result<TrainingSet> build_training_set(const FeatureView& view, int64_t view_version, const std::vector<DeviceData>& devices,
+                                       const std::vector<std::vector<Label>>& labels, LabelKind kind = LabelKind::regression);
+
+// Labels at `times` with the time until the next event after each, in seconds, capped at
+// `cap_s` (0: no cap); a time with no event after it gets no label (its outcome is unknown).
+std::vector<Label> time_to_event_labels(const std::vector<int64_t>& times, std::vector<int64_t> events, double cap_s);
+
+std::string sha256_hex(std::string_view data);
+
+}  // namespace fieldline::ml
