@@ -8,7 +8,7 @@ packages=(
   clang libclang-rt-14-dev
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libzstd-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libzstd-dev libxgboost-dev xgboost
   mosquitto mosquitto-clients curl procps python3 python3-websockets openssl sqlite3
 )
 # Peers used only by the benchmarks; installed when asked (bench/run.sh passes --bench).

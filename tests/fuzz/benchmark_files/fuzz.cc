@@ -1,5 +1,5 @@
 // libFuzzer target: the benchmark-file readers behind `fieldline eval` — NAB's label windows
-// (JSON), its data files (CSV) and time strings, SKAB's experiment files — and a PCA fitted
+// (JSON), its data files (CSV) and time strings, SKAB's experiment files, C-MAPSS's cycle files — and a PCA fitted
 // on whatever rows parse. Errors must be reported, never crash.
 #include <cstdint>
 #include <string_view>
@@ -7,6 +7,7 @@
 #include "fieldline/analytics/nab.h"
 #include "fieldline/analytics/pca.h"
 #include "fieldline/analytics/skab.h"
+#include "fieldline/ml/cmapss.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace fieldline::analytics;
@@ -20,5 +21,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto experiment = skab::parse_experiment(text, "fuzz"); experiment && experiment->rows.size() >= 3) {
     if (auto pca = PcaMonitor::fit(experiment->rows)) (void)pca->observe(experiment->rows.back());
   }
+  (void)fieldline::ml::cmapss::parse_file(text, "fuzz");
   return 0;
 }
