@@ -17,13 +17,6 @@ namespace asio = boost::asio;
 using transport::http::error_response;
 using transport::http::Response;
 
-json::object detector_version_json(const registry::ContractVersion& v) {
-  return json::object{{"profile", v.profile},
-                      {"version", v.version},
-                      {"created", core::format_rfc3339(v.created_ns)},
-                      {"created_by", v.created_by}};
-}
-
 std::optional<uint64_t> parse_id(const std::string& s) {
   uint64_t id = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
@@ -51,74 +44,31 @@ Status load_detectors(registry::Registry& registry, analytics::DetectorBook& boo
 Response detectors_route(registry::Registry& registry, analytics::DetectorBook& book, bhttp::verb method,
                          const std::vector<std::string>& parts, const std::string& body, const std::string& actor,
                          unsigned ver) {
-  if (parts.size() == 3) {
-    if (method == bhttp::verb::post) {
-      auto parsed = analytics::parse_detector_document(body);
-      if (!parsed) return to_http_error(parsed.error(), ver);
-      if (parsed->profile.empty()) {
-        return error_response(400, "invalid_argument", "profile: missing (the profile the document configures)", ver);
-      }
-      auto history = registry.detector_history(parsed->profile);
-      if (!history) return to_http_error(history.error(), ver);
-      if (!history->empty() && history->back().document == body) {
-        auto out = detector_version_json(history->back());
-        out["new_version"] = false;
-        return detail::json_response(200, out, ver);
-      }
-      registry::ContractVersion v;
-      v.profile = parsed->profile;
-      v.version = history->empty() ? 1 : history->back().version + 1;
-      v.document = body;
-      v.created_ns = detail::now_ns();
-      v.created_by = actor;
-      registry::AuditEntry audit{0, v.created_ns, actor, "detectors.apply", "detectors:" + v.profile + "@" + std::to_string(v.version),
-                                 std::to_string(parsed->metrics.size()) + " metric settings, " +
-                                     std::to_string(parsed->rules.size()) + " rules" +
-                                     (parsed->multivariate ? ", multivariate" : "")};
-      if (auto st = registry.add_detector_version(v, audit); !st) return to_http_error(st.error(), ver);
-      auto entry = std::make_shared<analytics::ProfileDetectors>();
-      entry->version = v.version;
-      entry->document = std::move(*parsed);
-      book.publish(v.profile, std::move(entry),
-                   [version = v.version](const analytics::ProfileDetectors& current) { return current.version >= version; });
-      auto out = detector_version_json(v);
-      out["new_version"] = true;
-      return detail::json_response(201, out, ver);
-    }
-    if (method != bhttp::verb::get) return error_response(405, "method_not_allowed", "use GET or POST", ver);
-    auto profiles = registry.detector_profiles();
-    if (!profiles) return to_http_error(profiles.error(), ver);
-    json::array out;
-    for (const auto& p : *profiles) {
-      auto h = registry.detector_history(p);
-      if (!h) return to_http_error(h.error(), ver);
-      if (!h->empty()) out.push_back(detector_version_json(h->back()));
-    }
-    return detail::json_response(200, json::object{{"detectors", std::move(out)}}, ver);
-  }
-  if (method != bhttp::verb::get) return error_response(405, "method_not_allowed", "use GET", ver);
-  const std::string& profile = parts[3];
-  auto history = registry.detector_history(profile);
-  if (!history) return to_http_error(history.error(), ver);
-  if (history->empty()) {
-    return error_response(404, "not_found", "no detector document for profile '" + profile + "' (it runs the default detectors)", ver);
-  }
-  if (parts.size() == 4) {
-    json::array versions;
-    for (const auto& v : *history) versions.push_back(detector_version_json(v));
-    return detail::json_response(200, json::object{{"profile", profile}, {"versions", std::move(versions)}}, ver);
-  }
-  if (parts.size() == 6 && parts[4] == "versions") {
-    const registry::ContractVersion* found = nullptr;
-    for (const auto& v : *history) {
-      if (parts[5] == "latest" ? &v == &history->back() : std::to_string(v.version) == parts[5]) found = &v;
-    }
-    if (!found) return error_response(404, "not_found", "'" + profile + "' has no detector document version " + parts[5], ver);
-    auto out = detector_version_json(*found);
-    out["document"] = found->document;
-    return detail::json_response(200, out, ver);
-  }
-  return error_response(404, "not_found", "no such detectors route", ver);
+  ProfileDocuments d;
+  d.noun = "detector document";
+  d.list_key = "detectors";
+  d.audit_action = "detectors.apply";
+  d.subject = "detectors";
+  d.absent = "it runs the default detectors";
+  d.history = [&registry](const std::string& p) { return registry.detector_history(p); };
+  d.profiles = [&registry] { return registry.detector_profiles(); };
+  d.add = [&registry](const registry::ContractVersion& v, const registry::AuditEntry& a) { return registry.add_detector_version(v, a); };
+  std::optional<analytics::DetectorDocument> parsed;
+  d.check = [&parsed](const std::string& text) -> Result<std::pair<std::string, std::string>> {
+    auto doc = analytics::parse_detector_document(text);
+    if (!doc) return doc.error();
+    parsed = std::move(*doc);
+    return std::pair{parsed->profile, std::to_string(parsed->metrics.size()) + " metric settings, " + std::to_string(parsed->rules.size()) +
+                                          " rules" + (parsed->multivariate ? ", multivariate" : "")};
+  };
+  d.publish = [&book, &parsed](const registry::ContractVersion& v) {
+    auto entry = std::make_shared<analytics::ProfileDetectors>();
+    entry->version = v.version;
+    entry->document = std::move(*parsed);
+    book.publish(v.profile, std::move(entry),
+                 [version = v.version](const analytics::ProfileDetectors& current) { return current.version >= version; });
+  };
+  return profile_documents_route(d, method, parts, 3, body, actor, ver);
 }
 
 Result<analytics::alarms::AlarmBook::Filter> parse_alarm_filter(const std::map<std::string, std::string>& params) {

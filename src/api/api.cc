@@ -1,4 +1,5 @@
 #include "fieldline/api/api.h"
+#include "fieldline/core/async.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
@@ -175,9 +176,10 @@ Response outcome_error(const ingest::MessageOutcome& o, const std::string& devic
 }  // namespace
 
 Api::Api(const core::Config& config, registry::Registry& registry, ingest::Pipeline& pipeline, ops::Metrics& metrics,
-         analytics::AlarmService& alarms, analytics::DetectorBook& detectors, Hooks hooks)
+         analytics::AlarmService& alarms, analytics::DetectorBook& detectors, ml::FeatureBook& feature_views,
+         const ml::OnlineFeatures& features, Hooks hooks)
     : config_(config), registry_(registry), pipeline_(pipeline), metrics_(metrics), alarms_(alarms), detectors_(detectors),
-      hooks_(std::move(hooks)) {}
+      feature_views_(feature_views), features_(features), hooks_(std::move(hooks)) {}
 
 namespace {
 
@@ -569,6 +571,27 @@ asio::awaitable<Response> Api::handle(Request& req) {
   if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "detectors") {
     if (!caller.admin()) co_return forbidden("detector documents need the admin token");
     co_return detectors_route(registry_, detectors_, method, parts, req.body(), "admin", ver);
+  }
+
+  if (parts.size() >= 4 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "features" && parts[3] == "views") {
+    if (!caller.admin()) co_return forbidden("feature views need the admin token");
+    co_return feature_views_route(registry_, feature_views_, method, parts, req.body(), "admin", ver);
+  }
+
+  if (parts.size() == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "devices" && parts[4] == "features") {
+    if (!caller.admin()) co_return forbidden("a device's features need the admin token");
+    if (method != bhttp::verb::get) co_return error_response(405, "method_not_allowed", "use GET", ver);
+    const std::string id = parts[3];
+    auto device = registry_.get_device(id);
+    if (!device) co_return to_http_error(device.error(), ver);
+    // Read on the device's shard, which owns its features.
+    const uint32_t shard = pipeline_.shard_of(id);
+    auto job = core::on_executor(pipeline_.shard_executor(shard), [this, shard, id] { return features_.read(shard, id); });
+    auto reading = co_await std::move(job);
+    if (!reading) {
+      co_return error_response(404, "not_found", "no features for '" + id + "' (its profile has no feature view, or no sample has come since it was applied or the server started)", ver);
+    }
+    co_return json_response(200, features_json(id, *reading), ver);
   }
 
   if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && (parts[2] == "alarms" || parts[2] == "maintenance")) {

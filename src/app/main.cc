@@ -198,10 +198,11 @@ int contract_command(ClientOptions& client, const std::string& action, const std
   return 0;
 }
 
-// fieldline detectors apply|list|history|show: a profile's detector document, versioned.
-int detectors_command(ClientOptions& client, const std::string& action, const std::string& file, const std::string& profile,
-                      const std::string& version) {
-  std::string method = "GET", target = "/api/v1/detectors", body;
+// fieldline detectors|features apply|list|history|show: a profile's versioned document
+// (detector document, feature view) under `collection`.
+int documents_command(ClientOptions& client, const std::string& collection, const std::string& noun, const std::string& list_key,
+                      const std::string& action, const std::string& file, const std::string& profile, const std::string& version) {
+  std::string method = "GET", target = collection, body;
   if (action == "apply") {
     method = "POST";
     body = read_file(file);
@@ -218,16 +219,33 @@ int detectors_command(ClientOptions& client, const std::string& action, const st
   }
   const auto& o = out.as_object();
   if (action == "apply") {
-    std::printf("detectors of %s %s version %s\n", str(o.at("profile")).c_str(),
+    std::printf("%s of %s %s version %s\n", noun.c_str(), str(o.at("profile")).c_str(),
                 o.at("new_version").as_bool() ? "applied as" : "unchanged at", str(o.at("version")).c_str());
   } else if (action == "show") {
     std::printf("%s", str(o.at("document")).c_str());
   } else {
     std::printf("%-24s %-8s %-30s %s\n", "PROFILE", "VERSION", "CREATED", "BY");
-    for (const auto& v : o.at(action == "list" ? "detectors" : "versions").as_array()) {
+    for (const auto& v : o.at(action == "list" ? list_key : "versions").as_array()) {
       std::printf("%-24s %-8s %-30s %s\n", str(v.at("profile")).c_str(), str(v.at("version")).c_str(),
                   str(v.at("created")).c_str(), str(v.at("created_by")).c_str());
     }
+  }
+  return 0;
+}
+
+// fieldline features get DEVICE: its online features, one per line.
+int features_get(ClientOptions& client, const std::string& device) {
+  json::value out;
+  if (int rc = call(client, "GET", "/api/v1/devices/" + enc(device) + "/features", "", &out)) return rc;
+  if (client.format == "json") {
+    std::printf("%s\n", fieldline::core::to_json(out).c_str());
+    return 0;
+  }
+  const auto& o = out.as_object();
+  std::printf("%s: view %s version %s, as of %s\n", device.c_str(), str(o.at("view")).c_str(), str(o.at("view_version")).c_str(),
+              str(o.at("as_of")).c_str());
+  for (const auto& [name, value] : o.at("features").as_object()) {
+    std::printf("  %-40s %s\n", std::string(name).c_str(), value.is_null() ? "-" : str(value).c_str());
   }
   return 0;
 }
@@ -747,21 +765,29 @@ int run(int argc, char** argv) {
   c_validate->add_option("--against", c_against, "A previous version's document: list the changes and whether they break")
       ->check(CLI::ExistingFile);
   // detectors ..., alarm ...
-  auto* detectors_cmd = app.add_subcommand("detectors", "Detector documents of device profiles (detectors, rules, alarms), on a running server");
-  detectors_cmd->require_subcommand(1);
+  // A versioned profile document's commands: apply FILE, list, history PROFILE, show PROFILE.
   std::string d_file, d_profile, d_version = "latest";
-  auto* d_apply = detectors_cmd->add_subcommand("apply", "Apply a detector document (TOML); a new version only if it changed");
-  d_apply->add_option("file", d_file, "Detector document")->required()->check(CLI::ExistingFile);
-  add_client_options(d_apply, client);
-  auto* d_list = detectors_cmd->add_subcommand("list", "Profiles with a detector document and their latest versions");
-  add_client_options(d_list, client);
-  auto* d_history = detectors_cmd->add_subcommand("history", "Versions of a profile's detector document");
-  d_history->add_option("profile", d_profile)->required();
-  add_client_options(d_history, client);
-  auto* d_show = detectors_cmd->add_subcommand("show", "A version of a profile's detector document");
-  d_show->add_option("profile", d_profile)->required();
-  d_show->add_option("--version", d_version, "Version number or latest (default)");
-  add_client_options(d_show, client);
+  auto document_commands = [&](CLI::App* parent, const std::string& noun) {
+    parent->require_subcommand(1);
+    auto* apply = parent->add_subcommand("apply", "Apply a " + noun + " (TOML); a new version only if it changed");
+    apply->add_option("file", d_file, noun)->required()->check(CLI::ExistingFile);
+    auto* list = parent->add_subcommand("list", "Profiles with a " + noun + " and their latest versions");
+    auto* history = parent->add_subcommand("history", "Versions of a profile's " + noun);
+    history->add_option("profile", d_profile)->required();
+    auto* show = parent->add_subcommand("show", "A version of a profile's " + noun);
+    show->add_option("profile", d_profile)->required();
+    show->add_option("--version", d_version, "Version number or latest (default)");
+    for (auto* c : {apply, list, history, show}) add_client_options(c, client);
+    return std::vector<std::pair<CLI::App*, std::string>>{{apply, "apply"}, {list, "list"}, {history, "history"}, {show, "show"}};
+  };
+  auto* detectors_cmd = app.add_subcommand("detectors", "Detector documents of device profiles (detectors, rules, alarms), on a running server");
+  const auto detector_actions = document_commands(detectors_cmd, "detector document");
+  auto* features_cmd = app.add_subcommand("features", "Feature views of device profiles, and a device's online features, on a running server");
+  const auto feature_actions = document_commands(features_cmd, "feature view");
+  std::string f_device;
+  auto* f_get = features_cmd->add_subcommand("get", "A device's online features, as of its newest sample");
+  f_get->add_option("device", f_device)->required();
+  add_client_options(f_get, client);
   auto* alarm_cmd = app.add_subcommand("alarm", "Alarms: list, show, acknowledge, clear, comment; maintenance windows");
   alarm_cmd->require_subcommand(1);
   AlarmArgs aa;
@@ -1030,10 +1056,13 @@ int run(int argc, char** argv) {
     }
     return 0;
   }
-  for (const auto& [cmd, action] : std::vector<std::pair<CLI::App*, std::string>>{
-           {d_apply, "apply"}, {d_list, "list"}, {d_history, "history"}, {d_show, "show"}}) {
-    if (cmd->parsed()) return detectors_command(client, action, d_file, d_profile, d_version);
+  for (const auto& [cmd, action] : detector_actions) {
+    if (cmd->parsed()) return documents_command(client, "/api/v1/detectors", "detectors", "detectors", action, d_file, d_profile, d_version);
   }
+  for (const auto& [cmd, action] : feature_actions) {
+    if (cmd->parsed()) return documents_command(client, "/api/v1/features/views", "feature view", "views", action, d_file, d_profile, d_version);
+  }
+  if (f_get->parsed()) return features_get(client, f_device);
   for (const auto& [cmd, action] : alarm_actions) {
     if (cmd->parsed()) return alarm_command(client, action, aa);
   }

@@ -119,6 +119,14 @@ int serve(const core::Config& cfg) {
     std::fprintf(stderr, "FATAL: cannot load detector documents: %s\n", st.error().message().c_str());
     return 1;
   }
+  // Online features in the shards, from each profile's feature view.
+  ml::FeatureBook feature_views;
+  if (auto st = api::load_feature_views(**registry, feature_views); !st) {
+    std::fprintf(stderr, "FATAL: cannot load feature views: %s\n", st.error().message().c_str());
+    return 1;
+  }
+  ml::OnlineFeatures features(config.shards, feature_views, metrics);
+  ingest::SampleObservers observers;
   std::unique_ptr<analytics::StreamDetection> detection;
   if (config.analytics.detection == "on") {
     analytics::StreamDetection::Options o;
@@ -127,8 +135,10 @@ int serve(const core::Config& cfg) {
     o.checkpoint_interval_ns = config.analytics.checkpoint_interval_ns;
     detection = std::make_unique<analytics::StreamDetection>(o, detector_documents, **alarms, *env, metrics,
                                                             &(*pipeline)->contracts());
-    (*pipeline)->set_observer(detection.get());
+    observers.add(detection.get());
   }
+  observers.add(&features);
+  (*pipeline)->set_observer(&observers);
 
   std::unique_ptr<asio::ssl::context> tls;
   if (!config.tls.cert_file.empty()) {
@@ -146,7 +156,7 @@ int serve(const core::Config& cfg) {
   }
 
   transport::mqtt::Server mqtt(runtime, config, **registry, **pipeline, metrics);
-  api::Api api(config, **registry, **pipeline, metrics, **alarms, detector_documents,
+  api::Api api(config, **registry, **pipeline, metrics, **alarms, detector_documents, feature_views, features,
                api::Hooks{[&mqtt](const std::string& d, const std::string& n, const std::string& p) {
                  return mqtt.deliver_command(d, n, p);
                }});

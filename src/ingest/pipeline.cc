@@ -327,6 +327,8 @@ uint32_t Pipeline::shard_of(const std::string& device) const {
   return core::shard_of(device, static_cast<uint32_t>(shards_.size()));
 }
 
+boost::asio::any_io_executor Pipeline::shard_executor(uint32_t shard) const { return runtime_.context(shard).get_executor(); }
+
 bool Pipeline::ready() const {
   for (const auto& s : shards_) {
     if (s->closed.load()) return false;

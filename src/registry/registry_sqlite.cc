@@ -163,6 +163,23 @@ const char* const kMigrations[] = {
     CREATE TRIGGER detector_documents_kept BEFORE DELETE ON detector_documents
       BEGIN SELECT RAISE(ABORT, 'detector document versions are immutable'); END;
     )sql",
+    // 8: feature views (ml/feature_view.h) in immutable versions, like detector documents.
+    R"sql(
+    CREATE TABLE feature_views (
+      profile TEXT NOT NULL,
+      version INTEGER NOT NULL,
+      document TEXT NOT NULL,         -- the TOML as applied
+      created_ns INTEGER NOT NULL,
+      created_by TEXT NOT NULL,
+      forced INTEGER NOT NULL,
+      reason TEXT NOT NULL,
+      PRIMARY KEY (profile, version)
+    );
+    CREATE TRIGGER feature_views_immutable BEFORE UPDATE ON feature_views
+      BEGIN SELECT RAISE(ABORT, 'feature view versions are immutable'); END;
+    CREATE TRIGGER feature_views_kept BEFORE DELETE ON feature_views
+      BEGIN SELECT RAISE(ABORT, 'feature view versions are immutable'); END;
+    )sql",
 };
 
 int64_t now_ns() {
@@ -549,6 +566,13 @@ class SqliteRegistry final : public Registry {
     return history("detector_documents", profile);
   }
   Result<std::vector<std::string>> detector_profiles() override { return profiles("detector_documents"); }
+  Status add_feature_view_version(const ContractVersion& v, const AuditEntry& audit) override {
+    return add_version("feature_views", "feature view", v, audit);
+  }
+  Result<std::vector<ContractVersion>> feature_view_history(const std::string& profile) override {
+    return history("feature_views", profile);
+  }
+  Result<std::vector<std::string>> feature_view_profiles() override { return profiles("feature_views"); }
 
   // Versioned profile documents (contracts, detector documents): `table` is one of ours.
   Status add_version(const std::string& table, const std::string& what, const ContractVersion& v, const AuditEntry& audit) {

@@ -263,11 +263,14 @@ TEST_F(MqttSession, QueuedCommandsSurviveAKillAndAreDeliveredOnce) {
   EXPECT_EQ(queued(), "2\n");
   server_->kill9();
   server_->start();
-  auto got = run(sub("-C 2 -W 5 -v"));
-  EXPECT_EQ(got.status, 0) << got.output;
+  // Connected for 3 s, not "-C 2": mosquitto_sub leaves as soon as it has shown the count, and
+  // may leave before its PUBACK for the last message is out, which QoS 1 answers by
+  // delivering that message again (seen under ASan, where the server is slower).
+  auto got = run(sub("-W 3 -v"));
+  if (got.output.ends_with("Timed out\n")) got.output.resize(got.output.size() - std::string("Timed out\n").size());
   EXPECT_EQ(got.output, "devices/q1/commands/open-valve {\"valve\":3}\ndevices/q1/commands/close-valve {\"valve\":3}\n");
-  // The client's PUBACKs reach the server just after it exits: wait until the registry no
-  // longer holds the two messages (QoS 1 would allow them again if killed before that).
+  // Wait until the registry no longer holds the two messages (QoS 1 would allow them again
+  // if killed before that).
   for (int i = 0; i < 50 && queued() != "0\n"; ++i) std::this_thread::sleep_for(100ms);
   EXPECT_EQ(queued(), "0\n");
   server_->kill9();

@@ -4,6 +4,7 @@
 // Every route but /healthz and /readyz needs a token (admin, or the device's own where noted).
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/json.hpp>
 
 #include <functional>
 #include <map>
@@ -14,6 +15,7 @@
 #include "fieldline/analytics/stream.h"
 #include "fieldline/core/config.h"
 #include "fieldline/ingest/pipeline.h"
+#include "fieldline/ml/online.h"
 #include "fieldline/ops/metrics.h"
 #include "fieldline/registry/registry.h"
 #include "fieldline/transport/http/server.h"
@@ -28,7 +30,8 @@ struct Hooks {
 class Api {
  public:
   Api(const core::Config& config, registry::Registry& registry, ingest::Pipeline& pipeline, ops::Metrics& metrics,
-      analytics::AlarmService& alarms, analytics::DetectorBook& detectors, Hooks hooks);
+      analytics::AlarmService& alarms, analytics::DetectorBook& detectors, ml::FeatureBook& feature_views,
+      const ml::OnlineFeatures& features, Hooks hooks);
   boost::asio::awaitable<transport::http::Response> handle(transport::http::Request& req);
   // GET /api/v1/stream (WebSocket; admin token as `Authorization: Bearer` or, for browsers,
   // ?token=): alarm events as they happen, one JSON text message each ({"event":
@@ -44,6 +47,8 @@ class Api {
   ops::Metrics& metrics_;
   analytics::AlarmService& alarms_;
   analytics::DetectorBook& detectors_;
+  ml::FeatureBook& feature_views_;
+  const ml::OnlineFeatures& features_;
   Hooks hooks_;
 };
 
@@ -122,6 +127,39 @@ Status load_calibrations(registry::Registry& registry, ingest::CalibrationBook& 
 // Records a calibration.overdue event (once) for each calibration in force past its due
 // date, and sets the fieldline_calibrations_overdue gauge; returns how many events are new.
 Result<size_t> raise_overdue_calibrations(registry::Registry& registry, ops::Metrics& metrics, int64_t now_ns);
+
+// Documents versioned per profile (detector documents, feature views), the routes under a
+// collection of `base` path parts (POST it to apply, GET it to list the latest versions, GET
+// /{profile} for the history, /{profile}/versions/{v|latest} for one version's text).
+struct ProfileDocuments {
+  std::string noun;          // "detector document"
+  std::string list_key;      // the list's key in GET's answer
+  std::string audit_action;  // "detectors.apply"
+  std::string subject;       // the audit subject's prefix: "detectors"
+  std::string absent;        // what a profile without one does
+  std::function<Result<std::vector<registry::ContractVersion>>(const std::string& profile)> history;
+  std::function<Result<std::vector<std::string>>()> profiles;
+  std::function<Status(const registry::ContractVersion&, const registry::AuditEntry&)> add;
+  // Checks a body: the profile it is for and a summary for the audit log.
+  std::function<Result<std::pair<std::string, std::string>>(const std::string& body)> check;
+  // Publishes the version just saved (after check() accepted its body).
+  std::function<void(const registry::ContractVersion&)> publish;
+};
+transport::http::Response profile_documents_route(const ProfileDocuments& d, boost::beast::http::verb method,
+                                                  const std::vector<std::string>& parts, size_t base, const std::string& body,
+                                                  const std::string& actor, unsigned version);
+
+// Feature views (admin token), versioned per profile like detector documents:
+//   GET|POST /api/v1/features/views, GET /api/v1/features/views/{profile}[/versions/{v|latest}]
+// A version applied here is published to `book`: the shards start its devices' features afresh.
+transport::http::Response feature_views_route(registry::Registry& registry, ml::FeatureBook& book, boost::beast::http::verb method,
+                                              const std::vector<std::string>& parts, const std::string& body, const std::string& actor,
+                                              unsigned version);
+// Publishes each profile's latest feature view (at start).
+Status load_feature_views(registry::Registry& registry, ml::FeatureBook& book);
+// GET /api/v1/devices/{id}/features: {"device", "profile", "view", "view_version", "as_of",
+// "features": {name: number or null}}.
+boost::json::object features_json(const std::string& device, const ml::OnlineFeatures::Reading& reading);
 
 // Detector documents (admin token), versioned per profile like contracts:
 //   GET  /api/v1/detectors                                 profiles and their latest versions

@@ -193,6 +193,25 @@ class SampleObserver {
   virtual void close(uint32_t shard) = 0;
 };
 
+// Several observers, shown each round in the order they were added.
+class SampleObservers final : public SampleObserver {
+ public:
+  void add(SampleObserver* observer) { observers_.push_back(observer); }
+  bool empty() const { return observers_.empty(); }
+  void observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) override {
+    for (auto* o : observers_) o->observe(shard, db, samples);
+  }
+  void tick(uint32_t shard, int64_t now_ns) override {
+    for (auto* o : observers_) o->tick(shard, now_ns);
+  }
+  void close(uint32_t shard) override {
+    for (auto* o : observers_) o->close(shard);
+  }
+
+ private:
+  std::vector<SampleObserver*> observers_;
+};
+
 class Pipeline {
  public:
   using Done = std::function<void(std::vector<MessageOutcome>)>;
@@ -204,6 +223,8 @@ class Pipeline {
   ~Pipeline();
 
   uint32_t shard_of(const std::string& device) const;
+  // The shard's thread, for work on what the shard owns (its observers' state).
+  boost::asio::any_io_executor shard_executor(uint32_t shard) const;
 
   // Stores `messages` of `device`; `done` runs on `reply` with one outcome per message, after
   // everything stored is durable, or at once on failure. Each message is stored whole or not at all

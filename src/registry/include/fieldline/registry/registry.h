@@ -169,6 +169,10 @@ class Registry {
   virtual Status add_detector_version(const ContractVersion& v, const AuditEntry& audit) = 0;
   virtual Result<std::vector<ContractVersion>> detector_history(const std::string& profile) = 0;
   virtual Result<std::vector<std::string>> detector_profiles() = 0;
+  // Feature views (ml/feature_view.h), versioned per profile in the same way.
+  virtual Status add_feature_view_version(const ContractVersion& v, const AuditEntry& audit) = 0;
+  virtual Result<std::vector<ContractVersion>> feature_view_history(const std::string& profile) = 0;
+  virtual Result<std::vector<std::string>> feature_view_profiles() = 0;
 
   // Calibrations. Returns the new record's id; `audit` goes in the same transaction (its
   // subject gets the id appended).

@@ -1,0 +1,111 @@
+// Online features end to end: a feature view applied with the CLI, telemetry over MQTT
+// (mosquitto_pub), and the device's features read over REST (curl) and the CLI, checked
+// against their definitions; views are versioned and audited, and need the admin token.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <thread>
+
+#include "contract_fixture.h"
+
+namespace fieldline::itest {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kView = R"(view = "pump_health"
+profile = "pump"
+[[metrics]]
+metric = "temperature"
+windows = ["10m"]
+aggregates = ["mean", "max", "count", "slope", "p50"]
+last = true
+[[ratios]]
+name = "flow_per_current"
+numerator = "flow"
+denominator = "current"
+[since]
+events = ["maintenance"]
+)";
+
+class Features : public ContractFixture {
+ protected:
+  std::string write(const std::string& name, const std::string& text) {
+    std::string path = dir_.path() + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+};
+
+TEST_F(Features, OnlineFeaturesFollowADeviceOverMqttAndMeetTheirDefinitions) {
+  auto applied = run(cli("features apply " + write("view.toml", kView) + " --format json"));
+  ASSERT_EQ(applied.status, 0) << applied.output;
+  EXPECT_EQ(json_of(applied.output).at("version").as_int64(), 1);
+  EXPECT_NE(run(cli("features apply " + write("view.toml", kView))).output.find("unchanged at version 1"), std::string::npos);
+  std::string token = add_pump("pump-1", "north");
+
+  // 100 readings a second apart: temperature 50, 50.1, ... 59.9; flow 30 and current 10; a
+  // maintenance event 20 s before the last reading.
+  const int64_t t0 = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() - 200'000;
+  std::string lines;
+  for (int i = 0; i < 100; ++i) {
+    lines += "{\"ts\": " + std::to_string(t0 + 1000LL * i) + ", \"values\": {\"temperature\": " + std::to_string(50 + 0.1 * i) +
+             ", \"flow\": 30, \"current\": 10" + (i == 79 ? ", \"maintenance\": 1" : "") + "}}\n";
+  }
+  auto pub = run("mosquitto_pub " + server_->mosquitto_args("pump-1", token) + " -q 1 -t devices/pump-1/telemetry -l < " +
+                 write("readings.jsonl", lines));
+  ASSERT_EQ(pub.status, 0) << pub.output;
+
+  boost::json::object f;
+  for (int i = 0; i < 200; ++i) {
+    auto [code, body] = server_->http("GET", "/api/v1/devices/pump-1/features");
+    if (code == 200) {
+      f = json_of(body).as_object();
+      if (f.at("features").at("temperature_count_10m").to_number<double>() == 100) break;
+    }
+    std::this_thread::sleep_for(25ms);
+  }
+  ASSERT_FALSE(f.empty()) << server_->log();
+  EXPECT_EQ(f.at("view").as_string(), "pump_health");
+  EXPECT_EQ(f.at("view_version").as_int64(), 1);
+  const auto& v = f.at("features").as_object();
+  EXPECT_EQ(v.at("temperature_count_10m").to_number<double>(), 100);
+  EXPECT_NEAR(v.at("temperature_mean_10m").to_number<double>(), 54.95, 1e-9);
+  EXPECT_NEAR(v.at("temperature_max_10m").to_number<double>(), 59.9, 1e-9);
+  EXPECT_NEAR(v.at("temperature_p50_10m").to_number<double>(), 54.95, 1e-9);
+  EXPECT_NEAR(v.at("temperature_slope_10m").to_number<double>(), 0.1, 1e-9) << "per second";
+  EXPECT_NEAR(v.at("temperature_last").to_number<double>(), 59.9, 1e-9);
+  EXPECT_EQ(v.at("flow_per_current").to_number<double>(), 3);
+  EXPECT_NEAR(v.at("since_maintenance_s").to_number<double>(), 20, 1e-9) << "as of the newest sample";
+
+  // The same through the CLI; a device whose profile has no view has no features.
+  auto shown = run(cli("features get pump-1"));
+  ASSERT_EQ(shown.status, 0) << shown.output;
+  EXPECT_NE(shown.output.find("temperature_count_10m"), std::string::npos) << shown.output;
+  server_->add_device("meter-1");
+  EXPECT_EQ(server_->http("GET", "/api/v1/devices/meter-1/features").first, 404);
+  EXPECT_EQ(server_->http("GET", "/api/v1/devices/nobody/features").first, 404);
+
+  // Views and features need the admin token; versions are kept and audited.
+  EXPECT_EQ(server_->http("GET", "/api/v1/devices/pump-1/features", "", "").first, 401);
+  EXPECT_EQ(server_->http("GET", "/api/v1/devices/pump-1/features", "", token).first, 403);
+  EXPECT_EQ(server_->http("POST", "/api/v1/features/views", kView, token, "text/plain").first, 403);
+  auto bad = server_->http("POST", "/api/v1/features/views", "view = \"v\"\nprofile = \"pump\"\n[[metrics]]\nmetric = \"t\"\nwindows = [\"10m\"]\naggregates = [\"median\"]\n", kAdminToken, "text/plain");
+  EXPECT_EQ(bad.first, 400);
+  EXPECT_NE(bad.second.find("line 6: metrics[0].aggregates: unknown aggregate 'median'"), std::string::npos) << bad.second;
+  std::string v2 = kView;
+  v2.replace(v2.find("\"10m\""), 5, "\"1h\"");
+  ASSERT_EQ(run(cli("features apply " + write("v2.toml", v2))).status, 0);
+  auto history = json_of(run(cli("features history pump --format json")).output);
+  EXPECT_EQ(history.at("versions").as_array().size(), 2u);
+  EXPECT_NE(run(cli("features show pump --version 1")).output.find("windows = [\"10m\"]"), std::string::npos);
+  auto audit = server_->http("GET", "/api/v1/audit");
+  EXPECT_NE(audit.second.find("features:pump@2"), std::string::npos) << audit.second;
+}
+
+}  // namespace
+}  // namespace fieldline::itest
