@@ -1,5 +1,6 @@
 #include "fieldline/api/api.h"
 #include "fieldline/core/async.h"
+#include "fieldline/ml/training_set.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
@@ -576,6 +577,74 @@ asio::awaitable<Response> Api::handle(Request& req) {
   if (parts.size() >= 4 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "features" && parts[3] == "views") {
     if (!caller.admin()) co_return forbidden("feature views need the admin token");
     co_return feature_views_route(registry_, feature_views_, method, parts, req.body(), "admin", ver);
+  }
+
+  // GET /api/v1/features/training-set?profile=P&label=METRIC[&kind=classification][&from&to]:
+  // a point-in-time-correct training set from the stored samples of the profile's devices, a
+  // row at each sample of the label metric, as CSV (see ml/training_set.h).
+  if (parts.size() == 4 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "features" && parts[3] == "training-set") {
+    if (!caller.admin()) co_return forbidden("training sets need the admin token");
+    if (method != bhttp::verb::get) co_return error_response(405, "method_not_allowed", "use GET", ver);
+    const auto* profile = q.get("profile");
+    const auto* label = q.get("label");
+    if (!profile || !label) co_return error_response(400, "bad_request", "profile and label (the metric whose samples label the rows) are required", ver);
+    ml::LabelKind kind = ml::LabelKind::regression;
+    if (const auto* k = q.get("kind")) {
+      if (*k != "regression" && *k != "classification") co_return error_response(400, "bad_request", "kind: regression or classification", ver);
+      if (*k == "classification") kind = ml::LabelKind::classification;
+    }
+    // Everything stored unless a range is given.
+    int64_t from = 0, to = INT64_MAX;
+    if (q.get("from") || q.get("to")) {
+      auto range = time_range(q);
+      if (!range) co_return to_http_error(range.error(), ver);
+      std::tie(from, to) = *range;
+    }
+    auto view = feature_views_.find(*profile);
+    if (!view) co_return error_response(404, "not_found", "profile '" + *profile + "' has no feature view", ver);
+    auto devices = registry_.list_devices();
+    if (!devices) co_return to_http_error(devices.error(), ver);
+    std::vector<ml::DeviceData> data;
+    std::vector<std::vector<ml::Label>> labels;
+    const auto inputs = view->view->inputs();
+    for (const auto& d : *devices) {
+      if (d.profile != *profile) continue;
+      ml::DeviceData dd{d.id, {}};
+      for (const auto& metric : inputs) {
+        auto job = pipeline_.read(d.id, metric, from, to);
+        auto samples = co_await std::move(job);
+        if (!samples) co_return to_http_error(samples.error(), ver);
+        auto& out = dd.metrics.emplace_back(metric, std::vector<ml::Sample>{}).second;
+        for (const auto& s : *samples) {
+          double x = 0;
+          if (tsdb::numeric_value(s.value, x)) out.push_back({s.ts, x});
+        }
+      }
+      auto job = pipeline_.read(d.id, *label, from, to);
+      auto targets = co_await std::move(job);
+      if (!targets) co_return to_http_error(targets.error(), ver);
+      std::vector<ml::Label> rows;
+      for (const auto& s : *targets) {
+        double x = 0;
+        if (tsdb::numeric_value(s.value, x)) rows.push_back({s.ts, x});
+      }
+      data.push_back(std::move(dd));
+      labels.push_back(std::move(rows));
+    }
+    auto set = ml::build_training_set(*view->view, view->version, data, labels, kind);
+    if (!set) co_return to_http_error(set.error(), ver);
+    Response res{bhttp::status::ok, ver};
+    res.set(bhttp::field::content_type, "text/csv");
+    res.set("X-Training-Set-SHA256", set->sha256);
+    res.set("X-Feature-View", set->lineage.view + "@" + std::to_string(set->lineage.view_version));
+    res.set("X-Training-Set-Lineage",
+            core::to_json(json::object{{"profile", *profile}, {"view", set->lineage.view}, {"view_version", set->lineage.view_version},
+                                       {"devices", set->lineage.devices.size()}, {"rows", set->rows.size()}, {"samples", set->lineage.samples},
+                                       {"from", core::format_rfc3339(set->lineage.from_ns)}, {"to", core::format_rfc3339(set->lineage.to_ns)},
+                                       {"label", *label}}));
+    res.body() = set->csv();
+    res.prepare_payload();
+    co_return res;
   }
 
   if (parts.size() == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "devices" && parts[4] == "features") {

@@ -18,6 +18,7 @@
 #include "fieldline/analytics/nab.h"
 #include "fieldline/analytics/skab.h"
 #include "fieldline/ml/cmapss.h"
+#include "fieldline/ml/training_set.h"
 #include "fieldline/core/config.h"
 #include "fieldline/core/json.h"
 #include "fieldline/core/log.h"
@@ -230,6 +231,40 @@ int documents_command(ClientOptions& client, const std::string& collection, cons
                   str(v.at("created")).c_str(), str(v.at("created_by")).c_str());
     }
   }
+  return 0;
+}
+
+// GETs `target` (not JSON) and writes its body to `output` (stdout when empty or "-"); the
+// body is kept in `body`. Returns the CLI's exit code.
+int download(ClientOptions& client, const std::string& target, const std::string& output, std::string& body) {
+  resolve(client);
+  auto r = http_request(client.server, client.token, "GET", target);
+  if (!r) {
+    std::fprintf(stderr, "error: %s\n", r.error().message().c_str());
+    return 3;
+  }
+  if (r->status >= 300) {
+    std::fprintf(stderr, "error: HTTP %u: %s\n", r->status, r->body.c_str());
+    return r->status == 401 || r->status == 403 ? 4 : 6;
+  }
+  if (output.empty() || output == "-") std::fwrite(r->body.data(), 1, r->body.size(), stdout);
+  else std::ofstream(output, std::ios::binary) << r->body;
+  body = std::move(r->body);
+  return 0;
+}
+
+// fieldline features export: a training set (CSV) to stdout or a file; its SHA-256 and size
+// on stderr.
+int features_export(ClientOptions& client, const std::string& profile, const std::string& label, const std::string& kind,
+                    const std::string& from, const std::string& to, const std::string& output) {
+  resolve(client);
+  std::string target = "/api/v1/features/training-set?profile=" + enc(profile) + "&label=" + enc(label) + "&kind=" + enc(kind);
+  if (!from.empty()) target += "&from=" + enc(from);
+  if (!to.empty()) target += "&to=" + enc(to);
+  std::string body;
+  if (int rc = download(client, target, output, body)) return rc;
+  const auto rows = static_cast<size_t>(std::count(body.begin(), body.end(), '\n'));
+  std::fprintf(stderr, "%zu rows, sha256 %s\n", rows ? rows - 1 : 0, fieldline::ml::sha256_hex(body).c_str());
   return 0;
 }
 
@@ -548,21 +583,10 @@ int quarantine_command(ClientOptions& client, const std::string& action, const Q
     return 0;
   }
   if (action == "export") {
-    resolve(client);
-    auto r = http_request(client.server, client.token, "GET", "/api/v1/quarantine/export" + query);
-    if (!r) {
-      std::fprintf(stderr, "error: %s\n", r.error().message().c_str());
-      return 3;
-    }
-    if (r->status >= 300) {
-      std::fprintf(stderr, "error: HTTP %u: %s\n", r->status, r->body.c_str());
-      return r->status == 401 || r->status == 403 ? 4 : 6;
-    }
-    if (a.output.empty() || a.output == "-") {
-      std::fwrite(r->body.data(), 1, r->body.size(), stdout);
-    } else {
-      std::ofstream(a.output, std::ios::binary) << r->body;
-      size_t n = static_cast<size_t>(std::count(r->body.begin(), r->body.end(), '\n'));
+    std::string body;
+    if (int rc = download(client, "/api/v1/quarantine/export" + query, a.output, body)) return rc;
+    if (!a.output.empty() && a.output != "-") {
+      size_t n = static_cast<size_t>(std::count(body.begin(), body.end(), '\n'));
       std::fprintf(stderr, "%zu messages written to %s\n", n, a.output.c_str());
     }
     return 0;
@@ -788,6 +812,15 @@ int run(int argc, char** argv) {
   auto* f_get = features_cmd->add_subcommand("get", "A device's online features, as of its newest sample");
   f_get->add_option("device", f_device)->required();
   add_client_options(f_get, client);
+  std::string x_profile, x_label, x_kind = "regression", x_from, x_to, x_output;
+  auto* f_export = features_cmd->add_subcommand("export", "A point-in-time-correct training set (CSV) from the stored samples of a profile's devices");
+  f_export->add_option("--profile", x_profile, "The devices' profile (its feature view gives the columns)")->required();
+  f_export->add_option("--label", x_label, "The metric whose samples label the rows")->required();
+  f_export->add_option("--kind", x_kind, "regression (default) or classification (labels 0 and 1)")->check(CLI::IsMember({"regression", "classification"}));
+  f_export->add_option("--from", x_from, "Start (RFC 3339, epoch ms or relative such as -30d; default: everything)");
+  f_export->add_option("--to", x_to, "End (default: now)");
+  f_export->add_option("-o,--output", x_output, "File to write (default: stdout)");
+  add_client_options(f_export, client);
   auto* alarm_cmd = app.add_subcommand("alarm", "Alarms: list, show, acknowledge, clear, comment; maintenance windows");
   alarm_cmd->require_subcommand(1);
   AlarmArgs aa;
@@ -1063,6 +1096,7 @@ int run(int argc, char** argv) {
     if (cmd->parsed()) return documents_command(client, "/api/v1/features/views", "feature view", "views", action, d_file, d_profile, d_version);
   }
   if (f_get->parsed()) return features_get(client, f_device);
+  if (f_export->parsed()) return features_export(client, x_profile, x_label, x_kind, x_from, x_to, x_output);
   for (const auto& [cmd, action] : alarm_actions) {
     if (cmd->parsed()) return alarm_command(client, action, aa);
   }

@@ -7,7 +7,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <algorithm>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "contract_fixture.h"
@@ -89,6 +91,42 @@ TEST_F(Features, OnlineFeaturesFollowADeviceOverMqttAndMeetTheirDefinitions) {
   server_->add_device("meter-1");
   EXPECT_EQ(server_->http("GET", "/api/v1/devices/meter-1/features").first, 404);
   EXPECT_EQ(server_->http("GET", "/api/v1/devices/nobody/features").first, 404);
+
+  // A training set from the stored samples: rows labelled by the metric "rul", one 1.5 s
+  // after the 51st reading and one just after the last. A row reads only what came before its
+  // label, and the last row's features are the online ones, to the last bit (since_* aside:
+  // it is measured to the row's time).
+  auto labels = run("mosquitto_pub " + server_->mosquitto_args("pump-1", token) + " -q 1 -t devices/pump-1/telemetry -l < " +
+                    write("labels.jsonl", "{\"ts\": " + std::to_string(t0 + 51'500) + ", \"values\": {\"rul\": 7}}\n{\"ts\": " +
+                                              std::to_string(t0 + 100'000) + ", \"values\": {\"rul\": 42}}\n"));
+  ASSERT_EQ(labels.status, 0) << labels.output;
+  const std::string csv_path = dir_.path() + "/set.csv";
+  auto exported = run(cli("features export --profile pump --label rul -o " + csv_path));
+  ASSERT_EQ(exported.status, 0) << exported.output;
+  EXPECT_NE(exported.output.find("2 rows, sha256 "), std::string::npos) << exported.output;
+  std::ifstream csv(csv_path);
+  std::vector<std::vector<std::string>> table;
+  for (std::string line; std::getline(csv, line);) {
+    std::vector<std::string> cells;
+    std::stringstream in(line);
+    for (std::string c; std::getline(in, c, ',');) cells.push_back(c);
+    if (!line.empty() && line.back() == ',') cells.push_back("");
+    table.push_back(std::move(cells));
+  }
+  ASSERT_EQ(table.size(), 3u);
+  auto column = [&](const std::string& name) { return static_cast<size_t>(std::find(table[0].begin(), table[0].end(), name) - table[0].begin()); };
+  EXPECT_EQ(table[1][2], "7");
+  EXPECT_EQ(table[1][column("temperature_count_10m")], "52") << "the 52 readings before its label, not the later ones";
+  EXPECT_EQ(table[2][2], "42");
+  for (const auto& [name, value] : v) {
+    if (std::string(name).starts_with("since_")) continue;
+    ASSERT_LT(column(std::string(name)), table[0].size()) << name;
+    EXPECT_EQ(std::stod(table[2][column(std::string(name))]), value.to_number<double>()) << name << ": offline and online differ";
+  }
+  EXPECT_NEAR(std::stod(table[2][column("since_maintenance_s")]), 21, 1e-9);
+  auto again = run(cli("features export --profile pump --label rul"));
+  EXPECT_NE(again.output.find(exported.output.substr(exported.output.find("sha256 "))), std::string::npos) << "the same set, the same hash";
+  EXPECT_NE(run(cli("features export --profile pump --label rul --kind classification")).output.find("not 0 or 1"), std::string::npos);
 
   // Views and features need the admin token; versions are kept and audited.
   EXPECT_EQ(server_->http("GET", "/api/v1/devices/pump-1/features", "", "").first, 401);
