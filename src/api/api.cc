@@ -153,7 +153,7 @@ Response to_http_error(const Error& e, unsigned version) {
   } else if (cat == core::core_category()) {
     status = static_cast<core::Errc>(v) == core::Errc::invalid_argument ? 400
              : static_cast<core::Errc>(v) == core::Errc::not_found     ? 404
-             : static_cast<core::Errc>(v) == core::Errc::already_exists ? 409
+             : static_cast<core::Errc>(v) == core::Errc::already_exists || static_cast<core::Errc>(v) == core::Errc::failed_precondition ? 409
                                                                         : 500;
   }
   auto res = error_response(status, e.name(), e.message(), version);
@@ -178,9 +178,12 @@ Response outcome_error(const ingest::MessageOutcome& o, const std::string& devic
 
 Api::Api(const core::Config& config, registry::Registry& registry, ingest::Pipeline& pipeline, ops::Metrics& metrics,
          analytics::AlarmService& alarms, analytics::DetectorBook& detectors, ml::FeatureBook& feature_views,
-         const ml::OnlineFeatures& features, Hooks hooks)
+         const ml::OnlineFeatures& features, ml::ModelBook& models, Hooks hooks)
     : config_(config), registry_(registry), pipeline_(pipeline), metrics_(metrics), alarms_(alarms), detectors_(detectors),
-      feature_views_(feature_views), features_(features), hooks_(std::move(hooks)) {}
+      feature_views_(feature_views), features_(features), models_(models), training_(std::make_unique<boost::asio::thread_pool>(1)),
+      hooks_(std::move(hooks)) {}
+
+Api::~Api() { training_->join(); }
 
 namespace {
 
@@ -602,36 +605,8 @@ asio::awaitable<Response> Api::handle(Request& req) {
     }
     auto view = feature_views_.find(*profile);
     if (!view) co_return error_response(404, "not_found", "profile '" + *profile + "' has no feature view", ver);
-    auto devices = registry_.list_devices();
-    if (!devices) co_return to_http_error(devices.error(), ver);
-    std::vector<ml::DeviceData> data;
-    std::vector<std::vector<ml::Label>> labels;
-    const auto inputs = view->view->inputs();
-    for (const auto& d : *devices) {
-      if (d.profile != *profile) continue;
-      ml::DeviceData dd{d.id, {}};
-      for (const auto& metric : inputs) {
-        auto job = pipeline_.read(d.id, metric, from, to);
-        auto samples = co_await std::move(job);
-        if (!samples) co_return to_http_error(samples.error(), ver);
-        auto& out = dd.metrics.emplace_back(metric, std::vector<ml::Sample>{}).second;
-        for (const auto& s : *samples) {
-          double x = 0;
-          if (tsdb::numeric_value(s.value, x)) out.push_back({s.ts, x});
-        }
-      }
-      auto job = pipeline_.read(d.id, *label, from, to);
-      auto targets = co_await std::move(job);
-      if (!targets) co_return to_http_error(targets.error(), ver);
-      std::vector<ml::Label> rows;
-      for (const auto& s : *targets) {
-        double x = 0;
-        if (tsdb::numeric_value(s.value, x)) rows.push_back({s.ts, x});
-      }
-      data.push_back(std::move(dd));
-      labels.push_back(std::move(rows));
-    }
-    auto set = ml::build_training_set(*view->view, view->version, data, labels, kind);
+    auto job = stored_training_set(registry_, pipeline_, view, *profile, *label, kind, from, to);
+    auto set = co_await std::move(job);
     if (!set) co_return to_http_error(set.error(), ver);
     Response res{bhttp::status::ok, ver};
     res.set(bhttp::field::content_type, "text/csv");
@@ -644,6 +619,13 @@ asio::awaitable<Response> Api::handle(Request& req) {
                                        {"label", *label}}));
     res.body() = set->csv();
     res.prepare_payload();
+    co_return res;
+  }
+
+  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "models") {
+    if (!caller.admin()) co_return forbidden("the model registry needs the admin token");
+    auto job = models_route(registry_, pipeline_, feature_views_, models_, *training_, method, parts, req.body(), "admin", ver);
+    auto res = co_await std::move(job);
     co_return res;
   }
 

@@ -268,6 +268,79 @@ int features_export(ClientOptions& client, const std::string& profile, const std
   return 0;
 }
 
+// fieldline model train|evaluate|promote|rollback|list|show: the model registry.
+struct ModelArgs {
+  std::string name, profile, label, kind = "regression", from, to, stage = "production", reason, version = "latest";
+  int rounds = 0, max_depth = 0;
+  double eta = 0;
+};
+
+void print_model(const json::object& v) {
+  std::printf("%s version %s  %-10s profile %s (feature view v%s), label %s, by %s at %s\n", str(v.at("name")).c_str(),
+              str(v.at("version")).c_str(), str(v.at("stage")).c_str(), str(v.at("profile")).c_str(), str(v.at("view_version")).c_str(),
+              str(v.at("label")).c_str(), str(v.at("created_by")).c_str(), str(v.at("created")).c_str());
+  std::printf("  training set %s, artifact %s\n  metrics %s\n", str(v.at("training_set_sha256")).c_str(), str(v.at("artifact_sha256")).c_str(),
+              fieldline::core::to_json(v.at("metrics")).c_str());
+}
+
+int model_command(ClientOptions& client, const std::string& action, const ModelArgs& a) {
+  std::string method = "POST", target = "/api/v1/models";
+  json::object body;
+  if (!a.from.empty()) body["from"] = a.from;
+  if (!a.to.empty()) body["to"] = a.to;
+  if (!a.reason.empty()) body["reason"] = a.reason;
+  if (action == "list") {
+    method = "GET";
+  } else if (action == "show") {
+    method = "GET";
+    target += "/" + enc(a.name) + (a.version == "all" ? "" : "/versions/" + enc(a.version));
+  } else if (action == "train") {
+    target += "/" + enc(a.name) + "/train";
+    body["profile"] = a.profile;
+    body["label"] = a.label;
+    body["kind"] = a.kind;
+    if (a.rounds) body["rounds"] = a.rounds;
+    if (a.max_depth) body["max_depth"] = a.max_depth;
+    if (a.eta) body["eta"] = a.eta;
+  } else if (action == "rollback") {
+    target += "/" + enc(a.name) + "/rollback";
+  } else {  // promote, evaluate
+    target += "/" + enc(a.name) + "/versions/" + enc(a.version) + "/" + action;
+    if (action == "promote") body["stage"] = a.stage;
+  }
+  json::value out;
+  if (int rc = call(client, method, target, method == "GET" ? "" : fieldline::core::to_json(body), &out)) return rc;
+  if (client.format == "json") {
+    std::printf("%s\n", fieldline::core::to_json(out).c_str());
+    return 0;
+  }
+  const auto& o = out.as_object();
+  if (action == "list") {
+    std::printf("%-24s %-8s %-10s %s\n", "NAME", "LATEST", "PRODUCTION", "PROFILE");
+    for (const auto& m : o.at("models").as_array()) {
+      std::printf("%-24s %-8s %-10s %s\n", str(m.at("name")).c_str(), str(m.at("latest")).c_str(),
+                  m.at("production").is_null() ? "-" : str(m.at("production")).c_str(), str(m.at("profile")).c_str());
+    }
+  } else if (action == "show" && a.version == "all") {
+    for (const auto& v : o.at("versions").as_array()) print_model(v.as_object());
+    for (const auto& c : o.at("stage_changes").as_array()) {
+      std::printf("%s  version %s %s -> %s by %s %s\n", str(c.at("at")).c_str(), str(c.at("version")).c_str(), str(c.at("from")).c_str(),
+                  str(c.at("to")).c_str(), str(c.at("by")).c_str(), str(c.at("reason")).c_str());
+    }
+  } else if (action == "show" || action == "train") {
+    print_model(o);
+  } else if (action == "rollback") {
+    std::printf("%s: version %s in production again, version %s archived\n", a.name.c_str(), str(o.at("production")).c_str(),
+                str(o.at("archived")).c_str());
+  } else if (action == "promote") {
+    std::printf("%s version %s is %s\n", a.name.c_str(), str(o.at("version")).c_str(), str(o.at("stage")).c_str());
+  } else {
+    std::printf("%s version %s on %s rows: RMSE %s, MAE %s (training set %s)\n", a.name.c_str(), str(o.at("version")).c_str(),
+                str(o.at("rows")).c_str(), str(o.at("rmse")).c_str(), str(o.at("mae")).c_str(), str(o.at("training_set_sha256")).c_str());
+  }
+  return 0;
+}
+
 // fieldline features get DEVICE: its online features, one per line.
 int features_get(ClientOptions& client, const std::string& device) {
   json::value out;
@@ -821,6 +894,40 @@ int run(int argc, char** argv) {
   f_export->add_option("--to", x_to, "End (default: now)");
   f_export->add_option("-o,--output", x_output, "File to write (default: stdout)");
   add_client_options(f_export, client);
+  auto* model_cmd = app.add_subcommand("model", "The model registry: train from stored data, evaluate, promote, roll back, list, show");
+  model_cmd->require_subcommand(1);
+  ModelArgs ma;
+  auto* m_train = model_cmd->add_subcommand("train", "Train a new version (XGBoost) on a training set built from the stored data");
+  m_train->add_option("name", ma.name)->required();
+  m_train->add_option("--profile", ma.profile, "The devices' profile (its feature view gives the features)")->required();
+  m_train->add_option("--label", ma.label, "The metric whose samples label the rows")->required();
+  m_train->add_option("--kind", ma.kind, "regression (default) or classification")->check(CLI::IsMember({"regression", "classification"}));
+  m_train->add_option("--rounds", ma.rounds, "Trees (default 300)");
+  m_train->add_option("--max-depth", ma.max_depth, "Tree depth (default 5)");
+  m_train->add_option("--eta", ma.eta, "Learning rate (default 0.05)");
+  auto* m_evaluate = model_cmd->add_subcommand("evaluate", "A version's RMSE and MAE on a training set built now");
+  m_evaluate->add_option("name", ma.name)->required();
+  m_evaluate->add_option("--version", ma.version, "Version number or latest (default)");
+  auto* m_promote = model_cmd->add_subcommand("promote", "Move a version to a stage (checked: artifact, checksum, feature view)");
+  m_promote->add_option("name", ma.name)->required();
+  m_promote->add_option("--version", ma.version, "Version number or latest (default)");
+  m_promote->add_option("--stage", ma.stage, "production (default), shadow, candidate or archived")
+      ->check(CLI::IsMember({"production", "shadow", "candidate", "archived"}));
+  m_promote->add_option("--reason", ma.reason, "Why (kept in the stage history and the audit log)");
+  auto* m_rollback = model_cmd->add_subcommand("rollback", "Put the previous production version back in production");
+  m_rollback->add_option("name", ma.name)->required();
+  m_rollback->add_option("--reason", ma.reason, "Why (kept in the stage history and the audit log)");
+  auto* m_list = model_cmd->add_subcommand("list", "Models, their latest and production versions");
+  auto* m_show = model_cmd->add_subcommand("show", "A model's versions and stage history, or one version (--version N)");
+  m_show->add_option("name", ma.name)->required();
+  ma.version = "latest";
+  std::string show_version = "all";
+  m_show->add_option("--version", show_version, "A version number, latest, or all (default)");
+  for (auto* c : {m_train, m_evaluate}) {
+    c->add_option("--from", ma.from, "Start of the data (default: everything)");
+    c->add_option("--to", ma.to, "End of the data (default: now)");
+  }
+  for (auto* c : {m_train, m_evaluate, m_promote, m_rollback, m_list, m_show}) add_client_options(c, client);
   auto* alarm_cmd = app.add_subcommand("alarm", "Alarms: list, show, acknowledge, clear, comment; maintenance windows");
   alarm_cmd->require_subcommand(1);
   AlarmArgs aa;
@@ -1096,6 +1203,12 @@ int run(int argc, char** argv) {
     if (cmd->parsed()) return documents_command(client, "/api/v1/features/views", "feature view", "views", action, d_file, d_profile, d_version);
   }
   if (f_get->parsed()) return features_get(client, f_device);
+  for (const auto& [cmd, action] : std::vector<std::pair<CLI::App*, std::string>>{
+           {m_train, "train"}, {m_evaluate, "evaluate"}, {m_promote, "promote"}, {m_rollback, "rollback"}, {m_list, "list"}, {m_show, "show"}}) {
+    if (!cmd->parsed()) continue;
+    if (action == "show") ma.version = show_version;
+    return model_command(client, action, ma);
+  }
   if (f_export->parsed()) return features_export(client, x_profile, x_label, x_kind, x_from, x_to, x_output);
   for (const auto& [cmd, action] : alarm_actions) {
     if (cmd->parsed()) return alarm_command(client, action, aa);

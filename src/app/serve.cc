@@ -126,6 +126,13 @@ int serve(const core::Config& cfg) {
     return 1;
   }
   ml::OnlineFeatures features(config.shards, feature_views, metrics);
+  ml::ModelBook models;
+  auto unserved = api::load_models(**registry, feature_views, models);
+  if (!unserved) {
+    std::fprintf(stderr, "FATAL: cannot read the model registry: %s\n", unserved.error().message().c_str());
+    return 1;
+  }
+  for (const auto& why : *unserved) core::logger("ml")->error("not serving a production model: {}", why);
   ingest::SampleObservers observers;
   std::unique_ptr<analytics::StreamDetection> detection;
   if (config.analytics.detection == "on") {
@@ -156,7 +163,7 @@ int serve(const core::Config& cfg) {
   }
 
   transport::mqtt::Server mqtt(runtime, config, **registry, **pipeline, metrics);
-  api::Api api(config, **registry, **pipeline, metrics, **alarms, detector_documents, feature_views, features,
+  api::Api api(config, **registry, **pipeline, metrics, **alarms, detector_documents, feature_views, features, models,
                api::Hooks{[&mqtt](const std::string& d, const std::string& n, const std::string& p) {
                  return mqtt.deliver_command(d, n, p);
                }});

@@ -39,6 +39,7 @@ class CoreCategory final : public NamedCategory {
       case Errc::invalid_argument: return "invalid_argument";
       case Errc::unsupported: return "unsupported";
       case Errc::crashed: return "crashed";
+      case Errc::failed_precondition: return "failed_precondition";
     }
     return "unknown";
   }
@@ -53,6 +54,7 @@ class CoreCategory final : public NamedCategory {
       case Errc::invalid_argument: return "invalid argument";
       case Errc::unsupported: return "unsupported";
       case Errc::crashed: return "injected crash";
+      case Errc::failed_precondition: return "not possible in the current state";
     }
     return "unknown core error";
   }

@@ -180,6 +180,42 @@ const char* const kMigrations[] = {
     CREATE TRIGGER feature_views_kept BEFORE DELETE ON feature_views
       BEGIN SELECT RAISE(ABORT, 'feature view versions are immutable'); END;
     )sql",
+    // 9: the model registry: versions with their artifacts, immutable but for the stage, and
+    // every stage change.
+    R"sql(
+    CREATE TABLE models (
+      name TEXT NOT NULL,
+      version INTEGER NOT NULL,
+      profile TEXT NOT NULL,
+      view_version INTEGER NOT NULL,
+      runtime TEXT NOT NULL,
+      artifact BLOB NOT NULL,
+      artifact_sha256 TEXT NOT NULL,
+      training_set_sha256 TEXT NOT NULL,
+      label TEXT NOT NULL,
+      metrics TEXT NOT NULL,          -- JSON
+      created_ns INTEGER NOT NULL,
+      created_by TEXT NOT NULL,
+      stage TEXT NOT NULL,
+      stage_changed_ns INTEGER NOT NULL,
+      PRIMARY KEY (name, version)
+    );
+    CREATE TRIGGER models_immutable BEFORE UPDATE OF name, version, profile, view_version, runtime, artifact, artifact_sha256,
+      training_set_sha256, label, metrics, created_ns, created_by ON models
+      BEGIN SELECT RAISE(ABORT, 'model versions are immutable but for their stage'); END;
+    CREATE TRIGGER models_kept BEFORE DELETE ON models
+      BEGIN SELECT RAISE(ABORT, 'model versions are kept'); END;
+    CREATE TABLE model_stage_changes (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      name TEXT NOT NULL,
+      version INTEGER NOT NULL,
+      from_stage TEXT NOT NULL,
+      to_stage TEXT NOT NULL,
+      at_ns INTEGER NOT NULL,
+      by TEXT NOT NULL,
+      reason TEXT NOT NULL
+    );
+    )sql",
 };
 
 int64_t now_ns() {
@@ -573,6 +609,137 @@ class SqliteRegistry final : public Registry {
     return history("feature_views", profile);
   }
   Result<std::vector<std::string>> feature_view_profiles() override { return profiles("feature_views"); }
+
+  Result<int64_t> add_model_version(const ModelVersion& v, const AuditEntry& audit) override {
+    std::lock_guard lock(db_mu_);
+    int64_t version = 0;
+    FL_TRY_STATUS(in_transaction([&]() -> Status {
+      Stmt latest;
+      sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(version), 0) FROM models WHERE name=?", -1, &latest.s, nullptr);
+      bind_text(latest, 1, v.name);
+      if (sqlite3_step(latest.s) != SQLITE_ROW) return make_error(Errc::storage, sqlite3_errmsg(db_));
+      version = sqlite3_column_int64(latest.s, 0) + 1;
+      Stmt ins;
+      sqlite3_prepare_v2(db_,
+                         "INSERT INTO models(name,version,profile,view_version,runtime,artifact,artifact_sha256,training_set_sha256,"
+                         "label,metrics,created_ns,created_by,stage,stage_changed_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         -1, &ins.s, nullptr);
+      bind_text(ins, 1, v.name);
+      sqlite3_bind_int64(ins.s, 2, version);
+      bind_text(ins, 3, v.profile);
+      sqlite3_bind_int64(ins.s, 4, v.view_version);
+      bind_text(ins, 5, v.runtime);
+      sqlite3_bind_blob(ins.s, 6, v.artifact.data(), static_cast<int>(v.artifact.size()), SQLITE_TRANSIENT);
+      bind_text(ins, 7, v.artifact_sha256);
+      bind_text(ins, 8, v.training_set_sha256);
+      bind_text(ins, 9, v.label);
+      bind_text(ins, 10, v.metrics);
+      sqlite3_bind_int64(ins.s, 11, v.created_ns);
+      bind_text(ins, 12, v.created_by);
+      bind_text(ins, 13, v.stage);
+      sqlite3_bind_int64(ins.s, 14, v.created_ns);
+      if (sqlite3_step(ins.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+      AuditEntry a = audit;
+      a.subject += "@" + std::to_string(version);
+      return insert_audit(a);
+    }));
+    return version;
+  }
+
+  Result<std::vector<ModelVersion>> model_history(const std::string& name, bool artifacts) override {
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_,
+                       (std::string("SELECT name,version,profile,view_version,runtime,") + (artifacts ? "artifact" : "''") +
+                        ",artifact_sha256,training_set_sha256,label,metrics,created_ns,created_by,stage,stage_changed_ns FROM models "
+                        "WHERE name=? ORDER BY version")
+                           .c_str(),
+                       -1, &st.s, nullptr);
+    bind_text(st, 1, name);
+    std::vector<ModelVersion> out;
+    while (sqlite3_step(st.s) == SQLITE_ROW) {
+      ModelVersion v;
+      v.name = col(st, 0);
+      v.version = sqlite3_column_int64(st.s, 1);
+      v.profile = col(st, 2);
+      v.view_version = sqlite3_column_int64(st.s, 3);
+      v.runtime = col(st, 4);
+      if (artifacts) {
+        const auto* blob = static_cast<const char*>(sqlite3_column_blob(st.s, 5));
+        v.artifact.assign(blob ? blob : "", static_cast<size_t>(sqlite3_column_bytes(st.s, 5)));
+      }
+      v.artifact_sha256 = col(st, 6);
+      v.training_set_sha256 = col(st, 7);
+      v.label = col(st, 8);
+      v.metrics = col(st, 9);
+      v.created_ns = sqlite3_column_int64(st.s, 10);
+      v.created_by = col(st, 11);
+      v.stage = col(st, 12);
+      v.stage_changed_ns = sqlite3_column_int64(st.s, 13);
+      out.push_back(std::move(v));
+    }
+    return out;
+  }
+
+  Result<std::vector<std::string>> model_names() override {
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_, "SELECT DISTINCT name FROM models ORDER BY name", -1, &st.s, nullptr);
+    std::vector<std::string> out;
+    while (sqlite3_step(st.s) == SQLITE_ROW) out.push_back(col(st, 0));
+    return out;
+  }
+
+  Status set_model_stages(const std::string& name, const std::vector<std::pair<int64_t, std::string>>& moves, const std::string& by,
+                          const std::string& reason, const AuditEntry& audit) override {
+    std::lock_guard lock(db_mu_);
+    return in_transaction([&]() -> Status {
+      for (const auto& [version, stage] : moves) {
+        Stmt cur;
+        sqlite3_prepare_v2(db_, "SELECT stage FROM models WHERE name=? AND version=?", -1, &cur.s, nullptr);
+        bind_text(cur, 1, name);
+        sqlite3_bind_int64(cur.s, 2, version);
+        if (sqlite3_step(cur.s) != SQLITE_ROW) {
+          return make_error(Errc::not_found, "model " + name + " has no version " + std::to_string(version));
+        }
+        const std::string from = col(cur, 0);
+        if (from == stage) continue;
+        Stmt up;
+        sqlite3_prepare_v2(db_, "UPDATE models SET stage=?, stage_changed_ns=? WHERE name=? AND version=?", -1, &up.s, nullptr);
+        bind_text(up, 1, stage);
+        sqlite3_bind_int64(up.s, 2, audit.at_ns);
+        bind_text(up, 3, name);
+        sqlite3_bind_int64(up.s, 4, version);
+        if (sqlite3_step(up.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+        Stmt log;
+        sqlite3_prepare_v2(db_, "INSERT INTO model_stage_changes(name,version,from_stage,to_stage,at_ns,by,reason) VALUES (?,?,?,?,?,?,?)",
+                           -1, &log.s, nullptr);
+        bind_text(log, 1, name);
+        sqlite3_bind_int64(log.s, 2, version);
+        bind_text(log, 3, from);
+        bind_text(log, 4, stage);
+        sqlite3_bind_int64(log.s, 5, audit.at_ns);
+        bind_text(log, 6, by);
+        bind_text(log, 7, reason);
+        if (sqlite3_step(log.s) != SQLITE_DONE) return make_error(Errc::storage, sqlite3_errmsg(db_));
+      }
+      return insert_audit(audit);
+    });
+  }
+
+  Result<std::vector<ModelStageChange>> model_stage_changes(const std::string& name) override {
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_, "SELECT id,name,version,from_stage,to_stage,at_ns,by,reason FROM model_stage_changes WHERE name=? ORDER BY id",
+                       -1, &st.s, nullptr);
+    bind_text(st, 1, name);
+    std::vector<ModelStageChange> out;
+    while (sqlite3_step(st.s) == SQLITE_ROW) {
+      out.push_back({sqlite3_column_int64(st.s, 0), col(st, 1), sqlite3_column_int64(st.s, 2), col(st, 3), col(st, 4),
+                     sqlite3_column_int64(st.s, 5), col(st, 6), col(st, 7)});
+    }
+    return out;
+  }
 
   // Versioned profile documents (contracts, detector documents): `table` is one of ours.
   Status add_version(const std::string& table, const std::string& what, const ContractVersion& v, const AuditEntry& audit) {

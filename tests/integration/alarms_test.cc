@@ -101,11 +101,6 @@ int free_port() {
 
 class Alarms : public ContractFixture {
  protected:
-  std::string write(const std::string& name, const std::string& text) {
-    std::string path = dir_.path() + "/" + name;
-    std::ofstream(path) << text;
-    return path;
-  }
   std::string ws_url(const std::string& query = "") {
     return "ws://127.0.0.1:" + std::to_string(server_->http_port()) + "/api/v1/stream" + query;
   }

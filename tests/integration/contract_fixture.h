@@ -29,6 +29,12 @@ class ContractFixture : public ::testing::Test {
     auto r = run(cli("contract apply " + path + extra));
     ASSERT_EQ(r.status, 0) << r.output;
   }
+  // A file in the test's folder with `text`; its path.
+  std::string write(const std::string& name, const std::string& text) {
+    std::string path = dir_.path() + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
   boost::json::value json_of(const std::string& text) {
     boost::system::error_code ec;
     auto v = boost::json::parse(text, ec);

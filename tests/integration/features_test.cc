@@ -34,14 +34,7 @@ denominator = "current"
 events = ["maintenance"]
 )";
 
-class Features : public ContractFixture {
- protected:
-  std::string write(const std::string& name, const std::string& text) {
-    std::string path = dir_.path() + "/" + name;
-    std::ofstream(path) << text;
-    return path;
-  }
-};
+using Features = ContractFixture;
 
 TEST_F(Features, OnlineFeaturesFollowADeviceOverMqttAndMeetTheirDefinitions) {
   auto applied = run(cli("features apply " + write("view.toml", kView) + " --format json"));

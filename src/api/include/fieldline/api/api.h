@@ -4,6 +4,7 @@
 // Every route but /healthz and /readyz needs a token (admin, or the device's own where noted).
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
 
 #include <functional>
@@ -16,6 +17,7 @@
 #include "fieldline/core/config.h"
 #include "fieldline/ingest/pipeline.h"
 #include "fieldline/ml/online.h"
+#include "fieldline/ml/training_set.h"
 #include "fieldline/ops/metrics.h"
 #include "fieldline/registry/registry.h"
 #include "fieldline/transport/http/server.h"
@@ -31,7 +33,8 @@ class Api {
  public:
   Api(const core::Config& config, registry::Registry& registry, ingest::Pipeline& pipeline, ops::Metrics& metrics,
       analytics::AlarmService& alarms, analytics::DetectorBook& detectors, ml::FeatureBook& feature_views,
-      const ml::OnlineFeatures& features, Hooks hooks);
+      const ml::OnlineFeatures& features, ml::ModelBook& models, Hooks hooks);
+  ~Api();
   boost::asio::awaitable<transport::http::Response> handle(transport::http::Request& req);
   // GET /api/v1/stream (WebSocket; admin token as `Authorization: Bearer` or, for browsers,
   // ?token=): alarm events as they happen, one JSON text message each ({"event":
@@ -49,6 +52,8 @@ class Api {
   analytics::DetectorBook& detectors_;
   ml::FeatureBook& feature_views_;
   const ml::OnlineFeatures& features_;
+  ml::ModelBook& models_;
+  std::unique_ptr<boost::asio::thread_pool> training_;  // model training, off the HTTP threads
   Hooks hooks_;
 };
 
@@ -160,6 +165,32 @@ Status load_feature_views(registry::Registry& registry, ml::FeatureBook& book);
 // GET /api/v1/devices/{id}/features: {"device", "profile", "view", "view_version", "as_of",
 // "features": {name: number or null}}.
 boost::json::object features_json(const std::string& device, const ml::OnlineFeatures::Reading& reading);
+
+// A training set from the stored samples of `profile`'s devices: a row at each sample of the
+// `label` metric in [from, to), features point in time (ml/training_set.h).
+boost::asio::awaitable<Result<ml::TrainingSet>> stored_training_set(registry::Registry& registry, ingest::Pipeline& pipeline,
+                                                                    std::shared_ptr<const ml::ProfileFeatures> view, std::string profile,
+                                                                    std::string label, ml::LabelKind kind, int64_t from, int64_t to);
+
+// The model registry (admin token):
+//   GET  /api/v1/models                                      names, latest and production versions
+//   POST /api/v1/models/{name}/train                         {"profile", "label", "kind", "from", "to", "rounds", "max_depth", "eta"}
+//   GET  /api/v1/models/{name}                               versions and stage changes
+//   GET  /api/v1/models/{name}/versions/{v|latest}
+//   POST /api/v1/models/{name}/versions/{v}/promote          {"stage": "production"|"shadow"|"candidate"|"archived", "reason"}
+//   POST /api/v1/models/{name}/versions/{v}/evaluate         {"from", "to"}
+//   POST /api/v1/models/{name}/rollback                      {"reason"}
+// Promotion and rollback check the artifact (checksum, load, the profile's current feature
+// view) before anything changes, record the stage change and the audit entry together, and
+// replace the model in `book` before answering. Training runs on `training`.
+boost::asio::awaitable<transport::http::Response> models_route(registry::Registry& registry, ingest::Pipeline& pipeline,
+                                                               const ml::FeatureBook& views, ml::ModelBook& book,
+                                                               boost::asio::thread_pool& training, boost::beast::http::verb method,
+                                                               std::vector<std::string> parts, std::string body, std::string actor,
+                                                               unsigned version);
+// Loads every production model into `book` (at start); returns why any that fail their checks
+// are not served.
+Result<std::vector<std::string>> load_models(registry::Registry& registry, const ml::FeatureBook& views, ml::ModelBook& book);
 
 // Detector documents (admin token), versioned per profile like contracts:
 //   GET  /api/v1/detectors                                 profiles and their latest versions

@@ -15,6 +15,7 @@ enum class Errc {
   invalid_argument,
   unsupported,
   crashed,  // an injected crash point fired (tests only)
+  failed_precondition,  // the request is sound but the state does not allow it (yet)
 };
 
 const NamedCategory& core_category();

@@ -14,6 +14,7 @@
 #include "fieldline/ingest/pipeline.h"
 #include "fieldline/ingest/published.h"
 #include "fieldline/ml/features.h"
+#include "fieldline/ml/model.h"
 #include "fieldline/ops/metrics.h"
 
 namespace fieldline::ml {
@@ -24,6 +25,15 @@ struct ProfileFeatures {
   std::shared_ptr<const FeatureView> view;
 };
 using FeatureBook = ingest::Published<ProfileFeatures>;
+
+// A model version in production, loaded and checked (serving reads it; a promotion or a
+// rollback replaces it at once).
+struct ServingModel {
+  std::string name, profile;
+  int64_t version = 0, view_version = 0;
+  std::shared_ptr<const Model> model;
+};
+using ModelBook = ingest::Published<ServingModel>;
 
 class OnlineFeatures final : public ingest::SampleObserver {
  public:

@@ -87,6 +87,35 @@ struct ContractVersion {
   std::string reason;
 };
 
+// A model version in the registry: its artifact and everything it was made from. Immutable
+// but for its stage (candidate, production, shadow, archived).
+struct ModelVersion {
+  std::string name;
+  int64_t version = 0;
+  std::string profile;
+  int64_t view_version = 0;    // the profile's feature view it was trained on
+  std::string runtime;         // "xgboost"
+  std::string artifact;        // empty when read without artifacts
+  std::string artifact_sha256; // of the artifact, as saved: checked whenever it is read
+  std::string training_set_sha256;
+  std::string label;           // the metric the rows were labelled by
+  std::string metrics;         // JSON object
+  int64_t created_ns = 0;
+  std::string created_by;
+  std::string stage = "candidate";
+  int64_t stage_changed_ns = 0;
+};
+
+// One stage change of a model version, in the order they happened.
+struct ModelStageChange {
+  int64_t id = 0;
+  std::string name;
+  int64_t version = 0;
+  std::string from_stage, to_stage;
+  int64_t at_ns = 0;
+  std::string by, reason;
+};
+
 // An entry of the append-only audit log (the database refuses updates and deletes).
 struct AuditEntry {
   int64_t id = 0;
@@ -173,6 +202,19 @@ class Registry {
   virtual Status add_feature_view_version(const ContractVersion& v, const AuditEntry& audit) = 0;
   virtual Result<std::vector<ContractVersion>> feature_view_history(const std::string& profile) = 0;
   virtual Result<std::vector<std::string>> feature_view_profiles() = 0;
+
+  // Models: versions numbered per name from 1 (the registry assigns it, returned); `audit` in
+  // the same transaction.
+  virtual Result<int64_t> add_model_version(const ModelVersion& v, const AuditEntry& audit) = 0;
+  // Oldest first; artifacts only when asked for.
+  virtual Result<std::vector<ModelVersion>> model_history(const std::string& name, bool artifacts) = 0;
+  virtual Result<std::vector<std::string>> model_names() = 0;
+  // Moves versions between stages in one transaction: each (version, stage) in order, each
+  // recorded as a stage change, with `audit`. Refused (changing nothing) for a version that
+  // does not exist.
+  virtual Status set_model_stages(const std::string& name, const std::vector<std::pair<int64_t, std::string>>& moves,
+                                  const std::string& by, const std::string& reason, const AuditEntry& audit) = 0;
+  virtual Result<std::vector<ModelStageChange>> model_stage_changes(const std::string& name) = 0;
 
   // Calibrations. Returns the new record's id; `audit` goes in the same transaction (its
   // subject gets the id appended).

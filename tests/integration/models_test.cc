@@ -1,0 +1,123 @@
+// The model registry end to end: six pumps send temperature and a remaining-life label over
+// MQTT (mosquitto_pub); the CLI trains XGBoost on a training set the server builds from its
+// store, promotes, trains again, promotes, rolls back, evaluates; the stage history and the
+// audit log keep every step; a model trained on an older feature view and a damaged artifact
+// are refused at promotion.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "contract_fixture.h"
+
+namespace fieldline::itest {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kView = R"(view = "pump_life"
+profile = "pump"
+[[metrics]]
+metric = "temperature"
+windows = ["1m", "5m"]
+aggregates = ["mean", "slope", "max"]
+last = true
+)";
+
+class Models : public ContractFixture {
+ protected:
+  boost::json::object cli_json(const std::string& args) {
+    auto r = run(cli(args + " --format json"));
+    EXPECT_EQ(r.status, 0) << args << ": " << r.output;
+    return json_of(r.output).as_object();
+  }
+};
+
+TEST_F(Models, TrainPromoteRetrainRollBackAndRefuseWhatCannotServe) {
+  ASSERT_EQ(run(cli("features apply " + write("view.toml", kView))).status, 0);
+  // Six pumps warming at different rates; the label is how long until 90 degrees (seconds).
+  const int64_t t0 = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() - 400'000;
+  std::mt19937 rng(6);
+  std::normal_distribution<double> noise(0, 0.2);
+  int64_t labelled = 0;
+  for (int p = 0; p < 6; ++p) {
+    const std::string id = "pump-" + std::to_string(p);
+    const std::string token = add_pump(id, "north");
+    const double rate = 0.05 + 0.02 * p;
+    std::string lines;
+    for (int i = 0; i < 300; ++i) {
+      const double temperature = 50 + rate * i;
+      lines += "{\"ts\": " + std::to_string(t0 + 1000LL * i) + ", \"values\": {\"temperature\": " + std::to_string(temperature + noise(rng)) + "}}\n";
+      if (i >= 60) {
+        lines += "{\"ts\": " + std::to_string(t0 + 1000LL * i + 500) + ", \"values\": {\"rul\": " + std::to_string((90 - temperature) / rate) + "}}\n";
+        ++labelled;
+      }
+    }
+    auto pub = run("mosquitto_pub " + server_->mosquitto_args(id, token) + " -q 1 -t devices/" + id + "/telemetry -l < " + write(id + ".jsonl", lines));
+    ASSERT_EQ(pub.status, 0) << pub.output;
+  }
+
+  auto v1 = cli_json("model train pump_rul --profile pump --label rul --rounds 60");
+  ASSERT_EQ(v1.at("version").as_int64(), 1) << v1;
+  EXPECT_EQ(v1.at("stage").as_string(), "candidate");
+  EXPECT_EQ(v1.at("view_version").as_int64(), 1);
+  const auto& m = v1.at("metrics").as_object();
+  EXPECT_EQ(m.at("rows").as_int64() + m.at("held_out_rows").as_int64(), labelled) << "a row per label";
+  EXPECT_GT(m.at("held_out_rows").as_int64(), 0) << "every fifth device is held out";
+  EXPECT_LT(m.at("held_out_rmse").to_number<double>(), 400) << "far better than knowing nothing (labels span 0 to 800 s)";
+  EXPECT_EQ(v1.at("training_set_sha256").as_string().size(), 64u);
+  // The same data and settings give the same training set.
+  auto v2 = cli_json("model train pump_rul --profile pump --label rul --rounds 30");
+  EXPECT_EQ(v2.at("version").as_int64(), 2);
+  EXPECT_EQ(v2.at("training_set_sha256"), v1.at("training_set_sha256"));
+
+  EXPECT_EQ(cli_json("model promote pump_rul --version 1 --reason first").at("stage").as_string(), "production");
+  EXPECT_EQ(cli_json("model promote pump_rul --version 2 --reason better").at("stage").as_string(), "production");
+  auto listed = cli_json("model list");
+  EXPECT_EQ(listed.at("models").as_array()[0].at("production").as_int64(), 2);
+  auto rolled = cli_json("model rollback pump_rul --reason drifted");
+  EXPECT_EQ(rolled.at("production").as_int64(), 1);
+  EXPECT_EQ(rolled.at("archived").as_int64(), 2);
+  auto shown = cli_json("model show pump_rul");
+  EXPECT_EQ(shown.at("versions").as_array()[0].at("stage").as_string(), "production");
+  EXPECT_EQ(shown.at("versions").as_array()[1].at("stage").as_string(), "archived");
+  const auto& changes = shown.at("stage_changes").as_array();
+  ASSERT_EQ(changes.size(), 5u) << shown;  // 1 up; 1 down, 2 up; 2 down, 1 up
+  EXPECT_EQ(changes[4].at("reason").as_string(), "drifted");
+  auto audit = server_->http("GET", "/api/v1/audit").second;
+  for (const char* what : {"models.train", "models.promote", "models.rollback"}) EXPECT_NE(audit.find(what), std::string::npos) << what;
+  auto evaluated = cli_json("model evaluate pump_rul --version 1");
+  EXPECT_EQ(evaluated.at("rows").as_int64(), labelled);
+  EXPECT_LT(evaluated.at("rmse").to_number<double>(), 400);
+
+  // A model trained on an older feature view is refused at promotion.
+  std::string v2view = kView;
+  v2view.replace(v2view.find("\"5m\""), 4, "\"10m\"");
+  ASSERT_EQ(run(cli("features apply " + write("view2.toml", v2view))).status, 0);
+  auto stale = run(cli("model promote pump_rul --version 2"));
+  EXPECT_NE(stale.status, 0);
+  EXPECT_NE(stale.output.find("trained on feature view version 1 of 'pump', which is at version 2 now"), std::string::npos) << stale.output;
+  auto v3 = cli_json("model train pump_rul --profile pump --label rul --rounds 30");
+  EXPECT_EQ(v3.at("view_version").as_int64(), 2);
+  EXPECT_NE(v3.at("training_set_sha256"), v1.at("training_set_sha256")) << "other features, another set";
+
+  // A damaged artifact (the disk, not the API: the database refuses updates) is found by its
+  // checksum and refused.
+  auto damage = run("sqlite3 " + shell_quote(server_->data_dir() + "/registry.db") +
+                    " 'DROP TRIGGER models_immutable; UPDATE models SET artifact = zeroblob(1) WHERE version = 3'");
+  ASSERT_EQ(damage.status, 0) << damage.output;
+  EXPECT_FALSE(cli_json("model show pump_rul --version 3").at("artifact_intact").as_bool());
+  auto refused = run(cli("model promote pump_rul --version 3"));
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.output.find("does not match its checksum"), std::string::npos) << refused.output;
+  EXPECT_EQ(cli_json("model list").at("models").as_array()[0].at("production").as_int64(), 1) << "nothing changed";
+  EXPECT_EQ(server_->http("GET", "/api/v1/models", "", "").first, 401);
+}
+
+}  // namespace
+}  // namespace fieldline::itest
