@@ -91,8 +91,9 @@ Result<std::shared_ptr<const ml::Model>> load_checked(const registry::ModelVersi
                                 std::to_string(v.view_version) + " of '" + v.profile + "', which is at version " +
                                 std::to_string(view->version) + " now: train it again");
   }
-  if (v.runtime != "xgboost") return core::make_error(core::Errc::invalid_argument, "unknown runtime '" + v.runtime + "'");
-  auto model = ml::load_xgboost(v.artifact, view->view->feature_names().size());
+  const size_t width = view->view->feature_names().size();
+  if (v.runtime != "xgboost" && v.runtime != "linear") return core::make_error(core::Errc::invalid_argument, "unknown runtime '" + v.runtime + "'");
+  auto model = v.runtime == "linear" ? ml::load_linear(v.artifact, width) : ml::load_xgboost(v.artifact, width);
   if (!model) return model.error();
   return std::shared_ptr<const ml::Model>(std::move(*model));
 }
@@ -203,7 +204,9 @@ asio::awaitable<Response> models_route(registry::Registry& registry, ingest::Pip
   // POST /api/v1/models/{name}/train {"profile", "label", "kind", "from", "to", "rounds", "max_depth", "eta"}
   if (parts.size() == 5 && parts[4] == "train") {
     if (method != bhttp::verb::post) co_return error_response(405, "method_not_allowed", "use POST", ver);
-    const std::string profile = text("profile"), label = text("label"), kind_text = text("kind", "regression");
+    const std::string profile = text("profile"), label = text("label"), kind_text = text("kind", "regression"),
+                      runtime = text("runtime", "xgboost");
+    if (runtime != "xgboost" && runtime != "linear") co_return error_response(400, "bad_request", "runtime: xgboost or linear", ver);
     if (profile.empty() || label.empty()) co_return error_response(400, "bad_request", "profile and label are required", ver);
     if (kind_text != "regression" && kind_text != "classification") co_return error_response(400, "bad_request", "kind: regression or classification", ver);
     auto range = range_of(args);
@@ -232,10 +235,14 @@ asio::awaitable<Response> models_route(registry::Registry& registry, ingest::Pip
     auto x = matrix(*set, fit);
     const size_t width = set->features.size();
     // Off the HTTP threads: training takes seconds.
-    auto train = core::on_executor(training.get_executor(), [&x, width, &y, &options] { return ml::train_xgboost(x, width, y, options); });
+    const ml::LinearOptions linear{.logistic = kind == ml::LabelKind::classification, .l2 = 1.0};
+    auto train = core::on_executor(training.get_executor(), [&x, width, &y, &options, &linear, &runtime] {
+      return runtime == "linear" ? ml::train_linear(x, width, y, linear) : ml::train_xgboost(x, width, y, options);
+    });
     auto model = co_await std::move(train);
     if (!model) co_return to_http_error(model.error(), ver);
-    json::object metrics{{"rows", fit.size()}, {"held_out_rows", held.size()}, {"features", width}, {"rounds", options.rounds}};
+    json::object metrics{{"rows", fit.size()}, {"held_out_rows", held.size()}, {"features", width}};
+    if (runtime == "xgboost") metrics["rounds"] = options.rounds;
     for (const auto& [which, rows] : {std::pair<const char*, const std::vector<size_t>*>{"training", &fit}, {"held_out", &held}}) {
       if (rows->empty()) continue;
       std::vector<float> predicted;
@@ -251,7 +258,7 @@ asio::awaitable<Response> models_route(registry::Registry& registry, ingest::Pip
     v.name = name;
     v.profile = profile;
     v.view_version = view->version;
-    v.runtime = "xgboost";
+    v.runtime = runtime;
     v.artifact = std::move(*artifact);
     v.artifact_sha256 = ml::sha256_hex(v.artifact);
     v.training_set_sha256 = set->sha256;

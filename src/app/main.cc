@@ -270,7 +270,7 @@ int features_export(ClientOptions& client, const std::string& profile, const std
 
 // fieldline model train|evaluate|promote|rollback|list|show: the model registry.
 struct ModelArgs {
-  std::string name, profile, label, kind = "regression", from, to, stage = "production", reason, version = "latest";
+  std::string name, profile, label, kind = "regression", runtime = "xgboost", from, to, stage = "production", reason, version = "latest";
   int rounds = 0, max_depth = 0;
   double eta = 0;
 };
@@ -299,6 +299,7 @@ int model_command(ClientOptions& client, const std::string& action, const ModelA
     body["profile"] = a.profile;
     body["label"] = a.label;
     body["kind"] = a.kind;
+    body["runtime"] = a.runtime;
     if (a.rounds) body["rounds"] = a.rounds;
     if (a.max_depth) body["max_depth"] = a.max_depth;
     if (a.eta) body["eta"] = a.eta;
@@ -902,6 +903,8 @@ int run(int argc, char** argv) {
   m_train->add_option("--profile", ma.profile, "The devices' profile (its feature view gives the features)")->required();
   m_train->add_option("--label", ma.label, "The metric whose samples label the rows")->required();
   m_train->add_option("--kind", ma.kind, "regression (default) or classification")->check(CLI::IsMember({"regression", "classification"}));
+  m_train->add_option("--runtime", ma.runtime, "xgboost (default) or linear (the built-in ridge/logistic model, for the smallest edges)")
+      ->check(CLI::IsMember({"xgboost", "linear"}));
   m_train->add_option("--rounds", ma.rounds, "Trees (default 300)");
   m_train->add_option("--max-depth", ma.max_depth, "Tree depth (default 5)");
   m_train->add_option("--eta", ma.eta, "Learning rate (default 0.05)");

@@ -117,6 +117,12 @@ TEST_F(Models, TrainPromoteRetrainRollBackAndRefuseWhatCannotServe) {
   EXPECT_NE(refused.output.find("does not match its checksum"), std::string::npos) << refused.output;
   EXPECT_EQ(cli_json("model list").at("models").as_array()[0].at("production").as_int64(), 1) << "nothing changed";
   EXPECT_EQ(server_->http("GET", "/api/v1/models", "", "").first, 401);
+
+  // The built-in linear runtime goes through the same registry.
+  auto linear = cli_json("model train pump_lin --profile pump --label rul --runtime linear");
+  EXPECT_EQ(linear.at("runtime").as_string(), "linear");
+  EXPECT_LT(linear.at("metrics").at("held_out_rmse").to_number<double>(), 400);
+  EXPECT_EQ(cli_json("model promote pump_lin --version 1").at("stage").as_string(), "production");
 }
 
 }  // namespace

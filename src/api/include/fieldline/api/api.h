@@ -174,7 +174,8 @@ boost::asio::awaitable<Result<ml::TrainingSet>> stored_training_set(registry::Re
 
 // The model registry (admin token):
 //   GET  /api/v1/models                                      names, latest and production versions
-//   POST /api/v1/models/{name}/train                         {"profile", "label", "kind", "from", "to", "rounds", "max_depth", "eta"}
+//   POST /api/v1/models/{name}/train                         {"profile", "label", "kind", "runtime" (xgboost|linear), "from", "to",
+//                                                            "rounds", "max_depth", "eta"}
 //   GET  /api/v1/models/{name}                               versions and stage changes
 //   GET  /api/v1/models/{name}/versions/{v|latest}
 //   POST /api/v1/models/{name}/versions/{v}/promote          {"stage": "production"|"shadow"|"candidate"|"archived", "reason"}

@@ -43,6 +43,18 @@ struct XgboostOptions {
 // Trains on `count` rows of `width` features (row-major) with targets `labels`.
 Result<std::unique_ptr<Model>> train_xgboost(const std::vector<float>& rows, size_t width, const std::vector<float>& labels,
                                             const XgboostOptions& options);
+// The built-in runtime for the smallest edges: ridge regression, or logistic regression with
+// an L2 penalty (Newton's method), on features standardised with the training rows' mean and
+// spread; a missing feature counts as its mean. Contributions are each feature's term and the
+// bias (for logistic, in log-odds, like XGBoost's).
+struct LinearOptions {
+  bool logistic = false;
+  double l2 = 1.0;
+};
+Result<std::unique_ptr<Model>> train_linear(const std::vector<float>& rows, size_t width, const std::vector<float>& labels,
+                                           const LinearOptions& options);
+Result<std::unique_ptr<Model>> load_linear(std::string_view json, size_t width);
+
 // An XGBoost JSON model; `width` features expected (a model that expects another number is
 // refused: a mismatch is found when the model is loaded, not when it serves).
 Result<std::unique_ptr<Model>> load_xgboost(std::string_view json, size_t width);
