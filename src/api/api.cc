@@ -178,9 +178,9 @@ Response outcome_error(const ingest::MessageOutcome& o, const std::string& devic
 
 Api::Api(const core::Config& config, registry::Registry& registry, ingest::Pipeline& pipeline, ops::Metrics& metrics,
          analytics::AlarmService& alarms, analytics::DetectorBook& detectors, ml::FeatureBook& feature_views,
-         const ml::OnlineFeatures& features, ml::ModelBook& models, Hooks hooks)
+         const ml::OnlineFeatures& features, ml::ModelBook& models, const ml::Serving& serving, Hooks hooks)
     : config_(config), registry_(registry), pipeline_(pipeline), metrics_(metrics), alarms_(alarms), detectors_(detectors),
-      feature_views_(feature_views), features_(features), models_(models), training_(std::make_unique<boost::asio::thread_pool>(1)),
+      feature_views_(feature_views), features_(features), models_(models), serving_(serving), training_(std::make_unique<boost::asio::thread_pool>(1)),
       hooks_(std::move(hooks)) {}
 
 Api::~Api() { training_->join(); }
@@ -620,6 +620,42 @@ asio::awaitable<Response> Api::handle(Request& req) {
     res.body() = set->csv();
     res.prepare_payload();
     co_return res;
+  }
+
+  // GET /api/v1/models/{name}/decisions: the sampled decision records of every shard.
+  if (parts.size() == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "models" && parts[4] == "decisions") {
+    if (!caller.admin()) co_return forbidden("decision records need the admin token");
+    json::array out;
+    const std::string model = parts[3];
+    for (uint32_t shard = 0; shard < pipeline_.shard_count(); ++shard) {
+      auto job = core::on_executor(pipeline_.shard_executor(shard), [this, shard, model] { return serving_.decisions(shard, model); });
+      auto records = co_await std::move(job);
+      for (const auto& d : records) {
+        json::object inputs;
+        for (size_t i = 0; i < d.names.size(); ++i) {
+          if (std::isnan(d.inputs[i])) inputs[d.names[i]] = nullptr;
+          else inputs[d.names[i]] = d.inputs[i];
+        }
+        auto o = prediction_json(d.prediction);
+        o["inputs"] = std::move(inputs);
+        out.push_back(std::move(o));
+      }
+    }
+    co_return json_response(200, json::object{{"model", model}, {"decisions", std::move(out)}}, ver);
+  }
+
+  // GET /api/v1/devices/{id}/predictions: its latest prediction of each production model.
+  if (parts.size() == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "devices" && parts[4] == "predictions") {
+    if (!caller.admin()) co_return forbidden("predictions need the admin token");
+    const std::string id = parts[3];
+    auto device = registry_.get_device(id);
+    if (!device) co_return to_http_error(device.error(), ver);
+    const uint32_t shard = pipeline_.shard_of(id);
+    auto job = core::on_executor(pipeline_.shard_executor(shard), [this, shard, id] { return serving_.predictions(shard, id); });
+    json::array out;
+    auto predictions = co_await std::move(job);
+    for (const auto& p : predictions) out.push_back(prediction_json(p));
+    co_return json_response(200, json::object{{"device", id}, {"predictions", std::move(out)}}, ver);
   }
 
   if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "models") {

@@ -70,4 +70,11 @@ json::object features_json(const std::string& device, const ml::OnlineFeatures::
                       {"as_of", core::format_rfc3339(r.as_of_ns)}, {"features", std::move(values)}};
 }
 
+json::object prediction_json(const ml::Prediction& p) {
+  json::array top;
+  for (const auto& [feature, contribution] : p.top) top.push_back(json::object{{"feature", feature}, {"contribution", contribution}});
+  return json::object{{"device", p.device}, {"model", p.model},   {"version", p.version},
+                      {"as_of", core::format_rfc3339(p.as_of_ns)}, {"value", p.value}, {"top_contributions", std::move(top)}};
+}
+
 }  // namespace fieldline::api

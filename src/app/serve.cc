@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <future>
+#include <cmath>
 #include <sstream>
 #include <thread>
 
@@ -145,6 +146,54 @@ int serve(const core::Config& cfg) {
     observers.add(detection.get());
   }
   observers.add(&features);
+  // Maintenance alarms from predictions: "model<threshold" or "model>threshold" policies.
+  struct Policy {
+    std::string model;
+    bool below = true;
+    double threshold = 0;
+  };
+  std::vector<Policy> policies;
+  {
+    std::istringstream in(config.ml.alarm_policies);
+    for (std::string item; in >> item;) {
+      const size_t at = item.find_first_of("<>");
+      char* end = nullptr;
+      const double threshold = at == std::string::npos ? 0 : std::strtod(item.c_str() + at + 1, &end);
+      if (at == std::string::npos || at == 0 || end == item.c_str() + at + 1 || *end != '\0' || !std::isfinite(threshold)) {
+        std::fprintf(stderr, "FATAL: ml.alarm_policies: '%s' is not model<threshold or model>threshold\n", item.c_str());
+        return 1;
+      }
+      policies.push_back({item.substr(0, at), item[at] == '<', threshold});
+    }
+  }
+  ml::Serving::Options serving_options;
+  serving_options.shards = config.shards;
+  serving_options.interval_ns = config.ml.serving_interval_ns;
+  serving_options.decision_sample = config.ml.decision_sample;
+  auto* alarm_service = alarms->get();
+  ml::Serving serving(serving_options, features, models, metrics, [&policies, alarm_service, &env](const ml::Prediction& p) {
+    for (const auto& policy : policies) {
+      if (policy.model != p.model) continue;
+      const std::string key = "model:" + p.model;
+      const int64_t now = env->now_ns();
+      if (policy.below ? p.value < policy.threshold : p.value > policy.threshold) {
+        std::string top;
+        for (const auto& [feature, contribution] : p.top) {
+          char part[160];
+          std::snprintf(part, sizeof part, "%s%s %+.3g", top.empty() ? "" : ", ", feature.c_str(), contribution);
+          top += part;
+        }
+        char why[512];
+        std::snprintf(why, sizeof why, "%s v%lld predicts %.4g (%s %.4g); top contributions: %s", p.model.c_str(),
+                      static_cast<long long>(p.version), p.value, policy.below ? "<" : ">", policy.threshold, top.c_str());
+        alarm_service->raise({"maintenance", p.device, key, analytics::alarms::Severity::major, now,
+                              analytics::alarms::Evidence{{{p.as_of_ns, p.value}}, 1.0, why}, ""});
+      } else {
+        alarm_service->clear_condition(p.device, key, now);
+      }
+    }
+  });
+  observers.add(&serving);
   (*pipeline)->set_observer(&observers);
 
   std::unique_ptr<asio::ssl::context> tls;
@@ -163,7 +212,7 @@ int serve(const core::Config& cfg) {
   }
 
   transport::mqtt::Server mqtt(runtime, config, **registry, **pipeline, metrics);
-  api::Api api(config, **registry, **pipeline, metrics, **alarms, detector_documents, feature_views, features, models,
+  api::Api api(config, **registry, **pipeline, metrics, **alarms, detector_documents, feature_views, features, models, serving,
                api::Hooks{[&mqtt](const std::string& d, const std::string& n, const std::string& p) {
                  return mqtt.deliver_command(d, n, p);
                }});

@@ -73,6 +73,9 @@ const std::vector<Field>& fields() {
       {"analytics.webhooks", Kind::string, member([](Config& c) -> auto& { return c.analytics.webhooks; })},
       {"analytics.webhook_secret", Kind::string, member([](Config& c) -> auto& { return c.analytics.webhook_secret; })},
       {"analytics.webhook_attempts", Kind::uint, member([](Config& c) -> auto& { return c.analytics.webhook_attempts; })},
+      {"ml.serving_interval", Kind::duration, member([](Config& c) -> auto& { return c.ml.serving_interval_ns; })},
+      {"ml.alarm_policies", Kind::string, member([](Config& c) -> auto& { return c.ml.alarm_policies; })},
+      {"ml.decision_sample", Kind::uint, member([](Config& c) -> auto& { return c.ml.decision_sample; })},
   };
   return kFields;
 }

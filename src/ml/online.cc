@@ -1,12 +1,15 @@
 #include "fieldline/ml/online.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 
 namespace fieldline::ml {
 
 struct OnlineFeatures::Shard {
   struct Device {
-    std::string profile;
+    std::string name, profile;
+    uint64_t round = 0;  // the last round that changed it
     std::shared_ptr<const ProfileFeatures> features;
     std::unique_ptr<FeatureState> state;
   };
@@ -18,6 +21,8 @@ struct OnlineFeatures::Shard {
   uint64_t generation = UINT64_MAX;
   FeatureBook::Map views;
   uint64_t epoch = 1;  // bumped when the views change: every series looks its view up again
+  std::vector<std::pair<std::string, std::string>> updated;  // (device, profile) of the last round
+  uint64_t round = 0;
   std::unordered_map<std::string, Device> devices;  // node-based: Series point into it
   std::vector<Series> series;                        // by series ref of the shard's Db
 };
@@ -40,6 +45,8 @@ void OnlineFeatures::observe(uint32_t shard, const tsdb::Db& db, std::span<const
     s.views = book_.snapshot(s.generation);
     ++s.epoch;
   }
+  s.updated.clear();
+  ++s.round;
   if (s.views.empty()) return;
   uint64_t applied = 0, late = 0, not_finite = 0;
   for (const auto& sample : samples) {
@@ -56,6 +63,7 @@ void OnlineFeatures::observe(uint32_t shard, const tsdb::Db& db, std::span<const
       auto view = s.views.find(profile);
       if (view != s.views.end()) {
         auto& d = s.devices[key.device];
+        d.name = key.device;
         if (d.features != view->second) {
           // A new view version starts the device's features afresh.
           d.profile = profile;
@@ -68,7 +76,13 @@ void OnlineFeatures::observe(uint32_t shard, const tsdb::Db& db, std::span<const
     }
     if (!series.device) continue;
     switch (series.device->state->apply(series.input, sample.ts, value)) {
-      case FeatureState::Applied::yes: ++applied; break;
+      case FeatureState::Applied::yes:
+        ++applied;
+        if (series.device->round != s.round) {
+          series.device->round = s.round;
+          s.updated.emplace_back(series.device->name, series.device->profile);
+        }
+        break;
       case FeatureState::Applied::late: ++late; break;
       case FeatureState::Applied::not_finite: ++not_finite; break;
     }
@@ -77,6 +91,8 @@ void OnlineFeatures::observe(uint32_t shard, const tsdb::Db& db, std::span<const
   if (late) late_.inc(late);
   if (not_finite) not_finite_.inc(not_finite);
 }
+
+const std::vector<std::pair<std::string, std::string>>& OnlineFeatures::updated(uint32_t shard) const { return shards_[shard]->updated; }
 
 std::optional<OnlineFeatures::Reading> OnlineFeatures::read(uint32_t shard, const std::string& device) const {
   const Shard& s = *shards_[shard];
@@ -91,6 +107,91 @@ std::optional<OnlineFeatures::Reading> OnlineFeatures::read(uint32_t shard, cons
   r.names = d.features->view->feature_names();
   d.state->snapshot(r.as_of_ns, r.values);
   return r;
+}
+
+}  // namespace fieldline::ml
+
+namespace fieldline::ml {
+
+struct Serving::Shard {
+  uint64_t generation = UINT64_MAX;
+  std::map<std::string, std::vector<std::shared_ptr<const ServingModel>>> by_profile;
+  struct Last {
+    int64_t as_of = INT64_MIN;
+    Prediction prediction;
+  };
+  std::map<std::pair<std::string, std::string>, Last> last;  // (device, model)
+  std::deque<DecisionRecord> decisions;
+  uint64_t predictions = 0;
+};
+
+Serving::Serving(Options options, const OnlineFeatures& features, const ModelBook& models, ops::Metrics& metrics,
+                 std::function<void(const Prediction&)> on_prediction)
+    : options_(options), features_(features), models_(models), on_prediction_(std::move(on_prediction)),
+      latency_(metrics.histogram("fieldline_inference_seconds", "A device's prediction: features read, model run, contributions", {},
+                                 {10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3})),
+      failures_(metrics.counter("fieldline_inference_failures_total", "Predictions a model could not make")) {
+  for (uint32_t i = 0; i < options_.shards; ++i) shards_.push_back(std::make_unique<Shard>());
+}
+
+Serving::~Serving() = default;
+
+void Serving::observe(uint32_t shard, const tsdb::Db&, std::span<const tsdb::SampleIn>) {
+  Shard& s = *shards_[shard];
+  if (s.generation != models_.generation()) {
+    s.by_profile.clear();
+    for (auto& [name, model] : models_.snapshot(s.generation)) s.by_profile[model->profile].push_back(model);
+  }
+  if (s.by_profile.empty()) return;
+  std::vector<float> row, out, why;
+  for (const auto& [device, profile] : features_.updated(shard)) {
+    auto models = s.by_profile.find(profile);
+    if (models == s.by_profile.end()) continue;
+    std::optional<OnlineFeatures::Reading> reading;
+    for (const auto& m : models->second) {
+      auto& last = s.last[{device, m->name}];
+      const auto started = std::chrono::steady_clock::now();
+      if (!reading) reading = features_.read(shard, device);
+      if (!reading || reading->version != m->view_version) continue;  // features of another view version: not this model's
+      if (last.as_of != INT64_MIN && reading->as_of_ns < last.as_of + options_.interval_ns) continue;
+      row.assign(reading->values.begin(), reading->values.end());
+      if (!m->model->predict(row.data(), 1, out) || !m->model->contributions(row.data(), 1, why) || out.empty()) {
+        failures_.inc();
+        continue;
+      }
+      Prediction p{device, m->name, profile, m->version, reading->as_of_ns, out[0], {}};
+      std::vector<std::pair<double, size_t>> order;
+      for (size_t j = 0; j < reading->names.size() && j < why.size(); ++j) order.emplace_back(std::fabs(why[j]), j);
+      std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(3, order.size())), order.end(),
+                        [](const auto& a, const auto& b) { return a.first > b.first; });
+      for (size_t k = 0; k < std::min<size_t>(3, order.size()); ++k) p.top.emplace_back(reading->names[order[k].second], why[order[k].second]);
+      latency_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      last.as_of = reading->as_of_ns;
+      last.prediction = p;
+      if (options_.decision_sample && s.predictions++ % options_.decision_sample == 0) {
+        s.decisions.push_back({p, reading->names, reading->values});
+        if (s.decisions.size() > options_.decisions_kept) s.decisions.pop_front();
+      }
+      if (on_prediction_) on_prediction_(p);
+    }
+  }
+}
+
+std::vector<Prediction> Serving::predictions(uint32_t shard, const std::string& device) const {
+  std::vector<Prediction> out;
+  const Shard& s = *shards_[shard];
+  for (auto it = s.last.lower_bound({device, ""}); it != s.last.end() && it->first.first == device; ++it) {
+    if (it->second.as_of != INT64_MIN) out.push_back(it->second.prediction);
+  }
+  return out;
+}
+
+std::vector<DecisionRecord> Serving::decisions(uint32_t shard, const std::string& model) const {
+  std::vector<DecisionRecord> out;
+  for (const auto& d : shards_[shard]->decisions) {
+    if (model.empty() || d.prediction.model == model) out.push_back(d);
+  }
+  return out;
 }
 
 }  // namespace fieldline::ml

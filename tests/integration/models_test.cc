@@ -127,3 +127,83 @@ TEST_F(Models, TrainPromoteRetrainRollBackAndRefuseWhatCannotServe) {
 
 }  // namespace
 }  // namespace fieldline::itest
+
+namespace fieldline::itest {
+namespace {
+
+// Serving: a production model runs on each pump as its features change; a prediction below
+// the policy's threshold raises a maintenance alarm that names the model and the features
+// behind it; predictions and sampled decision records are readable, inference time is in
+// /metrics; a rollback changes which version predicts.
+TEST_F(Models, ProductionModelsServeInTheShardsAndRaiseMaintenanceAlarms) {
+  server_ = std::make_unique<ServerProcess>(dir_.path() + "/serving",
+                                            std::vector<std::string>{"ml.alarm_policies=pump_rul<150", "ml.serving_interval=0s", "ml.decision_sample=1"});
+  server_->start();
+  ASSERT_EQ(run(cli("features apply " + write("view.toml", kView))).status, 0);
+  const int64_t t0 = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() - 900'000;
+  std::vector<std::string> tokens;
+  for (int p = 0; p < 5; ++p) {
+    const std::string id = "pump-" + std::to_string(p);
+    tokens.push_back(add_pump(id, "north"));
+    const double rate = 0.05 + 0.02 * p;
+    std::string lines;
+    for (int i = 0; i < 300; ++i) {
+      const double temperature = 50 + rate * i;
+      lines += "{\"ts\": " + std::to_string(t0 + 1000LL * i) + ", \"values\": {\"temperature\": " + std::to_string(temperature) +
+               ", \"rul\": " + std::to_string((90 - temperature) / rate) + "}}\n";
+    }
+    ASSERT_EQ(run("mosquitto_pub " + server_->mosquitto_args(id, tokens.back()) + " -q 1 -t devices/" + id + "/telemetry -l < " +
+                  write(id + ".jsonl", lines)).status, 0);
+  }
+  ASSERT_EQ(cli_json("model train pump_rul --profile pump --label rul --rounds 40").at("version").as_int64(), 1);
+  ASSERT_EQ(cli_json("model train pump_rul --profile pump --label rul --runtime linear").at("version").as_int64(), 2);
+  ASSERT_EQ(cli_json("model promote pump_rul --version 1").at("stage").as_string(), "production");
+
+  // pump-4 runs hot: 30 more readings close to 90 degrees.
+  std::string hot;
+  for (int i = 300; i < 330; ++i) {
+    hot += "{\"ts\": " + std::to_string(t0 + 1000LL * i) + ", \"values\": {\"temperature\": " + std::to_string(50 + 0.13 * i) + "}}\n";
+  }
+  ASSERT_EQ(run("mosquitto_pub " + server_->mosquitto_args("pump-4", tokens[4]) + " -q 1 -t devices/pump-4/telemetry -l < " +
+                write("hot.jsonl", hot)).status, 0);
+  boost::json::array raised;
+  for (int i = 0; i < 200 && raised.empty(); ++i) {
+    raised = json_of(server_->http("GET", "/api/v1/alarms?type=maintenance&device=pump-4").second).at("alarms").as_array();
+    if (raised.empty()) std::this_thread::sleep_for(25ms);
+  }
+  ASSERT_EQ(raised.size(), 1u) << server_->log();
+  const std::string why(raised[0].at("evidence").at("explanation").as_string());
+  EXPECT_TRUE(why.starts_with("pump_rul v1 predicts ")) << why;
+  EXPECT_NE(why.find("top contributions: temperature_"), std::string::npos) << why;
+
+  auto predictions = json_of(server_->http("GET", "/api/v1/devices/pump-4/predictions").second).at("predictions").as_array();
+  ASSERT_EQ(predictions.size(), 1u);
+  EXPECT_EQ(predictions[0].at("version").as_int64(), 1);
+  EXPECT_LT(predictions[0].at("value").to_number<double>(), 150);
+  EXPECT_EQ(predictions[0].at("top_contributions").as_array().size(), 3u);
+  auto decisions = json_of(server_->http("GET", "/api/v1/models/pump_rul/decisions").second).at("decisions").as_array();
+  ASSERT_FALSE(decisions.empty());
+  EXPECT_TRUE(decisions.back().at("inputs").as_object().contains("temperature_mean_1m"));
+  EXPECT_GT(server_->metric("fieldline_inference_seconds_count"), 0);
+
+  // Version 2 in production, then rolled back: the next reading is predicted by version 1 again.
+  ASSERT_EQ(cli_json("model promote pump_rul --version 2").at("stage").as_string(), "production");
+  auto next = [&](int i) {
+    ASSERT_EQ(run("mosquitto_pub " + server_->mosquitto_args("pump-4", tokens[4]) + " -q 1 -t devices/pump-4/telemetry -m '{\"ts\": " +
+                  std::to_string(t0 + 1000LL * i) + ", \"values\": {\"temperature\": 89}}'").status, 0);
+  };
+  auto version_now = [&] {
+    auto p = json_of(server_->http("GET", "/api/v1/devices/pump-4/predictions").second).at("predictions").as_array();
+    return p.empty() ? int64_t{0} : p[0].at("version").as_int64();
+  };
+  next(330);
+  for (int i = 0; i < 100 && version_now() != 2; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(version_now(), 2);
+  ASSERT_EQ(cli_json("model rollback pump_rul").at("production").as_int64(), 1);
+  next(331);
+  for (int i = 0; i < 50 && version_now() != 1; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(version_now(), 1) << "within a second of the rollback";
+}
+
+}  // namespace
+}  // namespace fieldline::itest

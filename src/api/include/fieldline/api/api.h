@@ -33,7 +33,7 @@ class Api {
  public:
   Api(const core::Config& config, registry::Registry& registry, ingest::Pipeline& pipeline, ops::Metrics& metrics,
       analytics::AlarmService& alarms, analytics::DetectorBook& detectors, ml::FeatureBook& feature_views,
-      const ml::OnlineFeatures& features, ml::ModelBook& models, Hooks hooks);
+      const ml::OnlineFeatures& features, ml::ModelBook& models, const ml::Serving& serving, Hooks hooks);
   ~Api();
   boost::asio::awaitable<transport::http::Response> handle(transport::http::Request& req);
   // GET /api/v1/stream (WebSocket; admin token as `Authorization: Bearer` or, for browsers,
@@ -53,6 +53,7 @@ class Api {
   ml::FeatureBook& feature_views_;
   const ml::OnlineFeatures& features_;
   ml::ModelBook& models_;
+  const ml::Serving& serving_;
   std::unique_ptr<boost::asio::thread_pool> training_;  // model training, off the HTTP threads
   Hooks hooks_;
 };
@@ -165,6 +166,8 @@ Status load_feature_views(registry::Registry& registry, ml::FeatureBook& book);
 // GET /api/v1/devices/{id}/features: {"device", "profile", "view", "view_version", "as_of",
 // "features": {name: number or null}}.
 boost::json::object features_json(const std::string& device, const ml::OnlineFeatures::Reading& reading);
+// A prediction: {"device", "model", "version", "as_of", "value", "top_contributions": [{"feature", "contribution"}]}.
+boost::json::object prediction_json(const ml::Prediction& p);
 
 // A training set from the stored samples of `profile`'s devices: a row at each sample of the
 // `label` metric in [from, to), features point in time (ml/training_set.h).

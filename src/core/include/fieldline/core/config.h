@@ -88,6 +88,16 @@ struct Config {
     uint32_t webhook_attempts = 8;  // retries with exponential backoff (1 s, 2 s, ... up to 5 min)
   } analytics;
 
+  struct Ml {
+    // A device's production models run when its features change, at most this often by the
+    // device's own clock (0: at every change).
+    int64_t serving_interval_ns = 10LL * 1'000'000'000;
+    // Maintenance alarms from predictions, space-separated: "pump_rul<30" raises one for a
+    // device while model pump_rul predicts below 30 for it, "failure_7d>0.7" above 0.7.
+    std::string alarm_policies;
+    uint32_t decision_sample = 100;  // one prediction in this many is kept as a decision record
+  } ml;
+
   // Sets one setting from its dotted key and a string value, checking it.
   Status set(const std::string& key, const std::string& value);
   // Reads a TOML file; unknown keys are errors (a typo must not be silently ignored).

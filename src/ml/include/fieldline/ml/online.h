@@ -4,6 +4,9 @@
 // shard's thread, so the hot path takes no lock; a read runs on the device's shard too.
 
 #include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -35,6 +38,7 @@ struct ServingModel {
 };
 using ModelBook = ingest::Published<ServingModel>;
 
+
 class OnlineFeatures final : public ingest::SampleObserver {
  public:
   OnlineFeatures(uint32_t shards, const FeatureBook& book, ops::Metrics& metrics);
@@ -54,6 +58,9 @@ class OnlineFeatures final : public ingest::SampleObserver {
   // On `shard`'s thread: the device's features, or nothing when its profile has no view (or
   // it has sent nothing since the view was applied or the server started).
   std::optional<Reading> read(uint32_t shard, const std::string& device) const;
+  // On `shard`'s thread: the devices whose features the last observe() changed, with their
+  // profiles (valid until the next observe()).
+  const std::vector<std::pair<std::string, std::string>>& updated(uint32_t shard) const;
 
  private:
   struct Shard;
@@ -62,6 +69,56 @@ class OnlineFeatures final : public ingest::SampleObserver {
   ops::Counter& late_;
   ops::Counter& not_finite_;
   ops::Counter& applied_;
+};
+
+// A production model's output for a device, with the features that moved it most.
+struct Prediction {
+  std::string device, model, profile;
+  int64_t version = 0;
+  int64_t as_of_ns = 0;  // the features' time
+  double value = 0;
+  std::vector<std::pair<std::string, double>> top;  // up to 3 contributions, largest first by size
+};
+// A sampled decision, kept for audit: the inputs beside the prediction.
+struct DecisionRecord {
+  Prediction prediction;
+  std::vector<std::string> names;
+  std::vector<double> inputs;
+};
+
+// Serving in the shards: after the online features (observers run in order), each device
+// whose features changed is run through its profile's production models, at most every
+// `interval_ns` of its own time; predictions go to `on_prediction` (called on the shard's
+// thread) and are kept per device, one in `decision_sample` as a decision record; inference
+// time is the histogram fieldline_inference_seconds.
+class Serving final : public ingest::SampleObserver {
+ public:
+  struct Options {
+    uint32_t shards = 1;
+    int64_t interval_ns = 0;
+    uint32_t decision_sample = 100;
+    size_t decisions_kept = 1000;  // per shard, the newest
+  };
+  Serving(Options options, const OnlineFeatures& features, const ModelBook& models, ops::Metrics& metrics,
+          std::function<void(const Prediction&)> on_prediction);
+  ~Serving() override;
+  void observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) override;
+  void tick(uint32_t, int64_t) override {}
+  void close(uint32_t) override {}
+  // On `shard`'s thread: the device's latest prediction of each model; and the shard's
+  // decision records of `model` ("" every model), newest last.
+  std::vector<Prediction> predictions(uint32_t shard, const std::string& device) const;
+  std::vector<DecisionRecord> decisions(uint32_t shard, const std::string& model) const;
+
+ private:
+  struct Shard;
+  Options options_;
+  const OnlineFeatures& features_;
+  const ModelBook& models_;
+  std::function<void(const Prediction&)> on_prediction_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  ops::Histogram& latency_;
+  ops::Counter& failures_;
 };
 
 }  // namespace fieldline::ml
