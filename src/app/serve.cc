@@ -171,12 +171,15 @@ int serve(const core::Config& cfg) {
   serving_options.interval_ns = config.ml.serving_interval_ns;
   serving_options.decision_sample = config.ml.decision_sample;
   auto* alarm_service = alarms->get();
-  ml::Serving serving(serving_options, features, models, metrics, [&policies, alarm_service, &env](const ml::Prediction& p) {
+  auto alarming = [&policies](const ml::Prediction& p, const Policy& policy) {
+    return policy.model == p.model && (policy.below ? p.value < policy.threshold : p.value > policy.threshold);
+  };
+  auto on_prediction = [&policies, alarm_service, &env, alarming](const ml::Prediction& p) {
     for (const auto& policy : policies) {
       if (policy.model != p.model) continue;
       const std::string key = "model:" + p.model;
       const int64_t now = env->now_ns();
-      if (policy.below ? p.value < policy.threshold : p.value > policy.threshold) {
+      if (alarming(p, policy)) {
         std::string top;
         for (const auto& [feature, contribution] : p.top) {
           char part[160];
@@ -192,7 +195,12 @@ int serve(const core::Config& cfg) {
         alarm_service->clear_condition(p.device, key, now);
       }
     }
-  });
+  };
+  // Contributions only for the predictions that raise an alarm (and the decision records).
+  auto explain = [&policies, alarming](const ml::Prediction& p) {
+    return std::any_of(policies.begin(), policies.end(), [&](const Policy& policy) { return alarming(p, policy); });
+  };
+  ml::Serving serving(serving_options, features, models, metrics, on_prediction, explain);
   observers.add(&serving);
   (*pipeline)->set_observer(&observers);
 

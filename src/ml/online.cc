@@ -126,8 +126,8 @@ struct Serving::Shard {
 };
 
 Serving::Serving(Options options, const OnlineFeatures& features, const ModelBook& models, ops::Metrics& metrics,
-                 std::function<void(const Prediction&)> on_prediction)
-    : options_(options), features_(features), models_(models), on_prediction_(std::move(on_prediction)),
+                 std::function<void(const Prediction&)> on_prediction, std::function<bool(const Prediction&)> explain)
+    : options_(options), features_(features), models_(models), on_prediction_(std::move(on_prediction)), explain_(std::move(explain)),
       latency_(metrics.histogram("fieldline_inference_seconds", "A device's prediction: features read, model run, contributions", {},
                                  {10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3})),
       failures_(metrics.counter("fieldline_inference_failures_total", "Predictions a model could not make")) {
@@ -155,20 +155,24 @@ void Serving::observe(uint32_t shard, const tsdb::Db&, std::span<const tsdb::Sam
       if (!reading || reading->version != m->view_version) continue;  // features of another view version: not this model's
       if (last.as_of != INT64_MIN && reading->as_of_ns < last.as_of + options_.interval_ns) continue;
       row.assign(reading->values.begin(), reading->values.end());
-      if (!m->model->predict(row.data(), 1, out) || !m->model->contributions(row.data(), 1, why) || out.empty()) {
+      if (!m->model->predict(row.data(), 1, out) || out.empty()) {
         failures_.inc();
         continue;
       }
       Prediction p{device, m->name, profile, m->version, reading->as_of_ns, out[0], {}};
-      std::vector<std::pair<double, size_t>> order;
-      for (size_t j = 0; j < reading->names.size() && j < why.size(); ++j) order.emplace_back(std::fabs(why[j]), j);
-      std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(3, order.size())), order.end(),
-                        [](const auto& a, const auto& b) { return a.first > b.first; });
-      for (size_t k = 0; k < std::min<size_t>(3, order.size()); ++k) p.top.emplace_back(reading->names[order[k].second], why[order[k].second]);
       latency_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      const bool sampled = options_.decision_sample && s.predictions++ % options_.decision_sample == 0;
+      if ((sampled || (explain_ && explain_(p))) && m->model->contributions(row.data(), 1, why)) {
+        std::vector<std::pair<double, size_t>> order;
+        for (size_t j = 0; j < reading->names.size() && j < why.size(); ++j) order.emplace_back(std::fabs(why[j]), j);
+        const size_t k = std::min<size_t>(3, order.size());
+        std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
+                          [](const auto& a, const auto& b) { return a.first > b.first; });
+        for (size_t i = 0; i < k; ++i) p.top.emplace_back(reading->names[order[i].second], why[order[i].second]);
+      }
       last.as_of = reading->as_of_ns;
       last.prediction = p;
-      if (options_.decision_sample && s.predictions++ % options_.decision_sample == 0) {
+      if (sampled) {
         s.decisions.push_back({p, reading->names, reading->values});
         if (s.decisions.size() > options_.decisions_kept) s.decisions.pop_front();
       }

@@ -67,6 +67,42 @@ TEST(Xgboost, LearnsSavesLoadsAndExplains) {
   EXPECT_FALSE(train_xgboost(x, 4, y, options)) << "rows that are not a whole number of 4 features";
 }
 
+// Predictions walk the trees here (not through the C API, tens of microseconds a call): they
+// must be what XGBoost itself computes, for regression and logistic models, with missing
+// values: XGBoost's contributions add up to its own margin.
+TEST(Xgboost, TreesEvaluatedHereAgreeWithXgboost) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> n(0, 1);
+  std::vector<float> x, y, labels01;
+  for (int i = 0; i < 3000; ++i) {
+    float a = n(rng), b = n(rng), c = n(rng);
+    if (i % 7 == 0) b = NAN;
+    x.insert(x.end(), {a, b, c});
+    y.push_back(2 * a + (std::isnan(b) ? 0 : b * b) - c);
+    labels01.push_back(a + c > 0.3f ? 1.0f : 0.0f);
+  }
+  for (const char* objective : {"reg:squarederror", "binary:logistic"}) {
+    XgboostOptions options;
+    options.objective = objective;
+    options.rounds = 120;
+    options.max_depth = 6;
+    auto model = train_xgboost(x, 3, std::string(objective) == "binary:logistic" ? labels01 : y, options);
+    ASSERT_TRUE(model) << model.error().message();
+    std::vector<float> out, why;
+    ASSERT_TRUE((*model)->predict(x.data(), 500, out));
+    ASSERT_TRUE((*model)->contributions(x.data(), 500, why));
+    for (size_t r = 0; r < 500; ++r) {
+      const float margin = why[r * 4] + why[r * 4 + 1] + why[r * 4 + 2] + why[r * 4 + 3];
+      const float expected = std::string(objective) == "binary:logistic" ? 1 / (1 + std::exp(-margin)) : margin;
+      ASSERT_NEAR(out[r], expected, 2e-4 * (1 + std::fabs(expected))) << objective << " row " << r;
+    }
+    auto loaded = load_xgboost(*(*model)->save(), 3);
+    std::vector<float> again;
+    ASSERT_TRUE((*loaded)->predict(x.data(), 500, again));
+    EXPECT_EQ(again, out) << objective;
+  }
+}
+
 TEST(CmapssEvaluation, PredictsRemainingUsefulLifeOnFD001) {
   const std::string dir = std::string(FIELDLINE_DATASETS) + "/cmapss";
   if (!std::filesystem::exists(dir)) GTEST_SKIP() << "the shared datasets are not at " << dir;

@@ -77,7 +77,9 @@ struct Prediction {
   int64_t version = 0;
   int64_t as_of_ns = 0;  // the features' time
   double value = 0;
-  std::vector<std::pair<std::string, double>> top;  // up to 3 contributions, largest first by size
+  // Up to 3 contributions, largest first by size; only for the predictions that need an
+  // explanation (see Serving): contributions cost far more than the prediction.
+  std::vector<std::pair<std::string, double>> top;
 };
 // A sampled decision, kept for audit: the inputs beside the prediction.
 struct DecisionRecord {
@@ -90,7 +92,8 @@ struct DecisionRecord {
 // whose features changed is run through its profile's production models, at most every
 // `interval_ns` of its own time; predictions go to `on_prediction` (called on the shard's
 // thread) and are kept per device, one in `decision_sample` as a decision record; inference
-// time is the histogram fieldline_inference_seconds.
+// time is the histogram fieldline_inference_seconds. Contributions are computed for the
+// decision records and for the predictions `explain` asks for (those that raise an alarm).
 class Serving final : public ingest::SampleObserver {
  public:
   struct Options {
@@ -100,7 +103,7 @@ class Serving final : public ingest::SampleObserver {
     size_t decisions_kept = 1000;  // per shard, the newest
   };
   Serving(Options options, const OnlineFeatures& features, const ModelBook& models, ops::Metrics& metrics,
-          std::function<void(const Prediction&)> on_prediction);
+          std::function<void(const Prediction&)> on_prediction, std::function<bool(const Prediction&)> explain = nullptr);
   ~Serving() override;
   void observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) override;
   void tick(uint32_t, int64_t) override {}
@@ -116,6 +119,7 @@ class Serving final : public ingest::SampleObserver {
   const OnlineFeatures& features_;
   const ModelBook& models_;
   std::function<void(const Prediction&)> on_prediction_;
+  std::function<bool(const Prediction&)> explain_;
   std::vector<std::unique_ptr<Shard>> shards_;
   ops::Histogram& latency_;
   ops::Counter& failures_;
