@@ -23,6 +23,8 @@ print(f'| training ({rul["train_rows"]} rows, {rul["features"]} features, 300 tr
 print(f'| online feature update, per sample per window | {1e9 / update["items_per_second"]:.0f} ns |')
 print(f'| reading a device\'s features (3 windows × 6 aggregates / + p50, p90 over 86,400 samples) | '
       f'{by["BM_FeatureSnapshot/0"]["real_time"]:.0f} ns / {by["BM_FeatureSnapshot/1"]["real_time"] / 1e6:.2f} ms |')
+print(f'| serving a device: sample, features, 300-tree prediction / with contributions | '
+      f'{by["BM_ServeOneDevice/0"]["real_time"] / 1e3:.1f} µs / {by["BM_ServeOneDevice/1"]["real_time"] / 1e3:.0f} µs |')
 PY
 echo
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%F)"
