@@ -130,7 +130,9 @@ Serving::Serving(Options options, const OnlineFeatures& features, const ModelBoo
     : options_(options), features_(features), models_(models), on_prediction_(std::move(on_prediction)), explain_(std::move(explain)),
       latency_(metrics.histogram("fieldline_inference_seconds", "A device's prediction: features read, model run, contributions", {},
                                  {10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3})),
-      failures_(metrics.counter("fieldline_inference_failures_total", "Predictions a model could not make")) {
+      failures_(metrics.counter("fieldline_inference_failures_total", "Predictions a model could not make")),
+      missing_(metrics.counter("fieldline_inference_missing_features_total",
+                               "Features without data at a prediction (the model's missing-value policy applies)")) {
   for (uint32_t i = 0; i < options_.shards; ++i) shards_.push_back(std::make_unique<Shard>());
 }
 
@@ -155,6 +157,9 @@ void Serving::observe(uint32_t shard, const tsdb::Db&, std::span<const tsdb::Sam
       if (!reading || reading->version != m->view_version) continue;  // features of another view version: not this model's
       if (last.as_of != INT64_MIN && reading->as_of_ns < last.as_of + options_.interval_ns) continue;
       row.assign(reading->values.begin(), reading->values.end());
+      if (const auto missing = std::count_if(row.begin(), row.end(), [](float f) { return std::isnan(f); })) {
+        missing_.inc(static_cast<uint64_t>(missing));
+      }
       if (!m->model->predict(row.data(), 1, out) || out.empty()) {
         failures_.inc();
         continue;

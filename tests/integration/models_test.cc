@@ -185,6 +185,8 @@ TEST_F(Models, ProductionModelsServeInTheShardsAndRaiseMaintenanceAlarms) {
   ASSERT_FALSE(decisions.empty());
   EXPECT_TRUE(decisions.back().at("inputs").as_object().contains("temperature_mean_1m"));
   EXPECT_GT(server_->metric("fieldline_inference_seconds_count"), 0);
+  // Missing features are counted (none here: the windows are full when serving starts).
+  EXPECT_NE(server_->http("GET", "/metrics").second.find("fieldline_inference_missing_features_total"), std::string::npos);
 
   // Version 2 in production, then rolled back: the next reading is predicted by version 1 again.
   ASSERT_EQ(cli_json("model promote pump_rul --version 2").at("stage").as_string(), "production");

@@ -92,7 +92,9 @@ struct DecisionRecord {
 // whose features changed is run through its profile's production models, at most every
 // `interval_ns` of its own time; predictions go to `on_prediction` (called on the shard's
 // thread) and are kept per device, one in `decision_sample` as a decision record; inference
-// time is the histogram fieldline_inference_seconds. Contributions are computed for the
+// time is the histogram fieldline_inference_seconds. A feature without data (NaN) takes the
+// runtime's policy (XGBoost: the branch its trees learnt for missing values; the linear model:
+// the training mean) and is counted in fieldline_inference_missing_features_total. Contributions are computed for the
 // decision records and for the predictions `explain` asks for (those that raise an alarm).
 class Serving final : public ingest::SampleObserver {
  public:
@@ -123,6 +125,7 @@ class Serving final : public ingest::SampleObserver {
   std::vector<std::unique_ptr<Shard>> shards_;
   ops::Histogram& latency_;
   ops::Counter& failures_;
+  ops::Counter& missing_;
 };
 
 }  // namespace fieldline::ml
