@@ -759,7 +759,15 @@ asio::awaitable<Result<std::vector<ReadSample>>> Pipeline::read(const std::strin
       auto part = shard.db->read(info.key, from, to);
       if (!part) return part.error();
       out.reserve(out.size() + part->size());
-      for (auto& s : *part) out.push_back({s.ts, std::move(s.value), quality, calibration});
+      for (auto& s : *part) {
+        // Built in place, not from a braced temporary: GCC 12 warns (falsely) that the moved
+        // variant may be uninitialised there.
+        auto& r = out.emplace_back();
+        r.ts = s.ts;
+        r.value = std::move(s.value);
+        r.quality = quality;
+        r.calibration = calibration;
+      }
     }
     std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.ts < b.ts; });
     return out;
