@@ -60,7 +60,7 @@ struct StreamDetection::ShardState {
     int64_t doc_version = -1;
     std::unique_ptr<Ensemble> ensemble;  // null: detection is off for this metric
     std::unique_ptr<Silence> silence;
-    double level = EnsembleConfig{}.alarm;  // the ensemble's alarm score
+    double level = EnsembleConfig::kDefaultAlarm;  // the ensemble's alarm score
     std::array<std::pair<int64_t, double>, kEvidenceSamples> recent{};
     size_t recent_count = 0;
     bool anomaly_active = false, range_active = false, silence_active = false;

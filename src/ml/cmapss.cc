@@ -20,34 +20,21 @@ constexpr int64_t kCycle = 60'000'000'000LL;  // one cycle is a minute of device
 constexpr int64_t kT0 = 1'700'000'000LL * 1'000'000'000LL;
 constexpr size_t kSensors = 21;
 
-struct Row {
-  int unit = 0, cycle = 0;
-  double settings[3] = {};
-  double sensors[kSensors] = {};
-};
+// A row's settings come first in Cycle::values, then its sensors.
+constexpr size_t kSettings = 3;
 
-Result<std::vector<Row>> read_rows(const std::string& path) {
+Result<std::vector<Cycle>> read_rows(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return core::make_error(core::Errc::not_found, "cannot read " + path);
   std::stringstream text;
   text << in.rdbuf();
-  FL_TRY(parsed, parse_file(text.str(), path));
-  std::vector<Row> rows;
-  for (const auto& c : parsed) {
-    Row r;
-    r.unit = c.unit;
-    r.cycle = c.cycle;
-    std::copy(c.values.begin(), c.values.begin() + 3, r.settings);
-    std::copy(c.values.begin() + 3, c.values.end(), r.sensors);
-    rows.push_back(r);
-  }
-  return rows;
+  return parse_file(text.str(), path);
 }
 
 // An operating regime: the settings rounded to what separates the six C-MAPSS conditions.
-std::string regime_of(const Row& r) {
-  return std::to_string(std::lround(r.settings[0])) + "/" + std::to_string(std::lround(r.settings[1] * 100)) + "/" +
-         std::to_string(std::lround(r.settings[2]));
+std::string regime_of(const Cycle& r) {
+  return std::to_string(std::lround(r.values[0])) + "/" + std::to_string(std::lround(r.values[1] * 100)) + "/" +
+         std::to_string(std::lround(r.values[2]));
 }
 
 struct Stats {
@@ -117,7 +104,7 @@ Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
   std::map<std::string, std::array<Stats, kSensors>> stats;
   for (const auto& r : train) {
     auto& s = stats[regime_of(r)];
-    for (size_t j = 0; j < kSensors; ++j) s[j].add(r.sensors[j]);
+    for (size_t j = 0; j < kSensors; ++j) s[j].add(r.values[kSettings + j]);
   }
   ev.regimes = stats.size();
   std::vector<size_t> kept;
@@ -149,7 +136,7 @@ Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
   ev.features = parsed.feature_names();
 
   // Devices: each unit's normalised sensors and its cycle, a sample per cycle.
-  auto devices_of = [&](const std::vector<Row>& rows, const std::string& prefix, std::map<int, int>& last_cycle) {
+  auto devices_of = [&](const std::vector<Cycle>& rows, const std::string& prefix, std::map<int, int>& last_cycle) {
     std::map<int, DeviceData> by_unit;
     for (const auto& r : rows) {
       auto& d = by_unit[r.unit];
@@ -164,7 +151,7 @@ Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
         double x = std::nan("");  // a regime the training units never ran in: missing
         if (it != stats.end()) {
           const auto& s = it->second[kept[k]];
-          x = s.sd() > 0 ? (r.sensors[kept[k]] - s.mean) / s.sd() : 0;
+          x = s.sd() > 0 ? (r.values[kSettings + kept[k]] - s.mean) / s.sd() : 0;
         }
         d.metrics[k].second.push_back({ts, x});
       }

@@ -94,6 +94,13 @@ void OnlineFeatures::observe(uint32_t shard, const tsdb::Db& db, std::span<const
 
 const std::vector<std::pair<std::string, std::string>>& OnlineFeatures::updated(uint32_t shard) const { return shards_[shard]->updated; }
 
+std::pair<const FeatureState*, int64_t> OnlineFeatures::state(uint32_t shard, const std::string& device) const {
+  const Shard& s = *shards_[shard];
+  auto it = s.devices.find(device);
+  if (it == s.devices.end() || !it->second.state) return {nullptr, 0};
+  return {it->second.state.get(), it->second.features->version};
+}
+
 std::optional<OnlineFeatures::Reading> OnlineFeatures::read(uint32_t shard, const std::string& device) const {
   const Shard& s = *shards_[shard];
   auto it = s.devices.find(device);
@@ -145,40 +152,50 @@ void Serving::observe(uint32_t shard, const tsdb::Db&, std::span<const tsdb::Sam
     for (auto& [name, model] : models_.snapshot(s.generation)) s.by_profile[model->profile].push_back(model);
   }
   if (s.by_profile.empty()) return;
+  std::vector<double> values;
   std::vector<float> row, out, why;
   for (const auto& [device, profile] : features_.updated(shard)) {
     auto models = s.by_profile.find(profile);
     if (models == s.by_profile.end()) continue;
-    std::optional<OnlineFeatures::Reading> reading;
+    const auto [state, view_version] = features_.state(shard, device);
+    if (!state) continue;
+    const int64_t as_of = state->newest();
+    bool read = false;
+    uint64_t missing = 0;
     for (const auto& m : models->second) {
+      if (view_version != m->view_version) continue;  // features of another view version: not this model's
       auto& last = s.last[{device, m->name}];
+      if (last.as_of != INT64_MIN && as_of < last.as_of + options_.interval_ns) continue;
       const auto started = std::chrono::steady_clock::now();
-      if (!reading) reading = features_.read(shard, device);
-      if (!reading || reading->version != m->view_version) continue;  // features of another view version: not this model's
-      if (last.as_of != INT64_MIN && reading->as_of_ns < last.as_of + options_.interval_ns) continue;
-      row.assign(reading->values.begin(), reading->values.end());
-      if (const auto missing = std::count_if(row.begin(), row.end(), [](float f) { return std::isnan(f); })) {
-        missing_.inc(static_cast<uint64_t>(missing));
+      if (!read) {
+        // Read once for all the device's models: the values only (names when explaining).
+        state->snapshot(as_of, values);
+        row.assign(values.begin(), values.end());
+        missing = static_cast<uint64_t>(std::count_if(row.begin(), row.end(), [](float f) { return std::isnan(f); }));
+        read = true;
       }
+      if (missing) missing_.inc(missing);
       if (!m->model->predict(row.data(), 1, out) || out.empty()) {
         failures_.inc();
         continue;
       }
-      Prediction p{device, m->name, profile, m->version, reading->as_of_ns, out[0], {}};
+      Prediction p{device, m->name, profile, m->version, as_of, out[0], {}};
       latency_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       const bool sampled = options_.decision_sample && s.predictions++ % options_.decision_sample == 0;
-      if ((sampled || (explain_ && explain_(p))) && m->model->contributions(row.data(), 1, why)) {
+      const bool explained = (sampled || (explain_ && explain_(p))) && m->model->contributions(row.data(), 1, why);
+      const auto names = sampled || explained ? state->view().feature_names() : std::vector<std::string>{};
+      if (explained) {
         std::vector<std::pair<double, size_t>> order;
-        for (size_t j = 0; j < reading->names.size() && j < why.size(); ++j) order.emplace_back(std::fabs(why[j]), j);
+        for (size_t j = 0; j < names.size() && j < why.size(); ++j) order.emplace_back(std::fabs(why[j]), j);
         const size_t k = std::min<size_t>(3, order.size());
         std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
                           [](const auto& a, const auto& b) { return a.first > b.first; });
-        for (size_t i = 0; i < k; ++i) p.top.emplace_back(reading->names[order[i].second], why[order[i].second]);
+        for (size_t i = 0; i < k; ++i) p.top.emplace_back(names[order[i].second], why[order[i].second]);
       }
-      last.as_of = reading->as_of_ns;
+      last.as_of = as_of;
       last.prediction = p;
       if (sampled) {
-        s.decisions.push_back({p, reading->names, reading->values});
+        s.decisions.push_back({p, names, values});
         if (s.decisions.size() > options_.decisions_kept) s.decisions.pop_front();
       }
       if (on_prediction_) on_prediction_(p);

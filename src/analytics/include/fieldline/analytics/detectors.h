@@ -24,7 +24,7 @@ struct Verdict {
   std::string_view detector;  // which one said so (the highest scorer, in an ensemble); a literal
   double expected = 0, actual = 0;
   // An ensemble's score before it held it down after an alarm (see Ensemble): whether the
-  // deviation has passed, which clearing judges. The same as `score` from other detectors.
+  // deviation has passed, which clearing judges. Set by Ensemble only.
   double unheld = 0;
 };
 
@@ -146,8 +146,7 @@ class Flatline final : public Detector {
 // period (a day, a week): `buckets` slots of the period, each with its own exponentially
 // weighted mean and spread over its last few periods (half-life `seasons` periods, whatever
 // the sampling rate). Silent until a slot has seen five periods: after three, a slot's spread
-// is still a guess, and its first judgements were most of the seasonal baselines' false
-// alarms on NAB's files (bench/detection.sh).
+// is still a guess.
 class Seasonal final : public Detector {
  public:
   Seasonal(int64_t period_ns, size_t buckets, double seasons = 4);
@@ -237,8 +236,9 @@ class Likelihood final : public Detector {
 struct EnsembleConfig {
   std::vector<std::string> members{"robust_z", "robust_z_change", "ewma", "cusum", "flatline", "seasonal_daily",
                                    "seasonal_weekly", "silence"};
+  static constexpr double kDefaultAlarm = 0.6;
   size_t window = 288;  // robust z: samples in the rolling median/MAD
-  double alarm = 0.6;
+  double alarm = kDefaultAlarm;
   size_t refractory = 100;
 };
 // The member names an ensemble knows.

@@ -8,8 +8,8 @@
 // A metric that drifts through the reference window (a temperature warming up: successive
 // differences carry less than `drift_ratio` times its variance, where white noise has 2, the
 // von Neumann ratio) is judged by its change over the last `change_rows` rows, not by its
-// level: a level learnt from a few minutes of a slow drift is out of date minutes later, and
-// on SKAB's pump the temperatures' levels made most of the false alarms (bench/detection.sh).
+// level: a level learnt from a few minutes of a slow drift is out of date minutes later (on
+// SKAB's pump, the temperatures keep the level a fault left after it ends).
 
 #include <cstddef>
 #include <string>

@@ -58,6 +58,9 @@ class OnlineFeatures final : public ingest::SampleObserver {
   // On `shard`'s thread: the device's features, or nothing when its profile has no view (or
   // it has sent nothing since the view was applied or the server started).
   std::optional<Reading> read(uint32_t shard, const std::string& device) const;
+  // On `shard`'s thread: the device's feature state and the version of the view it follows
+  // (null: none), for serving, which reads the values without the names.
+  std::pair<const FeatureState*, int64_t> state(uint32_t shard, const std::string& device) const;
   // On `shard`'s thread: the devices whose features the last observe() changed, with their
   // profiles (valid until the next observe()).
   const std::vector<std::pair<std::string, std::string>>& updated(uint32_t shard) const;
