@@ -200,7 +200,10 @@ int serve(const core::Config& cfg) {
   auto explain = [&policies, alarming](const ml::Prediction& p) {
     return std::any_of(policies.begin(), policies.end(), [&](const Policy& policy) { return alarming(p, policy); });
   };
-  ml::Serving serving(serving_options, features, models, metrics, on_prediction, explain);
+  // Predictions are stored as series beside the device's own, through the shard's WAL.
+  auto* ingest_pipeline = pipeline->get();
+  auto store = [ingest_pipeline](uint32_t shard, const ingest::DerivedSample& s) { ingest_pipeline->store_derived(shard, s); };
+  ml::Serving serving(serving_options, features, models, metrics, on_prediction, explain, store);
   observers.add(&serving);
   (*pipeline)->set_observer(&observers);
 

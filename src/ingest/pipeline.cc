@@ -204,6 +204,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(core::ShardRuntime& runtime, co
     shard->queue_depth = &metrics.gauge("fieldline_shard_queue_depth", "Messages waiting for durability per shard", l);
     shard->wal_bytes = &metrics.gauge("fieldline_wal_bytes_written", "Bytes written to the WAL since start", l);
     shard->wal_syncs = &metrics.gauge("fieldline_wal_fsyncs", "WAL fsync calls since start", l);
+    shard->derived_refused = &metrics.counter("fieldline_derived_samples_refused_total",
+                                              "Derived samples (predictions) storage refused");
     shard->samples_stored = &metrics.counter("fieldline_samples_stored_total", "Samples appended to storage");
     shard->wal_sync_us = &metrics.counter("fieldline_wal_fsync_microseconds_total", "Time spent in WAL fsync", l);
     shard->head_series = &metrics.gauge("fieldline_tsdb_head_series", "Series in the in-memory head", l);
@@ -659,12 +661,32 @@ void observe(SampleObserver& observer, Pipeline::Shard& shard, const std::vector
 
 }  // namespace
 
+void Pipeline::store_derived(uint32_t index, const DerivedSample& sample) {
+  Shard& shard = *shards_[index];
+  if (stopping_) return;
+  auto ref = shard.db->series(tsdb::SeriesLabels(sample.device, sample.metric, sample.tags), tsdb::ValueType::float64);
+  if (!ref) {
+    shard.derived_refused->inc();
+    return;
+  }
+  shard.derived.push_back({*ref, sample.ts, sample.value});
+  if (!shard.drain_posted) {
+    shard.drain_posted = true;
+    asio::post(*shard.io, [this, &shard] { drain(shard); });
+  }
+}
+
 void Pipeline::drain(Shard& shard) {
   shard.drain_posted = false;
-  if (shard.pending.empty()) return;
+  if (shard.pending.empty() && shard.derived.empty()) return;
   std::vector<Shard::Pending> round;
   round.swap(shard.pending);
   auto& batch = shard.scratch;
+  // Derived samples go last, after every span the round's submissions index, and are not
+  // observed: the observers derived them.
+  const size_t submitted = batch.size();
+  batch.insert(batch.end(), shard.derived.begin(), shard.derived.end());
+  shard.derived.clear();
   // The round's raw messages reach their log before its samples reach the WAL, so no stored
   // sample is without its lineage.
   Status raw_written = shard.raw->flush();
@@ -715,6 +737,8 @@ void Pipeline::drain(Shard& shard) {
     p.counters->accepted->inc(accepted);  // once per submission: the counter is shared by the shards
   }
   shard.samples_stored->inc(appended->accepted);
+  const auto derived_rejected = std::count_if(rejected.begin(), rejected.end(), [submitted](const auto& r) { return r.index >= submitted; });
+  if (derived_rejected) shard.derived_refused->inc(static_cast<uint64_t>(derived_rejected));
   if (appended->duplicates) {
     metrics_.counter("fieldline_samples_duplicate_total", "Identical resends dropped").inc(appended->duplicates);
   }

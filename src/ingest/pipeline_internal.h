@@ -85,6 +85,9 @@ struct Pipeline::Shard {
     bool observed = false;  // live: shown to the SampleObserver
   };
   std::vector<Pending> pending;
+  // Samples the shard's observers derived (predictions), appended after the next round's.
+  std::vector<tsdb::SampleIn> derived;
+  ops::Counter* derived_refused = nullptr;
   bool drain_posted = false;
   bool job_in_flight = false;  // a block cut or compaction running in the background
   bool reprocessing = false;   // a reprocessing job holds the shard (one at a time)

@@ -12,6 +12,7 @@ struct OnlineFeatures::Shard {
     uint64_t round = 0;  // the last round that changed it
     std::shared_ptr<const ProfileFeatures> features;
     std::unique_ptr<FeatureState> state;
+    tsdb::Tags tags;  // of its series, less ingestion's own
   };
   struct Series {
     uint64_t epoch = 0;
@@ -69,6 +70,12 @@ void OnlineFeatures::observe(uint32_t shard, const tsdb::Db& db, std::span<const
           d.profile = profile;
           d.features = view->second;
           d.state = std::make_unique<FeatureState>(view->second->view);
+          d.tags.clear();
+          for (const auto& tag : key.tags) {
+            if (tag.first != "protocol" && tag.first != "contract_version" && tag.first != "calibration" && tag.first != "quality") {
+              d.tags.push_back(tag);
+            }
+          }
         }
         series.input = d.state->input(key.metric);
         if (series.input >= 0) series.device = &d;
@@ -94,11 +101,11 @@ void OnlineFeatures::observe(uint32_t shard, const tsdb::Db& db, std::span<const
 
 const std::vector<std::pair<std::string, std::string>>& OnlineFeatures::updated(uint32_t shard) const { return shards_[shard]->updated; }
 
-std::pair<const FeatureState*, int64_t> OnlineFeatures::state(uint32_t shard, const std::string& device) const {
+OnlineFeatures::DeviceState OnlineFeatures::state(uint32_t shard, const std::string& device) const {
   const Shard& s = *shards_[shard];
   auto it = s.devices.find(device);
-  if (it == s.devices.end() || !it->second.state) return {nullptr, 0};
-  return {it->second.state.get(), it->second.features->version};
+  if (it == s.devices.end() || !it->second.state) return {};
+  return {it->second.state.get(), it->second.features->version, &it->second.tags};
 }
 
 std::optional<OnlineFeatures::Reading> OnlineFeatures::read(uint32_t shard, const std::string& device) const {
@@ -126,6 +133,8 @@ struct Serving::Shard {
   struct Last {
     int64_t as_of = INT64_MIN;
     Prediction prediction;
+    int64_t stored_version = 0;  // the model version `sample` is tagged with
+    ingest::DerivedSample sample;
   };
   std::map<std::pair<std::string, std::string>, Last> last;  // (device, model)
   std::deque<DecisionRecord> decisions;
@@ -133,8 +142,9 @@ struct Serving::Shard {
 };
 
 Serving::Serving(Options options, const OnlineFeatures& features, const ModelBook& models, ops::Metrics& metrics,
-                 std::function<void(const Prediction&)> on_prediction, std::function<bool(const Prediction&)> explain)
+                 std::function<void(const Prediction&)> on_prediction, std::function<bool(const Prediction&)> explain, Store store)
     : options_(options), features_(features), models_(models), on_prediction_(std::move(on_prediction)), explain_(std::move(explain)),
+      store_(std::move(store)),
       latency_(metrics.histogram("fieldline_inference_seconds", "A device's prediction: features read, model run, contributions", {},
                                  {10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3})),
       failures_(metrics.counter("fieldline_inference_failures_total", "Predictions a model could not make")),
@@ -157,7 +167,7 @@ void Serving::observe(uint32_t shard, const tsdb::Db&, std::span<const tsdb::Sam
   for (const auto& [device, profile] : features_.updated(shard)) {
     auto models = s.by_profile.find(profile);
     if (models == s.by_profile.end()) continue;
-    const auto [state, view_version] = features_.state(shard, device);
+    const auto [state, view_version, tags] = features_.state(shard, device);
     if (!state) continue;
     const int64_t as_of = state->newest();
     bool read = false;
@@ -194,6 +204,24 @@ void Serving::observe(uint32_t shard, const tsdb::Db&, std::span<const tsdb::Sam
       }
       last.as_of = as_of;
       last.prediction = p;
+      // One stored prediction per time: a later one at the same time (the rest of a device's
+      // metrics arriving in another message) would conflict with it in storage.
+      if (store_ && (last.stored_version != m->version || as_of > last.sample.ts)) {
+        if (last.stored_version != m->version) {
+          // The series' key, built once per model version: the device's tags and the model's.
+          last.stored_version = m->version;
+          last.sample.device = device;
+          last.sample.metric = m->name;
+          last.sample.tags = *tags;
+          std::erase_if(last.sample.tags, [](const auto& t) { return t.first == "model" || t.first == "model_version"; });
+          last.sample.tags.emplace_back("model", m->name);
+          last.sample.tags.emplace_back("model_version", std::to_string(m->version));
+          std::sort(last.sample.tags.begin(), last.sample.tags.end());
+        }
+        last.sample.ts = as_of;
+        last.sample.value = p.value;
+        store_(shard, last.sample);
+      }
       if (sampled) {
         s.decisions.push_back({p, names, values});
         if (s.decisions.size() > options_.decisions_kept) s.decisions.pop_front();

@@ -205,6 +205,24 @@ TEST_F(Models, ProductionModelsServeInTheShardsAndRaiseMaintenanceAlarms) {
   next(331);
   for (int i = 0; i < 50 && version_now() != 1; ++i) std::this_thread::sleep_for(20ms);
   EXPECT_EQ(version_now(), 1) << "within a second of the rollback";
+
+  // Every prediction is stored as pump-4's series pump_rul, tagged with the model version
+  // that made it and the device's own tags, at its features' time; it outlives a restart.
+  auto stored = [&](const std::string& version) {
+    const std::string selector = "pump_rul%7Bdevice%3D%22pump-4%22%2Cmodel_version%3D%22" + version + "%22%2Csite%3D%22north%22%7D";
+    auto [code, body] = server_->http("GET", "/api/v1/export?format=json&selector=" + selector + "&from=0&to=now");
+    EXPECT_EQ(code, 200) << body;
+    return static_cast<size_t>(std::count(body.begin(), body.end(), '\n'));
+  };
+  for (int i = 0; i < 50 && stored("1") < 31; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_GE(stored("1"), 31u) << "the 30 hot readings and the one after the rollback";
+  EXPECT_EQ(stored("2"), 1u);
+  auto last = json_of(server_->http("GET", "/api/v1/devices/pump-4/metrics/pump_rul?from=0&to=now").second).at("points").as_array();
+  ASSERT_FALSE(last.empty());
+  EXPECT_EQ(server_->terminate().first, 0);
+  server_->start();
+  auto again = json_of(server_->http("GET", "/api/v1/devices/pump-4/metrics/pump_rul?from=0&to=now").second).at("points").as_array();
+  EXPECT_EQ(again.size(), last.size());
 }
 
 }  // namespace

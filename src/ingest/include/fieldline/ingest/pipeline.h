@@ -138,6 +138,15 @@ struct DeviceQuality {
   double expected_interval_s = 0;  // the shortest of the contract's (0: none)
 };
 
+// A value the platform derived for a device on the device's shard, such as a model's
+// prediction: stored as the series {device, metric, tags} beside what the device sent.
+struct DerivedSample {
+  std::string device, metric;
+  tsdb::Tags tags;
+  int64_t ts = 0;
+  double value = 0;
+};
+
 // Live messages that fail go to quarantine; replayed ones (already there) only report;
 // reprocessed ones (Pipeline::reprocess) are staged for the job's replacement.
 enum class SubmitMode { live, replay, reprocess };
@@ -265,6 +274,13 @@ class Pipeline {
   boost::asio::awaitable<Result<ReprocessReport>> reprocess(ReprocessRequest request);
   // Every device's data quality ("" ), or one device's.
   boost::asio::awaitable<std::vector<DeviceQuality>> quality(const std::string& device);
+
+  // On `shard`'s thread (an observer's): stores `sample` with the shard's next batch, through
+  // the WAL like any sample. Nobody waits for it and no observer is shown it: a crash before
+  // its fsync loses it, and it is derived again from the data that is kept. Samples storage
+  // refuses (a series of another type, a time outside the head's window) are counted in
+  // fieldline_derived_samples_refused_total.
+  void store_derived(uint32_t shard, const DerivedSample& sample);
 
   // Set before start(); it must outlive close().
   void set_observer(SampleObserver* observer) { observer_ = observer; }

@@ -58,9 +58,15 @@ class OnlineFeatures final : public ingest::SampleObserver {
   // On `shard`'s thread: the device's features, or nothing when its profile has no view (or
   // it has sent nothing since the view was applied or the server started).
   std::optional<Reading> read(uint32_t shard, const std::string& device) const;
-  // On `shard`'s thread: the device's feature state and the version of the view it follows
-  // (null: none), for serving, which reads the values without the names.
-  std::pair<const FeatureState*, int64_t> state(uint32_t shard, const std::string& device) const;
+  // On `shard`'s thread, for serving, which reads the values without the names: the device's
+  // feature state (null: none), the version of the view it follows, and the tags of its
+  // series less ingestion's own (protocol, contract version, calibration, quality).
+  struct DeviceState {
+    const FeatureState* state = nullptr;
+    int64_t view_version = 0;
+    const tsdb::Tags* tags = nullptr;
+  };
+  DeviceState state(uint32_t shard, const std::string& device) const;
   // On `shard`'s thread: the devices whose features the last observe() changed, with their
   // profiles (valid until the next observe()).
   const std::vector<std::pair<std::string, std::string>>& updated(uint32_t shard) const;
@@ -94,7 +100,9 @@ struct DecisionRecord {
 // Serving in the shards: after the online features (observers run in order), each device
 // whose features changed is run through its profile's production models, at most every
 // `interval_ns` of its own time; predictions go to `on_prediction` (called on the shard's
-// thread) and are kept per device, one in `decision_sample` as a decision record; inference
+// thread), are stored through `store` as the device's series named after the model, tagged
+// model=<name> and model_version=<version> beside the device's own tags, at the features'
+// time, and are kept per device, one in `decision_sample` as a decision record; inference
 // time is the histogram fieldline_inference_seconds. A feature without data (NaN) takes the
 // runtime's policy (XGBoost: the branch its trees learnt for missing values; the linear model:
 // the training mean) and is counted in fieldline_inference_missing_features_total. Contributions are computed for the
@@ -107,8 +115,10 @@ class Serving final : public ingest::SampleObserver {
     uint32_t decision_sample = 100;
     size_t decisions_kept = 1000;  // per shard, the newest
   };
+  using Store = std::function<void(uint32_t shard, const ingest::DerivedSample&)>;
   Serving(Options options, const OnlineFeatures& features, const ModelBook& models, ops::Metrics& metrics,
-          std::function<void(const Prediction&)> on_prediction, std::function<bool(const Prediction&)> explain = nullptr);
+          std::function<void(const Prediction&)> on_prediction, std::function<bool(const Prediction&)> explain = nullptr,
+          Store store = nullptr);
   ~Serving() override;
   void observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) override;
   void tick(uint32_t, int64_t) override {}
@@ -125,6 +135,7 @@ class Serving final : public ingest::SampleObserver {
   const ModelBook& models_;
   std::function<void(const Prediction&)> on_prediction_;
   std::function<bool(const Prediction&)> explain_;
+  Store store_;
   std::vector<std::unique_ptr<Shard>> shards_;
   ops::Histogram& latency_;
   ops::Counter& failures_;
