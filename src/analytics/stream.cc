@@ -381,7 +381,7 @@ std::string serialize(const Shard& s) {
 
 }  // namespace
 
-void StreamDetection::tick(uint32_t shard, int64_t now_ns) {
+void StreamDetection::tick(uint32_t shard, const tsdb::Db&, int64_t now_ns) {
   Shard& s = *shards_[shard];
   for (auto& m : s.metrics) {
     if (!m.silence || m.silence_active) continue;

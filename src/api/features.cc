@@ -67,7 +67,7 @@ json::object features_json(const std::string& device, const ml::OnlineFeatures::
     else values[r.names[i]] = r.values[i];
   }
   return json::object{{"device", device},     {"profile", r.profile}, {"view", r.view}, {"view_version", r.version},
-                      {"as_of", core::format_rfc3339(r.as_of_ns)}, {"features", std::move(values)}};
+                      {"as_of", core::format_rfc3339(r.as_of_ns)}, {"warm", r.warm}, {"features", std::move(values)}};
 }
 
 json::object prediction_json(const ml::Prediction& p) {

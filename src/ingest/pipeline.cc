@@ -966,7 +966,7 @@ void Pipeline::start() {
           });
         }
         ++shard->ticks;
-        if (observer_) observer_->tick(shard->index, now);
+        if (observer_) observer_->tick(shard->index, *shard->db, now);
         for (auto& [profile, counters] : shard->profile_counters) counters.publish();
         auto st = shard->db->maintain_blocks(now);
         if (!st) core::logger("tsdb")->error("maintenance of shard {} failed: {}", shard->index, st.error().message());

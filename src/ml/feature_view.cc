@@ -140,6 +140,16 @@ std::vector<std::string> FeatureView::inputs() const {
   return out;
 }
 
+int64_t FeatureView::memory_ns(std::string_view metric) const {
+  int64_t memory = 0;
+  for (const auto& m : metrics) {
+    if (m.metric != metric) continue;
+    for (int64_t w : m.windows_ns) memory = std::max(memory, w);
+    if (m.ewma_half_life_ns > 0) memory = std::max(memory, m.ewma_half_life_ns > INT64_MAX / 20 ? INT64_MAX : 20 * m.ewma_half_life_ns);
+  }
+  return memory;
+}
+
 Result<FeatureView> parse_feature_view(std::string_view text) {
   toml::table doc;
   try {

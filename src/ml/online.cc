@@ -1,19 +1,24 @@
 #include "fieldline/ml/online.h"
 
+#include "fieldline/ml/training_set.h"
+#include "fieldline/tsdb/query.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 
 namespace fieldline::ml {
 
+struct OnlineFeatures::Device {
+  std::string name, profile;
+  uint64_t round = 0;  // the last round that changed it
+  std::shared_ptr<const ProfileFeatures> features;
+  std::unique_ptr<FeatureState> state;
+  tsdb::Tags tags;  // of its series, less ingestion's and serving's own
+  bool warm = false, queued = false;
+};
+
 struct OnlineFeatures::Shard {
-  struct Device {
-    std::string name, profile;
-    uint64_t round = 0;  // the last round that changed it
-    std::shared_ptr<const ProfileFeatures> features;
-    std::unique_ptr<FeatureState> state;
-    tsdb::Tags tags;  // of its series, less ingestion's own
-  };
   struct Series {
     uint64_t epoch = 0;
     Device* device = nullptr;  // null: no view reads it
@@ -22,14 +27,19 @@ struct OnlineFeatures::Shard {
   uint64_t generation = UINT64_MAX;
   FeatureBook::Map views;
   uint64_t epoch = 1;  // bumped when the views change: every series looks its view up again
+  uint64_t scanned = 0;  // the epoch whose devices were queued to be warmed
   std::vector<std::pair<std::string, std::string>> updated;  // (device, profile) of the last round
   uint64_t round = 0;
   std::unordered_map<std::string, Device> devices;  // node-based: Series point into it
   std::vector<Series> series;                        // by series ref of the shard's Db
+  std::deque<std::string> cold;                      // devices to warm, in order
 };
 
 OnlineFeatures::OnlineFeatures(uint32_t shards, const FeatureBook& book, ops::Metrics& metrics)
     : book_(book),
+      warmed_(metrics.counter("fieldline_features_warmed_total", "Devices whose online features were rebuilt from the store")),
+      warm_failures_(metrics.counter("fieldline_features_warm_failures_total",
+                                     "Stored series the online features could not read back when warming")),
       late_(metrics.counter("fieldline_features_refused_total", "Samples the online features did not apply, by reason",
                             {{"reason", "late"}})),
       not_finite_(metrics.counter("fieldline_features_refused_total", "Samples the online features did not apply, by reason",
@@ -40,12 +50,104 @@ OnlineFeatures::OnlineFeatures(uint32_t shards, const FeatureBook& book, ops::Me
 
 OnlineFeatures::~OnlineFeatures() = default;
 
+void OnlineFeatures::refresh(Shard& s) {
+  if (s.generation == book_.generation()) return;
+  s.views = book_.snapshot(s.generation);
+  ++s.epoch;
+}
+
+OnlineFeatures::Device& OnlineFeatures::adopt(Shard& s, const tsdb::SeriesKey& key, const std::shared_ptr<const ProfileFeatures>& view,
+                                              bool urgent) {
+  auto& d = s.devices[key.device];
+  if (d.features == view) return d;
+  // A new view version starts the device's features afresh, from the store.
+  d.name = key.device;
+  d.profile = view->view->profile;
+  d.features = view;
+  d.state = std::make_unique<FeatureState>(view->view);
+  d.warm = false;
+  d.tags.clear();
+  for (const auto& tag : key.tags) {
+    static constexpr std::string_view kOwn[] = {"protocol", "contract_version", "calibration", "quality", "model", "model_version"};
+    if (std::find(std::begin(kOwn), std::end(kOwn), tag.first) == std::end(kOwn)) d.tags.push_back(tag);
+  }
+  if (!d.queued) {
+    d.queued = true;
+    if (urgent) s.cold.push_front(d.name);
+    else s.cold.push_back(d.name);
+  }
+  return d;
+}
+
+void OnlineFeatures::warm(Device& d, const tsdb::Db& db) {
+  DeviceData data{d.name, {}};
+  const FeatureView& view = *d.features->view;
+  for (const auto& metric : view.inputs()) {
+    tsdb::Selector selector;
+    selector.matchers = {*tsdb::Matcher::make("device", tsdb::Matcher::Op::eq, d.name),
+                         *tsdb::Matcher::make("metric", tsdb::Matcher::Op::eq, metric)};
+    auto series = db.select(selector);
+    std::erase_if(series, [](const tsdb::SeriesInfo& info) { return info.key.label("model") != nullptr; });
+    if (series.empty()) continue;
+    int64_t newest = INT64_MIN;
+    for (const auto& info : series) newest = std::max(newest, info.max_ts);
+    const int64_t memory = view.memory_ns(metric);
+    const int64_t from = newest < INT64_MIN + memory ? INT64_MIN : newest - memory;
+    auto& samples = data.metrics.emplace_back(metric, std::vector<Sample>{}).second;
+    for (const auto& info : series) {
+      auto stored = db.read(info.key, from, INT64_MAX);
+      if (!stored) {
+        warm_failures_.inc();
+        continue;
+      }
+      for (const auto& sample : *stored) {
+        double value = 0;
+        if (tsdb::numeric_value(sample.value, value)) samples.push_back({sample.ts, value});
+      }
+    }
+    // A metric's series (one per protocol, contract version...) merged in time order.
+    if (series.size() > 1) std::stable_sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.ts_ns < b.ts_ns; });
+  }
+  auto state = std::make_unique<FeatureState>(d.features->view);
+  replay(*state, data);
+  d.state = std::move(state);
+  d.warm = true;
+  warmed_.inc();
+}
+
+void OnlineFeatures::warm(Shard& s, const tsdb::Db& db, std::chrono::steady_clock::duration budget) {
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  while (!s.cold.empty() && std::chrono::steady_clock::now() < deadline) {
+    auto it = s.devices.find(s.cold.front());
+    s.cold.pop_front();
+    if (it == s.devices.end()) continue;
+    it->second.queued = false;
+    if (!it->second.warm && it->second.features) warm(it->second, db);
+  }
+}
+
+void OnlineFeatures::tick(uint32_t shard, const tsdb::Db& db, int64_t) {
+  Shard& s = *shards_[shard];
+  refresh(s);
+  if (s.scanned != s.epoch) {
+    // Every device with stored samples of a view's inputs follows its view from now on.
+    s.scanned = s.epoch;
+    for (const auto& [profile, view] : s.views) {
+      tsdb::Selector selector;
+      selector.matchers = {*tsdb::Matcher::make("profile", tsdb::Matcher::Op::eq, profile)};
+      const auto inputs = view->view->inputs();
+      for (const auto& info : db.select(selector)) {
+        if (info.key.label("model") || std::find(inputs.begin(), inputs.end(), info.key.metric) == inputs.end()) continue;
+        adopt(s, info.key, view, false);
+      }
+    }
+  }
+  warm(s, db, std::chrono::milliseconds(100));
+}
+
 void OnlineFeatures::observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) {
   Shard& s = *shards_[shard];
-  if (s.generation != book_.generation()) {
-    s.views = book_.snapshot(s.generation);
-    ++s.epoch;
-  }
+  refresh(s);
   s.updated.clear();
   ++s.round;
   if (s.views.empty()) return;
@@ -60,23 +162,9 @@ void OnlineFeatures::observe(uint32_t shard, const tsdb::Db& db, std::span<const
       series.device = nullptr;
       const tsdb::SeriesKey key = db.series_key(sample.ref);
       const std::string* tag = key.label("profile");
-      const std::string profile = tag ? *tag : std::string();
-      auto view = s.views.find(profile);
-      if (view != s.views.end()) {
-        auto& d = s.devices[key.device];
-        d.name = key.device;
-        if (d.features != view->second) {
-          // A new view version starts the device's features afresh.
-          d.profile = profile;
-          d.features = view->second;
-          d.state = std::make_unique<FeatureState>(view->second->view);
-          d.tags.clear();
-          for (const auto& tag : key.tags) {
-            if (tag.first != "protocol" && tag.first != "contract_version" && tag.first != "calibration" && tag.first != "quality") {
-              d.tags.push_back(tag);
-            }
-          }
-        }
+      auto view = s.views.find(tag ? *tag : std::string());
+      if (view != s.views.end() && !key.label("model")) {
+        auto& d = adopt(s, key, view->second, true);
         series.input = d.state->input(key.metric);
         if (series.input >= 0) series.device = &d;
       }
@@ -97,6 +185,9 @@ void OnlineFeatures::observe(uint32_t shard, const tsdb::Db& db, std::span<const
   if (applied) applied_.inc(applied);
   if (late) late_.inc(late);
   if (not_finite) not_finite_.inc(not_finite);
+  // The devices that just sent come first: their samples are in the store already (observers
+  // run after the append), so the rebuilt state includes them.
+  warm(s, db, std::chrono::milliseconds(2));
 }
 
 const std::vector<std::pair<std::string, std::string>>& OnlineFeatures::updated(uint32_t shard) const { return shards_[shard]->updated; }
@@ -105,7 +196,7 @@ OnlineFeatures::DeviceState OnlineFeatures::state(uint32_t shard, const std::str
   const Shard& s = *shards_[shard];
   auto it = s.devices.find(device);
   if (it == s.devices.end() || !it->second.state) return {};
-  return {it->second.state.get(), it->second.features->version, &it->second.tags};
+  return {it->second.state.get(), it->second.features->version, &it->second.tags, it->second.warm};
 }
 
 std::optional<OnlineFeatures::Reading> OnlineFeatures::read(uint32_t shard, const std::string& device) const {
@@ -118,6 +209,7 @@ std::optional<OnlineFeatures::Reading> OnlineFeatures::read(uint32_t shard, cons
   r.view = d.features->view->name;
   r.version = d.features->version;
   r.as_of_ns = d.state->newest();
+  r.warm = d.warm;
   r.names = d.features->view->feature_names();
   d.state->snapshot(r.as_of_ns, r.values);
   return r;
@@ -167,8 +259,8 @@ void Serving::observe(uint32_t shard, const tsdb::Db&, std::span<const tsdb::Sam
   for (const auto& [device, profile] : features_.updated(shard)) {
     auto models = s.by_profile.find(profile);
     if (models == s.by_profile.end()) continue;
-    const auto [state, view_version, tags] = features_.state(shard, device);
-    if (!state) continue;
+    const auto [state, view_version, tags, warm] = features_.state(shard, device);
+    if (!state || !warm) continue;  // a state not yet rebuilt from the store would mislead the model
     const int64_t as_of = state->newest();
     bool read = false;
     uint64_t missing = 0;

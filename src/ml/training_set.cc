@@ -117,6 +117,24 @@ Result<TrainingSet> build_training_set(const FeatureView& view, int64_t view_ver
   return set;
 }
 
+uint64_t replay(FeatureState& state, const DeviceData& data) {
+  struct Event {
+    int64_t ts;
+    int input;
+    double value;
+  };
+  std::vector<Event> events;
+  for (const auto& [metric, samples] : data.metrics) {
+    const int input = state.input(metric);
+    if (input < 0) continue;
+    for (const auto& s : samples) events.push_back({s.ts_ns, input, s.value});
+  }
+  std::stable_sort(events.begin(), events.end(), [](const Event& a, const Event& b) { return a.ts < b.ts; });
+  uint64_t applied = 0;
+  for (const auto& e : events) applied += state.apply(e.input, e.ts, e.value) == FeatureState::Applied::yes;
+  return applied;
+}
+
 std::vector<Label> time_to_event_labels(const std::vector<int64_t>& times, std::vector<int64_t> events, double cap_s) {
   std::sort(events.begin(), events.end());
   std::vector<Label> out;

@@ -121,6 +121,24 @@ TEST_F(Features, OnlineFeaturesFollowADeviceOverMqttAndMeetTheirDefinitions) {
   EXPECT_NE(again.output.find(exported.output.substr(exported.output.find("sha256 "))), std::string::npos) << "the same set, the same hash";
   EXPECT_NE(run(cli("features export --profile pump --label rul --kind classification")).output.find("not 0 or 1"), std::string::npos);
 
+  // The store is the features' memory: killed and started again, the server rebuilds pump-1's
+  // features from its stored samples before it sends anything, to the same bits.
+  EXPECT_TRUE(f.at("warm").as_bool());
+  server_->kill9();
+  server_->start();
+  boost::json::object after;
+  for (int i = 0; i < 200; ++i) {
+    auto [code, body] = server_->http("GET", "/api/v1/devices/pump-1/features");
+    if (code == 200 && json_of(body).at("warm").as_bool()) {
+      after = json_of(body).as_object();
+      break;
+    }
+    std::this_thread::sleep_for(25ms);
+  }
+  ASSERT_FALSE(after.empty()) << server_->log();
+  EXPECT_EQ(after.at("as_of"), f.at("as_of"));
+  for (const auto& [name, value] : v) EXPECT_EQ(after.at("features").at(name), value) << name << " after the restart";
+
   // Views and features need the admin token; versions are kept and audited.
   EXPECT_EQ(server_->http("GET", "/api/v1/devices/pump-1/features", "", "").first, 401);
   EXPECT_EQ(server_->http("GET", "/api/v1/devices/pump-1/features", "", token).first, 403);
@@ -131,6 +149,17 @@ TEST_F(Features, OnlineFeaturesFollowADeviceOverMqttAndMeetTheirDefinitions) {
   std::string v2 = kView;
   v2.replace(v2.find("\"10m\""), 5, "\"1h\"");
   ASSERT_EQ(run(cli("features apply " + write("v2.toml", v2))).status, 0);
+  // A new view version reads the stored history at once: no new sample needed.
+  double hourly = 0;
+  for (int i = 0; i < 200 && hourly != 100; ++i) {
+    auto [code, body] = server_->http("GET", "/api/v1/devices/pump-1/features");
+    const auto answer = json_of(body);
+    if (code == 200 && answer.at("view_version").as_int64() == 2 && answer.at("warm").as_bool()) {
+      hourly = answer.at("features").at("temperature_count_1h").to_number<double>();
+    }
+    if (hourly != 100) std::this_thread::sleep_for(25ms);
+  }
+  EXPECT_EQ(hourly, 100);
   auto history = json_of(run(cli("features history pump --format json")).output);
   EXPECT_EQ(history.at("versions").as_array().size(), 2u);
   EXPECT_NE(run(cli("features show pump --version 1")).output.find("windows = [\"10m\"]"), std::string::npos);

@@ -331,11 +331,11 @@ TEST_F(StreamTest, ADamagedCheckpointIsIgnoredNotTrusted) {
 
 TEST_F(StreamTest, AMetricThatFallsSilentRaisesDataMissingUntilItIsBack) {
   int64_t t = normal("pump-7", "flow", kT0, 100);
-  detection_->tick(0, t + 3 * kSec);
+  detection_->tick(0, *db_, t + 3 * kSec);
   alarms::AlarmBook::Filter f;
   f.type = "data_missing";
   EXPECT_TRUE(list(f).empty()) << "a few seconds late is not missing";
-  detection_->tick(0, t + 60 * kSec);
+  detection_->tick(0, *db_, t + 60 * kSec);
   auto raised = list(f);
   ASSERT_EQ(raised.size(), 1u);
   EXPECT_NE(raised[0].evidence.explanation.find("usually every 1 s"), std::string::npos) << raised[0].evidence.explanation;

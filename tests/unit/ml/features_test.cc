@@ -58,6 +58,12 @@ TEST(FeatureView, NamesEveryFeatureInColumnOrder) {
   EXPECT_EQ(names[20], "flow_per_current");
   EXPECT_EQ(names[21], "since_maintenance_s");
   EXPECT_EQ(v->inputs(), (std::vector<std::string>{"vibration", "temperature", "flow", "current", "maintenance"}));
+  // How far back warming reads: the longest window or 20 EWMA half-lives; only the newest
+  // sample for ratios and events.
+  EXPECT_EQ(v->memory_ns("vibration"), 200 * 60 * kSec);
+  EXPECT_EQ(v->memory_ns("temperature"), 30 * 60 * kSec);
+  EXPECT_EQ(v->memory_ns("flow"), 0);
+  EXPECT_EQ(v->memory_ns("maintenance"), 0);
 }
 
 TEST(FeatureView, ErrorsNameTheLineAndTheKey) {

@@ -51,7 +51,7 @@ class StreamDetection final : public ingest::SampleObserver {
   ~StreamDetection() override;
 
   void observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) override;
-  void tick(uint32_t shard, int64_t now_ns) override;
+  void tick(uint32_t shard, const tsdb::Db& db, int64_t now_ns) override;
   void close(uint32_t shard) override;
 
   struct ShardState;

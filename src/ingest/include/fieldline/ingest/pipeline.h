@@ -196,8 +196,8 @@ class SampleObserver {
   virtual ~SampleObserver() = default;
   // `db` names the samples' series (Db::series_key).
   virtual void observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) = 0;
-  // Once a second on each shard's thread.
-  virtual void tick(uint32_t shard, int64_t now_ns) = 0;
+  // Once a second on each shard's thread (`db` is the shard's, as in observe()).
+  virtual void tick(uint32_t shard, const tsdb::Db& db, int64_t now_ns) = 0;
   // On each shard's thread as the pipeline closes, before its Db does.
   virtual void close(uint32_t shard) = 0;
 };
@@ -210,8 +210,8 @@ class SampleObservers final : public SampleObserver {
   void observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) override {
     for (auto* o : observers_) o->observe(shard, db, samples);
   }
-  void tick(uint32_t shard, int64_t now_ns) override {
-    for (auto* o : observers_) o->tick(shard, now_ns);
+  void tick(uint32_t shard, const tsdb::Db& db, int64_t now_ns) override {
+    for (auto* o : observers_) o->tick(shard, db, now_ns);
   }
   void close(uint32_t shard) override {
     for (auto* o : observers_) o->close(shard);

@@ -63,6 +63,10 @@ struct FeatureView {
   std::vector<std::string> feature_names() const;
   // Every metric the view reads (its metrics, ratio operands, events), each once.
   std::vector<std::string> inputs() const;
+  // How far before its newest sample `metric`'s features look: its longest window, or 20
+  // half-lives of its EWMA (older samples weigh less than 1e-6 in it), whichever is longer;
+  // 0 when they need only the newest sample (last, ratios, time since an event).
+  int64_t memory_ns(std::string_view metric) const;
 };
 
 // Errors name the line and the key ("line 4: metrics[0].windows: ...").

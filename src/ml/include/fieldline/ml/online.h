@@ -2,7 +2,15 @@
 // Online features in the shards: each shard keeps a FeatureState per device of a profile that
 // has a feature view, updated from the stored live samples (ingest::SampleObserver) on the
 // shard's thread, so the hot path takes no lock; a read runs on the device's shard too.
+//
+// The store is the memory: when the server starts, and when a profile's view changes, each
+// device's state is rebuilt ("warmed") from its stored samples, as far back as the view looks
+// (FeatureView::memory_ns; the newest sample of a metric that needs only that), replayed as the
+// training sets replay them. A device that sends is warmed at the end of that round (within
+// 2 ms a round); the others once a second (within 100 ms a tick). Until then its state holds
+// only what it sent since, and serving leaves it alone.
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -45,13 +53,15 @@ class OnlineFeatures final : public ingest::SampleObserver {
   ~OnlineFeatures() override;
 
   void observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) override;
-  void tick(uint32_t, int64_t) override {}
+  // Warms devices (see below) for up to 100 ms.
+  void tick(uint32_t shard, const tsdb::Db& db, int64_t now_ns) override;
   void close(uint32_t) override {}
 
   struct Reading {
     std::string profile, view;
     int64_t version = 0;
     int64_t as_of_ns = 0;  // the device's newest sample the features have seen
+    bool warm = false;     // rebuilt from the store (else: only what it sent since)
     std::vector<std::string> names;
     std::vector<double> values;  // NaN: no data
   };
@@ -65,6 +75,7 @@ class OnlineFeatures final : public ingest::SampleObserver {
     const FeatureState* state = nullptr;
     int64_t view_version = 0;
     const tsdb::Tags* tags = nullptr;
+    bool warm = false;
   };
   DeviceState state(uint32_t shard, const std::string& device) const;
   // On `shard`'s thread: the devices whose features the last observe() changed, with their
@@ -73,8 +84,20 @@ class OnlineFeatures final : public ingest::SampleObserver {
 
  private:
   struct Shard;
+  struct Device;
+  // Takes the views the book publishes now, if it moved.
+  void refresh(Shard& s);
+  // The device `key` names, following the profile's view (a new view version starts it afresh
+  // and queues it to be warmed; `urgent`: at the front).
+  Device& adopt(Shard& s, const tsdb::SeriesKey& key, const std::shared_ptr<const ProfileFeatures>& view, bool urgent);
+  // Rebuilds queued devices' states from `db` until `budget` has passed.
+  void warm(Shard& s, const tsdb::Db& db, std::chrono::steady_clock::duration budget);
+  void warm(Device& d, const tsdb::Db& db);
+
   const FeatureBook& book_;
   std::vector<std::unique_ptr<Shard>> shards_;
+  ops::Counter& warmed_;
+  ops::Counter& warm_failures_;
   ops::Counter& late_;
   ops::Counter& not_finite_;
   ops::Counter& applied_;
@@ -121,7 +144,7 @@ class Serving final : public ingest::SampleObserver {
           Store store = nullptr);
   ~Serving() override;
   void observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) override;
-  void tick(uint32_t, int64_t) override {}
+  void tick(uint32_t, const tsdb::Db&, int64_t) override {}
   void close(uint32_t) override {}
   // On `shard`'s thread: the device's latest prediction of each model; and the shard's
   // decision records of `model` ("" every model), newest last.

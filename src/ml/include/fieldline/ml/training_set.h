@@ -69,4 +69,9 @@ std::vector<Label> time_to_event_labels(const std::vector<int64_t>& times, std::
 
 std::string sha256_hex(std::string_view data);
 
+class FeatureState;
+// Applies `data` to `state` in time order (a metric's samples in their order), as the
+// training sets do; returns the samples applied.
+uint64_t replay(FeatureState& state, const DeviceData& data);
+
 }  // namespace fieldline::ml
