@@ -178,9 +178,10 @@ Response outcome_error(const ingest::MessageOutcome& o, const std::string& devic
 
 Api::Api(const core::Config& config, registry::Registry& registry, ingest::Pipeline& pipeline, ops::Metrics& metrics,
          analytics::AlarmService& alarms, analytics::DetectorBook& detectors, ml::FeatureBook& feature_views,
-         const ml::OnlineFeatures& features, ml::ModelBook& models, const ml::Serving& serving, Hooks hooks)
+         const ml::OnlineFeatures& features, ml::ModelBook& models, const ml::Serving& serving, ml::DecisionLog& decisions,
+         Hooks hooks)
     : config_(config), registry_(registry), pipeline_(pipeline), metrics_(metrics), alarms_(alarms), detectors_(detectors),
-      feature_views_(feature_views), features_(features), models_(models), serving_(serving), training_(std::make_unique<boost::asio::thread_pool>(1)),
+      feature_views_(feature_views), features_(features), models_(models), serving_(serving), decisions_(decisions), training_(std::make_unique<boost::asio::thread_pool>(1)),
       hooks_(std::move(hooks)) {}
 
 Api::~Api() { training_->join(); }
@@ -622,26 +623,50 @@ asio::awaitable<Response> Api::handle(Request& req) {
     co_return res;
   }
 
-  // GET /api/v1/models/{name}/decisions: the sampled decision records of every shard.
+  // GET /api/v1/models/{name}/decisions?device=&version=&limit=&before=: the sampled decision
+  // records, newest first; `next_before` pages on.
   if (parts.size() == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "models" && parts[4] == "decisions") {
     if (!caller.admin()) co_return forbidden("decision records need the admin token");
-    json::array out;
-    const std::string model = parts[3];
-    for (uint32_t shard = 0; shard < pipeline_.shard_count(); ++shard) {
-      auto job = core::on_executor(pipeline_.shard_executor(shard), [this, shard, model] { return serving_.decisions(shard, model); });
-      auto records = co_await std::move(job);
-      for (const auto& d : records) {
-        json::object inputs;
-        for (size_t i = 0; i < d.names.size(); ++i) {
-          if (std::isnan(d.inputs[i])) inputs[d.names[i]] = nullptr;
-          else inputs[d.names[i]] = d.inputs[i];
-        }
-        auto o = prediction_json(d.prediction);
-        o["inputs"] = std::move(inputs);
-        out.push_back(std::move(o));
+    ml::DecisionLog::Filter filter;
+    filter.model = parts[3];
+    if (const auto* device = q.get("device")) filter.device = *device;
+    auto number = [&](const char* name, uint64_t fallback, uint64_t max) -> Result<uint64_t> {
+      const auto* text = q.get(name);
+      if (!text) return fallback;
+      uint64_t n = 0;
+      auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), n);
+      if (ec != std::errc() || end != text->data() + text->size() || n > max) {
+        return core::make_error(core::Errc::invalid_argument, std::string(name) + " must be a whole number up to " + std::to_string(max));
       }
+      return n;
+    };
+    auto version = number("version", 0, INT64_MAX);
+    auto limit = number("limit", 100, 1000);
+    auto before = number("before", 0, INT64_MAX);
+    for (const auto* r : {&version, &limit, &before}) {
+      if (!*r) co_return to_http_error(r->error(), ver);
     }
-    co_return json_response(200, json::object{{"model", model}, {"decisions", std::move(out)}}, ver);
+    filter.version = static_cast<int64_t>(*version);
+    filter.limit = *limit;
+    filter.before_id = *before;
+    auto records = decisions_.list(filter);
+    if (!records) co_return to_http_error(records.error(), ver);
+    json::array out;
+    for (const auto& d : *records) {
+      json::object inputs;
+      for (size_t i = 0; i < d.record.names.size(); ++i) {
+        if (std::isnan(d.record.inputs[i])) inputs[d.record.names[i]] = nullptr;
+        else inputs[d.record.names[i]] = d.record.inputs[i];
+      }
+      auto o = prediction_json(d.record.prediction);
+      o["id"] = d.id;
+      o["recorded"] = core::format_rfc3339(d.recorded_ns);
+      o["inputs"] = std::move(inputs);
+      out.push_back(std::move(o));
+    }
+    json::object body{{"model", filter.model}, {"decisions", std::move(out)}};
+    if (records->size() == filter.limit && !records->empty()) body["next_before"] = records->back().id;
+    co_return json_response(200, std::move(body), ver);
   }
 
   // GET /api/v1/devices/{id}/predictions: its latest prediction of each production model.

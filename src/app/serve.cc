@@ -200,10 +200,20 @@ int serve(const core::Config& cfg) {
   auto explain = [&policies, alarming](const ml::Prediction& p) {
     return std::any_of(policies.begin(), policies.end(), [&](const Policy& policy) { return alarming(p, policy); });
   };
-  // Predictions are stored as series beside the device's own, through the shard's WAL.
+  // Predictions are stored as series beside the device's own, through the shard's WAL;
+  // sampled decision records go to their own database for audit.
+  auto decisions = ml::DecisionLog::open({core::join_path(config.data_dir, "decisions.db"), config.ml.decisions_kept}, metrics);
+  if (!decisions) {
+    std::fprintf(stderr, "FATAL: cannot open the decision records: %s\n", decisions.error().message().c_str());
+    return 1;
+  }
   auto* ingest_pipeline = pipeline->get();
-  auto store = [ingest_pipeline](uint32_t shard, const ingest::DerivedSample& s) { ingest_pipeline->store_derived(shard, s); };
-  ml::Serving serving(serving_options, features, models, metrics, on_prediction, explain, store);
+  auto* decision_log = decisions->get();
+  ml::Serving::Sinks sinks{
+      on_prediction, explain,
+      [ingest_pipeline](uint32_t shard, const ingest::DerivedSample& s) { ingest_pipeline->store_derived(shard, s); },
+      [decision_log, &env](ml::DecisionRecord r) { decision_log->record(std::move(r), env->now_ns()); }};
+  ml::Serving serving(serving_options, features, models, metrics, std::move(sinks));
   observers.add(&serving);
   (*pipeline)->set_observer(&observers);
 
@@ -223,7 +233,7 @@ int serve(const core::Config& cfg) {
   }
 
   transport::mqtt::Server mqtt(runtime, config, **registry, **pipeline, metrics);
-  api::Api api(config, **registry, **pipeline, metrics, **alarms, detector_documents, feature_views, features, models, serving,
+  api::Api api(config, **registry, **pipeline, metrics, **alarms, detector_documents, feature_views, features, models, serving, **decisions,
                api::Hooks{[&mqtt](const std::string& d, const std::string& n, const std::string& p) {
                  return mqtt.deliver_command(d, n, p);
                }});

@@ -76,6 +76,7 @@ const std::vector<Field>& fields() {
       {"ml.serving_interval", Kind::duration, member([](Config& c) -> auto& { return c.ml.serving_interval_ns; })},
       {"ml.alarm_policies", Kind::string, member([](Config& c) -> auto& { return c.ml.alarm_policies; })},
       {"ml.decision_sample", Kind::uint, member([](Config& c) -> auto& { return c.ml.decision_sample; })},
+      {"ml.decisions_kept", Kind::uint, member([](Config& c) -> auto& { return c.ml.decisions_kept; })},
   };
   return kFields;
 }

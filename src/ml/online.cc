@@ -229,14 +229,11 @@ struct Serving::Shard {
     ingest::DerivedSample sample;
   };
   std::map<std::pair<std::string, std::string>, Last> last;  // (device, model)
-  std::deque<DecisionRecord> decisions;
   uint64_t predictions = 0;
 };
 
-Serving::Serving(Options options, const OnlineFeatures& features, const ModelBook& models, ops::Metrics& metrics,
-                 std::function<void(const Prediction&)> on_prediction, std::function<bool(const Prediction&)> explain, Store store)
-    : options_(options), features_(features), models_(models), on_prediction_(std::move(on_prediction)), explain_(std::move(explain)),
-      store_(std::move(store)),
+Serving::Serving(Options options, const OnlineFeatures& features, const ModelBook& models, ops::Metrics& metrics, Sinks sinks)
+    : options_(options), features_(features), models_(models), sinks_(std::move(sinks)),
       latency_(metrics.histogram("fieldline_inference_seconds", "A device's prediction: features read, model run, contributions", {},
                                  {10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3})),
       failures_(metrics.counter("fieldline_inference_failures_total", "Predictions a model could not make")),
@@ -283,8 +280,8 @@ void Serving::observe(uint32_t shard, const tsdb::Db&, std::span<const tsdb::Sam
       }
       Prediction p{device, m->name, profile, m->version, as_of, out[0], {}};
       latency_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-      const bool sampled = options_.decision_sample && s.predictions++ % options_.decision_sample == 0;
-      const bool explained = (sampled || (explain_ && explain_(p))) && m->model->contributions(row.data(), 1, why);
+      const bool sampled = sinks_.decision && options_.decision_sample && s.predictions++ % options_.decision_sample == 0;
+      const bool explained = (sampled || (sinks_.explain && sinks_.explain(p))) && m->model->contributions(row.data(), 1, why);
       const auto names = sampled || explained ? state->view().feature_names() : std::vector<std::string>{};
       if (explained) {
         std::vector<std::pair<double, size_t>> order;
@@ -298,7 +295,7 @@ void Serving::observe(uint32_t shard, const tsdb::Db&, std::span<const tsdb::Sam
       last.prediction = p;
       // One stored prediction per time: a later one at the same time (the rest of a device's
       // metrics arriving in another message) would conflict with it in storage.
-      if (store_ && (last.stored_version != m->version || as_of > last.sample.ts)) {
+      if (sinks_.store && (last.stored_version != m->version || as_of > last.sample.ts)) {
         if (last.stored_version != m->version) {
           // The series' key, built once per model version: the device's tags and the model's.
           last.stored_version = m->version;
@@ -312,13 +309,10 @@ void Serving::observe(uint32_t shard, const tsdb::Db&, std::span<const tsdb::Sam
         }
         last.sample.ts = as_of;
         last.sample.value = p.value;
-        store_(shard, last.sample);
+        sinks_.store(shard, last.sample);
       }
-      if (sampled) {
-        s.decisions.push_back({p, names, values});
-        if (s.decisions.size() > options_.decisions_kept) s.decisions.pop_front();
-      }
-      if (on_prediction_) on_prediction_(p);
+      if (sampled) sinks_.decision({p, names, values});
+      if (sinks_.prediction) sinks_.prediction(p);
     }
   }
 }
@@ -328,14 +322,6 @@ std::vector<Prediction> Serving::predictions(uint32_t shard, const std::string& 
   const Shard& s = *shards_[shard];
   for (auto it = s.last.lower_bound({device, ""}); it != s.last.end() && it->first.first == device; ++it) {
     if (it->second.as_of != INT64_MIN) out.push_back(it->second.prediction);
-  }
-  return out;
-}
-
-std::vector<DecisionRecord> Serving::decisions(uint32_t shard, const std::string& model) const {
-  std::vector<DecisionRecord> out;
-  for (const auto& d : shards_[shard]->decisions) {
-    if (model.empty() || d.prediction.model == model) out.push_back(d);
   }
   return out;
 }

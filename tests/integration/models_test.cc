@@ -183,7 +183,9 @@ TEST_F(Models, ProductionModelsServeInTheShardsAndRaiseMaintenanceAlarms) {
   EXPECT_EQ(predictions[0].at("top_contributions").as_array().size(), 3u);
   auto decisions = json_of(server_->http("GET", "/api/v1/models/pump_rul/decisions").second).at("decisions").as_array();
   ASSERT_FALSE(decisions.empty());
-  EXPECT_TRUE(decisions.back().at("inputs").as_object().contains("temperature_mean_1m"));
+  EXPECT_TRUE(decisions[0].at("inputs").as_object().contains("temperature_mean_1m"));
+  EXPECT_EQ(decisions[0].at("device").as_string(), "pump-4");
+  EXPECT_EQ(decisions[0].at("version").as_int64(), 1);
   EXPECT_GT(server_->metric("fieldline_inference_seconds_count"), 0);
   // Missing features are counted (none here: the windows are full when serving starts).
   EXPECT_NE(server_->http("GET", "/metrics").second.find("fieldline_inference_missing_features_total"), std::string::npos);
@@ -219,10 +221,28 @@ TEST_F(Models, ProductionModelsServeInTheShardsAndRaiseMaintenanceAlarms) {
   EXPECT_EQ(stored("2"), 1u);
   auto last = json_of(server_->http("GET", "/api/v1/devices/pump-4/metrics/pump_rul?from=0&to=now").second).at("points").as_array();
   ASSERT_FALSE(last.empty());
+  // Decision records are kept on disk for audit: by version, paged, and after a restart.
+  auto records = [&](const std::string& query) {
+    auto [code, body] = server_->http("GET", "/api/v1/models/pump_rul/decisions" + query);
+    EXPECT_EQ(code, 200) << body;
+    return json_of(body).as_object();
+  };
+  const auto all = records("?limit=1000").at("decisions").as_array();
+  EXPECT_GE(all.size(), 32u) << "every prediction is sampled (ml.decision_sample=1)";
+  const auto by_v2 = records("?version=2").at("decisions").as_array();
+  ASSERT_EQ(by_v2.size(), 1u);
+  EXPECT_EQ(by_v2[0].at("version").as_int64(), 2);
+  const auto page = records("?limit=10");
+  ASSERT_EQ(page.at("decisions").as_array().size(), 10u);
+  const auto second_page = records("?limit=10&before=" + std::to_string(page.at("next_before").as_int64())).at("decisions").as_array();
+  ASSERT_FALSE(second_page.empty());
+  EXPECT_EQ(second_page[0].at("id"), all[10].at("id"));
+  EXPECT_EQ(server_->http("GET", "/api/v1/models/pump_rul/decisions?limit=lots").first, 400);
   EXPECT_EQ(server_->terminate().first, 0);
   server_->start();
   auto again = json_of(server_->http("GET", "/api/v1/devices/pump-4/metrics/pump_rul?from=0&to=now").second).at("points").as_array();
   EXPECT_EQ(again.size(), last.size());
+  EXPECT_EQ(records("?limit=1000").at("decisions").as_array(), all);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "fieldline/analytics/stream.h"
 #include "fieldline/core/config.h"
 #include "fieldline/ingest/pipeline.h"
+#include "fieldline/ml/decision_log.h"
 #include "fieldline/ml/online.h"
 #include "fieldline/ml/training_set.h"
 #include "fieldline/ops/metrics.h"
@@ -33,7 +34,8 @@ class Api {
  public:
   Api(const core::Config& config, registry::Registry& registry, ingest::Pipeline& pipeline, ops::Metrics& metrics,
       analytics::AlarmService& alarms, analytics::DetectorBook& detectors, ml::FeatureBook& feature_views,
-      const ml::OnlineFeatures& features, ml::ModelBook& models, const ml::Serving& serving, Hooks hooks);
+      const ml::OnlineFeatures& features, ml::ModelBook& models, const ml::Serving& serving, ml::DecisionLog& decisions,
+      Hooks hooks);
   ~Api();
   boost::asio::awaitable<transport::http::Response> handle(transport::http::Request& req);
   // GET /api/v1/stream (WebSocket; admin token as `Authorization: Bearer` or, for browsers,
@@ -54,6 +56,7 @@ class Api {
   const ml::OnlineFeatures& features_;
   ml::ModelBook& models_;
   const ml::Serving& serving_;
+  ml::DecisionLog& decisions_;
   std::unique_ptr<boost::asio::thread_pool> training_;  // model training, off the HTTP threads
   Hooks hooks_;
 };

@@ -96,6 +96,7 @@ struct Config {
     // device while model pump_rul predicts below 30 for it, "failure_7d>0.7" above 0.7.
     std::string alarm_policies;
     uint32_t decision_sample = 100;  // one prediction in this many is kept as a decision record
+    uint32_t decisions_kept = 100'000;  // the newest, in <data_dir>/decisions.db
   } ml;
 
   // Sets one setting from its dotted key and a string value, checking it.

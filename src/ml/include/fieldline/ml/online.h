@@ -122,10 +122,11 @@ struct DecisionRecord {
 
 // Serving in the shards: after the online features (observers run in order), each device
 // whose features changed is run through its profile's production models, at most every
-// `interval_ns` of its own time; predictions go to `on_prediction` (called on the shard's
-// thread), are stored through `store` as the device's series named after the model, tagged
-// model=<name> and model_version=<version> beside the device's own tags, at the features'
-// time, and are kept per device, one in `decision_sample` as a decision record; inference
+// `interval_ns` of its own time. Each prediction is kept as the device's latest of the model,
+// goes to the sinks (called on the shard's thread): `prediction`; `store`, as the device's
+// series named after the model, tagged model=<name> and model_version=<version> beside the
+// device's own tags, at the features' time; and, one in `decision_sample`, `decision` as a
+// decision record with its inputs. Inference
 // time is the histogram fieldline_inference_seconds. A feature without data (NaN) takes the
 // runtime's policy (XGBoost: the branch its trees learnt for missing values; the linear model:
 // the training mean) and is counted in fieldline_inference_missing_features_total. Contributions are computed for the
@@ -136,29 +137,27 @@ class Serving final : public ingest::SampleObserver {
     uint32_t shards = 1;
     int64_t interval_ns = 0;
     uint32_t decision_sample = 100;
-    size_t decisions_kept = 1000;  // per shard, the newest
   };
-  using Store = std::function<void(uint32_t shard, const ingest::DerivedSample&)>;
-  Serving(Options options, const OnlineFeatures& features, const ModelBook& models, ops::Metrics& metrics,
-          std::function<void(const Prediction&)> on_prediction, std::function<bool(const Prediction&)> explain = nullptr,
-          Store store = nullptr);
+  struct Sinks {
+    std::function<void(const Prediction&)> prediction;
+    std::function<bool(const Prediction&)> explain;  // true: compute its contributions
+    std::function<void(uint32_t shard, const ingest::DerivedSample&)> store;
+    std::function<void(DecisionRecord)> decision;
+  };
+  Serving(Options options, const OnlineFeatures& features, const ModelBook& models, ops::Metrics& metrics, Sinks sinks);
   ~Serving() override;
   void observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) override;
   void tick(uint32_t, const tsdb::Db&, int64_t) override {}
   void close(uint32_t) override {}
-  // On `shard`'s thread: the device's latest prediction of each model; and the shard's
-  // decision records of `model` ("" every model), newest last.
+  // On `shard`'s thread: the device's latest prediction of each model.
   std::vector<Prediction> predictions(uint32_t shard, const std::string& device) const;
-  std::vector<DecisionRecord> decisions(uint32_t shard, const std::string& model) const;
 
  private:
   struct Shard;
   Options options_;
   const OnlineFeatures& features_;
   const ModelBook& models_;
-  std::function<void(const Prediction&)> on_prediction_;
-  std::function<bool(const Prediction&)> explain_;
-  Store store_;
+  Sinks sinks_;
   std::vector<std::unique_ptr<Shard>> shards_;
   ops::Histogram& latency_;
   ops::Counter& failures_;
