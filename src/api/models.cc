@@ -4,6 +4,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
 
+#include <chrono>
 #include <cmath>
 
 #include "fieldline/api/api.h"
@@ -201,7 +202,7 @@ asio::awaitable<Response> models_route(registry::Registry& registry, ingest::Pip
     co_return detail::json_response(200, json::object{{"models", std::move(out)}}, ver);
   }
   const std::string name = parts[3];
-  // POST /api/v1/models/{name}/train {"profile", "label", "kind", "from", "to", "rounds", "max_depth", "eta"}
+  // POST /api/v1/models/{name}/train {"profile", "label", "kind", "from", "to", "rounds", "max_depth", "eta", "hold_out"}
   if (parts.size() == 5 && parts[4] == "train") {
     if (method != bhttp::verb::post) co_return error_response(405, "method_not_allowed", "use POST", ver);
     const std::string profile = text("profile"), label = text("label"), kind_text = text("kind", "regression"),
@@ -223,12 +224,14 @@ asio::awaitable<Response> models_route(registry::Registry& registry, ingest::Pip
     if (args.contains("max_depth") && args.at("max_depth").is_int64()) options.max_depth = static_cast<int>(std::clamp<int64_t>(args.at("max_depth").as_int64(), 1, 16));
     if (args.contains("eta") && args.at("eta").is_number()) options.eta = std::clamp(args.at("eta").to_number<double>(), 1e-4, 1.0);
     // Held out: every fifth device (in name order), when there are five or more, so the
-    // metrics say how the model does on machines it has not seen.
+    // metrics say how the model does on machines it has not seen; "hold_out": false trains
+    // on every device (when the test is elsewhere, as in fieldline eval cmapss).
+    const bool hold_out = !args.contains("hold_out") || !args.at("hold_out").is_bool() || args.at("hold_out").as_bool();
     std::vector<size_t> fit, held;
     const auto& devices = set->lineage.devices;
     for (size_t r = 0; r < set->rows.size(); ++r) {
       const size_t d = static_cast<size_t>(std::find(devices.begin(), devices.end(), set->rows[r].device) - devices.begin());
-      (devices.size() >= 5 && d % 5 == 4 ? held : fit).push_back(r);
+      (hold_out && devices.size() >= 5 && d % 5 == 4 ? held : fit).push_back(r);
     }
     std::vector<float> y;
     for (size_t r : fit) y.push_back(static_cast<float>(set->rows[r].label));
@@ -239,9 +242,11 @@ asio::awaitable<Response> models_route(registry::Registry& registry, ingest::Pip
     auto train = core::on_executor(training.get_executor(), [&x, width, &y, &options, &linear, &runtime] {
       return runtime == "linear" ? ml::train_linear(x, width, y, linear) : ml::train_xgboost(x, width, y, options);
     });
+    const auto started = std::chrono::steady_clock::now();
     auto model = co_await std::move(train);
     if (!model) co_return to_http_error(model.error(), ver);
-    json::object metrics{{"rows", fit.size()}, {"held_out_rows", held.size()}, {"features", width}};
+    json::object metrics{{"rows", fit.size()}, {"held_out_rows", held.size()}, {"features", width},
+                         {"training_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()}};
     if (runtime == "xgboost") metrics["rounds"] = options.rounds;
     for (const auto& [which, rows] : {std::pair<const char*, const std::vector<size_t>*>{"training", &fit}, {"held_out", &held}}) {
       if (rows->empty()) continue;

@@ -15,9 +15,9 @@
 #include <sstream>
 
 #include "client.h"
+#include "eval_cmapss.h"
 #include "fieldline/analytics/nab.h"
 #include "fieldline/analytics/skab.h"
-#include "fieldline/ml/cmapss.h"
 #include "fieldline/ml/training_set.h"
 #include "fieldline/core/config.h"
 #include "fieldline/core/json.h"
@@ -494,54 +494,6 @@ int eval_skab(const std::string& dir, const std::string& format) {
   std::printf("\nmetric contributing most to Q at detected anomalies:");
   for (const auto& [metric, n] : ev->top_contributors) std::printf(" %s %llu", metric.c_str(), static_cast<unsigned long long>(n));
   std::printf("\n");
-  return 0;
-}
-
-// fieldline eval cmapss: remaining useful life through the feature store and XGBoost, with
-// the published results from the folder's README beside it.
-int eval_cmapss(const std::string& dir, const std::string& subset, const std::string& format) {
-  fieldline::ml::cmapss::Options options;
-  options.subset = subset;
-  auto ev = fieldline::ml::cmapss::evaluate(dir, options);
-  if (!ev) {
-    std::fprintf(stderr, "error: %s\n", ev.error().message().c_str());
-    return 2;
-  }
-  if (format == "json") {
-    json::object o{{"subset", ev->subset}, {"rmse", ev->rmse}, {"score", ev->score}, {"cap", options.cap},
-                   {"train_units", ev->train_units}, {"test_units", ev->test_units}, {"train_rows", ev->train_rows},
-                   {"regimes", ev->regimes}, {"features", ev->features.size()}, {"train_seconds", ev->train_seconds},
-                   {"training_set_sha256", ev->training_set_sha256}};
-    std::printf("%s\n", fieldline::core::to_json(o).c_str());
-    return 0;
-  }
-  std::printf("C-MAPSS %s: %zu training units (%zu rows, %zu regime(s)), %zu test units; %zu features from %zu sensors\n",
-              ev->subset.c_str(), ev->train_units, ev->train_rows, ev->regimes, ev->test_units, ev->features.size(), ev->sensors.size());
-  std::printf("XGBoost, %d trees, trained in %.1f s on the training set %s\n\n", options.model.rounds, ev->train_seconds,
-              ev->training_set_sha256.substr(0, 16).c_str());
-  std::printf("%-40s %s\n", "RMSE / score", "method");
-  char ours[64];
-  std::snprintf(ours, sizeof ours, "%.2f / %.1f", ev->rmse, ev->score);
-  std::printf("%-40s fieldline (this run; RUL capped at %.0f cycles)\n", ours, options.cap);
-  // The published tables of the folder's README: rows whose first column after the method
-  // reads "RMSE / Score" for the subsets in order FD001..FD004.
-  std::ifstream readme(dir + "/README.md");
-  const int column = subset.size() == 5 ? subset[4] - '0' : 1;
-  for (std::string line; std::getline(readme, line);) {
-    if (line.rfind("| ", 0) != 0) continue;
-    std::vector<std::string> cells;
-    std::stringstream in(line);
-    for (std::string cell; std::getline(in, cell, '|');) cells.push_back(cell);
-    if (cells.size() < 6 || column < 1 || static_cast<size_t>(column + 1) >= cells.size()) continue;
-    auto trim = [](std::string s) {
-      s.erase(0, s.find_first_not_of(" *"));
-      s.erase(s.find_last_not_of(" *") + 1);
-      return s;
-    };
-    const std::string method = trim(cells[1]), result = trim(cells[static_cast<size_t>(column + 1)]);
-    if (result.find(" / ") == std::string::npos || !std::isdigit(static_cast<unsigned char>(result[0]))) continue;
-    std::printf("%-40s %s\n", result.c_str(), (method + " (published)").c_str());
-  }
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "fieldline/core/ids.h"
+#include "fieldline/core/json.h"
 #include "fieldline/ingest/decode.h"
 #include "decode_internal.h"
 
@@ -194,14 +195,12 @@ Result<std::vector<Point>> decode_json_telemetry(std::string_view payload, int64
   json::monotonic_resource mr(buffer, sizeof buffer);
   json::parse_options opts;
   opts.max_depth = 8;
-  json::parser p(&mr, opts, temp, sizeof temp);
-  p.reset(&mr);
   boost::system::error_code ec;
-  size_t consumed = p.write(payload.data(), payload.size(), ec);
+  size_t consumed = 0;
+  json::value root = core::parse_json(payload, ec, &mr, opts, temp, sizeof temp, &consumed);
   if (ec) {
     return bad_payload("", "invalid JSON at byte " + std::to_string(consumed) + ": " + ec.message());
   }
-  json::value root = p.release();
   std::vector<Point> out;
   if (root.is_array()) {
     const auto& arr = root.get_array();

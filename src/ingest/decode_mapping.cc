@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "fieldline/core/json.h"
 #include "fieldline/core/time.h"
 #include "fieldline/ingest/contract.h"
 #include "decode_internal.h"
@@ -48,7 +49,7 @@ Result<std::vector<Point>> decode_mapped(const DecoderSpec& d, std::string_view 
   opts.max_depth = 32;
   boost::system::error_code ec;
   json::monotonic_resource mr;
-  auto root = json::parse(payload, ec, &mr, opts);
+  auto root = core::parse_json(payload, ec, &mr, opts);
   if (ec) return bad_payload("", "invalid JSON: " + ec.message());
   std::vector<Point> out;
   if (d.records_pointer.empty()) {

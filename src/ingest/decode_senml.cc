@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "fieldline/core/ids.h"
+#include "fieldline/core/json.h"
 #include "fieldline/ingest/decode.h"
 #include "decode_internal.h"
 
@@ -336,7 +337,7 @@ Result<std::vector<Point>> decode_senml_json(std::string_view payload, int64_t r
   opts.max_depth = 4;
   boost::system::error_code ec;
   json::monotonic_resource mr;
-  auto root = json::parse(payload, ec, &mr, opts);
+  auto root = core::parse_json(payload, ec, &mr, opts);
   if (ec) return bad_payload("", "invalid JSON: " + ec.message());
   if (!root.is_array()) return bad_payload("", "SenML is an array of records");
   const auto& arr = root.get_array();

@@ -16,8 +16,6 @@ namespace fieldline::ml::cmapss {
 
 namespace {
 
-constexpr int64_t kCycle = 60'000'000'000LL;  // one cycle is a minute of device time
-constexpr int64_t kT0 = 1'700'000'000LL * 1'000'000'000LL;
 constexpr size_t kSensors = 21;
 
 // A row's settings come first in Cycle::values, then its sensors.
@@ -86,7 +84,7 @@ double phm08_score(const std::vector<double>& predicted, const std::vector<doubl
   return s;
 }
 
-Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
+Result<Prepared> prepare(const std::string& dir, const Options& options) {
   FL_TRY(train, read_rows(dir + "/data/train_" + options.subset + ".txt"));
   FL_TRY(test, read_rows(dir + "/data/test_" + options.subset + ".txt"));
   std::vector<double> truth;
@@ -96,7 +94,8 @@ Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
     if (!in) return core::make_error(core::Errc::not_found, "cannot read " + path);
     for (double x; in >> x;) truth.push_back(x);
   }
-  Evaluation ev;
+  Prepared prepared;
+  Evaluation& ev = prepared.summary;
   ev.subset = options.subset;
 
   // Per regime and sensor, the training rows' mean and spread; a sensor that does not vary
@@ -145,7 +144,7 @@ Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
         for (const auto& s : ev.sensors) d.metrics.push_back({s, {}});
         d.metrics.push_back({"cycle", {}});
       }
-      const int64_t ts = kT0 + r.cycle * kCycle;
+      const int64_t ts = kStartNs + r.cycle * kCycleNs;
       auto it = stats.find(regime_of(r));
       for (size_t k = 0; k < kept.size(); ++k) {
         double x = std::nan("");  // a regime the training units never ran in: missing
@@ -179,11 +178,37 @@ Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
     std::vector<Label> labels;
     for (const auto& s : d.metrics.back().second) {
       const double cycle = s.value;
-      labels.push_back({s.ts_ns + 1, std::min(options.cap, train_last[unit] - cycle)});
+      labels.push_back({s.ts_ns + kLabelDelayNs, std::min(options.cap, train_last[unit] - cycle)});
     }
     train_labels.push_back(std::move(labels));
   }
-  FL_TRY(set, build_training_set(parsed, 1, train_devices, train_labels));
+  for (size_t i = 0; i < test_devices.size(); ++i) {
+    const int unit = std::stoi(test_devices[i].device.substr(5));
+    prepared.test_labels.push_back({kStartNs + test_last[unit] * kCycleNs + kLabelDelayNs, truth[static_cast<size_t>(unit - 1)]});
+  }
+  prepared.view = std::move(parsed);
+  prepared.train = std::move(train_devices);
+  prepared.test = std::move(test_devices);
+  prepared.train_labels = std::move(train_labels);
+  return prepared;
+}
+
+void score(Evaluation& ev, const std::vector<double>& predicted, double cap) {
+  ev.predicted.clear();
+  double se = 0;
+  for (size_t i = 0; i < predicted.size() && i < ev.actual.size(); ++i) {
+    const double p = std::clamp(predicted[i], 0.0, cap);
+    ev.predicted.push_back(p);
+    se += (p - ev.actual[i]) * (p - ev.actual[i]);
+  }
+  ev.rmse = ev.predicted.empty() ? 0 : std::sqrt(se / static_cast<double>(ev.predicted.size()));
+  ev.score = phm08_score(ev.predicted, ev.actual);
+}
+
+Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
+  FL_TRY(prepared, prepare(dir, options));
+  Evaluation ev = prepared.summary;
+  FL_TRY(set, build_training_set(prepared.view, 1, prepared.train, prepared.train_labels));
   ev.training_set_sha256 = set.sha256;
   ev.train_rows = set.rows.size();
   std::vector<float> x, y;
@@ -197,11 +222,8 @@ Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
 
   // Test units: one row each, just after its last cycle; labelled with the true RUL.
   std::vector<std::vector<Label>> test_labels;
-  for (size_t i = 0; i < test_devices.size(); ++i) {
-    const int unit = std::stoi(test_devices[i].device.substr(5));
-    test_labels.push_back({{kT0 + test_last[unit] * kCycle + 1, truth[static_cast<size_t>(unit - 1)]}});
-  }
-  FL_TRY(rows, build_training_set(parsed, 1, test_devices, test_labels));
+  for (const auto& l : prepared.test_labels) test_labels.push_back({l});
+  FL_TRY(rows, build_training_set(prepared.view, 1, prepared.test, test_labels));
   std::vector<float> tx;
   for (const auto& r : rows.rows) {
     for (double f : r.features) tx.push_back(static_cast<float>(f));
@@ -209,14 +231,7 @@ Result<Evaluation> evaluate(const std::string& dir, const Options& options) {
   }
   std::vector<float> out;
   FL_TRY_STATUS(model->predict(tx.data(), rows.rows.size(), out));
-  double se = 0;
-  for (size_t i = 0; i < out.size(); ++i) {
-    const double p = std::clamp(static_cast<double>(out[i]), 0.0, options.cap);
-    ev.predicted.push_back(p);
-    se += (p - ev.actual[i]) * (p - ev.actual[i]);
-  }
-  ev.rmse = std::sqrt(se / static_cast<double>(out.size()));
-  ev.score = phm08_score(ev.predicted, ev.actual);
+  score(ev, std::vector<double>(out.begin(), out.end()), options.cap);
   return ev;
 }
 

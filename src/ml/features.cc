@@ -21,10 +21,13 @@ FeatureState::FeatureState(std::shared_ptr<const FeatureView> view) : view_(std:
     in.windowed = !m.windows_ns.empty();
     const bool extremes = std::any_of(m.aggregates.begin(), m.aggregates.end(),
                                       [](const AggregateSpec& a) { return a.kind == Aggregate::min || a.kind == Aggregate::max; });
+    const bool percentiles = std::any_of(m.aggregates.begin(), m.aggregates.end(),
+                                         [](const AggregateSpec& a) { return a.kind == Aggregate::percentile; });
     for (int64_t width : m.windows_ns) {
       Window w;
       w.width = width;
       w.wants_extremes = extremes;
+      if (percentiles) w.order.emplace();
       in.windows.push_back(std::move(w));
     }
   }
@@ -86,6 +89,7 @@ void FeatureState::add(Window& w, const Input&, uint64_t seq, const Sample& s) {
     w.origin_value = s.value;
   }
   accumulate(w, s, 1);
+  if (w.order) w.order->insert(s.value);
   if (w.wants_extremes) {
     while (!w.maxima.empty() && w.maxima.back().second <= s.value) w.maxima.pop_back();
     w.maxima.emplace_back(seq, s.value);
@@ -98,6 +102,7 @@ void FeatureState::evict(Window& w, const Input& in) {
   const int64_t cutoff = in.newest - w.width;
   while (w.begin < in.next_seq && at(in, w.begin).ts <= cutoff) {
     accumulate(w, at(in, w.begin), -1);
+    if (w.order) w.order->erase(at(in, w.begin).value);
     ++w.begin;
     ++w.evicted;
   }
@@ -116,15 +121,61 @@ void FeatureState::recompute(Window& w, const Input& in) {
   for (uint64_t q = w.begin; q < in.next_seq; ++q) accumulate(w, at(in, q), 1);
 }
 
+size_t FeatureState::OrderStatistics::block_of(double x) const {
+  const auto it = std::lower_bound(blocks_.begin(), blocks_.end(), x, [](const std::vector<double>& b, double v) { return b.back() < v; });
+  return it == blocks_.end() ? blocks_.size() - 1 : static_cast<size_t>(it - blocks_.begin());
+}
+
+void FeatureState::OrderStatistics::insert(double x) {
+  ++size_;
+  if (blocks_.empty()) {
+    blocks_.emplace_back().reserve(2 * kBlock);
+    blocks_[0].push_back(x);
+    return;
+  }
+  const size_t i = block_of(x);
+  auto& b = blocks_[i];
+  b.insert(std::upper_bound(b.begin(), b.end(), x), x);
+  if (b.size() >= 2 * kBlock) {
+    std::vector<double> upper(b.begin() + kBlock, b.end());
+    upper.reserve(2 * kBlock);
+    b.resize(kBlock);
+    blocks_.insert(blocks_.begin() + static_cast<std::ptrdiff_t>(i) + 1, std::move(upper));
+  }
+}
+
+void FeatureState::OrderStatistics::erase(double x) {
+  const size_t i = block_of(x);
+  auto& b = blocks_[i];
+  const auto at = std::lower_bound(b.begin(), b.end(), x);
+  if (at == b.end() || *at != x) return;  // not one of the values: nothing to erase
+  b.erase(at);
+  --size_;
+  if (b.empty()) {
+    blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(i));
+  } else if (b.size() < kBlock / 4 && i + 1 < blocks_.size() && b.size() + blocks_[i + 1].size() < 2 * kBlock) {
+    // A small block joins its neighbour, so the walk in kth() stays short.
+    auto& next = blocks_[i + 1];
+    b.insert(b.end(), next.begin(), next.end());
+    blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+  }
+}
+
+double FeatureState::OrderStatistics::kth(size_t k) const {
+  for (const auto& b : blocks_) {
+    if (k < b.size()) return b[k];
+    k -= b.size();
+  }
+  return blocks_.back().back();
+}
+
 void FeatureState::snapshot(int64_t as_of, std::vector<double>& out) const {
   out.clear();
-  thread_local std::vector<double> values;  // a window's values for its percentiles
   for (size_t mi = 0; mi < view_->metrics.size(); ++mi) {
     const auto& spec = view_->metrics[mi];
     const auto& in = inputs_[static_cast<size_t>(metric_input_[mi])];
     for (const auto& w : in.windows) {
       const double n = w.n;
-      bool copied = false;
       for (const auto& a : spec.aggregates) {
         double f = kMissing;
         switch (a.kind) {
@@ -142,19 +193,13 @@ void FeatureState::snapshot(int64_t as_of, std::vector<double>& out) const {
             }
             break;
           case Aggregate::percentile:
-            if (n > 0) {
-              if (!copied) {
-                values.clear();
-                for (uint64_t q = w.begin; q < in.next_seq; ++q) values.push_back(at(in, q).value);
-                copied = true;
-              }
-              // Linear between the order statistics around q·(n − 1); selected, not sorted:
-              // O(n) per percentile, and the same order statistics whatever the order.
-              const double pos = a.quantile * static_cast<double>(values.size() - 1);
+            if (w.order && w.order->size() > 0) {
+              // Linear between the order statistics around q·(n − 1).
+              const size_t size = w.order->size();
+              const double pos = a.quantile * static_cast<double>(size - 1);
               const auto lo = static_cast<size_t>(pos);
-              std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(lo), values.end());
-              const double low = values[lo];
-              const double high = lo + 1 < values.size() ? *std::min_element(values.begin() + static_cast<std::ptrdiff_t>(lo) + 1, values.end()) : low;
+              const double low = w.order->kth(lo);
+              const double high = lo + 1 < size ? w.order->kth(lo + 1) : low;
               f = low + (pos - static_cast<double>(lo)) * (high - low);
             }
             break;

@@ -1,5 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+
 #include "fieldline/ingest/decode.h"
 
 namespace fieldline::ingest {
@@ -19,6 +24,27 @@ TEST(JsonTelemetry, AllThreeShapes) {
   ASSERT_TRUE(c);
   EXPECT_EQ((*c)[0].ts, kNow);
   EXPECT_EQ(std::get<double>((*c)[1].value), 1500.0);
+}
+
+// A value is stored as it was sent: any double written with 17 significant digits reads back
+// to the same bits, over MQTT/HTTP JSON and SenML alike.
+TEST(JsonTelemetry, NumbersReadBackToTheSameBits) {
+  std::mt19937_64 random(7);
+  std::uniform_real_distribution<double> mantissa(-10, 10);
+  std::uniform_int_distribution<int> exponent(-30, 30);
+  int differ = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const double x = std::ldexp(mantissa(random), exponent(random));
+    char text[64];
+    std::snprintf(text, sizeof text, "%.17g", x);
+    auto json = decode_json_telemetry(std::string(R"({"ts": 1795395723000, "values": {"x": )") + text + "}}", kNow);
+    auto senml = decode_senml_json(std::string(R"([{"n": "x", "t": 1795395723, "v": )") + text + "}]", kNow);
+    ASSERT_TRUE(json) << text << json.error().message();
+    ASSERT_TRUE(senml) << text << senml.error().message();
+    const double a = std::get<double>((*json)[0].value), b = std::get<double>((*senml)[0].value);
+    differ += std::memcmp(&a, &x, sizeof x) != 0 || std::memcmp(&b, &x, sizeof x) != 0;
+  }
+  EXPECT_EQ(differ, 0);
 }
 
 TEST(JsonTelemetry, ErrorsSayWhatAndWhere) {

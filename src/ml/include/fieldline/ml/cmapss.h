@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "fieldline/core/result.h"
+#include "fieldline/ml/feature_view.h"
 #include "fieldline/ml/model.h"
+#include "fieldline/ml/training_set.h"
 
 namespace fieldline::ml::cmapss {
 
@@ -38,8 +40,27 @@ struct Evaluation {
   std::string view_document;              // the feature view used
 };
 
+// The evaluation's data, ready for the feature store: each unit a device (train-<n>,
+// test-<n>) whose metrics are its normalised sensors and its cycle, a sample per cycle at
+// `start_ns` + cycle minutes; labels 1 ms after a cycle (the features read that cycle).
+struct Prepared {
+  Evaluation summary;  // subset, units, regimes, sensors, features, view_document
+  FeatureView view;
+  std::vector<DeviceData> train, test;
+  std::vector<std::vector<Label>> train_labels;  // after each cycle: min(cap, cycles to failure)
+  std::vector<Label> test_labels;                // per test device: after its last cycle, the true RUL
+};
+constexpr int64_t kStartNs = 1'700'000'000LL * 1'000'000'000LL;
+constexpr int64_t kCycleNs = 60'000'000'000LL;
+constexpr int64_t kLabelDelayNs = 1'000'000;
 // `dir`: a folder with data/train_<subset>.txt, data/test_<subset>.txt, data/RUL_<subset>.txt.
+Result<Prepared> prepare(const std::string& dir, const Options& options);
+
+// The whole evaluation in memory: prepare(), a training set, XGBoost, a prediction per test
+// unit. (`fieldline eval cmapss` runs the same through the platform.)
 Result<Evaluation> evaluate(const std::string& dir, const Options& options);
+// RMSE and PHM08 score of `predicted` (clipped to [0, cap]) against `actual`.
+void score(Evaluation& ev, const std::vector<double>& predicted, double cap);
 
 // One row of a C-MAPSS file: unit, cycle, the 3 operational settings and 21 sensors.
 struct Cycle {
