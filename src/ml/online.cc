@@ -16,6 +16,7 @@ struct OnlineFeatures::Device {
   std::unique_ptr<FeatureState> state;
   tsdb::Tags tags;  // of its series, less ingestion's and serving's own
   bool warm = false, queued = false;
+  bool stale = false;  // a late sample reached the store but not the state: rebuild it
 };
 
 struct OnlineFeatures::Shard {
@@ -33,6 +34,7 @@ struct OnlineFeatures::Shard {
   std::unordered_map<std::string, Device> devices;  // node-based: Series point into it
   std::vector<Series> series;                        // by series ref of the shard's Db
   std::deque<std::string> cold;                      // devices to warm, in order
+  std::deque<std::string> stale;                     // warm devices to rebuild (ticks only)
 };
 
 OnlineFeatures::OnlineFeatures(uint32_t shards, const FeatureBook& book, ops::Metrics& metrics)
@@ -112,6 +114,7 @@ void OnlineFeatures::warm(Device& d, const tsdb::Db& db) {
   replay(*state, data);
   d.state = std::move(state);
   d.warm = true;
+  d.stale = false;
   warmed_.inc();
 }
 
@@ -143,6 +146,13 @@ void OnlineFeatures::tick(uint32_t shard, const tsdb::Db& db, int64_t) {
     }
   }
   warm(s, db, std::chrono::milliseconds(100));
+  // Devices that took late samples: rebuilt once a second at most, in what the tick has left.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+  while (!s.stale.empty() && std::chrono::steady_clock::now() < deadline) {
+    auto it = s.devices.find(s.stale.front());
+    s.stale.pop_front();
+    if (it != s.devices.end() && it->second.stale && it->second.warm && it->second.features) warm(it->second, db);
+  }
 }
 
 void OnlineFeatures::observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) {
@@ -178,7 +188,18 @@ void OnlineFeatures::observe(uint32_t shard, const tsdb::Db& db, std::span<const
           s.updated.emplace_back(series.device->name, series.device->profile);
         }
         break;
-      case FeatureState::Applied::late: ++late; break;
+      case FeatureState::Applied::late: {
+        // The store took it (within its out-of-order window) and the offline path reads it in
+        // its place: the state is rebuilt from the store at the next tick, so the two agree
+        // again within a second. Until then serving goes on with what it has.
+        ++late;
+        Device& d = *series.device;
+        if (d.warm && !d.stale) {
+          d.stale = true;
+          s.stale.push_back(d.name);
+        }
+        break;
+      }
       case FeatureState::Applied::not_finite: ++not_finite; break;
     }
   }
