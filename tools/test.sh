@@ -15,7 +15,7 @@ ctest --preset release -j "$(nproc)" --timeout 900
 echo "== unit and integration tests under AddressSanitizer and UndefinedBehaviorSanitizer (debug)"
 # The integration tests start the sanitized binary too, so the server's sessions, shards and
 # background jobs run under the sanitizers (the options reach it through the environment).
-tools/build.sh debug --target core_test tsdb_test transport_test ingest_test analytics_test alarms_test ml_test fieldline platform_integration_test
+tools/build.sh debug --target core_test tsdb_test transport_test ingest_test analytics_test alarms_test ml_test sim_test fieldline platform_integration_test
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --test-dir build/debug -j "$(nproc)" --timeout 900 --output-on-failure
 

@@ -16,6 +16,7 @@
 
 #include "client.h"
 #include "eval_cmapss.h"
+#include "simulate.h"
 #include "fieldline/analytics/nab.h"
 #include "fieldline/analytics/skab.h"
 #include "fieldline/ml/training_set.h"
@@ -987,6 +988,23 @@ int run(int argc, char** argv) {
   reprocess_cmd->add_flag("--force", ra.force, "Also delete stored samples no raw message accounts for (else refused)");
   reprocess_cmd->add_option("--reason", ra.reason, "Why (kept in the audit log)");
   add_client_options(reprocess_cmd, client);
+  SimulateOptions so;
+  auto* simulate_cmd = app.add_subcommand("simulate", "A simulated fleet (pumps, HVAC units, energy meters) as MQTT devices");
+  simulate_cmd->add_option("--devices", so.fleet.devices, "How many devices (default 10)");
+  simulate_cmd->add_option("--profile", so.fleet.profile, "pump, hvac, energy-meter or mixed (default pump)")
+      ->check(CLI::IsMember({"pump", "hvac", "energy-meter", "mixed"}));
+  simulate_cmd->add_option("--rate", so.fleet.rate_hz, "Readings per simulated second per device (default 1/60)");
+  simulate_cmd->add_option("--seed", so.fleet.seed, "Random seed: the same seed, the same fleet and readings (default 1)");
+  simulate_cmd->add_option("--target", so.target, "mqtt://HOST:PORT (default mqtt://127.0.0.1:1883)");
+  simulate_cmd->add_option("--speedup", so.speedup, "Simulated time runs this many times faster (default 1)");
+  simulate_cmd->add_option("--duration", so.duration_s, "Simulated seconds to run, ending now (default: until stopped)");
+  simulate_cmd->add_option("--labels", so.labels, "Write the ground truth (failures, faults, maintenance) here as JSON lines");
+  simulate_cmd->add_option("--bad-share", so.bad_share, "Share of messages sent malformed or non-conforming (default 0)");
+  simulate_cmd->add_option("--sites", so.fleet.sites, "Sites the devices spread over (default 2)");
+  simulate_cmd->add_option("--faults-per-day", so.fleet.faults_per_day, "Sensor faults per device per simulated day (default 1/90)");
+  simulate_cmd->add_option("--server", so.server, "REST URL that registers the devices (default http://HOST:8080)");
+  simulate_cmd->add_option("--token", so.token, "Admin token (env FIELDLINE_TOKEN)");
+  simulate_cmd->add_option("--format", so.format, "Summary: table or json")->check(CLI::IsMember({"table", "json"}));
   std::string eval_data, eval_format = "table";
   auto* eval_cmd = app.add_subcommand("eval", "Score the default detectors on a labelled benchmark");
   eval_cmd->require_subcommand(1);
@@ -1115,6 +1133,7 @@ int run(int argc, char** argv) {
                             c_v2, c_force, c_reason);
   }
   if (reprocess_cmd->parsed()) return reprocess_command(client, ra);
+  if (simulate_cmd->parsed()) return simulate(so);
   if (eval_nab_cmd->parsed()) return eval_nab(eval_data, eval_format);
   if (eval_skab_cmd->parsed()) return eval_skab(eval_data, eval_format);
   if (eval_cmapss_cmd->parsed()) return eval_cmapss(eval_data, eval_subset, eval_format);

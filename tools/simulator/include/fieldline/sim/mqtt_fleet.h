@@ -1,0 +1,62 @@
+#pragma once
+// A fleet's devices as real MQTT clients: one connection per device (MQTT 3.1.1, username =
+// device id, password = its token), readings published at QoS 1 to devices/{id}/telemetry as
+// the platform's JSON telemetry, commands received on devices/{id}/commands/# (the demo's
+// maintenance orders). Everything runs on one io_context thread; a connection that drops
+// comes back after a second and sends what it had not had acknowledged again.
+
+#include <boost/asio/io_context.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "fieldline/sim/fleet.h"
+
+namespace fieldline::sim {
+
+struct Credential {
+  std::string device, token;
+};
+
+// The JSON telemetry of a reading; `bad` in [0, 1) picks a fault for --bad-share (below
+// 1/3: cut short, invalid JSON; below 2/3: a value as the string "ERR"; else a value far out
+// of any range), negative: none.
+std::string telemetry_json(const Reading& r, double bad = -1);
+
+class MqttFleet {
+ public:
+  struct Options {
+    std::string host = "127.0.0.1";
+    uint16_t port = 1883;
+    uint32_t window = 64;  // QoS 1 messages in flight per connection
+  };
+  struct Stats {
+    uint64_t published = 0, acknowledged = 0, refused = 0, reconnects = 0, commands = 0;
+    uint32_t connected = 0;
+  };
+  using OnCommand = std::function<void(size_t device, const std::string& command, const std::string& payload)>;
+
+  // Connections start at once on `io` (call from its thread or before it runs).
+  MqttFleet(boost::asio::io_context& io, Options options, std::vector<Credential> devices, OnCommand on_command);
+  ~MqttFleet();
+  // On the io thread: queue a message for `device`.
+  void publish(size_t device, std::string payload);
+  // Messages queued or in flight, not yet acknowledged.
+  uint64_t unacknowledged() const;
+  const Stats& stats() const { return stats_; }
+  void close();
+
+  struct Connection;
+
+ private:
+  Options options_;
+  OnCommand on_command_;
+  std::vector<std::shared_ptr<Connection>> connections_;
+  Stats stats_;
+};
+
+}  // namespace fieldline::sim
