@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-15}"
 tools/build.sh fuzz
-for target in mqtt_decode json_telemetry line_protocol wal_reader block_reader chunk_decode contract_parse senml mapping_decode rawlog_reader benchmark_files rule_condition detector_state detector_document alarm_record feature_view model_artifact; do
+for target in mqtt_decode json_telemetry line_protocol wal_reader block_reader chunk_decode contract_parse senml mapping_decode rawlog_reader benchmark_files rule_condition detector_state detector_document alarm_record feature_view model_artifact kpi_definition; do
   corpus="tests/fuzz/$target/corpus"
   work="build/fuzz/corpus/$target"
   crashes="build/fuzz/crashes/$target"

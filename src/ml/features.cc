@@ -121,12 +121,12 @@ void FeatureState::recompute(Window& w, const Input& in) {
   for (uint64_t q = w.begin; q < in.next_seq; ++q) accumulate(w, at(in, q), 1);
 }
 
-size_t FeatureState::OrderStatistics::block_of(double x) const {
+size_t OrderStatistics::block_of(double x) const {
   const auto it = std::lower_bound(blocks_.begin(), blocks_.end(), x, [](const std::vector<double>& b, double v) { return b.back() < v; });
   return it == blocks_.end() ? blocks_.size() - 1 : static_cast<size_t>(it - blocks_.begin());
 }
 
-void FeatureState::OrderStatistics::insert(double x) {
+void OrderStatistics::insert(double x) {
   ++size_;
   if (blocks_.empty()) {
     blocks_.emplace_back().reserve(2 * kBlock);
@@ -144,7 +144,7 @@ void FeatureState::OrderStatistics::insert(double x) {
   }
 }
 
-void FeatureState::OrderStatistics::erase(double x) {
+void OrderStatistics::erase(double x) {
   const size_t i = block_of(x);
   auto& b = blocks_[i];
   const auto at = std::lower_bound(b.begin(), b.end(), x);
@@ -161,7 +161,7 @@ void FeatureState::OrderStatistics::erase(double x) {
   }
 }
 
-double FeatureState::OrderStatistics::kth(size_t k) const {
+double OrderStatistics::kth(size_t k) const {
   for (const auto& b : blocks_) {
     if (k < b.size()) return b[k];
     k -= b.size();

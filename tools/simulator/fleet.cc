@@ -71,6 +71,8 @@ struct Fleet::Model {
 
   int64_t down_until = 0;  // 0: running
   bool planned = false;
+  // The events the next reading reports (the platform's KPIs read them as metrics).
+  bool report_failure = false, report_maintenance = false;
   // Pump.
   double wear = 0, wear_rate = 0;  // per day
   double leak = -1, leak_rate = 0;  // -1: no leak
@@ -166,6 +168,7 @@ struct Fleet::Model {
         const char* failed = wear >= 1 ? "bearing" : leak >= 1 ? "seal" : nullptr;
         if (failed) {
           event("failure", failed);
+          report_failure = true;
           down_until = t + 12 * kHour + static_cast<int64_t>(24 * uniform(rng) * kHour);
           planned = false;
           cavitation_until = 0;
@@ -175,6 +178,7 @@ struct Fleet::Model {
         fouling += fouling_rate * days;
         if (fouling >= 1.5) {
           event("failure", "compressor");
+          report_failure = true;
           down_until = t + 8 * kHour + static_cast<int64_t>(16 * uniform(rng) * kHour);
           planned = false;
           renew();
@@ -183,6 +187,9 @@ struct Fleet::Model {
     }
     if (down_until) {
       r.values.push_back({"running", 0});
+      if (report_failure) r.values.push_back({"failure", 1});
+      if (report_maintenance) r.values.push_back({"maintenance", 1});
+      report_failure = report_maintenance = false;
       if (kind == Kind::hvac) r.values.push_back({"energy_kwh", energy_kwh});
       return true;
     }
@@ -226,6 +233,9 @@ struct Fleet::Model {
         break;
       }
     }
+    // A stop shorter than the reading period still reports its event.
+    if (report_maintenance) r.values.push_back({"maintenance", 1});
+    report_failure = report_maintenance = false;
     return apply_fault(t, r, event);
   }
 
@@ -330,6 +340,7 @@ bool Fleet::maintain(size_t device, const OnEvent& on_event) {
   on_event({device, now_, "maintenance", ""});
   m.down_until = now_ + (m.kind == Kind::pump ? 4 : 2) * kHour;
   m.planned = true;
+  m.report_maintenance = true;
   m.cavitation_until = 0;
   m.renew();
   return true;

@@ -22,6 +22,24 @@
 
 namespace fieldline::ml {
 
+// A window's values in order, for its percentiles: sorted blocks of at most 2·kBlock values,
+// so adding or evicting a sample moves at most a block's values and the k-th smallest is a
+// walk over the blocks' sizes (a 24-hour window of 1 Hz samples: 86,400 values, ~340
+// blocks; a read costs microseconds, not the milliseconds of selecting from a copy).
+class OrderStatistics {
+ public:
+  void insert(double x);
+  void erase(double x);  // x is one of the values
+  double kth(size_t k) const;  // k < size()
+  size_t size() const { return size_; }
+
+ private:
+  static constexpr size_t kBlock = 128;
+  size_t block_of(double x) const;  // the first block whose largest value is >= x (or the last)
+  std::vector<std::vector<double>> blocks_;
+  size_t size_ = 0;
+};
+
 class FeatureState {
  public:
   explicit FeatureState(std::shared_ptr<const FeatureView> view);
@@ -43,23 +61,6 @@ class FeatureState {
   struct Sample {
     int64_t ts;
     double value;
-  };
-  // A window's values in order, for its percentiles: sorted blocks of at most 2·kBlock values,
-  // so adding or evicting a sample moves at most a block's values and the k-th smallest is a
-  // walk over the blocks' sizes (a 24-hour window of 1 Hz samples: 86,400 values, ~340
-  // blocks; a read costs microseconds, not the milliseconds of selecting from a copy).
-  class OrderStatistics {
-   public:
-    void insert(double x);
-    void erase(double x);  // x is one of the values
-    double kth(size_t k) const;  // k < size()
-    size_t size() const { return size_; }
-
-   private:
-    static constexpr size_t kBlock = 128;
-    size_t block_of(double x) const;  // the first block whose largest value is >= x (or the last)
-    std::vector<std::vector<double>> blocks_;
-    size_t size_ = 0;
   };
   // One window's running aggregates over a suffix of its metric's samples. Sums are kept
   // relative to an origin (a time and a value from the window) to keep them small, and

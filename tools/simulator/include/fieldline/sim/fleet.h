@@ -14,7 +14,9 @@
 // - Sensor faults on any device: drift, stuck values, spikes, dropouts, clock skew.
 //
 // Every device reads at `rate_hz` of simulated time, from its own random stream (seed, index),
-// so a device's readings do not depend on the others or on how time is advanced.
+// so a device's readings do not depend on the others or on how time is advanced. Each reading
+// says `running` (1 or 0); the one that opens a stop carries `failure` 1 or `maintenance` 1,
+// as a device's controller would report them.
 
 #include <cstdint>
 #include <functional>
