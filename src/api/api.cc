@@ -578,6 +578,18 @@ asio::awaitable<Response> Api::handle(Request& req) {
     co_return detectors_route(registry_, detectors_, method, parts, req.body(), "admin", ver);
   }
 
+  if (parts.size() >= 4 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "kpis" && parts[3] == "definitions") {
+    if (!caller.admin()) co_return forbidden("KPI definitions need the admin token");
+    co_return kpi_definitions_route(registry_, method, parts, req.body(), "admin", ver);
+  }
+  if (parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "kpis") {
+    if (!caller.admin()) co_return forbidden("KPIs need the admin token");
+    if (method != bhttp::verb::get) co_return error_response(405, "method_not_allowed", "use GET", ver);
+    auto job = kpis_route(registry_, pipeline_, alarms_, q.params, ver);
+    auto res = co_await std::move(job);
+    co_return res;
+  }
+
   if (parts.size() >= 4 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "features" && parts[3] == "views") {
     if (!caller.admin()) co_return forbidden("feature views need the admin token");
     co_return feature_views_route(registry_, feature_views_, method, parts, req.body(), "admin", ver);

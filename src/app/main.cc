@@ -235,6 +235,47 @@ int documents_command(ClientOptions& client, const std::string& collection, cons
   return 0;
 }
 
+// fieldline kpi get: the values as a table (a column per range) or JSON.
+struct KpiArgs {
+  std::string profile, from, to, step, baseline_from, baseline_to, site;
+};
+
+int kpi_get(ClientOptions& client, const KpiArgs& a) {
+  std::string target = "/api/v1/kpis?profile=" + enc(a.profile);
+  for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"from", &a.from}, {"to", &a.to}, {"step", &a.step},
+                                   {"baseline_from", &a.baseline_from}, {"baseline_to", &a.baseline_to}, {"site", &a.site}}) {
+    if (!value->empty()) target += std::string("&") + key + "=" + enc(*value);
+  }
+  json::value out;
+  if (int rc = call(client, "GET", target, "", &out)) return rc;
+  if (client.format == "json") {
+    std::printf("%s\n", fieldline::core::to_json(out).c_str());
+    return 0;
+  }
+  std::vector<std::pair<std::string, const json::object*>> columns;
+  if (out.as_object().contains("baseline")) columns.emplace_back("baseline", &out.at("baseline").as_object());
+  columns.emplace_back("current", &out.at("current").as_object());
+  if (out.as_object().contains("series")) {
+    for (const auto& s : out.at("series").as_array()) columns.emplace_back(str(s.at("from")).substr(0, 10), &s.as_object());
+  }
+  std::printf("KPI %s (version %s) of profile %s, %s .. %s\n", str(out.at("kpi")).c_str(), str(out.at("version")).c_str(),
+              a.profile.c_str(), str(out.at("current").at("from")).c_str(), str(out.at("current").at("to")).c_str());
+  std::printf("%-26s", "");
+  for (const auto& [name, values] : columns) std::printf(" %14s", name.c_str());
+  std::printf("\n");
+  for (const char* key : {"devices", "failures", "maintenance", "unplanned_downtime_hours", "planned_downtime_hours", "mtbf_hours",
+                          "mttr_hours", "availability", "maintenance_cost", "energy_per_output", "alert_precision"}) {
+    std::printf("%-26s", key);
+    for (const auto& [name, values] : columns) {
+      const auto& v = values->at(key);
+      if (v.is_null()) std::printf(" %14s", "-");
+      else std::printf(" %14.4g", v.to_number<double>());
+    }
+    std::printf("\n");
+  }
+  return 0;
+}
+
 // GETs `target` (not JSON) and writes its body to `output` (stdout when empty or "-"); the
 // body is kept in `body`. Returns the CLI's exit code.
 int download(ClientOptions& client, const std::string& target, const std::string& output, std::string& body) {
@@ -848,6 +889,18 @@ int run(int argc, char** argv) {
   f_export->add_option("--to", x_to, "End (default: now)");
   f_export->add_option("-o,--output", x_output, "File to write (default: stdout)");
   add_client_options(f_export, client);
+  auto* kpi_cmd = app.add_subcommand("kpi", "Outcome KPIs: definitions per profile, and their values (downtime, MTBF, MTTR, cost...)");
+  const auto kpi_actions = document_commands(kpi_cmd, "KPI definition");
+  KpiArgs ka;
+  auto* k_get = kpi_cmd->add_subcommand("get", "A profile's KPIs over a range, per step and against a baseline");
+  k_get->add_option("--profile", ka.profile, "The devices' profile")->required();
+  k_get->add_option("--from", ka.from, "Start (RFC 3339, epoch ms or relative such as -30d; default -30d)");
+  k_get->add_option("--to", ka.to, "End (default: now)");
+  k_get->add_option("--step", ka.step, "Values per step as well, such as 1d");
+  k_get->add_option("--baseline-from", ka.baseline_from, "Baseline period start");
+  k_get->add_option("--baseline-to", ka.baseline_to, "Baseline period end");
+  k_get->add_option("--site", ka.site, "Only the devices of this site");
+  add_client_options(k_get, client);
   auto* model_cmd = app.add_subcommand("model", "The model registry: train from stored data, evaluate, promote, roll back, list, show");
   model_cmd->require_subcommand(1);
   ModelArgs ma;
@@ -1173,6 +1226,10 @@ int run(int argc, char** argv) {
   for (const auto& [cmd, action] : detector_actions) {
     if (cmd->parsed()) return documents_command(client, "/api/v1/detectors", "detectors", "detectors", action, d_file, d_profile, d_version);
   }
+  for (const auto& [cmd, action] : kpi_actions) {
+    if (cmd->parsed()) return documents_command(client, "/api/v1/kpis/definitions", "KPI definition", "definitions", action, d_file, d_profile, d_version);
+  }
+  if (k_get->parsed()) return kpi_get(client, ka);
   for (const auto& [cmd, action] : feature_actions) {
     if (cmd->parsed()) return documents_command(client, "/api/v1/features/views", "feature view", "views", action, d_file, d_profile, d_version);
   }

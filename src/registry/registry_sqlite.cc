@@ -216,6 +216,23 @@ const char* const kMigrations[] = {
       reason TEXT NOT NULL
     );
     )sql",
+    // 10: KPI definitions (ops/kpi.h) in immutable versions, like feature views.
+    R"sql(
+    CREATE TABLE kpi_definitions (
+      profile TEXT NOT NULL,
+      version INTEGER NOT NULL,
+      document TEXT NOT NULL,         -- the TOML as applied
+      created_ns INTEGER NOT NULL,
+      created_by TEXT NOT NULL,
+      forced INTEGER NOT NULL,
+      reason TEXT NOT NULL,
+      PRIMARY KEY (profile, version)
+    );
+    CREATE TRIGGER kpi_definitions_immutable BEFORE UPDATE ON kpi_definitions
+      BEGIN SELECT RAISE(ABORT, 'KPI definition versions are immutable'); END;
+    CREATE TRIGGER kpi_definitions_kept BEFORE DELETE ON kpi_definitions
+      BEGIN SELECT RAISE(ABORT, 'KPI definition versions are immutable'); END;
+    )sql",
 };
 
 int64_t now_ns() {
@@ -609,6 +626,11 @@ class SqliteRegistry final : public Registry {
     return history("feature_views", profile);
   }
   Result<std::vector<std::string>> feature_view_profiles() override { return profiles("feature_views"); }
+  Status add_kpi_version(const ContractVersion& v, const AuditEntry& audit) override {
+    return add_version("kpi_definitions", "KPI definition", v, audit);
+  }
+  Result<std::vector<ContractVersion>> kpi_history(const std::string& profile) override { return history("kpi_definitions", profile); }
+  Result<std::vector<std::string>> kpi_profiles() override { return profiles("kpi_definitions"); }
 
   Result<int64_t> add_model_version(const ModelVersion& v, const AuditEntry& audit) override {
     std::lock_guard lock(db_mu_);

@@ -9,9 +9,11 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
+#include "fieldline/core/time.h"
 #include "harness.h"
 
 namespace fieldline::itest {
@@ -128,6 +130,65 @@ TEST_F(Simulate, AMaintenanceCommandReachesThePumpWhichStopsForIt) {
   out << in.rdbuf();
   EXPECT_NE(out.str().find("3 devices"), std::string::npos) << out.str();
   EXPECT_NE(out.str().find(", 0 not;"), std::string::npos) << "every message acknowledged after SIGINT: " << out.str();
+}
+
+// Outcome KPIs from the platform agree with the simulator's ground truth: a month of ten pumps
+// left to fail, the failures the labels list and the downtime between failure and repair.
+TEST_F(Simulate, KpisFromThePlatformMatchTheGroundTruth) {
+  server_ = std::make_unique<ServerProcess>(dir_.path() + "/kpis", std::vector<std::string>{"tsdb.retention=90d"});
+  server_->start();
+  const std::string truth = dir_.path() + "/month.jsonl";
+  auto r = run(simulate("--devices 10 --rate 0.0016667 --duration 2592000 --speedup 259200 --seed 5 --faults-per-day 0 --labels " + truth +
+                        " --format json"),
+               180);
+  ASSERT_EQ(r.status, 0) << r.output << server_->log();
+  const auto summary = boost::json::parse(r.output.substr(r.output.rfind('{')));
+  const std::string definition = "kpi = \"pump_outcomes\"\nprofile = \"pump\"\ncost_failure = 12000\ncost_maintenance = 1500\n"
+                                 "cost_downtime_hour = 800\n";
+  std::ofstream(dir_.path() + "/kpi.toml") << definition;
+  auto applied = run(std::string(FIELDLINE_BINARY) + " kpi apply " + dir_.path() + "/kpi.toml --server " + server_->url() + " --token " +
+                     kAdminToken);
+  ASSERT_EQ(applied.status, 0) << applied.output;
+  // Ground truth: failures, and hours from each failure to its repair (or the end).
+  int failures = 0;
+  double downtime_h = 0;
+  std::map<std::string, int64_t> failed;
+  auto parse = [](const boost::json::value& e) { return *core::parse_rfc3339(std::string(e.at("ts").as_string())); };
+  const int64_t end = *core::parse_rfc3339(std::string(summary.at("to").as_string()));
+  for (const auto& e : labels(truth)) {
+    const std::string device(e.at("device").as_string());
+    if (e.at("event").as_string() == "failure") {
+      ++failures;
+      failed[device] = parse(e);
+    } else if (e.at("event").as_string() == "repaired") {
+      downtime_h += static_cast<double>(parse(e) - failed[device]) / 3.6e12;
+      failed.erase(device);
+    }
+  }
+  for (const auto& [device, at] : failed) downtime_h += static_cast<double>(end - at) / 3.6e12;
+  ASSERT_GT(failures, 2);
+  const std::string range = "&from=" + std::string(summary.at("from").as_string()) + "&to=" + std::string(summary.at("to").as_string());
+  auto [code, body] = server_->http("GET", "/api/v1/kpis?profile=pump&step=10d" + range);
+  ASSERT_EQ(code, 200) << body;
+  const auto kpis = boost::json::parse(body);
+  const auto& current = kpis.at("current");
+  EXPECT_EQ(current.at("devices").to_number<double>(), 10);
+  EXPECT_EQ(current.at("failures").to_number<double>(), failures);
+  // Readings every 10 minutes: each stop is seen to within a reading at either end.
+  EXPECT_NEAR(current.at("unplanned_downtime_hours").to_number<double>(), downtime_h, failures / 3.0);
+  EXPECT_EQ(current.at("maintenance_cost").to_number<double>(),
+            failures * 12000 + current.at("unplanned_downtime_hours").to_number<double>() * 800);
+  EXPECT_NEAR(current.at("availability").to_number<double>(), 1 - downtime_h / (10 * 720), 0.01);
+  double per_step = 0;
+  for (const auto& s : kpis.at("series").as_array()) per_step += s.at("failures").to_number<double>();
+  EXPECT_EQ(per_step, failures);
+  // The same through the CLI.
+  auto shown = run(std::string(FIELDLINE_BINARY) + " kpi get --profile pump --server " + server_->url() + " --token " + kAdminToken +
+                   " --from " + std::string(summary.at("from").as_string()) + " --to " + std::string(summary.at("to").as_string()));
+  ASSERT_EQ(shown.status, 0) << shown.output;
+  EXPECT_NE(shown.output.find("unplanned_downtime_hours"), std::string::npos) << shown.output;
+  EXPECT_EQ(server_->http("GET", "/api/v1/kpis?profile=pump", "", "").first, 401);
+  EXPECT_EQ(server_->http("GET", "/api/v1/kpis?profile=hvac").first, 404);
 }
 
 }  // namespace

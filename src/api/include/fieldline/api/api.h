@@ -195,6 +195,18 @@ boost::asio::awaitable<transport::http::Response> models_route(registry::Registr
                                                                boost::asio::thread_pool& training, boost::beast::http::verb method,
                                                                std::vector<std::string> parts, std::string body, std::string actor,
                                                                unsigned version);
+// Outcome KPIs (admin token):
+//   GET|POST /api/v1/kpis/definitions, GET /api/v1/kpis/definitions/{profile}[/versions/{v|latest}]
+//   GET /api/v1/kpis?profile=P[&from&to][&step=1d][&baseline_from&baseline_to][&site=S]
+// The values over [from, to) (default the last 30 days), per step, and over the baseline, from
+// the stored series the profile's latest definition names and from its alarms (ops/kpi.h).
+transport::http::Response kpi_definitions_route(registry::Registry& registry, boost::beast::http::verb method,
+                                                const std::vector<std::string>& parts, const std::string& body, const std::string& actor,
+                                                unsigned version);
+boost::asio::awaitable<transport::http::Response> kpis_route(registry::Registry& registry, ingest::Pipeline& pipeline,
+                                                             analytics::AlarmService& alarms, std::map<std::string, std::string> params,
+                                                             unsigned version);
+
 // Loads every production model into `book` (at start); returns why any that fail their checks
 // are not served.
 Result<std::vector<std::string>> load_models(registry::Registry& registry, const ml::FeatureBook& views, ml::ModelBook& book);

@@ -202,6 +202,10 @@ class Registry {
   virtual Status add_feature_view_version(const ContractVersion& v, const AuditEntry& audit) = 0;
   virtual Result<std::vector<ContractVersion>> feature_view_history(const std::string& profile) = 0;
   virtual Result<std::vector<std::string>> feature_view_profiles() = 0;
+  // KPI definitions (ops/kpi.h), versioned per profile in the same way.
+  virtual Status add_kpi_version(const ContractVersion& v, const AuditEntry& audit) = 0;
+  virtual Result<std::vector<ContractVersion>> kpi_history(const std::string& profile) = 0;
+  virtual Result<std::vector<std::string>> kpi_profiles() = 0;
 
   // Models: versions numbered per name from 1 (the registry assigns it, returned); `audit` in
   // the same transaction.
