@@ -36,6 +36,8 @@ asio::awaitable<Result<ml::TrainingSet>> stored_training_set(registry::Registry&
       if (tsdb::numeric_value(s.value, x)) make(s.ts, x);
     }
   };
+  auto event = ml::parse_event_label(label);
+  if (!event) co_return event.error();
   for (const auto& d : *devices) {
     if (d.profile != profile) continue;
     ml::DeviceData dd{d.id, {}};
@@ -46,11 +48,29 @@ asio::awaitable<Result<ml::TrainingSet>> stored_training_set(registry::Registry&
       auto& out = dd.metrics.emplace_back(metric, std::vector<ml::Sample>{}).second;
       numeric(*samples, [&out](int64_t ts, double x) { out.push_back({ts, x}); });
     }
-    auto job = pipeline.read(d.id, label, from, to);
-    auto targets = co_await std::move(job);
-    if (!targets) co_return targets.error();
     std::vector<ml::Label> rows;
-    numeric(*targets, [&rows](int64_t ts, double x) { rows.push_back({ts, x}); });
+    if (*event) {
+      // Rows at the samples of the view's first metric (the device was reporting), labelled
+      // from the event metric's samples; the data's end bounds what is known.
+      auto job = pipeline.read(d.id, (*event)->metric, from, to);
+      auto happened = co_await std::move(job);
+      if (!happened) co_return happened.error();
+      std::vector<int64_t> times, events;
+      int64_t observed_until = INT64_MIN;
+      for (const auto& [metric, samples] : dd.metrics) {
+        if (!samples.empty()) observed_until = std::max(observed_until, samples.back().ts_ns);
+      }
+      if (!dd.metrics.empty()) {
+        for (const auto& s : dd.metrics.front().second) times.push_back(s.ts_ns);
+      }
+      for (const auto& s : *happened) events.push_back(s.ts);
+      rows = ml::event_labels(times, events, **event, observed_until, kind);
+    } else {
+      auto job = pipeline.read(d.id, label, from, to);
+      auto targets = co_await std::move(job);
+      if (!targets) co_return targets.error();
+      numeric(*targets, [&rows](int64_t ts, double x) { rows.push_back({ts, x}); });
+    }
     data.push_back(std::move(dd));
     labels.push_back(std::move(rows));
   }

@@ -135,6 +135,41 @@ uint64_t replay(FeatureState& state, const DeviceData& data) {
   return applied;
 }
 
+Result<std::optional<EventLabel>> parse_event_label(std::string_view label) {
+  if (!label.starts_with("event:")) return std::optional<EventLabel>{};
+  auto bad = [&] {
+    return core::make_error(core::Errc::invalid_argument, "label '" + std::string(label.substr(0, 80)) +
+                                                              "': an event label reads event:<metric>/<horizon>/<every>, e.g. event:failure/7d/6h");
+  };
+  const std::string_view rest = label.substr(6);
+  const size_t a = rest.find('/'), b = a == std::string_view::npos ? a : rest.find('/', a + 1);
+  if (a == 0 || a == std::string_view::npos || b == std::string_view::npos) return bad();
+  EventLabel e;
+  e.metric = std::string(rest.substr(0, a));
+  auto horizon = core::parse_duration(rest.substr(a + 1, b - a - 1));
+  auto every = core::parse_duration(rest.substr(b + 1));
+  if (!horizon || !every || *horizon <= 0 || *every <= 0) return bad();
+  e.horizon_ns = *horizon;
+  e.every_ns = *every;
+  return std::optional<EventLabel>(std::move(e));
+}
+
+std::vector<Label> event_labels(const std::vector<int64_t>& times, const std::vector<int64_t>& events, const EventLabel& label,
+                                int64_t observed_until, LabelKind kind) {
+  std::vector<Label> out;
+  int64_t last_row = INT64_MIN;
+  for (int64_t t : times) {
+    if (last_row != INT64_MIN && t - last_row < label.every_ns) continue;
+    auto next = std::upper_bound(events.begin(), events.end(), t);
+    const bool within = next != events.end() && *next - t <= label.horizon_ns;
+    if (!within && t + label.horizon_ns > observed_until) continue;  // not known yet
+    last_row = t;
+    const double hours = static_cast<double>(within ? *next - t : label.horizon_ns) / 3.6e12;
+    out.push_back({t, kind == LabelKind::classification ? (within ? 1.0 : 0.0) : hours});
+  }
+  return out;
+}
+
 std::vector<Label> time_to_event_labels(const std::vector<int64_t>& times, std::vector<int64_t> events, double cap_s) {
   std::sort(events.begin(), events.end());
   std::vector<Label> out;

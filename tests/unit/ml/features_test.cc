@@ -297,3 +297,40 @@ TEST(TrainingSet, TimeToEventLabelsAreCappedAndUnknownAfterTheLastEvent) {
 
 }  // namespace
 }  // namespace fieldline::ml
+
+namespace fieldline::ml {
+namespace {
+
+// Labels from events: a row every `every`, 1 when the event comes within the horizon (or the
+// hours to it, capped), and no row whose outcome is not known by the end of the data.
+TEST(TrainingSet, EventLabelsLookAheadToTheNextEventWithinTheHorizon) {
+  auto parsed = parse_event_label("event:failure/2h/30m");
+  ASSERT_TRUE(parsed && *parsed);
+  EXPECT_EQ((*parsed)->metric, "failure");
+  EXPECT_EQ((*parsed)->horizon_ns, 2 * 3600 * kSec);
+  EXPECT_EQ((*parsed)->every_ns, 1800 * kSec);
+  EXPECT_FALSE(*parse_event_label("rul")) << "a metric's name is not an event label";
+  EXPECT_FALSE(parse_event_label("event:failure/2h"));
+  EXPECT_FALSE(parse_event_label("event:/2h/1h"));
+  std::vector<int64_t> times;
+  for (int m = 0; m < 600; m += 10) times.push_back(kT0 + m * 60 * kSec);  // every 10 min for 10 h
+  const std::vector<int64_t> events = {kT0 + 185 * 60 * kSec};             // a failure at 3h05
+  const int64_t end = kT0 + 590 * 60 * kSec;
+  auto c = event_labels(times, events, **parsed, end, LabelKind::classification);
+  // Rows at 0, 30, 60... min; 1 from 1h05 before the failure on (rows at 90, 120, 150, 180 min).
+  ASSERT_FALSE(c.empty());
+  for (const auto& l : c) {
+    const int64_t minute = (l.ts_ns - kT0) / (60 * kSec);
+    EXPECT_EQ(minute % 30, 0);
+    EXPECT_EQ(l.value, minute >= 65 && minute < 185 ? 1.0 : 0.0) << minute;
+    EXPECT_LE(l.ts_ns + 2 * 3600 * kSec, std::max(end, l.ts_ns + 2 * 3600 * kSec)) << "outcome known";
+  }
+  EXPECT_EQ((c.back().ts_ns - kT0) / (60 * kSec), 450) << "7h30 + 2h is the last horizon inside the data";
+  auto r = event_labels(times, events, **parsed, end, LabelKind::regression);
+  ASSERT_EQ(r.size(), c.size());
+  EXPECT_DOUBLE_EQ(r[0].value, 2.0) << "capped at the horizon";
+  EXPECT_DOUBLE_EQ(r[5].value, 35.0 / 60) << "2h30: 35 min to the failure";
+}
+
+}  // namespace
+}  // namespace fieldline::ml

@@ -7,6 +7,8 @@
 // bytes, so training is reproducible bit for bit.
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,6 +68,22 @@ Result<TrainingSet> build_training_set(const FeatureView& view, int64_t view_ver
 // Labels at `times` with the time until the next event after each, in seconds, capped at
 // `cap_s` (0: no cap); a time with no event after it gets no label (its outcome is unknown).
 std::vector<Label> time_to_event_labels(const std::vector<int64_t>& times, std::vector<int64_t> events, double cap_s);
+
+// Labels from an event metric (failures, maintenance): "event:<metric>/<horizon>/<every>",
+// e.g. "event:failure/7d/6h": a row every 6 h of a device's data, labelled with whether the
+// event comes within 7 days after it (classification) or the hours to it, capped at 7 days
+// (regression).
+struct EventLabel {
+  std::string metric;
+  int64_t horizon_ns = 0, every_ns = 0;
+};
+// Nothing (not an event label: a metric's name), the parsed label, or an error.
+Result<std::optional<EventLabel>> parse_event_label(std::string_view label);
+// Rows at `times` (ascending), each at least `every_ns` after the previous row, labelled from
+// `events` (ascending) as EventLabel says. A row whose horizon reaches past `observed_until`
+// with no event in it is left out: its outcome is not known yet.
+std::vector<Label> event_labels(const std::vector<int64_t>& times, const std::vector<int64_t>& events, const EventLabel& label,
+                                int64_t observed_until, LabelKind kind);
 
 std::string sha256_hex(std::string_view data);
 
