@@ -40,8 +40,8 @@ Result<std::unique_ptr<EmbeddedServer>> EmbeddedServer::start(const Options& opt
   for (int i = 0; i < 64; ++i) server->admin_token_.push_back(kHex[random() & 15]);
   server->log_path_ = server->data_dir_ + "/server.log";
   const std::string listen = server->data_dir_ + "/listen.json";
-  std::vector<std::string> args = {"/proc/self/exe", "serve", "--data-dir", server->data_dir_, "--mqtt-listen", "127.0.0.1:0",
-                                   "--http-listen", "127.0.0.1:0"};
+  std::vector<std::string> args = {"/proc/self/exe", "serve", "--data-dir", server->data_dir_, "--mqtt-listen", options.mqtt_listen,
+                                   "--http-listen", options.http_listen};
   for (const auto& s : options.settings) {
     args.push_back("--set");
     args.push_back(s);
@@ -71,6 +71,7 @@ Result<std::unique_ptr<EmbeddedServer>> EmbeddedServer::start(const Options& opt
       auto ports = boost::json::parse(text.str(), ec);
       if (!ec && ports.is_object() && ports.as_object().contains("http")) {
         server->url_ = "http://127.0.0.1:" + std::to_string(ports.at("http").to_number<int>());
+        server->mqtt_port_ = static_cast<uint16_t>(ports.at("mqtt").to_number<int>());
         return server;
       }
     }

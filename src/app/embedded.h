@@ -19,6 +19,7 @@ class EmbeddedServer {
   struct Options {
     std::string data_dir;               // empty: a fresh folder under $TMPDIR, removed at the end
     std::vector<std::string> settings;  // --set key=value
+    std::string http_listen = "127.0.0.1:0", mqtt_listen = "127.0.0.1:0";
   };
   // Returns once the server listens (or failed to start within 30 s, with its log).
   static Result<std::unique_ptr<EmbeddedServer>> start(const Options& options);
@@ -28,6 +29,9 @@ class EmbeddedServer {
   EmbeddedServer& operator=(const EmbeddedServer&) = delete;
 
   const std::string& url() const { return url_; }
+  uint16_t mqtt_port() const { return mqtt_port_; }
+  const std::string& admin_token() const { return admin_token_; }
+  const std::string& data_dir() const { return data_dir_; }
   // A request with the admin token (or `token`); a status of 400 or above is an error that
   // carries the server's message.
   Result<std::string> call(const std::string& method, const std::string& target, const std::string& body = {},
@@ -40,6 +44,7 @@ class EmbeddedServer {
   pid_t pid_ = -1;
   std::string data_dir_, log_path_, url_, admin_token_;
   bool remove_dir_ = false;
+  uint16_t mqtt_port_ = 0;
 };
 
 }  // namespace fieldline::app

@@ -17,6 +17,7 @@
 #include "client.h"
 #include "eval_cmapss.h"
 #include "simulate.h"
+#include "demo.h"
 #include "fieldline/analytics/nab.h"
 #include "fieldline/analytics/skab.h"
 #include "fieldline/ml/training_set.h"
@@ -1041,6 +1042,17 @@ int run(int argc, char** argv) {
   reprocess_cmd->add_flag("--force", ra.force, "Also delete stored samples no raw message accounts for (else refused)");
   reprocess_cmd->add_option("--reason", ra.reason, "Why (kept in the audit log)");
   add_client_options(reprocess_cmd, client);
+  DemoOptions demo_options;
+  bool demo_no_serve = false;
+  auto* demo_cmd = app.add_subcommand("demo", "A simulated fleet through the whole platform: predictive maintenance against two baselines");
+  demo_cmd->add_option("--pumps", demo_options.pumps, "Pumps in the fleet, beside HVAC units and energy meters (default 200)");
+  demo_cmd->add_option("--days", demo_options.days, "Simulated days: the model trains on the first half (default 60)");
+  demo_cmd->add_option("--minutes", demo_options.minutes, "Wall-clock minutes the simulated days take at most (default 2.5)");
+  demo_cmd->add_option("--preventive-days", demo_options.preventive_days, "The preventive baseline's interval (default 15)");
+  demo_cmd->add_option("--seed", demo_options.seed, "Random seed (default 1)");
+  demo_cmd->add_option("--data-dir", demo_options.data_dir, "The demo's data directory, replaced each run (default fieldline-demo)");
+  demo_cmd->add_flag("--no-serve", demo_no_serve, "Exit after the comparison (a temporary data directory)");
+  demo_cmd->add_option("--format", demo_options.format, "table or json")->check(CLI::IsMember({"table", "json"}));
   SimulateOptions so;
   auto* simulate_cmd = app.add_subcommand("simulate", "A simulated fleet (pumps, HVAC units, energy meters) as MQTT devices");
   simulate_cmd->add_option("--devices", so.fleet.devices, "How many devices (default 10)");
@@ -1187,6 +1199,10 @@ int run(int argc, char** argv) {
   }
   if (reprocess_cmd->parsed()) return reprocess_command(client, ra);
   if (simulate_cmd->parsed()) return simulate(so);
+  if (demo_cmd->parsed()) {
+    demo_options.serve = !demo_no_serve;
+    return demo(demo_options);
+  }
   if (eval_nab_cmd->parsed()) return eval_nab(eval_data, eval_format);
   if (eval_skab_cmd->parsed()) return eval_skab(eval_data, eval_format);
   if (eval_cmapss_cmd->parsed()) return eval_cmapss(eval_data, eval_subset, eval_format);

@@ -29,7 +29,8 @@ int64_t wall_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Registers each device with its profile and site; returns their tokens.
+}  // namespace
+
 Result<std::vector<sim::Credential>> register_fleet(const std::vector<sim::DeviceSpec>& devices, const std::string& server,
                                                     const std::string& token) {
   std::vector<sim::Credential> out;
@@ -52,8 +53,6 @@ Result<std::vector<sim::Credential>> register_fleet(const std::vector<sim::Devic
   }
   return out;
 }
-
-}  // namespace
 
 int simulate(SimulateOptions o) {
   auto url = boost::urls::parse_uri(o.target);

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "fieldline/sim/fleet.h"
+#include "fieldline/sim/mqtt_fleet.h"
 
 namespace fieldline::app {
 
@@ -26,5 +27,10 @@ struct SimulateOptions {
 // are carried out. Prints a progress line on a terminal and a summary at the end; 0 when
 // every message was acknowledged.
 int simulate(SimulateOptions options);
+
+// Registers each device with its profile and site tag through `server`'s REST API (an existing
+// device gets a new token); returns their tokens.
+Result<std::vector<sim::Credential>> register_fleet(const std::vector<sim::DeviceSpec>& devices, const std::string& server,
+                                                    const std::string& token);
 
 }  // namespace fieldline::app
