@@ -291,7 +291,6 @@ int demo(const DemoOptions& opt) {
   auto on_reading = [&](const sim::Reading& r) { mqtt.publish(r.device, sim::telemetry_json(r)); };
   const double speedup = static_cast<double>(end - start) / (opt.minutes * 60e9);
   const size_t backlog = devices.size() * 128;
-  std::map<size_t, std::string> index_of;
   std::map<std::string, size_t> device_index;
   for (size_t i = 0; i < devices.size(); ++i) device_index[devices[i].id] = i;
 

@@ -737,8 +737,11 @@ void Pipeline::drain(Shard& shard) {
     p.counters->accepted->inc(accepted);  // once per submission: the counter is shared by the shards
   }
   shard.samples_stored->inc(appended->accepted);
-  const auto derived_rejected = std::count_if(rejected.begin(), rejected.end(), [submitted](const auto& r) { return r.index >= submitted; });
-  if (derived_rejected) shard.derived_refused->inc(static_cast<uint64_t>(derived_rejected));
+  if (batch.size() > submitted) {
+    // Rejections are in index order: the derived samples' come last.
+    const auto first_derived = std::find_if(rejected.begin(), rejected.end(), [submitted](const auto& r) { return r.index >= submitted; });
+    if (first_derived != rejected.end()) shard.derived_refused->inc(static_cast<uint64_t>(rejected.end() - first_derived));
+  }
   if (appended->duplicates) {
     metrics_.counter("fieldline_samples_duplicate_total", "Identical resends dropped").inc(appended->duplicates);
   }

@@ -118,14 +118,14 @@ void OnlineFeatures::warm(Device& d, const tsdb::Db& db) {
   warmed_.inc();
 }
 
-void OnlineFeatures::warm(Shard& s, const tsdb::Db& db, std::chrono::steady_clock::duration budget) {
+void OnlineFeatures::warm(Shard& s, std::deque<std::string>& queue, const tsdb::Db& db, std::chrono::steady_clock::duration budget) {
   const auto deadline = std::chrono::steady_clock::now() + budget;
-  while (!s.cold.empty() && std::chrono::steady_clock::now() < deadline) {
-    auto it = s.devices.find(s.cold.front());
-    s.cold.pop_front();
+  while (!queue.empty() && std::chrono::steady_clock::now() < deadline) {
+    auto it = s.devices.find(queue.front());
+    queue.pop_front();
     if (it == s.devices.end()) continue;
-    it->second.queued = false;
-    if (!it->second.warm && it->second.features) warm(it->second, db);
+    if (&queue == &s.cold) it->second.queued = false;
+    if ((!it->second.warm || it->second.stale) && it->second.features) warm(it->second, db);
   }
 }
 
@@ -145,14 +145,9 @@ void OnlineFeatures::tick(uint32_t shard, const tsdb::Db& db, int64_t) {
       }
     }
   }
-  warm(s, db, std::chrono::milliseconds(100));
-  // Devices that took late samples: rebuilt once a second at most, in what the tick has left.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
-  while (!s.stale.empty() && std::chrono::steady_clock::now() < deadline) {
-    auto it = s.devices.find(s.stale.front());
-    s.stale.pop_front();
-    if (it != s.devices.end() && it->second.stale && it->second.warm && it->second.features) warm(it->second, db);
-  }
+  warm(s, s.cold, db, std::chrono::milliseconds(100));
+  // Devices that took late samples: rebuilt once a second at most.
+  warm(s, s.stale, db, std::chrono::milliseconds(20));
 }
 
 void OnlineFeatures::observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) {
@@ -208,7 +203,7 @@ void OnlineFeatures::observe(uint32_t shard, const tsdb::Db& db, std::span<const
   if (not_finite) not_finite_.inc(not_finite);
   // The devices that just sent come first: their samples are in the store already (observers
   // run after the append), so the rebuilt state includes them.
-  warm(s, db, std::chrono::milliseconds(2));
+  warm(s, s.cold, db, std::chrono::milliseconds(2));
 }
 
 const std::vector<std::pair<std::string, std::string>>& OnlineFeatures::updated(uint32_t shard) const { return shards_[shard]->updated; }

@@ -90,8 +90,8 @@ class OnlineFeatures final : public ingest::SampleObserver {
   // The device `key` names, following the profile's view (a new view version starts it afresh
   // and queues it to be warmed; `urgent`: at the front).
   Device& adopt(Shard& s, const tsdb::SeriesKey& key, const std::shared_ptr<const ProfileFeatures>& view, bool urgent);
-  // Rebuilds queued devices' states from `db` until `budget` has passed.
-  void warm(Shard& s, const tsdb::Db& db, std::chrono::steady_clock::duration budget);
+  // Rebuilds the states of `queue`'s devices (cold or stale) from `db` until `budget` has passed.
+  void warm(Shard& s, std::deque<std::string>& queue, const tsdb::Db& db, std::chrono::steady_clock::duration budget);
   void warm(Device& d, const tsdb::Db& db);
 
   const FeatureBook& book_;
