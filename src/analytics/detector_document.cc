@@ -5,16 +5,13 @@
 #include <algorithm>
 
 #include "fieldline/core/errc.h"
+#include "fieldline/core/toml_document.h"
 
 namespace fieldline::analytics {
 
 namespace {
 
-Error bad(const toml::node& at, const std::string& key, const std::string& what) {
-  const auto line = at.source().begin.line;
-  return core::make_error(core::Errc::invalid_argument,
-                          (line > 0 ? "line " + std::to_string(line) + ": " : std::string()) + key + ": " + what);
-}
+Error bad(const toml::node& at, const std::string& key, const std::string& what) { return core::document_error(at, key, what); }
 
 // Reads the settings of one table into `c` (starting from `c`'s values).
 Status read_settings(const toml::table& t, const std::string& where, EnsembleConfig& c, bool allow_enabled) {

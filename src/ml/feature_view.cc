@@ -7,22 +7,16 @@
 #include <set>
 
 #include "fieldline/core/errc.h"
+#include "fieldline/core/toml_document.h"
 #include "fieldline/core/time.h"
 
 namespace fieldline::ml {
 
 namespace {
 
-Error bad(const toml::node& at, const std::string& key, const std::string& what) {
-  const auto line = at.source().begin.line;
-  return core::make_error(core::Errc::invalid_argument,
-                          (line > 0 ? "line " + std::to_string(line) + ": " : std::string()) + key + ": " + what);
-}
+Error bad(const toml::node& at, const std::string& key, const std::string& what) { return core::document_error(at, key, what); }
 
-bool valid_name(std::string_view s) {
-  return !s.empty() && s.size() <= 128 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-'; });
-}
+bool valid_name(std::string_view s) { return core::valid_document_name(s); }
 
 Result<std::string> name_at(const toml::node& node, const std::string& key) {
   auto v = node.value<std::string>();
