@@ -9,6 +9,7 @@
 #include <toml++/toml.h>
 
 #include "fieldline/core/ids.h"
+#include "fieldline/core/json.h"
 #include "fieldline/ingest/decode.h"
 #include "fieldline/ingest/units.h"
 
@@ -276,7 +277,7 @@ Result<Contract> parse_contract(std::string_view text) {
     boost::system::error_code ec;
     json::parse_options opts;
     opts.max_depth = 16;
-    root = json::parse(text, ec, {}, opts);
+    root = core::parse_json(text, ec, {}, opts);  // numbers to the nearest double: canonical_json reads back the same
     if (ec) return make_error(Errc::bad_contract, "invalid JSON: " + ec.message());
   } else {
     try {
