@@ -19,13 +19,17 @@
 #include <boost/json.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
+#include <random>
 #include <set>
+#include <sstream>
 
 #include "embedded.h"
 #include "fieldline/core/json.h"
@@ -83,6 +87,69 @@ type = "float"
 type = "float"
 )toml";
 
+constexpr const char* kHvacContract = R"toml(profile = "hvac"
+description = "Rooftop HVAC unit (simulated)"
+required_tags = ["site"]
+[metrics.outdoor_temp]
+type = "float"
+unit = "Cel"
+min = -50
+max = 60
+[metrics.supply_temp]
+type = "float"
+unit = "Cel"
+min = -10
+max = 40
+[metrics.return_temp]
+type = "float"
+unit = "Cel"
+min = -10
+max = 45
+[metrics.power_kw]
+type = "float"
+unit = "kW"
+min = 0
+max = 500
+[metrics.energy_kwh]
+type = "float"
+unit = "kW.h"
+min = 0
+[metrics.cooling_kw]
+type = "float"
+unit = "kW"
+min = 0
+max = 2000
+[metrics.running]
+type = "float"
+[metrics.failure]
+type = "float"
+[metrics.maintenance]
+type = "float"
+)toml";
+
+constexpr const char* kMeterContract = R"toml(profile = "energy-meter"
+description = "Building energy meter (simulated)"
+required_tags = ["site"]
+[metrics.power_kw]
+type = "float"
+unit = "kW"
+min = 0
+max = 5000
+[metrics.energy_kwh]
+type = "float"
+unit = "kW.h"
+min = 0
+[metrics.voltage]
+type = "float"
+unit = "V"
+min = 0
+max = 500
+[metrics.power_factor]
+type = "float"
+min = 0
+max = 1
+)toml";
+
 constexpr const char* kPumpView = R"toml(view = "pump_health"
 profile = "pump"
 [[metrics]]
@@ -117,6 +184,16 @@ cost_maintenance = 1500
 cost_downtime_hour = 800
 alarm_type = "maintenance"
 horizon = "7d"
+)toml";
+
+// HVAC units: what their electricity buys (fouling makes a kWh of cooling dearer).
+constexpr const char* kHvacKpi = R"toml(kpi = "hvac_outcomes"
+profile = "hvac"
+cost_failure = 6000
+cost_maintenance = 900
+cost_downtime_hour = 300
+energy = "energy_kwh"
+output = "cooling_kw"
 )toml";
 
 // A policy's outcome over the evaluation window, from the simulated events of the pumps.
@@ -198,6 +275,18 @@ Outcome baseline(const sim::Options& o, int64_t start, int64_t split, int64_t en
   return ledger.finish();
 }
 
+// The sum of a Prometheus counter's or gauge's samples whose labels contain `filter`.
+double metric_sum(const std::string& text, const std::string& name, const std::string& filter = {}) {
+  double sum = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.starts_with(name) || line.size() <= name.size() || (line[name.size()] != ' ' && line[name.size()] != '{')) continue;
+    if (!filter.empty() && line.find(filter) == std::string::npos) continue;
+    sum += std::strtod(line.c_str() + line.rfind(' ') + 1, nullptr);
+  }
+  return sum;
+}
+
 std::string percent(double x) {
   char b[32];
   std::snprintf(b, sizeof b, "%.0f%%", x * 100);
@@ -218,7 +307,7 @@ int demo(const DemoOptions& opt) {
   }
   sim::Options fleet_options;
   fleet_options.profile = "mixed";
-  fleet_options.devices = (opt.pumps * 10 + 6) / 7;  // 7 pumps in 10 devices
+  fleet_options.devices = opt.pumps / 7 * 10 + opt.pumps % 7;  // 7 pumps in every 10 devices, exactly opt.pumps of them
   fleet_options.seed = opt.seed;
   fleet_options.rate_hz = 1.0 / 600;                 // a reading every 10 simulated minutes
   fleet_options.sites = 2;
@@ -262,8 +351,11 @@ int demo(const DemoOptions& opt) {
   };
   say("platform at " + platform.url() + " (MQTT on port " + std::to_string(platform.mqtt_port()) + ")");
   for (const auto& [path, body] : {std::pair<const char*, const char*>{"/api/v1/contracts", kPumpContract},
+                                   {"/api/v1/contracts", kHvacContract},
+                                   {"/api/v1/contracts", kMeterContract},
                                    {"/api/v1/features/views", kPumpView},
-                                   {"/api/v1/kpis/definitions", kPumpKpi}}) {
+                                   {"/api/v1/kpis/definitions", kPumpKpi},
+                                   {"/api/v1/kpis/definitions", kHvacKpi}}) {
     if (auto st = platform.call("POST", path, body, "text/plain"); !st) return fail(path, st.error());
   }
   auto fleet = sim::Fleet::make(fleet_options, start);
@@ -277,7 +369,7 @@ int demo(const DemoOptions& opt) {
   // The predictive run: the fleet through the platform.
   Ledger ledger(devices, split, end);
   std::vector<char> acting(devices.size(), 0);
-  std::vector<int64_t> acted_at(devices.size(), INT64_MIN);
+  std::vector<std::optional<int64_t>> acted_at(devices.size());  // simulated time of each pump's last order
   auto on_event = [&](const sim::Event& e) { ledger(e); };
   asio::io_context io;
   sim::MqttFleet mqtt(io, {"127.0.0.1", platform.mqtt_port(), 64}, std::move(*credentials),
@@ -288,7 +380,20 @@ int demo(const DemoOptions& opt) {
                         ledger.outcome().actions_before_failure += (*fleet)->fails_within(device, 7 * kDay);
                         (*fleet)->maintain(device, on_event);
                       });
-  auto on_reading = [&](const sim::Reading& r) { mqtt.publish(r.device, sim::telemetry_json(r)); };
+  // Some readings go out broken (--bad-share), never one that reports a failure or maintenance:
+  // the ground truth must stay comparable with what the platform counts.
+  std::mt19937_64 bad_rng(opt.seed ^ 0xBADULL);
+  std::uniform_real_distribution<double> uniform(0, 1);
+  uint64_t bad_sent = 0;
+  auto on_reading = [&](const sim::Reading& r) {
+    double fault = -1;
+    const bool reports_event = std::any_of(r.values.begin(), r.values.end(), [](const auto& v) { return v.first == "failure" || v.first == "maintenance"; });
+    if (opt.bad_share > 0 && !reports_event && uniform(bad_rng) < opt.bad_share) {
+      fault = uniform(bad_rng);
+      ++bad_sent;
+    }
+    mqtt.publish(r.device, sim::telemetry_json(r, fault));
+  };
   const double speedup = static_cast<double>(end - start) / (opt.minutes * 60e9);
   const size_t backlog = devices.size() * 128;
   std::map<std::string, size_t> device_index;
@@ -306,8 +411,21 @@ int demo(const DemoOptions& opt) {
   signals.async_wait([&](boost::system::error_code ec, int) {
     if (!ec) interrupted = true;
   });
+  // A platform that stops acknowledging would leave the demo waiting for ever: a minute without
+  // progress ends it with the server's log.
+  uint64_t last_acknowledged = 0;
+  auto last_progress = std::chrono::steady_clock::now();
+  bool stalled = false;
   std::function<void()> step = [&] {
     if (interrupted) {
+      io.stop();
+      return;
+    }
+    if (mqtt.stats().acknowledged != last_acknowledged || mqtt.unacknowledged() == 0) {
+      last_acknowledged = mqtt.stats().acknowledged;
+      last_progress = std::chrono::steady_clock::now();
+    } else if (std::chrono::steady_clock::now() - last_progress > std::chrono::minutes(1)) {
+      stalled = true;
       io.stop();
       return;
     }
@@ -351,7 +469,7 @@ int demo(const DemoOptions& opt) {
           auto it = device_index.find(std::string(a.at("device").as_string()));
           if (it == device_index.end()) continue;
           const size_t i = it->second;
-          if ((*fleet)->now() - acted_at[i] < 3 * kDay || (*fleet)->down(i)) continue;
+          if ((acted_at[i] && (*fleet)->now() - *acted_at[i] < 3 * kDay) || (*fleet)->down(i)) continue;
           acted_at[i] = (*fleet)->now();
           (void)platform.call("POST", "/api/v1/devices/" + devices[i].id + "/commands/maintenance", "{}");
         }
@@ -379,7 +497,9 @@ int demo(const DemoOptions& opt) {
   io.run_for(std::chrono::hours(2));
   if (tty) std::fprintf(stderr, "\n");
   if (phase != Phase::done) {
-    std::fprintf(stderr, "error: the demo stopped before its end (%s)\n", interrupted ? "interrupted" : "out of time");
+    std::fprintf(stderr, "error: the demo stopped before its end (%s)\n%s", interrupted ? "interrupted"
+                 : stalled ? "the platform acknowledged nothing for a minute; its log:" : "out of time",
+                 stalled ? platform.log_tail().c_str() : "");
     return 1;
   }
   const Outcome predictive = ledger.finish();
@@ -387,9 +507,26 @@ int demo(const DemoOptions& opt) {
   const Outcome run_to_failure = baseline(fleet_options, start, split, end, 0);
   const Outcome preventive = baseline(fleet_options, start, split, end, static_cast<int64_t>(opt.preventive_days) * kDay);
   // The platform's own KPIs over the same window, from what the pumps reported.
-  json::value platform_kpis;
-  if (auto k = platform.call("GET", "/api/v1/kpis?profile=pump&from=" + core::format_rfc3339(split) + "&to=" + core::format_rfc3339(end - 1'000'000))) {
-    platform_kpis = json::parse(*k).at("current");
+  // The first half (nothing acted on) is their baseline.
+  const std::string window = "&from=" + core::format_rfc3339(split) + "&to=" + core::format_rfc3339(end - 1'000'000) +
+                             "&baseline_from=" + core::format_rfc3339(start) + "&baseline_to=" + core::format_rfc3339(split);
+  json::value platform_kpis, platform_baseline, hvac_kpis;
+  if (auto k = platform.call("GET", "/api/v1/kpis?profile=pump" + window)) {
+    const auto answer = json::parse(*k);
+    platform_kpis = answer.at("current");
+    platform_baseline = answer.at("baseline");
+  }
+  if (auto k = platform.call("GET", "/api/v1/kpis?profile=hvac" + window)) hvac_kpis = json::parse(*k);
+  // What the platform made of the broken messages: refused with a reason, kept in quarantine.
+  double rejected = 0, quarantined = 0;
+  if (auto m = platform.call("GET", "/metrics")) rejected = metric_sum(*m, "fieldline_messages_rejected_total", "transport=\"mqtt\"");
+  for (std::string after = "0";;) {
+    auto page = platform.call("GET", "/api/v1/quarantine?limit=1000&after=" + after);
+    if (!page) break;
+    const auto answer = json::parse(*page);
+    quarantined += static_cast<double>(answer.at("messages").as_array().size());
+    if (answer.at("next_after").is_null()) break;
+    after = std::to_string(answer.at("next_after").to_number<int64_t>());
   }
   const double reduction = run_to_failure.unplanned_downtime_hours > 0
                                ? 1 - predictive.unplanned_downtime_hours / run_to_failure.unplanned_downtime_hours
@@ -412,7 +549,10 @@ int demo(const DemoOptions& opt) {
                    {"unplanned_downtime_reduction_vs_preventive", vs_preventive},
                    {"model", model_json.empty() ? json::value(model_note) : json::value(model_json)},
                    {"platform_kpis", platform_kpis},
-                   {"messages_acknowledged", mqtt.stats().acknowledged}};
+                   {"platform_kpis_first_half", platform_baseline},
+                   {"hvac_kpis", hvac_kpis},
+                   {"messages_acknowledged", mqtt.stats().acknowledged},
+                   {"bad_messages", json::object{{"sent", bad_sent}, {"rejected", rejected}, {"quarantined", quarantined}}}};
     std::printf("%s\n", core::to_json(o).c_str());
   } else {
     std::printf("\nOutcome over simulated days %u-%u, %u pumps (seed %llu); costs: failure %.0f, maintenance %.0f, downtime %.0f/h\n\n",
@@ -444,11 +584,25 @@ int demo(const DemoOptions& opt) {
       std::printf("The model did NOT help enough: unplanned downtime changed by %s against run-to-failure (%s against preventive). %s\n",
                   percent(-reduction).c_str(), percent(-vs_preventive).c_str(), model_note.c_str());
     }
-    if (platform_kpis.is_object()) {
-      std::printf("The platform's KPIs for the same window (GET /api/v1/kpis?profile=pump): %s failures, %.0f h unplanned downtime, "
-                  "availability %.3f\n",
-                  core::to_json(platform_kpis.at("failures")).c_str(), platform_kpis.at("unplanned_downtime_hours").to_number<double>(),
-                  platform_kpis.at("availability").is_null() ? 0.0 : platform_kpis.at("availability").to_number<double>());
+    std::printf("%llu messages acknowledged; of %llu sent broken on purpose, the platform refused %.0f with a reason and holds %.0f in "
+                "quarantine (GET /api/v1/quarantine)\n",
+                static_cast<unsigned long long>(mqtt.stats().acknowledged), static_cast<unsigned long long>(bad_sent), rejected, quarantined);
+    auto number = [](const json::value& v, const char* key) {
+      return v.is_object() && v.as_object().contains(key) && v.at(key).is_number() ? v.at(key).to_number<double>() : NAN;
+    };
+    if (platform_kpis.is_object() && platform_baseline.is_object()) {
+      std::printf("The platform's own KPIs from what the pumps reported (GET /api/v1/kpis?profile=pump), second half against the first:\n"
+                  "  failures %.0f (%.0f), unplanned downtime %.0f h (%.0f h), MTBF %.0f h (%.0f h), availability %.3f (%.3f), "
+                  "alert precision %.2f\n"
+                  "  (alert precision counts alarms a failure followed; an alarm acted on prevents the failure that would confirm it)\n",
+                  number(platform_kpis, "failures"), number(platform_baseline, "failures"), number(platform_kpis, "unplanned_downtime_hours"),
+                  number(platform_baseline, "unplanned_downtime_hours"), number(platform_kpis, "mtbf_hours"),
+                  number(platform_baseline, "mtbf_hours"), number(platform_kpis, "availability"), number(platform_baseline, "availability"),
+                  number(platform_kpis, "alert_precision"));
+    }
+    if (hvac_kpis.is_object() && hvac_kpis.as_object().contains("baseline")) {
+      std::printf("  HVAC units (GET /api/v1/kpis?profile=hvac): %.3f kWh of electricity per kWh of cooling (first half %.3f)\n",
+                  number(hvac_kpis.at("current"), "energy_per_output"), number(hvac_kpis.at("baseline"), "energy_per_output"));
     }
   }
   if (!opt.serve) {
@@ -464,6 +618,11 @@ int demo(const DemoOptions& opt) {
               platform.url().c_str(), platform.admin_token().c_str(), platform.mqtt_port(), platform.admin_token().c_str(),
               platform.url().c_str(), platform.url().c_str(), platform.admin_token().c_str(), opt.days);
   std::fflush(stdout);
+  // The simulated days ended on the last full hour: catch up with the present at the history's
+  // rate, then a reading every 5 s from each device (enough to watch, little to store).
+  (*fleet)->advance(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count(),
+                    on_reading, on_event);
+  (*fleet)->set_rate(0.2);
   started = std::chrono::steady_clock::now();
   sim_origin = (*fleet)->now();
   std::function<void()> live = [&] {

@@ -1050,6 +1050,8 @@ int run(int argc, char** argv) {
   demo_cmd->add_option("--minutes", demo_options.minutes, "Wall-clock minutes the simulated days take at most (default 2.5)");
   demo_cmd->add_option("--preventive-days", demo_options.preventive_days, "The preventive baseline's interval (default 15)");
   demo_cmd->add_option("--seed", demo_options.seed, "Random seed (default 1)");
+  demo_cmd->add_option("--bad-share", demo_options.bad_share, "Share of readings sent malformed or non-conforming (default 0.005)")
+      ->check(CLI::Range(0.0, 1.0));
   demo_cmd->add_option("--data-dir", demo_options.data_dir, "The demo's data directory, replaced each run (default fieldline-demo)");
   demo_cmd->add_flag("--no-serve", demo_no_serve, "Exit after the comparison (a temporary data directory)");
   demo_cmd->add_option("--format", demo_options.format, "table or json")->check(CLI::IsMember({"table", "json"}));

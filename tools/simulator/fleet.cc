@@ -18,7 +18,7 @@ constexpr double kDay = 86400.0 * 1e9;  // ns
 constexpr double kPi = 3.14159265358979323846;
 
 constexpr const char* kPumpMetrics[] = {"vibration", "temperature", "flow", "pressure", "current"};
-constexpr const char* kHvacMetrics[] = {"outdoor_temp", "supply_temp", "return_temp", "power_kw", "energy_kwh"};
+constexpr const char* kHvacMetrics[] = {"outdoor_temp", "supply_temp", "return_temp", "power_kw", "energy_kwh", "cooling_kw"};
 constexpr const char* kMeterMetrics[] = {"power_kw", "energy_kwh", "voltage", "power_factor"};
 
 // The fraction of a day at `t` (0 at midnight UTC) and the weekday (0 Monday).
@@ -165,7 +165,8 @@ struct Fleet::Model {
           next_cavitation = t + static_cast<int64_t>(exponential_ns(1.0 / 20));
           event("cavitation_end", "");
         }
-        const char* failed = wear >= 1 ? "bearing" : leak >= 1 ? "seal" : nullptr;
+        const bool sudden = uniform(rng) < options->sudden_failures_per_day * days;
+        const char* failed = wear >= 1 ? "bearing" : leak >= 1 ? "seal" : sudden ? "motor" : nullptr;
         if (failed) {
           event("failure", failed);
           report_failure = true;
@@ -218,6 +219,7 @@ struct Fleet::Model {
                     {"return_temp", 22 + 0.3 * gauss(rng)},
                     {"power_kw", power},
                     {"energy_kwh", energy_kwh},
+                    {"cooling_kw", cooling},
                     {"running", 1}};
         break;
       }
@@ -235,8 +237,10 @@ struct Fleet::Model {
     }
     // A stop shorter than the reading period still reports its event.
     if (report_maintenance) r.values.push_back({"maintenance", 1});
-    report_failure = report_maintenance = false;
-    return apply_fault(t, r, event);
+    // An event waits in the device until a reading carries it (a dropout is the link's fault).
+    const bool sent = apply_fault(t, r, event);
+    if (sent) report_failure = report_maintenance = false;
+    return sent;
   }
 
   template <typename Event>
@@ -289,9 +293,22 @@ struct Fleet::Model {
   }
 };
 
+void Fleet::set_rate(double rate_hz) {
+  if (!(rate_hz > 0 && rate_hz <= 1000)) return;
+  period_ns_ = std::max<int64_t>(1, static_cast<int64_t>(1e9 / rate_hz));
+  // Readings already scheduled further out come in sooner, spread over one new period.
+  for (size_t i = 0; i < models_.size(); ++i) {
+    const int64_t soon = now_ + static_cast<int64_t>(i) * period_ns_ / static_cast<int64_t>(models_.size());
+    models_[i]->next_ns = std::min(models_[i]->next_ns, soon);
+  }
+}
+
 Result<std::unique_ptr<Fleet>> Fleet::make(const Options& options, int64_t start_ns) {
   if (!(options.rate_hz > 0) || options.rate_hz > 1000) return core::make_error(core::Errc::invalid_argument, "--rate: above 0, at most 1000 Hz");
   if (!(options.pump_life_days > 0)) return core::make_error(core::Errc::invalid_argument, "pump life: above 0 days");
+  if (!(options.sudden_failures_per_day >= 0 && options.sudden_failures_per_day < 1)) {
+    return core::make_error(core::Errc::invalid_argument, "sudden failures: at least 0 and below 1 per day");
+  }
   FL_TRY(devices, fleet_of(options));
   std::unique_ptr<Fleet> fleet(new Fleet());
   fleet->devices_ = std::move(devices);

@@ -61,6 +61,9 @@ struct Options {
   uint32_t sites = 2;
   double faults_per_day = 1.0 / 90;   // sensor faults per device per simulated day
   double pump_life_days = 30;         // median time from new to a bearing failure
+  // Failures no sensor foresees (a motor winding, debris through the impeller): a pump's chance
+  // per running day. Real fleets have them, and no model may take credit for avoiding them.
+  double sudden_failures_per_day = 1.0 / 240;
 };
 
 // "mixed": 70% pumps, 20% HVAC units, 10% energy meters.
@@ -75,6 +78,9 @@ class Fleet {
   ~Fleet();
   const std::vector<DeviceSpec>& devices() const { return devices_; }
   int64_t now() const { return now_; }
+  // Readings from each device's next one on come `rate_hz` apart (the demo's live part sends
+  // more often than its accelerated history). Above 0, at most 1000.
+  void set_rate(double rate_hz);
 
   // Advances every device to `until_ns`: readings and events of each device in time order,
   // devices interleaved by time.
