@@ -11,11 +11,17 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libzstd-dev libxgboost-dev xgboost
   mosquitto mosquitto-clients curl procps python3 python3-websockets openssl sqlite3
 )
-# Peers used only by the benchmarks; installed when asked (bench/run.sh passes --bench).
+# Peers used only by the benchmarks; installed when asked (bench/run passes --bench). Node.js
+# runs Node-RED (from npm, bench/peers); a Node.js from elsewhere that brings its own npm is
+# used as it is (Debian's npm package would conflict with it).
 bench_packages=(influxdb linux-perf python3-paho-mqtt)
 
 want=("${packages[@]}")
-if [[ "${1:-}" == "--bench" ]]; then want+=("${bench_packages[@]}"); fi
+if [[ "${1:-}" == "--bench" ]]; then
+  want+=("${bench_packages[@]}")
+  command -v node >/dev/null || want+=(nodejs)
+  command -v npm >/dev/null || want+=(npm)
+fi
 
 missing=()
 for p in "${want[@]}"; do
