@@ -67,6 +67,11 @@ class PosixMappedFile final : public MappedFile {
   }
   std::span<const char> bytes() const override { return {static_cast<const char*>(base_), size_}; }
   const std::string& path() const override { return path_; }
+  void done_with(size_t end) const override {
+    static const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const size_t whole_pages = std::min(end, size_) / page * page;
+    if (whole_pages > 0) ::madvise(base_, whole_pages, MADV_DONTNEED);
+  }
 
  private:
   void* base_;

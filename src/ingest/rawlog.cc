@@ -155,6 +155,10 @@ Result<std::string> read_segment(core::Env& env, const std::string& path, Segmen
 }  // namespace
 
 size_t decode_raw_records(std::string_view data, const std::function<void(RawEntry)>& each, uint64_t first_id) {
+  return decode_raw_records(data, std::function<void(RawEntry, size_t)>([&each](RawEntry e, size_t) { each(std::move(e)); }), first_id);
+}
+
+size_t decode_raw_records(std::string_view data, const std::function<void(RawEntry, size_t end)>& each, uint64_t first_id) {
   size_t pos = 0;
   uint64_t previous = 0;
   while (data.size() - pos >= 8) {
@@ -165,8 +169,8 @@ size_t decode_raw_records(std::string_view data, const std::function<void(RawEnt
     auto e = decode_body(body);
     if (!e || e->id < first_id || (previous != 0 && e->id <= previous)) break;
     previous = e->id;
-    each(std::move(*e));
     pos += 8 + len;
+    each(std::move(*e), pos);
   }
   return pos;
 }
@@ -299,7 +303,14 @@ Status RawLog::compress(core::Env& env, const std::string& sealed) {
   const auto slash_at = sealed.rfind('/');
   const std::string name = slash_at == std::string::npos ? sealed : sealed.substr(slash_at + 1);
   const auto parsed = parse_name(name);
-  data = data.substr(0, decode_raw_records(data, [](RawEntry) {}, parsed ? parsed->first : 0));
+  // The segment's pages go back as they are read (twice: this scan, then the compression);
+  // held, a 64 MiB segment showed as 64 MiB more resident memory while it compressed.
+  size_t released = 0;
+  auto scanned = [&](RawEntry, size_t end) {
+    if (end - released >= (1u << 20)) mapped->done_with(released = end);
+  };
+  data = data.substr(0, decode_raw_records(data, std::function<void(RawEntry, size_t)>(scanned), parsed ? parsed->first : 0));
+  mapped->done_with(mapped->bytes().size());
   const std::string stem = sealed.substr(0, sealed.size() - 4);
   const std::string tmp = stem + ".zst.tmp", final_path = stem + ".zst";
   {
@@ -334,6 +345,7 @@ Status RawLog::compress(core::Env& env, const std::string& sealed) {
         if (last ? left == 0 : in.pos == in.size) break;
       }
       at += step;
+      mapped->done_with(at);
       if (last) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }

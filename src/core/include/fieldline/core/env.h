@@ -36,6 +36,10 @@ class MappedFile {
   virtual ~MappedFile() = default;
   virtual std::span<const char> bytes() const = 0;
   virtual const std::string& path() const = 0;
+  // A hint: the bytes before `end` will not be read again soon, so their memory may go back
+  // (reading them again reads the file). A pass over a large file calls it as it goes, or the
+  // whole file would count in the process's resident memory until the mapping is dropped.
+  virtual void done_with(size_t end) const { (void)end; }
 };
 
 class Env {

@@ -70,6 +70,8 @@ struct RawLogOptions {
 // stale tail of a recycled file); returns how many bytes they span. (The reader of recovery
 // and scans; a fuzz target.)
 size_t decode_raw_records(std::string_view data, const std::function<void(RawEntry)>& each, uint64_t first_id = 0);
+// The same, telling `each` where its record ends in `data` (a long scan can let go of what it read).
+size_t decode_raw_records(std::string_view data, const std::function<void(RawEntry, size_t end)>& each, uint64_t first_id);
 
 class RawLog {
  public:
