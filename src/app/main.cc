@@ -1062,7 +1062,7 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"pump", "hvac", "energy-meter", "mixed"}));
   simulate_cmd->add_option("--rate", so.fleet.rate_hz, "Readings per simulated second per device (default 1/60)");
   simulate_cmd->add_option("--seed", so.fleet.seed, "Random seed: the same seed, the same fleet and readings (default 1)");
-  simulate_cmd->add_option("--target", so.target, "mqtt://HOST:PORT (default mqtt://127.0.0.1:1883)");
+  simulate_cmd->add_option("--target", so.target, "mqtt://HOST:PORT (each device its own connection) or http://HOST:PORT (default mqtt://127.0.0.1:1883)");
   simulate_cmd->add_option("--speedup", so.speedup, "Simulated time runs this many times faster (default 1)");
   simulate_cmd->add_option("--duration", so.duration_s, "Simulated seconds to run, ending now (default: until stopped)");
   simulate_cmd->add_option("--labels", so.labels, "Write the ground truth (failures, faults, maintenance) here as JSON lines");

@@ -16,6 +16,7 @@
 #include "fieldline/core/errc.h"
 #include "fieldline/core/json.h"
 #include "fieldline/core/time.h"
+#include "fieldline/sim/http_fleet.h"
 #include "fieldline/sim/mqtt_fleet.h"
 
 namespace fieldline::app {
@@ -56,13 +57,16 @@ Result<std::vector<sim::Credential>> register_fleet(const std::vector<sim::Devic
 
 int simulate(SimulateOptions o) {
   auto url = boost::urls::parse_uri(o.target);
-  if (!url || url->scheme() != "mqtt") {
-    std::fprintf(stderr, "error: --target must be mqtt://HOST:PORT, not '%s'\n", o.target.c_str());
+  if (!url || (url->scheme() != "mqtt" && url->scheme() != "http")) {
+    std::fprintf(stderr, "error: --target must be mqtt://HOST:PORT or http://HOST:PORT, not '%s'\n", o.target.c_str());
     return 2;
   }
+  const bool over_http = url->scheme() == "http";
   const std::string host(url->host());
-  const uint16_t port = url->has_port() ? static_cast<uint16_t>(std::stoi(std::string(url->port()))) : 1883;
-  if (o.server.empty()) o.server = std::getenv("FIELDLINE_URL") ? std::getenv("FIELDLINE_URL") : "http://" + host + ":8080";
+  const uint16_t port = url->has_port() ? static_cast<uint16_t>(std::stoi(std::string(url->port()))) : over_http ? 8080 : 1883;
+  if (o.server.empty()) {
+    o.server = std::getenv("FIELDLINE_URL") ? std::getenv("FIELDLINE_URL") : over_http ? o.target : "http://" + host + ":8080";
+  }
   if (o.token.empty() && std::getenv("FIELDLINE_TOKEN")) o.token = std::getenv("FIELDLINE_TOKEN");
   if (!(o.speedup > 0) || !(o.duration_s >= 0) || !(o.bad_share >= 0 && o.bad_share <= 1)) {
     std::fprintf(stderr, "error: --speedup above 0, --duration at least 0, --bad-share from 0 to 1\n");
@@ -102,9 +106,17 @@ int simulate(SimulateOptions o) {
   };
 
   asio::io_context io;
-  sim::MqttFleet mqtt(io, {host, port, 64}, std::move(*credentials), [&](size_t device, const std::string& command, const std::string&) {
-    if (command == "maintenance") (*fleet)->maintain(device, on_event);
-  });
+  // Over MQTT each device is its own connection and takes maintenance commands; over HTTP the
+  // fleet shares a few keep-alive connections, each request with its device's token.
+  std::unique_ptr<sim::Sender> sender;
+  if (over_http) {
+    sender = std::make_unique<sim::HttpFleet>(io, sim::HttpFleet::Options{host, port, 16}, std::move(*credentials));
+  } else {
+    sender = std::make_unique<sim::MqttFleet>(io, sim::MqttFleet::Options{host, port, 64}, std::move(*credentials),
+                                              [&](size_t device, const std::string& command, const std::string&) {
+                                                if (command == "maintenance") (*fleet)->maintain(device, on_event);
+                                              });
+  }
   std::mt19937_64 bad_rng(o.fleet.seed ^ 0xBADULL);
   std::uniform_real_distribution<double> uniform(0, 1);
   auto on_reading = [&](const sim::Reading& r) {
@@ -113,7 +125,7 @@ int simulate(SimulateOptions o) {
       fault = uniform(bad_rng);
       ++bad;
     }
-    mqtt.publish(r.device, sim::telemetry_json(r, fault));
+    sender->publish(r.device, sim::telemetry_json(r, fault));
   };
 
   const bool tty = isatty(STDERR_FILENO) && o.format != "json";
@@ -132,20 +144,20 @@ int simulate(SimulateOptions o) {
     int64_t target = start + static_cast<int64_t>(elapsed * o.speedup * 1e9);
     target = std::min(target, wall_ns());  // never ahead of the clock
     if (duration_ns > 0) target = std::min(target, start + duration_ns);
-    if (!stopping && !finished && mqtt.unacknowledged() < backlog && target > (*fleet)->now()) (*fleet)->advance(target, on_reading, on_event);
+    if (!stopping && !finished && sender->unacknowledged() < backlog && target > (*fleet)->now()) (*fleet)->advance(target, on_reading, on_event);
     if (!finished && (stopping || (duration_ns > 0 && (*fleet)->now() >= start + duration_ns))) {
       finished = true;
       drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     }
-    const auto& s = mqtt.stats();
+    const auto& s = sender->stats();
     if (tty && ++ticks % 10 == 0) {
       std::fprintf(stderr, "\r%s  %u/%zu connected  %llu sent  %llu acknowledged  %llu failures  %llu maintenance   ",
                    core::format_rfc3339((*fleet)->now()).substr(0, 16).c_str(), s.connected, devices.size(),
                    static_cast<unsigned long long>(s.published), static_cast<unsigned long long>(s.acknowledged),
                    static_cast<unsigned long long>(failures), static_cast<unsigned long long>(maintenance));
     }
-    if (finished && (mqtt.unacknowledged() == 0 || std::chrono::steady_clock::now() > drain_deadline)) {
-      mqtt.close();
+    if (finished && (sender->unacknowledged() == 0 || std::chrono::steady_clock::now() > drain_deadline)) {
+      sender->close();
       signals.cancel();
       return;
     }
@@ -157,8 +169,8 @@ int simulate(SimulateOptions o) {
   step();
   io.run();
   if (tty) std::fprintf(stderr, "\n");
-  const auto& s = mqtt.stats();
-  const uint64_t lost = mqtt.unacknowledged();
+  const auto& s = sender->stats();
+  const uint64_t lost = sender->unacknowledged();
   if (o.format == "json") {
     std::printf("%s\n", core::to_json(json::object{{"devices", devices.size()}, {"published", s.published}, {"acknowledged", s.acknowledged},
                                                    {"unacknowledged", lost}, {"bad", bad}, {"reconnects", s.reconnects},

@@ -20,7 +20,7 @@ struct SimulateOptions {
 };
 
 // fieldline simulate: registers the fleet's devices (a token each; an existing device gets a
-// new one), connects each as an MQTT client, and sends its readings as simulated time goes by
+// new one), connects each as an MQTT client (or sends over HTTP with its token), and sends its readings as simulated time goes by
 // at `speedup` times real time. With a duration the simulation ends at the present moment
 // (it starts `duration` ago), so no timestamp is ever in the future; without one it starts
 // now and speedup can only catch up. Maintenance commands (devices/{id}/commands/maintenance)

@@ -31,6 +31,17 @@ class Simulate : public ::testing::Test {
     return "FIELDLINE_TOKEN=" + std::string(kAdminToken) + " " + FIELDLINE_BINARY + " simulate --target mqtt://127.0.0.1:" +
            std::to_string(server_->mqtt_port()) + " --server " + server_->url() + " " + args;
   }
+  // The summary of a --format json run that sent broken messages too: every message answered.
+  // Returns how many were published and how many of them were sent broken.
+  static std::pair<double, double> all_answered(const std::string& output, double at_least) {
+    const auto summary = boost::json::parse(output.substr(output.rfind('{')));
+    const double published = summary.at("published").to_number<double>(), bad = summary.at("bad").to_number<double>();
+    EXPECT_EQ(summary.at("acknowledged").to_number<double>(), published);
+    EXPECT_EQ(summary.at("unacknowledged").to_number<double>(), 0);
+    EXPECT_GT(published, at_least);
+    EXPECT_GT(bad, 0);
+    return {published, bad};
+  }
   std::vector<boost::json::value> labels(const std::string& path) const {
     std::ifstream in(path);
     std::vector<boost::json::value> out;
@@ -47,12 +58,7 @@ TEST_F(Simulate, TwoSimulatedDaysArriveWholeAndBadMessagesAreQuarantined) {
                         "--faults-per-day 0.5 --labels " + truth + " --format json"),
                120);
   ASSERT_EQ(r.status, 0) << r.output << server_->log();
-  const auto summary = boost::json::parse(r.output.substr(r.output.rfind('{')));
-  const double published = summary.at("published").to_number<double>(), bad = summary.at("bad").to_number<double>();
-  EXPECT_EQ(summary.at("acknowledged").to_number<double>(), published);
-  EXPECT_EQ(summary.at("unacknowledged").to_number<double>(), 0);
-  EXPECT_GT(published, 5000);
-  EXPECT_GT(bad, 0);
+  const auto [published, bad] = all_answered(r.output, 5000);
 
   // The registry has the fleet with profiles and sites.
   auto devices = boost::json::parse(server_->http("GET", "/api/v1/devices").second).at("devices").as_array();
@@ -95,6 +101,22 @@ TEST_F(Simulate, TwoSimulatedDaysArriveWholeAndBadMessagesAreQuarantined) {
   // A pump's readings are queryable.
   auto points = server_->query("pump-0001", "vibration");
   EXPECT_GT(points.size(), 100u);
+}
+
+// Over HTTP: the same fleet posts its readings with each device's token; every one is stored or
+// refused with a reason (the broken ones), none is left unanswered.
+TEST_F(Simulate, OverHttpEveryReadingIsStoredOrRefusedWithAReason) {
+  auto r = run("FIELDLINE_TOKEN=" + std::string(kAdminToken) + " " + FIELDLINE_BINARY + " simulate --target " + server_->url() +
+                   " --devices 5 --profile pump --rate 0.0033333 --duration 86400 --speedup 43200 --seed 5 --bad-share 0.03 --format json",
+               120);
+  ASSERT_EQ(r.status, 0) << r.output << server_->log();
+  const auto [published, bad] = all_answered(r.output, 1000);
+  const double accepted = server_->metric("fieldline_messages_accepted_total", "transport=\"http\"");
+  const double refused = server_->metric("fieldline_messages_rejected_total", "transport=\"http\"");
+  EXPECT_EQ(accepted + refused, published);
+  EXPECT_GT(refused, 0);
+  EXPECT_LE(refused, bad);
+  EXPECT_GT(server_->query("pump-0003", "vibration").size(), 100u);
 }
 
 TEST_F(Simulate, AMaintenanceCommandReachesThePumpWhichStopsForIt) {

@@ -27,28 +27,40 @@ struct Credential {
 // of any range), negative: none.
 std::string telemetry_json(const Reading& r, double bad = -1);
 
-class MqttFleet {
+struct SenderStats {
+  uint64_t published = 0, acknowledged = 0, refused = 0, reconnects = 0, commands = 0;
+  uint32_t connected = 0;
+};
+
+// How a fleet's readings reach the platform (MQTT or HTTP); all calls on the io thread.
+class Sender {
+ public:
+  virtual ~Sender() = default;
+  // Queue a message for `device`.
+  virtual void publish(size_t device, std::string payload) = 0;
+  // Messages queued or in flight, not yet acknowledged.
+  virtual uint64_t unacknowledged() const = 0;
+  virtual const SenderStats& stats() const = 0;
+  virtual void close() = 0;
+};
+
+class MqttFleet final : public Sender {
  public:
   struct Options {
     std::string host = "127.0.0.1";
     uint16_t port = 1883;
     uint32_t window = 64;  // QoS 1 messages in flight per connection
   };
-  struct Stats {
-    uint64_t published = 0, acknowledged = 0, refused = 0, reconnects = 0, commands = 0;
-    uint32_t connected = 0;
-  };
+  using Stats = SenderStats;
   using OnCommand = std::function<void(size_t device, const std::string& command, const std::string& payload)>;
 
   // Connections start at once on `io` (call from its thread or before it runs).
   MqttFleet(boost::asio::io_context& io, Options options, std::vector<Credential> devices, OnCommand on_command);
-  ~MqttFleet();
-  // On the io thread: queue a message for `device`.
-  void publish(size_t device, std::string payload);
-  // Messages queued or in flight, not yet acknowledged.
-  uint64_t unacknowledged() const;
-  const Stats& stats() const { return stats_; }
-  void close();
+  ~MqttFleet() override;
+  void publish(size_t device, std::string payload) override;
+  uint64_t unacknowledged() const override;
+  const Stats& stats() const override { return stats_; }
+  void close() override;
 
   struct Connection;
 
