@@ -41,6 +41,7 @@ const std::vector<Field>& fields() {
       {"mqtt.session_expiry_max", Kind::duration, member([](Config& c) -> auto& { return c.mqtt.session_expiry_max_ns; })},
       {"mqtt.max_connections", Kind::uint, member([](Config& c) -> auto& { return c.mqtt.max_connections; })},
       {"mqtt.max_outbound_bytes", Kind::bytes, member([](Config& c) -> auto& { return c.mqtt.max_outbound_bytes; })},
+      {"mqtt.max_pending_bytes", Kind::bytes, member([](Config& c) -> auto& { return c.mqtt.max_pending_bytes; })},
       {"http.listen", Kind::string, member([](Config& c) -> auto& { return c.http.listen; })},
       {"http.tls_listen", Kind::string, member([](Config& c) -> auto& { return c.http.tls_listen; })},
       {"http.max_body_bytes", Kind::bytes, member([](Config& c) -> auto& { return c.http.max_body_bytes; })},

@@ -511,6 +511,30 @@ TEST_F(Platform, KillNineMidwayLosesNothingAcknowledged) {
 
 namespace fieldline::itest {
 
+// A server-wide budget of bytes awaiting durability so small that every batch exceeds it: the
+// connections take turns (each paused while anything is pending), and nothing stalls or is lost.
+class PlatformTinyPendingBudget : public Platform {
+  std::vector<std::string> settings() override { return {"mqtt.max_pending_bytes=1"}; }
+};
+
+TEST_F(PlatformTinyPendingBudget, ConnectionsTakeTurnsAndEveryMessageIsStored) {
+  constexpr int kDevices = 4, kMessages = 2000;
+  std::string input = dir_.path() + "/msgs.txt";
+  write_messages(input, kMessages);
+  std::string publishers;
+  for (int d = 0; d < kDevices; ++d) {
+    const std::string id = "budget-" + std::to_string(d);
+    publishers += "mosquitto_pub " + server_->mosquitto_args(id, server_->add_device(id)) + " -q 1 -t devices/" + id + "/telemetry -l < " +
+                  input + " & ";
+  }
+  ASSERT_EQ(run(publishers + "wait", 120).status, 0);
+  for (int d = 0; d < kDevices; ++d) {
+    auto agg = server_->query("budget-" + std::to_string(d), "n", "&agg=count");
+    ASSERT_EQ(agg.size(), 1u);
+    EXPECT_EQ(agg[0].at("value").to_number<double>(), kMessages) << "device " << d;
+  }
+}
+
 TEST_F(Platform, ImportExportInspectAndVerify) {
   server_->add_device("imp-1");
   server_->add_device("imp-2");

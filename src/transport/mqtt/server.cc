@@ -98,6 +98,10 @@ struct Server::Impl {
   std::vector<Listener> listeners;
   std::atomic<uint32_t> next_shard{0};
   std::atomic<bool> stopping{false};
+  // Payload bytes handed to the pipeline by every session and not yet durable: per-session
+  // limits alone let 10,000 flooding connections hold gigabytes (bench/run).
+  std::atomic<uint64_t> pending_bytes{0};
+  bool over_pending_budget() const { return pending_bytes.load(std::memory_order_relaxed) > config.mqtt.max_pending_bytes; }
 
   std::mutex mu;  // guards sessions and live
   std::unordered_map<std::string, std::shared_ptr<SessionState>> sessions;  // by client id
@@ -263,9 +267,15 @@ class Session final : public SessionBase {
     for (;;) {
       if (closed_) co_return;
       while (!closed_ && paused()) {
-        // Back-pressure: too much awaiting durability; TCP carries it to the sender.
+        // Back-pressure: too much awaiting durability; TCP carries it to the sender. This
+        // session's own batches wake it as they complete; the server-wide budget is looked at
+        // again every 2 ms (no session knows when others' batches complete).
         resume_.emplace(stream_.get_executor());
-        resume_->expires_at(std::chrono::steady_clock::time_point::max());
+        if (server_.over_pending_budget()) {
+          resume_->expires_after(std::chrono::milliseconds(2));
+        } else {
+          resume_->expires_at(std::chrono::steady_clock::time_point::max());
+        }
         co_await resume_->async_wait(use_nothrow);
         resume_.reset();
       }
@@ -379,7 +389,8 @@ class Session final : public SessionBase {
   }
 
   bool paused() const {
-    return pending_batches_.size() >= 64 || (version_ == 4 && inflight_ >= server_.config.mqtt.receive_maximum);
+    return pending_batches_.size() >= 64 || (version_ == 4 && inflight_ >= server_.config.mqtt.receive_maximum) ||
+           server_.over_pending_budget();
   }
 
   void send(const Packet& p) {
@@ -732,6 +743,7 @@ class Session final : public SessionBase {
     msg.raw = std::move(p.payload);
     msg.receipt_ns = now;
     msg.decode = true;
+    batch_bytes_ += msg.raw.size();
     batch_.push_back(std::move(msg));
     ack_ids_.push_back(p.qos == 1 ? p.packet_id : 0);
   }
@@ -769,6 +781,7 @@ class Session final : public SessionBase {
     uint64_t id;
     bool done = false;
     size_t messages = 0;  // their packet ids wait in ack_ids_, in order
+    uint64_t bytes = 0;   // their payloads, counted in the server's pending bytes until done
     std::vector<ingest::MessageOutcome> outcomes;
     std::vector<TrailingAck> trailing;
   };
@@ -776,7 +789,9 @@ class Session final : public SessionBase {
   void flush_batch() {
     if (batch_.empty()) return;
     uint64_t id = next_batch_++;
-    pending_batches_.push_back({id, false, batch_.size(), {}, {}});
+    pending_batches_.push_back({id, false, batch_.size(), batch_bytes_, {}, {}});
+    server_.pending_bytes.fetch_add(batch_bytes_, std::memory_order_relaxed);
+    batch_bytes_ = 0;
     auto self = std::static_pointer_cast<Session>(shared_from_this());
     server_.pipeline.submit(context_, std::move(batch_), ingest::Transport::mqtt, stream_.get_executor(),
                             [self, id](std::vector<ingest::MessageOutcome> outcomes) { self->batch_done(id, std::move(outcomes)); });
@@ -785,9 +800,10 @@ class Session final : public SessionBase {
 
   void batch_done(uint64_t id, std::vector<ingest::MessageOutcome> outcomes) {
     for (auto& b : pending_batches_) {
-      if (b.id == id) {
+      if (b.id == id && !b.done) {
         b.done = true;
         b.outcomes = std::move(outcomes);
+        server_.pending_bytes.fetch_sub(b.bytes, std::memory_order_relaxed);
       }
     }
     bool storage_failed = false, quota_spent = false;
@@ -983,6 +999,7 @@ class Session final : public SessionBase {
   bool integrator_ = false;      // user name kIntegratorUser with the admin token: alarms/# only
   std::vector<std::string> aliases_;
   std::vector<ingest::Message> batch_;
+  uint64_t batch_bytes_ = 0;  // payload bytes in batch_
   // The packet ids of the messages submitted and batched, in PUBLISH order (0 for QoS 0):
   // one queue for the session rather than a vector per batch.
   boost::container::deque<uint16_t> ack_ids_;

@@ -29,6 +29,9 @@ struct Config {
     int64_t session_expiry_max_ns = 7LL * 86400 * 1'000'000'000;
     uint32_t max_connections = 100000;
     uint64_t max_outbound_bytes = 1 << 20;  // a client that stops reading is dropped past this
+    // Payload bytes read from all connections together and not yet durable: past it no
+    // connection is read until storage catches up (TCP carries the wait to the senders).
+    uint64_t max_pending_bytes = 64 << 20;
   } mqtt;
 
   struct Http {
