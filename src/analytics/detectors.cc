@@ -99,6 +99,12 @@ Verdict RobustZ::update(int64_t ts, double value) {
     v.expected = differences_ ? previous_ + median : median;
   }
   if (!repeat) {
+    if (recent_.empty()) {
+      // Exactly the window: grown by doubling, the two vectors of 288 doubles took 512 each,
+      // 7 KiB more per series for the pair of members (a gateway keeps tens of thousands).
+      recent_.reserve(window_);
+      sorted_.reserve(window_);
+    }
     if (recent_.size() < window_) {
       recent_.push_back(x);
     } else {
