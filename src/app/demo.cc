@@ -150,6 +150,28 @@ min = 0
 max = 1
 )toml";
 
+// Anomaly detection for pumps: the event metrics are not signals, the usual deviations alarm
+// as minor with a runbook, and a rule says what an overheating bearing looks like.
+constexpr const char* kPumpDetectors = R"toml(profile = "pump"
+[defaults]
+detectors = ["robust_z", "robust_z_change", "cusum", "seasonal_daily", "silence"]
+[metrics.running]
+enabled = false
+[metrics.failure]
+enabled = false
+[metrics.maintenance]
+enabled = false
+[alarm]
+severity = "minor"
+runbook = "Compare the pump's vibration, temperature and current trends; plan an inspection if they rise together"
+[[rules]]
+name = "overheat"
+when = "temperature > 66 for 1h"
+clear = "temperature < 62"
+severity = "major"
+runbook = "Bearing running hot: check lubrication and alignment, plan the bearing change"
+)toml";
+
 constexpr const char* kPumpView = R"toml(view = "pump_health"
 profile = "pump"
 [[metrics]]
@@ -353,6 +375,7 @@ int demo(const DemoOptions& opt) {
   for (const auto& [path, body] : {std::pair<const char*, const char*>{"/api/v1/contracts", kPumpContract},
                                    {"/api/v1/contracts", kHvacContract},
                                    {"/api/v1/contracts", kMeterContract},
+                                   {"/api/v1/detectors", kPumpDetectors},
                                    {"/api/v1/features/views", kPumpView},
                                    {"/api/v1/kpis/definitions", kPumpKpi},
                                    {"/api/v1/kpis/definitions", kHvacKpi}}) {
@@ -364,7 +387,7 @@ int demo(const DemoOptions& opt) {
   auto credentials = register_fleet(devices, platform.url(), platform.admin_token());
   if (!credentials) return fail("registering the fleet", credentials.error());
   say("registered " + std::to_string(devices.size()) + " devices (" + std::to_string(opt.pumps) +
-      " pumps, HVAC units and energy meters on 2 sites), applied the pump contract, feature view and KPIs");
+      " pumps, HVAC units and energy meters on 2 sites); applied contracts, the pump detectors and feature view, KPIs");
 
   // The predictive run: the fleet through the platform.
   Ledger ledger(devices, split, end);
