@@ -27,13 +27,13 @@
 #include <fstream>
 #include <map>
 #include <optional>
-#include <random>
 #include <set>
 #include <sstream>
 
 #include "embedded.h"
 #include "fieldline/core/json.h"
 #include "fieldline/core/time.h"
+#include "fieldline/ops/kpi.h"
 #include "fieldline/sim/fleet.h"
 #include "fieldline/sim/mqtt_fleet.h"
 #include "simulate.h"
@@ -48,7 +48,6 @@ namespace {
 
 constexpr int64_t kHour = 3600LL * 1'000'000'000;
 constexpr int64_t kDay = 24 * kHour;
-constexpr double kCostFailure = 12000, kCostMaintenance = 1500, kCostDowntimeHour = 800;
 constexpr const char* kModel = "pump_failure_7d";
 
 constexpr const char* kPumpContract = R"toml(profile = "pump"
@@ -232,10 +231,12 @@ struct Outcome {
 };
 
 // Accounts the pumps' events in [from, to): failures, maintenance, downtime from a failure to
-// its repair (clipped to the window).
+// its repair (clipped to the window), costed with the pump KPI definition's tariff (the one the
+// platform costs them with too).
 class Ledger {
  public:
-  Ledger(const std::vector<sim::DeviceSpec>& devices, int64_t from, int64_t to) : devices_(devices), from_(from), to_(to) {}
+  Ledger(const std::vector<sim::DeviceSpec>& devices, int64_t from, int64_t to, const ops::kpi::Definition& tariff)
+      : devices_(devices), from_(from), to_(to), tariff_(tariff) {}
   void operator()(const sim::Event& e) {
     if (devices_[e.device].kind != sim::Kind::pump) return;
     if (e.kind == "failure") {
@@ -254,8 +255,9 @@ class Ledger {
   Outcome finish() {
     for (const auto& [device, since] : down_) add_downtime(since, to_);
     down_.clear();
-    outcome_.maintenance_cost = static_cast<double>(outcome_.failures) * kCostFailure + static_cast<double>(outcome_.maintenance) * kCostMaintenance +
-                                outcome_.unplanned_downtime_hours * kCostDowntimeHour;
+    outcome_.maintenance_cost = static_cast<double>(outcome_.failures) * tariff_.cost_failure +
+                                static_cast<double>(outcome_.maintenance) * tariff_.cost_maintenance +
+                                outcome_.unplanned_downtime_hours * tariff_.cost_downtime_hour;
     return outcome_;
   }
   Outcome& outcome() { return outcome_; }
@@ -268,15 +270,16 @@ class Ledger {
   }
   const std::vector<sim::DeviceSpec>& devices_;
   int64_t from_, to_;
+  const ops::kpi::Definition& tariff_;
   std::map<size_t, int64_t> down_;
   Outcome outcome_;
 };
 
 // A baseline on the same fleet and seed, in memory: nothing done before `split`; from there,
 // every pump maintained every `period` (0: never), staggered over the fleet.
-Outcome baseline(const sim::Options& o, int64_t start, int64_t split, int64_t end, int64_t period) {
+Outcome baseline(const sim::Options& o, int64_t start, int64_t split, int64_t end, int64_t period, const ops::kpi::Definition& tariff) {
   auto fleet = sim::Fleet::make(o, start);
-  Ledger ledger((*fleet)->devices(), split, end);
+  Ledger ledger((*fleet)->devices(), split, end, tariff);
   auto on_event = [&ledger](const sim::Event& e) { ledger(e); };
   auto ignore = [](const sim::Reading&) {};
   const auto& devices = (*fleet)->devices();
@@ -326,6 +329,13 @@ int demo(const DemoOptions& opt) {
   if (opt.pumps == 0 || opt.days < 4 || !(opt.minutes > 0)) {
     std::fprintf(stderr, "error: --pumps at least 1, --days at least 4, --minutes above 0\n");
     return 2;
+  }
+  // The demo's tariff and alarm horizon are the pump KPI definition's, read from the document
+  // the platform is given.
+  const auto pump_kpi = ops::kpi::parse_definition(kPumpKpi);
+  if (!pump_kpi) {
+    std::fprintf(stderr, "error: the demo's pump KPI definition: %s\n", pump_kpi.error().message().c_str());
+    return 1;
   }
   sim::Options fleet_options;
   fleet_options.profile = "mixed";
@@ -390,7 +400,7 @@ int demo(const DemoOptions& opt) {
       " pumps, HVAC units and energy meters on 2 sites); applied contracts, the pump detectors and feature view, KPIs");
 
   // The predictive run: the fleet through the platform.
-  Ledger ledger(devices, split, end);
+  Ledger ledger(devices, split, end, *pump_kpi);
   std::vector<char> acting(devices.size(), 0);
   std::vector<std::optional<int64_t>> acted_at(devices.size());  // simulated time of each pump's last order
   auto on_event = [&](const sim::Event& e) { ledger(e); };
@@ -400,22 +410,15 @@ int demo(const DemoOptions& opt) {
                         if (command != "maintenance") return;
                         // Ground truth for the alarm's precision: was this pump going to fail within 7 days?
                         ++ledger.outcome().actions;
-                        ledger.outcome().actions_before_failure += (*fleet)->fails_within(device, 7 * kDay);
+                        ledger.outcome().actions_before_failure += (*fleet)->fails_within(device, pump_kpi->horizon_ns);
                         (*fleet)->maintain(device, on_event);
                       });
   // Some readings go out broken (--bad-share), never one that reports a failure or maintenance:
   // the ground truth must stay comparable with what the platform counts.
-  std::mt19937_64 bad_rng(opt.seed ^ 0xBADULL);
-  std::uniform_real_distribution<double> uniform(0, 1);
-  uint64_t bad_sent = 0;
+  sim::BadMessages bad(opt.bad_share, opt.seed);
   auto on_reading = [&](const sim::Reading& r) {
-    double fault = -1;
     const bool reports_event = std::any_of(r.values.begin(), r.values.end(), [](const auto& v) { return v.first == "failure" || v.first == "maintenance"; });
-    if (opt.bad_share > 0 && !reports_event && uniform(bad_rng) < opt.bad_share) {
-      fault = uniform(bad_rng);
-      ++bad_sent;
-    }
-    mqtt.publish(r.device, sim::telemetry_json(r, fault));
+    mqtt.publish(r.device, sim::telemetry_json(r, reports_event ? -1 : bad.next()));
   };
   const double speedup = static_cast<double>(end - start) / (opt.minutes * 60e9);
   const size_t backlog = devices.size() * 128;
@@ -527,8 +530,8 @@ int demo(const DemoOptions& opt) {
   }
   const Outcome predictive = ledger.finish();
   say("simulating the two baselines on the same fleet and seed...");
-  const Outcome run_to_failure = baseline(fleet_options, start, split, end, 0);
-  const Outcome preventive = baseline(fleet_options, start, split, end, static_cast<int64_t>(opt.preventive_days) * kDay);
+  const Outcome run_to_failure = baseline(fleet_options, start, split, end, 0, *pump_kpi);
+  const Outcome preventive = baseline(fleet_options, start, split, end, static_cast<int64_t>(opt.preventive_days) * kDay, *pump_kpi);
   // The platform's own KPIs over the same window, from what the pumps reported.
   // The first half (nothing acted on) is their baseline.
   const std::string window = "&from=" + core::format_rfc3339(split) + "&to=" + core::format_rfc3339(end - 1'000'000) +
@@ -575,11 +578,12 @@ int demo(const DemoOptions& opt) {
                    {"platform_kpis_first_half", platform_baseline},
                    {"hvac_kpis", hvac_kpis},
                    {"messages_acknowledged", mqtt.stats().acknowledged},
-                   {"bad_messages", json::object{{"sent", bad_sent}, {"rejected", rejected}, {"quarantined", quarantined}}}};
+                   {"bad_messages", json::object{{"sent", bad.sent()}, {"rejected", rejected}, {"quarantined", quarantined}}}};
     std::printf("%s\n", core::to_json(o).c_str());
   } else {
     std::printf("\nOutcome over simulated days %u-%u, %u pumps (seed %llu); costs: failure %.0f, maintenance %.0f, downtime %.0f/h\n\n",
-                opt.days / 2, opt.days, opt.pumps, static_cast<unsigned long long>(opt.seed), kCostFailure, kCostMaintenance, kCostDowntimeHour);
+                opt.days / 2, opt.days, opt.pumps, static_cast<unsigned long long>(opt.seed), pump_kpi->cost_failure, pump_kpi->cost_maintenance,
+                pump_kpi->cost_downtime_hour);
     std::printf("%-28s %16s %16s %22s\n", "", "predictive", "run-to-failure", ("preventive (every " + std::to_string(opt.preventive_days) + " d)").c_str());
     auto row = [](const char* name, double a, double b, double c, const char* fmt) {
       char x[3][32];
@@ -609,7 +613,7 @@ int demo(const DemoOptions& opt) {
     }
     std::printf("%llu messages acknowledged; of %llu sent broken on purpose, the platform refused %.0f with a reason and holds %.0f in "
                 "quarantine (GET /api/v1/quarantine)\n",
-                static_cast<unsigned long long>(mqtt.stats().acknowledged), static_cast<unsigned long long>(bad_sent), rejected, quarantined);
+                static_cast<unsigned long long>(mqtt.stats().acknowledged), static_cast<unsigned long long>(bad.sent()), rejected, quarantined);
     auto number = [](const json::value& v, const char* key) {
       return v.is_object() && v.as_object().contains(key) && v.at(key).is_number() ? v.at(key).to_number<double>() : NAN;
     };

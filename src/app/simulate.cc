@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <random>
 
 #include "client.h"
 #include "fieldline/core/errc.h"
@@ -94,7 +93,7 @@ int simulate(SimulateOptions o) {
     }
   }
   const auto& devices = (*fleet)->devices();
-  uint64_t failures = 0, maintenance = 0, bad = 0;
+  uint64_t failures = 0, maintenance = 0;
   auto on_event = [&](const sim::Event& e) {
     failures += e.kind == "failure";
     maintenance += e.kind == "maintenance";
@@ -117,16 +116,8 @@ int simulate(SimulateOptions o) {
                                                 if (command == "maintenance") (*fleet)->maintain(device, on_event);
                                               });
   }
-  std::mt19937_64 bad_rng(o.fleet.seed ^ 0xBADULL);
-  std::uniform_real_distribution<double> uniform(0, 1);
-  auto on_reading = [&](const sim::Reading& r) {
-    double fault = -1;
-    if (o.bad_share > 0 && uniform(bad_rng) < o.bad_share) {
-      fault = uniform(bad_rng);
-      ++bad;
-    }
-    sender->publish(r.device, sim::telemetry_json(r, fault));
-  };
+  sim::BadMessages bad(o.bad_share, o.fleet.seed);
+  auto on_reading = [&](const sim::Reading& r) { sender->publish(r.device, sim::telemetry_json(r, bad.next())); };
 
   const bool tty = isatty(STDERR_FILENO) && o.format != "json";
   const auto started = std::chrono::steady_clock::now();
@@ -173,7 +164,7 @@ int simulate(SimulateOptions o) {
   const uint64_t lost = sender->unacknowledged();
   if (o.format == "json") {
     std::printf("%s\n", core::to_json(json::object{{"devices", devices.size()}, {"published", s.published}, {"acknowledged", s.acknowledged},
-                                                   {"unacknowledged", lost}, {"bad", bad}, {"reconnects", s.reconnects},
+                                                   {"unacknowledged", lost}, {"bad", bad.sent()}, {"reconnects", s.reconnects},
                                                    {"failures", failures}, {"maintenance", maintenance},
                                                    {"from", core::format_rfc3339(start)}, {"to", core::format_rfc3339((*fleet)->now())}})
                             .c_str());
@@ -181,7 +172,7 @@ int simulate(SimulateOptions o) {
     std::printf("%zu devices, %s to %s: %llu messages acknowledged (%llu sent malformed or non-conforming), %llu not; "
                 "%llu failures, %llu maintenance actions\n",
                 devices.size(), core::format_rfc3339(start).c_str(), core::format_rfc3339((*fleet)->now()).c_str(),
-                static_cast<unsigned long long>(s.acknowledged), static_cast<unsigned long long>(bad), static_cast<unsigned long long>(lost),
+                static_cast<unsigned long long>(s.acknowledged), static_cast<unsigned long long>(bad.sent()), static_cast<unsigned long long>(lost),
                 static_cast<unsigned long long>(failures), static_cast<unsigned long long>(maintenance));
   }
   return lost == 0 ? 0 : 1;

@@ -309,7 +309,7 @@ Status RawLog::compress(core::Env& env, const std::string& sealed) {
   auto scanned = [&](RawEntry, size_t end) {
     if (end - released >= (1u << 20)) mapped->done_with(released = end);
   };
-  data = data.substr(0, decode_raw_records(data, std::function<void(RawEntry, size_t)>(scanned), parsed ? parsed->first : 0));
+  data = data.substr(0, decode_raw_records(data, scanned, parsed ? parsed->first : 0));
   mapped->done_with(mapped->bytes().size());
   const std::string stem = sealed.substr(0, sealed.size() - 4);
   const std::string tmp = stem + ".zst.tmp", final_path = stem + ".zst";

@@ -72,7 +72,6 @@ asio::awaitable<void> worker(std::shared_ptr<State> s) {
       auto [device, payload] = std::move(s->queued.front());
       s->queued.pop_front();
       ++s->in_flight;
-      ++s->stats.published;
       const auto& credential = s->devices[device];
       http::request<http::string_body> request{http::verb::post, "/api/v1/devices/" + credential.device + "/telemetry", 11};
       request.set(http::field::host, s->options.host);
@@ -94,7 +93,6 @@ asio::awaitable<void> worker(std::shared_ptr<State> s) {
         ++s->stats.refused;
       } else {
         // Not taken (connection lost, busy, storage trouble): again, first, after a pause.
-        --s->stats.published;
         s->queued.emplace_front(device, std::move(payload));
         if (!ec) {
           auto wait = pause(*s);
@@ -120,6 +118,7 @@ HttpFleet::HttpFleet(asio::io_context& io, Options options, std::vector<Credenti
 HttpFleet::~HttpFleet() { close(); }
 
 void HttpFleet::publish(size_t device, std::string payload) {
+  ++state_->stats.published;  // counted once, however often it has to be sent
   state_->queued.emplace_back(device, std::move(payload));
   state_->wake.cancel();
 }

@@ -27,6 +27,25 @@ struct Credential {
 // of any range), negative: none.
 std::string telemetry_json(const Reading& r, double bad = -1);
 
+// --bad-share: which readings go out broken and how, deterministic under the fleet's seed.
+class BadMessages {
+ public:
+  BadMessages(double share, uint64_t seed) : share_(share), rng_(seed ^ 0xBADULL) {}
+  // The `bad` argument for telemetry_json: negative to send the reading whole.
+  double next() {
+    if (share_ <= 0 || uniform_(rng_) >= share_) return -1;
+    ++sent_;
+    return uniform_(rng_);
+  }
+  uint64_t sent() const { return sent_; }
+
+ private:
+  double share_;
+  std::mt19937_64 rng_;
+  std::uniform_real_distribution<double> uniform_{0, 1};
+  uint64_t sent_ = 0;
+};
+
 struct SenderStats {
   uint64_t published = 0, acknowledged = 0, refused = 0, reconnects = 0, commands = 0;
   uint32_t connected = 0;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The README's first command from a fresh clone, timed: clones this checkout to a temporary
+# folder, builds the binary there without ccache (as a new machine would) and runs the demo
+# without serving; prints the time from the clone to the outcome and the outcome as JSON.
+# (Debian packages are whatever this machine has: apt on a new machine adds its own time.)
+#   bench/demo.sh [fieldline demo options...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d /tmp/fl-bench-demo.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+# Beside the checkout's own ../shared, so the clone finds the datasets the way the checkout does.
+ln -s "$(cd .. && pwd)/shared" "$work/shared" 2>/dev/null || true
+start=$(date +%s.%N)
+git clone -q . "$work/fieldline"
+cd "$work/fieldline"
+CCACHE_DISABLE=1 tools/run.sh --no-serve --format json "$@" > "$work/outcome.json"
+end=$(date +%s.%N)
+echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%F)"
+python3 - "$work/outcome.json" "$start" "$end" <<'PY'
+import json, sys
+o = json.load(open(sys.argv[1]))
+print(f"clone -> build (no ccache) -> demo outcome: {float(sys.argv[3]) - float(sys.argv[2]):.0f} s")
+for arm in ("predictive", "run_to_failure", "preventive"):
+    a = o[arm]
+    print(f"{arm:15} failures {a['failures']:4}  unplanned downtime {a['unplanned_downtime_hours']:7.0f} h  "
+          f"maintenance {a['maintenance_actions']:4}  cost {a['maintenance_cost']:10.0f}")
+print(f"unplanned downtime vs run-to-failure {-100 * o['unplanned_downtime_reduction_vs_run_to_failure']:+.0f}%, "
+      f"vs preventive {-100 * o['unplanned_downtime_reduction_vs_preventive']:+.0f}%; bad messages {o['bad_messages']}")
+PY
