@@ -25,5 +25,12 @@ for arm in ("predictive", "run_to_failure", "preventive"):
     print(f"{arm:15} failures {a['failures']:4}  unplanned downtime {a['unplanned_downtime_hours']:7.0f} h  "
           f"maintenance {a['maintenance_actions']:4}  cost {a['maintenance_cost']:10.0f}")
 print(f"unplanned downtime vs run-to-failure {-100 * o['unplanned_downtime_reduction_vs_run_to_failure']:+.0f}%, "
-      f"vs preventive {-100 * o['unplanned_downtime_reduction_vs_preventive']:+.0f}%; bad messages {o['bad_messages']}")
+      f"vs preventive {-100 * o['unplanned_downtime_reduction_vs_preventive']:+.0f}%; "
+      f"orders to a pump failing within 7 days {100 * o['predictive'].get('alarm_precision', 0):.0f}%")
+print(f"messages acknowledged {o['messages_acknowledged']}; bad messages {o['bad_messages']}")
+k, b, h = o["platform_kpis"], o["platform_kpis_first_half"], o["hvac_kpis"]
+print(f"platform KPIs, second half (first half): failures {k['failures']} ({b['failures']}), unplanned downtime "
+      f"{k['unplanned_downtime_hours']:.0f} h ({b['unplanned_downtime_hours']:.0f} h), MTBF {k['mtbf_hours']:.0f} h ({b['mtbf_hours']:.0f} h), "
+      f"availability {k['availability']:.3f} ({b['availability']:.3f}); HVAC kWh per kWh of cooling "
+      f"{h['current']['energy_per_output']:.3f} ({h['baseline']['energy_per_output']:.3f})")
 PY
