@@ -13,8 +13,10 @@ ln -s "$(cd .. && pwd)/shared" "$work/shared" 2>/dev/null || true
 start=$(date +%s.%N)
 git clone -q . "$work/fieldline"
 cd "$work/fieldline"
-CCACHE_DISABLE=1 tools/run.sh --no-serve --format json "$@" > "$work/outcome.json"
+# The build's progress goes to stdout too; the demo's JSON is the last line.
+CCACHE_DISABLE=1 tools/run.sh --no-serve --format json "$@" > "$work/run.out"
 end=$(date +%s.%N)
+tail -n 1 "$work/run.out" > "$work/outcome.json"
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%F)"
 python3 - "$work/outcome.json" "$start" "$end" <<'PY'
 import json, sys
