@@ -4,6 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-release}"
 shift || true
+# The operator console is compiled into the binary: build it first (the fuzz preset has no binary).
+if [[ "$preset" != "fuzz" ]]; then
+  tools/build_web.sh
+fi
 if [[ ! -f "build/$preset/build.ninja" ]]; then
   cmake --preset "$preset" >/dev/null
 fi

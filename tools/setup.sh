@@ -10,17 +10,19 @@ packages=(
   libssl-dev libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev libzstd-dev libxgboost-dev xgboost
   mosquitto mosquitto-clients curl procps python3 python3-websockets openssl sqlite3
+  chromium chromium-driver
 )
-# Peers used only by the benchmarks; installed when asked (bench/run passes --bench). Node.js
-# runs Node-RED (from npm, bench/peers); a Node.js from elsewhere that brings its own npm is
-# used as it is (Debian's npm package would conflict with it).
+# Peers used only by the benchmarks; installed when asked (bench/run passes --bench).
 bench_packages=(influxdb linux-perf python3-paho-mqtt)
 
 want=("${packages[@]}")
+# Node.js builds the operator console (web/, Vite) and drives the browser tests
+# (playwright-core); it runs Node-RED for the benchmarks. A Node.js from elsewhere that brings
+# its own npm is used as it is (Debian's npm package would conflict with it).
+command -v node >/dev/null || want+=(nodejs)
+command -v npm >/dev/null || want+=(npm)
 if [[ "${1:-}" == "--bench" ]]; then
   want+=("${bench_packages[@]}")
-  command -v node >/dev/null || want+=(nodejs)
-  command -v npm >/dev/null || want+=(npm)
 fi
 
 missing=()

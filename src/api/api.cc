@@ -21,6 +21,7 @@
 #include "fieldline/security/token.h"
 #include "fieldline/transport/mqtt/codec.h"
 #include "fieldline/tsdb/errc.h"
+#include "console.h"
 #include "responses.h"
 
 namespace fieldline::api {
@@ -179,9 +180,9 @@ Response outcome_error(const ingest::MessageOutcome& o, const std::string& devic
 Api::Api(const core::Config& config, registry::Registry& registry, ingest::Pipeline& pipeline, ops::Metrics& metrics,
          analytics::AlarmService& alarms, analytics::DetectorBook& detectors, ml::FeatureBook& feature_views,
          const ml::OnlineFeatures& features, ml::ModelBook& models, const ml::Serving& serving, ml::DecisionLog& decisions,
-         Hooks hooks)
+         LiveSamples& live_samples, Hooks hooks)
     : config_(config), registry_(registry), pipeline_(pipeline), metrics_(metrics), alarms_(alarms), detectors_(detectors),
-      feature_views_(feature_views), features_(features), models_(models), serving_(serving), decisions_(decisions), training_(std::make_unique<boost::asio::thread_pool>(1)),
+      feature_views_(feature_views), features_(features), models_(models), serving_(serving), decisions_(decisions), live_samples_(live_samples), training_(std::make_unique<boost::asio::thread_pool>(1)),
       hooks_(std::move(hooks)) {}
 
 Api::~Api() { training_->join(); }
@@ -224,16 +225,35 @@ asio::awaitable<transport::http::Upgrade> Api::upgrade(Request& req) {
                                 ver);
     co_return up;
   }
+  // ?samples=true (with ?device=): the device's samples too, as they are stored.
+  bool samples = false;
+  if (auto it = params.find("samples"); it != params.end()) {
+    if (it->second != "true" && it->second != "false") {
+      up.refusal = error_response(400, "bad_request", "samples: expected true or false", ver);
+      co_return up;
+    }
+    samples = it->second == "true";
+    params.erase(it);
+  }
   auto filter = parse_alarm_filter(params);
   if (!filter) {
     up.refusal = to_http_error(filter.error(), ver);
     co_return up;
   }
+  if (samples && filter->device.empty()) {
+    up.refusal = error_response(400, "bad_request", "samples=true needs device=ID (one device's samples per stream)", ver);
+    co_return up;
+  }
   auto executor = co_await asio::this_coro::executor;
   up.feed = std::make_shared<transport::http::WebSocketFeed>(executor);
   up.feed->push(core::to_json(json::object{{"event", "stream.open"}, {"at", core::format_rfc3339(now_ns())}}));
+  const std::string device = filter->device;
   const uint64_t id = alarms_.subscribe(std::make_shared<FeedChannel>(up.feed), std::move(*filter));
-  up.closed = [this, id] { alarms_.unsubscribe(id); };
+  const uint64_t watch = samples ? live_samples_.watch(pipeline_.shard_of(device), device, up.feed) : 0;
+  up.closed = [this, id, watch] {
+    alarms_.unsubscribe(id);
+    if (watch) live_samples_.unwatch(watch);
+  };
   co_return up;
 }
 
@@ -291,6 +311,8 @@ asio::awaitable<Response> Api::handle(Request& req) {
     bool ready = pipeline_.ready();
     co_return json_response(ready ? 200 : 503, json::object{{"status", ready ? "ready" : "not ready"}}, ver);
   }
+  // The operator console's files: code without data, so no token (the console asks for one).
+  if (is_console_path(path)) co_return console_response(req, path);
 
   // Everything else needs a token: Authorization: Bearer <t> or Token <t>.
   Caller caller;
@@ -553,6 +575,13 @@ asio::awaitable<Response> Api::handle(Request& req) {
       messages.push_back(std::move(o));
     }
     co_return json_response(200, json::object{{"messages", std::move(messages)}}, ver);
+  }
+
+  if (parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "fleet") {
+    if (!caller.admin()) co_return forbidden("the fleet overview needs the admin token");
+    if (method != bhttp::verb::get) co_return error_response(405, "method_not_allowed", "use GET", ver);
+    auto job = fleet_route(registry_, pipeline_, alarms_, serving_, ver);
+    co_return co_await std::move(job);
   }
 
   if (parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "events") {
@@ -880,9 +909,31 @@ asio::awaitable<Response> Api::handle(Request& req) {
         if (!range) co_return to_http_error(range.error(), ver);
         auto [from, to] = *range;
         const std::string* agg_name = q.get("agg");
+        // ?format=columns: {"ts": [epoch ms...], "value": [...]}, a third of the bytes and
+        // quick to parse for charts with days of points (the console's).
+        bool columns = false;
+        if (const auto* f = q.get("format")) {
+          if (*f != "columns" && *f != "points") co_return error_response(400, "bad_request", "format: points (the default) or columns", ver);
+          columns = *f == "columns";
+        }
+        auto columns_response = [&](json::array ts, json::array values, const char* agg) {
+          json::object body{{"device", id}, {"metric", metric}, {"ts", std::move(ts)}, {"value", std::move(values)}};
+          if (agg) body["agg"] = agg;
+          return json_response(200, body, ver);
+        };
         if (!agg_name || *agg_name == "none" || *agg_name == "raw") {
           auto samples = co_await pipeline_.read(id, metric, from, to);
           if (!samples) co_return to_http_error(samples.error(), ver);
+          if (columns) {
+            json::array ts, values;
+            ts.reserve(samples->size());
+            values.reserve(samples->size());
+            for (const auto& s : *samples) {
+              ts.push_back(s.ts / core::kNsPerMs);
+              values.push_back(value_json(s.value));
+            }
+            co_return columns_response(std::move(ts), std::move(values), nullptr);
+          }
           json::array pts;
           pts.reserve(samples->size());
           // ?raw=true: each calibrated value with the reading it was calibrated from.
@@ -922,6 +973,17 @@ asio::awaitable<Response> Api::handle(Request& req) {
         aq.group_by = {"device", "metric"};
         auto r = co_await pipeline_.aggregate(aq);
         if (!r) co_return to_http_error(r.error(), ver);
+        if (columns) {
+          json::array ts, values;
+          for (const auto& [key, g] : r->groups) {
+            for (const auto& [t, st] : g.buckets) {
+              double v = st.result(*agg);
+              ts.push_back(t / core::kNsPerMs);
+              values.push_back(std::isfinite(v) ? json::value(v) : json::value(nullptr));
+            }
+          }
+          co_return columns_response(std::move(ts), std::move(values), tsdb::to_string(*agg));
+        }
         json::array pts;
         for (const auto& [key, g] : r->groups) {
           for (const auto& [ts, st] : g.buckets) {

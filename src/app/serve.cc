@@ -20,6 +20,7 @@
 
 #include "fieldline/analytics/webhooks.h"
 #include "fieldline/api/api.h"
+#include "fieldline/api/live_samples.h"
 #include "fieldline/core/env.h"
 #include "fieldline/core/log.h"
 #include "fieldline/core/runtime.h"
@@ -215,6 +216,8 @@ int serve(const core::Config& cfg) {
       [decision_log, &env](ml::DecisionRecord r) { decision_log->record(std::move(r), env->now_ns()); }};
   ml::Serving serving(serving_options, features, models, metrics, std::move(sinks));
   observers.add(&serving);
+  api::LiveSamples live_samples((*pipeline)->shard_count());  // for the console's live charts
+  observers.add(&live_samples);
   (*pipeline)->set_observer(&observers);
 
   std::unique_ptr<asio::ssl::context> tls;
@@ -233,7 +236,7 @@ int serve(const core::Config& cfg) {
   }
 
   transport::mqtt::Server mqtt(runtime, config, **registry, **pipeline, metrics);
-  api::Api api(config, **registry, **pipeline, metrics, **alarms, detector_documents, feature_views, features, models, serving, **decisions,
+  api::Api api(config, **registry, **pipeline, metrics, **alarms, detector_documents, feature_views, features, models, serving, **decisions, live_samples,
                api::Hooks{[&mqtt](const std::string& d, const std::string& n, const std::string& p) {
                  return mqtt.deliver_command(d, n, p);
                }});

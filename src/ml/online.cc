@@ -342,4 +342,12 @@ std::vector<Prediction> Serving::predictions(uint32_t shard, const std::string& 
   return out;
 }
 
+std::vector<Prediction> Serving::predictions(uint32_t shard) const {
+  std::vector<Prediction> out;
+  for (const auto& [key, last] : shards_[shard]->last) {
+    if (last.as_of != INT64_MIN) out.push_back(last.prediction);
+  }
+  return out;
+}
+
 }  // namespace fieldline::ml

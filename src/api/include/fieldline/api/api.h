@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fieldline/analytics/alarm_service.h"
+#include "fieldline/api/live_samples.h"
 #include "fieldline/analytics/stream.h"
 #include "fieldline/core/config.h"
 #include "fieldline/ingest/pipeline.h"
@@ -35,7 +36,7 @@ class Api {
   Api(const core::Config& config, registry::Registry& registry, ingest::Pipeline& pipeline, ops::Metrics& metrics,
       analytics::AlarmService& alarms, analytics::DetectorBook& detectors, ml::FeatureBook& feature_views,
       const ml::OnlineFeatures& features, ml::ModelBook& models, const ml::Serving& serving, ml::DecisionLog& decisions,
-      Hooks hooks);
+      LiveSamples& live_samples, Hooks hooks);
   ~Api();
   boost::asio::awaitable<transport::http::Response> handle(transport::http::Request& req);
   // GET /api/v1/stream (WebSocket; admin token as `Authorization: Bearer` or, for browsers,
@@ -57,6 +58,7 @@ class Api {
   ml::ModelBook& models_;
   const ml::Serving& serving_;
   ml::DecisionLog& decisions_;
+  LiveSamples& live_samples_;
   std::unique_ptr<boost::asio::thread_pool> training_;  // model training, off the HTTP threads
   Hooks hooks_;
 };
@@ -203,6 +205,15 @@ boost::asio::awaitable<transport::http::Response> models_route(registry::Registr
 transport::http::Response kpi_definitions_route(registry::Registry& registry, boost::beast::http::verb method,
                                                 const std::vector<std::string>& parts, const std::string& body, const std::string& actor,
                                                 unsigned version);
+// GET /api/v1/fleet (admin token): every device in one answer, for the console's fleet
+// overview and for integrators: its registry entry, whether it is online (a message within two
+// of its contract's expected intervals, or 5 minutes without one), its open alarms and their
+// highest severity, its conformance rate since the server started, and its latest prediction
+// of each production model; with the counts by site and profile.
+boost::asio::awaitable<transport::http::Response> fleet_route(registry::Registry& registry, ingest::Pipeline& pipeline,
+                                                              analytics::AlarmService& alarms, const ml::Serving& serving,
+                                                              unsigned version);
+
 boost::asio::awaitable<transport::http::Response> kpis_route(registry::Registry& registry, ingest::Pipeline& pipeline,
                                                              analytics::AlarmService& alarms, std::map<std::string, std::string> params,
                                                              unsigned version);

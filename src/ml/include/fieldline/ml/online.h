@@ -151,6 +151,9 @@ class Serving final : public ingest::SampleObserver {
   void close(uint32_t) override {}
   // On `shard`'s thread: the device's latest prediction of each model.
   std::vector<Prediction> predictions(uint32_t shard, const std::string& device) const;
+  // On `shard`'s thread: the latest prediction of each model for every device of the shard
+  // (the fleet overview), by device.
+  std::vector<Prediction> predictions(uint32_t shard) const;
 
  private:
   struct Shard;

@@ -1,0 +1,77 @@
+import { useEffect, useRef } from "preact/hooks";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+
+export type Series = { label: string; color: string; points?: boolean };
+
+// A uPlot chart that keeps its instance across renders: new data goes through setData, which
+// redraws in a few milliseconds even with days of points (uPlot draws columns of numbers, no
+// per-point objects). `data` is [timestamps in seconds, values...].
+export function Chart(props: {
+  data: uPlot.AlignedData;
+  series: Series[];
+  height?: number;
+  title?: string;
+  markers?: { ts: number; label: string }[];
+  onRendered?: (ms: number) => void;
+  testId?: string;
+}) {
+  const host = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const markers = useRef(props.markers ?? []);
+  markers.current = props.markers ?? [];
+
+  useEffect(() => {
+    const el = host.current!;
+    const opts: uPlot.Options = {
+      width: Math.max(320, el.clientWidth),
+      height: props.height ?? 220,
+      title: props.title,
+      cursor: { drag: { x: true, y: false } },
+      scales: { x: { time: true } },
+      series: [{}, ...props.series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, points: { show: s.points ?? false } }))],
+      axes: [{}, { size: 60 }],
+      hooks: {
+        draw: [
+          (u: uPlot) => {
+            // Event markers (failures, maintenance, alarms) as vertical lines.
+            const ctx = u.ctx;
+            ctx.save();
+            ctx.strokeStyle = "#c0392b";
+            ctx.setLineDash([4, 4]);
+            for (const m of markers.current) {
+              const x = Math.round(u.valToPos(m.ts, "x", true));
+              if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+              ctx.beginPath();
+              ctx.moveTo(x, u.bbox.top);
+              ctx.lineTo(x, u.bbox.top + u.bbox.height);
+              ctx.stroke();
+            }
+            ctx.restore();
+          },
+        ],
+      },
+    };
+    const started = performance.now();
+    plot.current = new uPlot(opts, props.data, el);
+    props.onRendered?.(performance.now() - started);
+    const resize = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(320, el.clientWidth), height: props.height ?? 220 }));
+    resize.observe(el);
+    return () => {
+      resize.disconnect();
+      plot.current?.destroy();
+      plot.current = null;
+    };
+    // The series layout is fixed for a chart's life; data changes go through setData below.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [props.series.map((s) => s.label).join("|")]);
+
+  useEffect(() => {
+    if (!plot.current) return;
+    const started = performance.now();
+    plot.current.setData(props.data);
+    props.onRendered?.(performance.now() - started);
+  }, [props.data]);
+
+  return <div class="chart" ref={host} data-testid={props.testId} />;
+}

@@ -1,0 +1,229 @@
+// End-to-end test of the operator console: starts the real `fieldline serve`, feeds it with
+// mosquitto_pub (a client nobody here wrote), and drives the console in Debian's Chromium
+// through playwright-core. Screenshots of every page land in web/test-results/.
+//
+// node web/tests/e2e.mjs --binary build/release/fieldline
+import { spawn, execFileSync } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const binary = path.resolve(args[args.indexOf("--binary") + 1] ?? "build/release/fieldline");
+const results = path.resolve(here, "../test-results");
+const ADMIN = "e2e-admin-token-" + Math.random().toString(36).slice(2) + "0123456789";
+fs.mkdirSync(results, { recursive: true });
+
+let failures = 0;
+const log = (...m) => console.log(new Date().toISOString().slice(11, 23), ...m);
+function check(cond, what) {
+  if (cond) log("ok  ", what);
+  else {
+    failures++;
+    log("FAIL", what);
+  }
+  return cond;
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(what, fn, timeoutMs = 20000) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${last})`);
+}
+const freePort = () => new Promise((resolve) => {
+  const s = net.createServer();
+  s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+});
+
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fieldline-console-e2e-"));
+const httpPort = await freePort(), mqttPort = await freePort();
+const base = `http://127.0.0.1:${httpPort}`;
+const server = spawn(binary, ["serve", "--data-dir", dataDir, "--http-listen", `127.0.0.1:${httpPort}`, "--mqtt-listen", `127.0.0.1:${mqttPort}`],
+  { env: { ...process.env, FIELDLINE_ADMIN_TOKEN: ADMIN }, stdio: ["ignore", "ignore", fs.openSync(path.join(results, "server.log"), "w")] });
+let publisher, browser;
+const cleanup = async () => {
+  try { publisher?.stdin.end(); publisher?.kill(); } catch {}
+  try { await browser?.close(); } catch {}
+  server.kill("SIGTERM");
+  await new Promise((r) => { server.once("exit", r); setTimeout(r, 6000); });
+  fs.rmSync(dataDir, { recursive: true, force: true });
+};
+
+async function rest(method, p, body, token = ADMIN, type = "application/json") {
+  const res = await fetch(base + p, { method, headers: { Authorization: `Bearer ${token}`, "Content-Type": type },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, body: text ? (() => { try { return JSON.parse(text); } catch { return text; } })() : null };
+}
+
+try {
+  await until("the server to be ready", async () => (await fetch(`${base}/readyz`)).ok);
+
+  // Nothing but the console's files and health answers without a token.
+  check((await fetch(`${base}/api/v1/fleet`)).status === 401, "GET /api/v1/fleet without a token is 401");
+  const index = await fetch(`${base}/`, { headers: { "Accept-Encoding": "gzip" } });
+  check(index.ok && (index.headers.get("content-security-policy") ?? "").includes("default-src 'self'"), "the console is served with a same-origin content security policy");
+  // The console's size as a browser downloads it (gzipped), from the files the binary serves.
+  const html = await index.text();
+  const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
+  let gz = 0;
+  for (const a of assets) {
+    const r = await fetch(base + a, { headers: { "Accept-Encoding": "gzip" } });
+    const raw = await fetch(base + a, { headers: { "Accept-Encoding": "identity" } });
+    check(r.headers.get("cache-control")?.includes("immutable") && raw.headers.get("content-encoding") === null, `${a} is cacheable and served plain to a client without gzip`);
+    gz += Number(execFileSync("bash", ["-c", `curl -s -H 'Accept-Encoding: gzip' ${base}${a} | wc -c`]).toString().trim());
+  }
+  check(assets.length >= 2 && gz < 300 * 1024, `the console's assets are ${(gz / 1024).toFixed(1)} KiB gzipped (budget 300 KiB)`);
+
+  // A device with a rule that alarms, and a contract-less profile.
+  const dev = await rest("POST", "/api/v1/devices", { id: "boiler-1", profile: "boiler", tags: { site: "north", line: "A" } });
+  check(dev.status === 201 && dev.body.token, "device registered over REST");
+  await rest("POST", "/api/v1/devices", { id: "boiler-2", profile: "boiler", tags: { site: "south" } });
+  const doc = `profile = "boiler"
+[[rules]]
+name = "overheat"
+when = "temperature > 90"
+clear = "temperature < 80"
+severity = "major"
+runbook = "Open the bypass valve, then check the burner."
+`;
+  const applied = await rest("POST", "/api/v1/detectors", doc, ADMIN, "application/toml");
+  check(applied.status === 201 || applied.status === 200, `detector document applied (${applied.status} ${JSON.stringify(applied.body).slice(0, 120)})`);
+
+  // mosquitto_pub -l publishes each line it reads: a steady 5 Hz feed from a real client.
+  publisher = spawn("mosquitto_pub", ["-h", "127.0.0.1", "-p", String(mqttPort), "-i", "boiler-1", "-u", "boiler-1", "-P", dev.body.token,
+    "-t", "devices/boiler-1/telemetry", "-q", "1", "-l"], { stdio: ["pipe", "ignore", "inherit"] });
+  let temperature = 60;
+  const feed = setInterval(() => {
+    const t = temperature + Math.sin(Date.now() / 3000) * 2;
+    publisher.stdin.write(JSON.stringify({ values: { temperature: Number(t.toFixed(2)), pressure: 2.1 } }) + "\n");
+  }, 200);
+  await until("samples to be stored", async () => {
+    const r = await rest("GET", "/api/v1/devices/boiler-1/metrics/temperature?from=-1m&format=columns");
+    return r.status === 200 && r.body.ts.length > 3;
+  });
+  // A malformed message for the quarantine.
+  execFileSync("mosquitto_pub", ["-h", "127.0.0.1", "-p", String(mqttPort), "-i", "boiler-1-bad", "-u", "boiler-1", "-P", dev.body.token,
+    "-t", "devices/boiler-1/telemetry", "-q", "1", "-m", '{"values": {"temperature": 61.5,']);
+
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+
+  // Log in: a wrong token is refused with a reason, the admin token opens the fleet.
+  await page.goto(base + "/");
+  await page.fill("input[name=token]", "not-a-token");
+  await page.click("button[type=submit]");
+  check(await page.locator("[role=alert]").textContent({ timeout: 5000 }).then((t) => /not valid/.test(t)), "a wrong token is refused on the login page");
+  await page.screenshot({ path: path.join(results, "login.png") });
+  await page.fill("input[name=token]", ADMIN);
+  await page.click("button[type=submit]");
+  await page.waitForSelector("[data-device=boiler-1]", { timeout: 10000 });
+  consoleErrors.length = 0;  // the refused login's 401 was meant
+  check((await page.textContent("[data-testid=total-devices]")) === "2", "the fleet page counts 2 devices");
+  await until("boiler-1 online", async () => /online/.test(await page.locator("[data-device=boiler-1]").textContent()), 15000);
+  check(true, "boiler-1 shows online on the fleet page");
+  await page.fill("[data-testid=fleet-search]", "site=south");
+  check((await page.textContent("[data-testid=fleet-count]")) === "1 shown", "searching by tag filters the fleet");
+  await page.fill("[data-testid=fleet-search]", "");
+  await page.screenshot({ path: path.join(results, "fleet.png"), fullPage: true });
+
+  // Device page: the chart grows while the page is open (samples over the WebSocket).
+  await page.click("[data-device=boiler-1]");
+  await page.waitForSelector("[data-testid=chart-temperature] canvas", { timeout: 10000 });
+  const points = async () => Number((await page.textContent("[data-testid=points-temperature]")).split(" ")[0]);
+  const before = await points();
+  const grown = await until("the temperature chart to update live", async () => ((await points()) >= before + 5 ? await points() : false), 15000)
+    .catch(() => false);
+  check(grown, `the device chart updated live (${before} → ${grown} points without a reload)`);
+  check(/boiler/.test(await page.textContent("[data-testid=device-page]")) && /line=A/.test(await page.textContent("[data-testid=device-page]")), "the device page shows its profile and tags");
+  await page.selectOption("select[aria-label=Metric]", "temperature");
+  await page.waitForSelector("[data-testid=lineage]", { timeout: 10000 }).then(() => check(true, "the device page shows the lineage of its latest reading"),
+    () => check(false, "the device page shows the lineage of its latest reading"));
+  check(/over mqtt/.test(await page.textContent("[data-testid=device-page]")), "the lineage names the transport the reading came over");
+  await page.screenshot({ path: path.join(results, "device.png"), fullPage: true });
+
+  // Alarms: one raised while the inbox is open arrives over the WebSocket.
+  await page.click("nav a[href='#/alarms']");
+  await page.waitForSelector("[data-testid=alarm-list]");
+  temperature = 97;
+  const raisedAt = Date.now();
+  await page.waitForSelector("[data-testid=alarm-list] li[data-alarm]", { timeout: 20000 });
+  check(true, `the alarm appeared in the inbox ${Date.now() - raisedAt} ms after the first hot reading, without a reload`);
+  const alarmId = Number(await page.getAttribute("[data-testid=alarm-list] li[data-alarm]", "data-alarm"));
+  check(/Open the bypass valve/.test(await page.textContent("[data-testid=alarm-detail]")), "the alarm shows its runbook inline");
+  await page.waitForSelector("[data-testid=evidence-chart] canvas", { timeout: 5000 }).then(() => check(true, "the alarm shows its evidence chart"),
+    () => check(false, "the alarm shows its evidence chart"));
+  await page.screenshot({ path: path.join(results, "alarms.png"), fullPage: true });
+  await page.keyboard.press("a");  // acknowledge from the keyboard
+  await page.waitForSelector("text=acknowledged", { timeout: 5000 });
+  const acked = await rest("GET", `/api/v1/alarms/${alarmId}`);
+  check(acked.body.acknowledged === true && acked.body.acknowledged_by !== "", `the REST API says alarm ${alarmId} is acknowledged (by ${acked.body.acknowledged_by})`);
+  await page.keyboard.press("m");
+  await page.keyboard.type("Bypass opened, burner inspected");
+  await page.keyboard.press("Control+Enter");
+  await until("the comment to be saved", async () => (await rest("GET", `/api/v1/alarms/${alarmId}`)).body.comments?.some((c) => /Bypass opened/.test(c.text)));
+  check(true, "a comment written in the inbox is stored");
+  temperature = 60;
+
+  // Data quality: the malformed message is in quarantine with its raw payload; a replay of it
+  // is refused again with the reason.
+  await page.click("nav a[href='#/quality']");
+  await page.waitForSelector("[data-testid=quarantine] tbody tr td", { timeout: 10000 });
+  await page.click("[data-testid=quarantine] button:has-text('Payload')");
+  check(/"temperature": 61.5,/.test(await page.textContent("[data-testid=payload]")), "the quarantine browser shows the raw payload");
+  await page.click("[data-testid=quarantine] button:has-text('Replay')");
+  check(/1 still refused/.test(await page.locator("[data-testid=quality-message]").textContent({ timeout: 5000 })), "replaying a still-malformed message reports it refused");
+  await page.screenshot({ path: path.join(results, "quality.png"), fullPage: true });
+
+  await page.click("nav a[href='#/models']");
+  await page.waitForSelector("text=No model is registered yet", { timeout: 5000 }).then(() => check(true, "the models page loads (no model yet)"),
+    () => check(false, "the models page loads"));
+  await page.screenshot({ path: path.join(results, "models.png"), fullPage: true });
+  await page.click("nav a[href='#/kpis']");
+  await page.waitForSelector("text=No KPI definition yet", { timeout: 5000 }).then(() => check(true, "the KPI page loads (no definition yet)"),
+    () => check(false, "the KPI page loads"));
+  await page.screenshot({ path: path.join(results, "kpis.png"), fullPage: true });
+
+  // A tablet: the fleet in portrait.
+  const tablet = await browser.newContext({ viewport: { width: 768, height: 1024 }, hasTouch: true, isMobile: true });
+  const tab = await tablet.newPage();
+  await tab.goto(base + "/");
+  await tab.fill("input[name=token]", ADMIN);
+  await tab.click("button[type=submit]");
+  await tab.waitForSelector("[data-device=boiler-1]", { timeout: 10000 });
+  const overflow = await tab.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  check(overflow <= 0, `the fleet page fits a tablet's width (overflow ${overflow}px)`);
+  await tab.screenshot({ path: path.join(results, "fleet-tablet.png"), fullPage: true });
+
+  // Signing out forgets the token: the API is out of reach again.
+  await page.click("button:has-text('Sign out')");
+  await page.waitForSelector("input[name=token]");
+  check(await page.evaluate(() => sessionStorage.getItem("fieldline.token")) === null, "signing out forgets the token");
+  clearInterval(feed);
+  check(consoleErrors.length === 0, `no errors in the browser console${consoleErrors.length ? ": " + consoleErrors.join(" | ") : ""}`);
+} catch (e) {
+  failures++;
+  log("FAIL", e.stack ?? e);
+} finally {
+  await cleanup();
+}
+log(failures ? `${failures} check(s) failed; screenshots and server.log in ${results}` : `all checks passed; screenshots in ${results}`);
+process.exit(failures ? 1 : 0);
