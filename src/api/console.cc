@@ -37,7 +37,7 @@ bool is_console_path(std::string_view path) {
 
 transport::http::Response console_response(const transport::http::Request& req, std::string_view path) {
   const unsigned ver = req.version();
-  if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
+  if (req.method() != bhttp::verb::get) {
     return transport::http::error_response(405, "method_not_allowed", "the console's files are read with GET", ver);
   }
   if (path == "/") path = "/index.html";
@@ -67,10 +67,6 @@ transport::http::Response console_response(const transport::http::Request& req, 
           "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
   const bool gz = accepts_gzip(req);
   if (gz) res.set(bhttp::field::content_encoding, "gzip");
-  if (req.method() == bhttp::verb::head) {
-    res.content_length(gz ? asset->gzipped.size() : asset->raw.size());
-    return res;
-  }
   res.body() = std::string(gz ? asset->gzipped : asset->raw);
   res.prepare_payload();
   return res;

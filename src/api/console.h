@@ -12,7 +12,7 @@ namespace fieldline::api {
 // "/", "/index.html", "/assets/...": the console's own paths (never an API path).
 bool is_console_path(std::string_view path);
 
-// GET or HEAD of a console path: the file, gzipped when the client accepts it, with cache and
+// GET of a console path: the file, gzipped when the client accepts it, with cache and
 // content-security headers; 404 for a file the console does not have.
 transport::http::Response console_response(const transport::http::Request& req, std::string_view path);
 

@@ -864,7 +864,7 @@ asio::awaitable<Result<std::vector<RawEntry>>> Pipeline::messages_at(const std::
   co_return result;
 }
 
-asio::awaitable<std::vector<DeviceQuality>> Pipeline::quality(const std::string& device) {
+asio::awaitable<std::vector<DeviceQuality>> Pipeline::quality(std::string device) {
   std::vector<DeviceQuality> out;
   for (auto& sp : shards_) {
     Shard& shard = *sp;

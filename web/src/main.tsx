@@ -25,12 +25,15 @@ function Login(props: { onLogin: () => void; reason?: string }) {
   const [busy, setBusy] = useState(false);
   const submit = async (e: Event) => {
     e.preventDefault();
+    // Read from the form, not from state: autofill and a quick Enter may not have re-rendered.
+    const entered = String(new FormData(e.target as HTMLFormElement).get("token") ?? "").trim();
+    if (!entered) return;
     setBusy(true);
     setError("");
     try {
       // The fleet overview needs the admin token: a device token is refused (403) here.
-      await api.get("/api/v1/fleet", value.trim());
-      saveToken(value.trim());
+      await api.get("/api/v1/fleet", entered);
+      saveToken(entered);
       props.onLogin();
     } catch (err) {
       const e = err as ApiError;
@@ -49,7 +52,7 @@ function Login(props: { onLogin: () => void; reason?: string }) {
           <input type="password" name="token" autoComplete="current-password" value={value} autoFocus
                  onInput={(e) => setValue((e.target as HTMLInputElement).value)} />
         </label>
-        <button type="submit" disabled={busy || !value.trim()}>Sign in</button>
+        <button type="submit" disabled={busy}>Sign in</button>
         {error && <p class="error" role="alert">{error}</p>}
       </form>
     </main>
@@ -76,7 +79,8 @@ function App() {
     });
   }, []);
   if (!signedIn) return <Login reason={reason} onLogin={() => { setReason(undefined); setSignedIn(true); }} />;
-  const [, page, ...rest] = hash.split("/");
+  // "#/devices/pump-7?range=24%20h": the page and its arguments; the query is the page's own.
+  const [, page, ...rest] = hash.split("?")[0].split("/");
   let body;
   switch (page) {
     case "devices": body = <DevicePage id={decodeURIComponent(rest[0] ?? "")} />; break;

@@ -53,10 +53,13 @@ const httpPort = await freePort(), mqttPort = await freePort();
 const base = `http://127.0.0.1:${httpPort}`;
 const server = spawn(binary, ["serve", "--data-dir", dataDir, "--http-listen", `127.0.0.1:${httpPort}`, "--mqtt-listen", `127.0.0.1:${mqttPort}`],
   { env: { ...process.env, FIELDLINE_ADMIN_TOKEN: ADMIN }, stdio: ["ignore", "ignore", fs.openSync(path.join(results, "server.log"), "w")] });
-let publisher, browser;
+let publisher, browser, page;
+server.on("exit", (code, signal) => { if (!stopping) { failures++; log("FAIL the server exited while the test ran:", code, signal); } });
+let stopping = false;
 const cleanup = async () => {
   try { publisher?.stdin.end(); publisher?.kill(); } catch {}
   try { await browser?.close(); } catch {}
+  stopping = true;
   server.kill("SIGTERM");
   await new Promise((r) => { server.once("exit", r); setTimeout(r, 6000); });
   fs.rmSync(dataDir, { recursive: true, force: true });
@@ -122,10 +125,11 @@ runbook = "Open the bypass valve, then check the burner."
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
-  const page = await context.newPage();
+  page = await context.newPage();
   const consoleErrors = [];
   page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  page.on("requestfailed", (r) => { if (!r.url().includes("/api/v1/stream")) log("request failed:", r.method(), r.url(), r.failure()?.errorText); });
 
   // Log in: a wrong token is refused with a reason, the admin token opens the fleet.
   await page.goto(base + "/");
@@ -183,6 +187,12 @@ runbook = "Open the bypass valve, then check the burner."
   check(true, "a comment written in the inbox is stored");
   temperature = 60;
 
+  // The device page links its alarms to the inbox.
+  await page.goto(`${base}/#/devices/boiler-1`);
+  await page.click(`a[href='#/alarms?id=${alarmId}']`, { timeout: 10000 });
+  check(await page.waitForSelector(`[data-testid=alarm-list] li[data-alarm='${alarmId}'][aria-selected=true]`, { timeout: 5000 }).then(() => true, () => false),
+    "an alarm linked from the device page opens selected in the inbox");
+
   // Data quality: the malformed message is in quarantine with its raw payload; a replay of it
   // is refused again with the reason.
   await page.click("nav a[href='#/quality']");
@@ -205,6 +215,12 @@ runbook = "Open the bypass valve, then check the burner."
   // A tablet: the fleet in portrait.
   const tablet = await browser.newContext({ viewport: { width: 768, height: 1024 }, hasTouch: true, isMobile: true });
   const tab = await tablet.newPage();
+  page = tab;  // for the screenshot if something fails from here
+  tab.on("requestfailed", (r) => {
+    log("request failed:", r.method(), r.url(), r.failure()?.errorText);
+    try { log("curl healthz now:", execFileSync("curl", ["-s", "-m", "2", base + "/healthz"]).toString()); } catch (e) { log("curl failed", String(e).slice(0, 200)); }
+    try { log(execFileSync("bash", ["-c", `ss -tanp | grep -c ${httpPort}; ss -tlnp | grep ${httpPort}`]).toString()); } catch (e) { log("ss failed"); }
+  });
   await tab.goto(base + "/");
   await tab.fill("input[name=token]", ADMIN);
   await tab.click("button[type=submit]");
@@ -214,6 +230,7 @@ runbook = "Open the bypass valve, then check the burner."
   await tab.screenshot({ path: path.join(results, "fleet-tablet.png"), fullPage: true });
 
   // Signing out forgets the token: the API is out of reach again.
+  page = await context.pages()[0];
   await page.click("button:has-text('Sign out')");
   await page.waitForSelector("input[name=token]");
   check(await page.evaluate(() => sessionStorage.getItem("fieldline.token")) === null, "signing out forgets the token");
@@ -222,6 +239,8 @@ runbook = "Open the bypass valve, then check the burner."
 } catch (e) {
   failures++;
   log("FAIL", e.stack ?? e);
+  await page?.screenshot({ path: path.join(results, "failure.png"), fullPage: true }).catch(() => {});
+  if (page) log("page text at failure:", (await page.textContent("body").catch(() => "")).slice(0, 500));
 } finally {
   await cleanup();
 }

@@ -20,6 +20,12 @@ export function Chart(props: {
   const plot = useRef<uPlot | null>(null);
   const markers = useRef(props.markers ?? []);
   markers.current = props.markers ?? [];
+  // When the data given last started to be drawn; the draw hook reports the time it took
+  // (uPlot draws in a microtask after setData, not inside it).
+  const drawing = useRef<number | null>(null);
+  const shown = useRef<uPlot.AlignedData | null>(null);
+  const onRendered = useRef(props.onRendered);
+  onRendered.current = props.onRendered;
 
   useEffect(() => {
     const el = host.current!;
@@ -34,6 +40,10 @@ export function Chart(props: {
       hooks: {
         draw: [
           (u: uPlot) => {
+            if (drawing.current !== null) {
+              onRendered.current?.(performance.now() - drawing.current);
+              drawing.current = null;
+            }
             // Event markers (failures, maintenance, alarms) as vertical lines.
             const ctx = u.ctx;
             ctx.save();
@@ -52,9 +62,9 @@ export function Chart(props: {
         ],
       },
     };
-    const started = performance.now();
+    drawing.current = performance.now();
     plot.current = new uPlot(opts, props.data, el);
-    props.onRendered?.(performance.now() - started);
+    shown.current = props.data;
     const resize = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(320, el.clientWidth), height: props.height ?? 220 }));
     resize.observe(el);
     return () => {
@@ -67,10 +77,10 @@ export function Chart(props: {
   }, [props.series.map((s) => s.label).join("|")]);
 
   useEffect(() => {
-    if (!plot.current) return;
-    const started = performance.now();
+    if (!plot.current || shown.current === props.data) return;  // drawn when it was made
+    drawing.current = performance.now();
     plot.current.setData(props.data);
-    props.onRendered?.(performance.now() - started);
+    shown.current = props.data;
   }, [props.data]);
 
   return <div class="chart" ref={host} data-testid={props.testId} />;

@@ -273,7 +273,8 @@ class Pipeline {
   // gives the same data (a crash part way is completed by running it again).
   boost::asio::awaitable<Result<ReprocessReport>> reprocess(ReprocessRequest request);
   // Every device's data quality ("" ), or one device's.
-  boost::asio::awaitable<std::vector<DeviceQuality>> quality(const std::string& device);
+  // By value: a coroutine must not hold a reference to its caller's temporary.
+  boost::asio::awaitable<std::vector<DeviceQuality>> quality(std::string device);
 
   // On `shard`'s thread (an observer's): stores `sample` with the shard's next batch, through
   // the WAL like any sample. Nobody waits for it and no observer is shown it: a crash before
