@@ -47,6 +47,7 @@ export function DevicePage(props: { id: string }) {
   const [predictions, setPredictions] = useState<Prediction[]>([]);
   const [alarms, setAlarms] = useState<Alarm[]>([]);
   const [quality, setQuality] = useState<Quality["devices"][0] | null>(null);
+  const [contract, setContract] = useState<number | null>(null);
   const [calibrations, setCalibrations] = useState<Calibration[]>([]);
   const [lineage, setLineage] = useState<Lineage["messages"]>([]);
   const [lineageMetric, setLineageMetric] = useState("");
@@ -56,7 +57,12 @@ export function DevicePage(props: { id: string }) {
 
   useEffect(() => {
     setError("");
-    api.get<Device>(`/api/v1/devices/${encodeURIComponent(id)}`).then(setDevice, (e: ApiError) => setError(e.message));
+    api.get<Device>(`/api/v1/devices/${encodeURIComponent(id)}`).then((d) => {
+      setDevice(d);
+      // The contract its readings are checked against now: its profile's latest version.
+      api.get<{ versions: { version: number }[] }>(`/api/v1/contracts/${encodeURIComponent(d.profile)}`)
+        .then((c) => setContract(Math.max(...c.versions.map((v) => v.version))), () => setContract(null));
+    }, (e: ApiError) => setError(e.message));
     api.get<{ metrics: Metric[] }>(`/api/v1/devices/${encodeURIComponent(id)}/metrics`).then((r) => setMetrics(r.metrics), () => {});
     api.get<{ predictions: Prediction[] }>(`/api/v1/devices/${encodeURIComponent(id)}/predictions`).then((r) => setPredictions(r.predictions), () => setPredictions([]));
     api.get<Quality>(`/api/v1/quality${qs({ device: id })}`).then((r) => setQuality(r.devices[0] ?? null), () => {});
@@ -160,7 +166,7 @@ export function DevicePage(props: { id: string }) {
         <div><label>Profile</label>{device.profile}</div>
         <div><label>State</label>{device.state}</div>
         <div><label>Last seen</label>{ago(device.last_seen)}</div>
-        <div><label>Contract</label>{quality?.contract_version ? `version ${quality.contract_version}` : "none"}</div>
+        <div><label>Contract</label>{contract ? `${device.profile} v${contract}` : "none"}</div>
         <div><label>Conformance</label>{pct(quality?.conformance_rate)}{quality?.silent ? " · silent" : ""}</div>
         <div><label>Calibration</label>{calibrations.length ? `${calibrations.length} active` : "none"}</div>
       </div>

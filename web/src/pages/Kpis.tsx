@@ -47,7 +47,10 @@ export function KpisPage() {
     api.get<Kpis>(`/api/v1/kpis${qs({ profile, from, to, step, ...base })}`).then((k) => { setKpis(k); setMessage(""); }, (e: ApiError) => setMessage(e.message));
   }, [profile, days, step, baseline]);
 
-  const c = kpis?.current, b = kpis?.baseline;
+  const c = kpis?.current;
+  // A baseline without observed hours (before the fleet existed) compares with nothing.
+  const b = kpis?.baseline && kpis.baseline.observed_hours > 0 ? kpis.baseline : undefined;
+  const emptyBaseline = !!kpis?.baseline && !b;
   const better = (cur: number | null | undefined, base: number | null | undefined, lowerIsBetter: boolean) =>
     cur === null || cur === undefined || base === null || base === undefined || cur === base ? null : lowerIsBetter ? cur < base : cur > base;
   const series = kpis?.series ?? [];
@@ -78,6 +81,7 @@ export function KpisPage() {
       {c && (
         <>
           <p class="muted">{kpis!.kpi} v{kpis!.version}: {c.devices} devices, {when(c.from)} to {when(c.to)}{b ? `; baseline ${when(b.from)} to ${when(b.to)}` : ""}</p>
+          {emptyBaseline && <p class="notice">The baseline period has no data (the devices were not reporting then): choose another baseline.</p>}
           <div class="cards">
             <Card label="unplanned downtime per 1,000 device-hours" value={num(rate(c))} base={b ? num(rate(b)) : undefined} better={b ? better(rate(c), rate(b), true) : null} testId="kpi-downtime" />
             <Card label="unplanned downtime (h)" value={num(c.unplanned_downtime_hours, 1)} base={b ? num(b.unplanned_downtime_hours, 1) : undefined} />
