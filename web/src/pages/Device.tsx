@@ -60,8 +60,8 @@ export function DevicePage(props: { id: string }) {
     api.get<Device>(`/api/v1/devices/${encodeURIComponent(id)}`).then((d) => {
       setDevice(d);
       // The contract its readings are checked against now: its profile's latest version.
-      api.get<{ versions: { version: number }[] }>(`/api/v1/contracts/${encodeURIComponent(d.profile)}`)
-        .then((c) => setContract(Math.max(...c.versions.map((v) => v.version))), () => setContract(null));
+      api.get<{ contracts: { profile: string; version: number }[] }>("/api/v1/contracts")
+        .then((c) => setContract(c.contracts.find((x) => x.profile === d.profile)?.version ?? null), () => setContract(null));
     }, (e: ApiError) => setError(e.message));
     api.get<{ metrics: Metric[] }>(`/api/v1/devices/${encodeURIComponent(id)}/metrics`).then((r) => setMetrics(r.metrics), () => {});
     api.get<{ predictions: Prediction[] }>(`/api/v1/devices/${encodeURIComponent(id)}/predictions`).then((r) => setPredictions(r.predictions), () => setPredictions([]));
