@@ -640,9 +640,10 @@ int demo(const DemoOptions& opt) {
   }
   // The fleet goes on, live: simulated time is now real time.
   std::printf("\nThe platform keeps running with the fleet sending live data (Ctrl-C stops both):\n"
+              "  console  %s/   (sign in with the admin token)\n"
               "  REST  %s   (admin token: %s)\n  MQTT  127.0.0.1:%u\n  try   curl -H 'Authorization: Bearer %s' %s/api/v1/devices/pump-0001/metrics\n"
               "        FIELDLINE_URL=%s FIELDLINE_TOKEN=%s build/release/fieldline kpi get --profile pump --from -%ud\n",
-              platform.url().c_str(), platform.admin_token().c_str(), platform.mqtt_port(), platform.admin_token().c_str(),
+              platform.url().c_str(), platform.url().c_str(), platform.admin_token().c_str(), platform.mqtt_port(), platform.admin_token().c_str(),
               platform.url().c_str(), platform.url().c_str(), platform.admin_token().c_str(), opt.days);
   std::fflush(stdout);
   // The simulated days ended on the last full hour: catch up with the present at the history's
