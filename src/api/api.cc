@@ -34,6 +34,7 @@ using transport::http::Response;
 using transport::http::error_response;
 
 using detail::json_response;
+using detail::value_json;
 using detail::now_ns;
 
 namespace {
@@ -51,18 +52,6 @@ json::object device_json(const registry::Device& d) {
                  {"state", d.enabled ? "enabled" : "disabled"}, {"created", core::format_rfc3339(d.created_ns)}};
   o["last_seen"] = d.last_seen_ns ? json::value(core::format_rfc3339(d.last_seen_ns)) : json::value(nullptr);
   return o;
-}
-
-json::value value_json(const tsdb::Value& v) {
-  switch (v.index()) {
-    case 0: {
-      double d = std::get<0>(v);
-      return std::isfinite(d) ? json::value(d) : json::value(nullptr);
-    }
-    case 1: return json::value(std::get<1>(v));
-    case 2: return json::value(std::get<2>(v));
-    default: return json::value(std::get<3>(v));
-  }
 }
 
 std::vector<std::string> split_path(std::string_view path) {

@@ -8,6 +8,7 @@
 
 #include "fieldline/core/json.h"
 #include "fieldline/core/time.h"
+#include "responses.h"
 
 namespace fieldline::api {
 
@@ -40,22 +41,6 @@ void LiveSamples::unwatch(uint64_t id) {
   }
 }
 
-namespace {
-
-json::value sample_value(const tsdb::Value& v) {
-  switch (v.index()) {
-    case 0: {
-      const double d = std::get<0>(v);
-      return std::isfinite(d) ? json::value(d) : json::value(nullptr);
-    }
-    case 1: return json::value(std::get<1>(v));
-    case 2: return json::value(std::get<2>(v));
-    default: return json::value(std::get<3>(v));
-  }
-}
-
-}  // namespace
-
 void LiveSamples::observe(uint32_t shard, const tsdb::Db& db, std::span<const tsdb::SampleIn> samples) {
   Shard& s = *shards_[shard];
   if (s.watching.load(std::memory_order_relaxed) == 0) return;
@@ -71,7 +56,7 @@ void LiveSamples::observe(uint32_t shard, const tsdb::Db& db, std::span<const ts
     }
     const auto& [device, metric] = it->second;
     if (device.empty()) continue;
-    by_device[device].push_back(json::object{{"metric", metric}, {"ts", sample.ts / core::kNsPerMs}, {"value", sample_value(sample.value)}});
+    by_device[device].push_back(json::object{{"metric", metric}, {"ts", sample.ts / core::kNsPerMs}, {"value", detail::value_json(sample.value)}});
   }
   for (auto& [device, list] : by_device) {
     if (list.empty()) continue;

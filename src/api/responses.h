@@ -4,10 +4,12 @@
 #include <boost/json.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 
 #include "fieldline/core/json.h"
 #include "fieldline/transport/http/server.h"
+#include "fieldline/tsdb/types.h"
 
 namespace fieldline::api::detail {
 
@@ -18,6 +20,19 @@ inline transport::http::Response json_response(unsigned status, const boost::jso
   res.body() = core::to_json(body);
   res.prepare_payload();
   return res;
+}
+
+// A stored value as JSON; a non-finite number (which JSON cannot carry) as null.
+inline boost::json::value value_json(const tsdb::Value& v) {
+  switch (v.index()) {
+    case 0: {
+      const double d = std::get<0>(v);
+      return std::isfinite(d) ? boost::json::value(d) : boost::json::value(nullptr);
+    }
+    case 1: return boost::json::value(std::get<1>(v));
+    case 2: return boost::json::value(std::get<2>(v));
+    default: return boost::json::value(std::get<3>(v));
+  }
 }
 
 inline int64_t now_ns() {
