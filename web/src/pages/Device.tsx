@@ -87,6 +87,15 @@ export function DevicePage(props: { id: string }) {
 
   const numeric = useMemo(() => metrics.filter((m) => m.type === "float" || m.type === "int" || m.type === "bool"), [metrics]);
 
+  // Averaged ranges are read again each minute instead: a raw tail on averages would mislead.
+  const aggregated = !everyPoint && stepFor(range) !== null;
+  const [refresh, setRefresh] = useState(0);
+  useEffect(() => {
+    if (!aggregated) return;
+    const every = window.setInterval(() => setRefresh((n) => n + 1), 60000);
+    return () => clearInterval(every);
+  }, [aggregated]);
+
   // History for the range; live samples are appended to it below.
   useEffect(() => {
     let stopped = false;
@@ -108,11 +117,15 @@ export function DevicePage(props: { id: string }) {
       if (!lineageMetric && all.length) setLineageMetric(all[0][0]);
     });
     return () => { stopped = true; };
-  }, [id, numeric, range, everyPoint]);
+  }, [id, numeric, range, everyPoint, refresh]);
 
-  // Live samples join the charts at most ten times a second.
+  // Live samples join the charts of every sample at most once per frame.
   useEffect(() => {
     if (!liveSamples) return;
+    if (aggregated) {
+      buffers.current = {};
+      return;
+    }
     const frame = requestAnimationFrame(() => {
       const from = (Date.now() - range) / 1000;
       setSeries((current) => {
