@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side MQTT ingest: fieldline (storing every message, PUBACK after the WAL fsync
 # policy) and mosquitto 2.0 (persistence off, acknowledging before anything is on disk), same
-# load from tools/loadgen in the same run. Prints a markdown table with rates, PUBACK latency
+# load from tools/loadgen in the same run; at QoS 0 mosquitto also with one subscriber, its
+# forwarding rate (what the subscriber receives per second). Prints a markdown table with rates, PUBACK latency
 # and server CPU microseconds per message (from /proc/<pid>/stat).
 #   bench/mqtt_vs_mosquitto.sh [seconds per scenario, default 10] [connections, default 100]
 set -euo pipefail
@@ -37,7 +38,13 @@ name, out, before, after, hz = sys.argv[1], json.loads(sys.argv[2]), int(sys.arg
 cpu_us = (after - before) / hz * 1e6
 msgs = max(out["acked"] if out["qos"] == 1 else out["sent"], 1)
 lat = f'{out["latency_ms_p50"]:.2f} / {out["latency_ms_p99"]:.2f}' if out["qos"] == 1 else "-"
-print(f'| {name} | {out["qos"]} | {out["target_rate"] or "max":} | {out["rate"]:,.0f} | {lat} | {cpu_us / msgs:.2f} | {out["loadgen_cpu_us_per_msg"]:.2f} | {out["failed_connections"]} |')
+rate = out["rate"]
+if "forwarded_rate" in out:
+    # A broker's forwarding rate: what its subscriber received, per second, and its CPU per
+    # forwarded message.
+    name += f' → 1 subscriber (got {out["forwarded_share"]:.1%} of {out["sent"]:,})'
+    rate, msgs = out["forwarded_rate"], max(out["forwarded"], 1)
+print(f'| {name} | {out["qos"]} | {out["target_rate"] or "max":} | {rate:,.0f} | {lat} | {cpu_us / msgs:.2f} | {out["loadgen_cpu_us_per_msg"]:.2f} | {out["failed_connections"]} |')
 PY
 }
 
@@ -46,6 +53,9 @@ echo
 echo "| server | QoS | target msg/s | msg/s | PUBACK p50 / p99 ms | server CPU µs/msg | loadgen CPU µs/msg | failed conns |"
 echo "|---|---|---|---|---|---|---|---|"
 run "mosquitto 2.0 (no persistence)" "$mq_pid" "$mq_port" --qos 0 --topic 'devices/{id}/telemetry'
+# Forwarding, which is what a broker is for: one subscriber on every device's telemetry (the
+# loadgen's own, on a thread of its own; mosquitto_sub would measure itself).
+run "mosquitto 2.0 (no persistence)" "$mq_pid" "$mq_port" --qos 0 --topic 'devices/{id}/telemetry' --subscribe 'devices/+/telemetry'
 run "fieldline (stores every message)" "$fl_pid" "$fl_mqtt" --qos 0 --credentials "$work/creds"
 run "mosquitto 2.0 (no persistence)" "$mq_pid" "$mq_port" --qos 1 --topic 'devices/{id}/telemetry'
 run "fieldline (10 ms group commit)" "$fl_pid" "$fl_mqtt" --qos 1 --credentials "$work/creds"

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -43,6 +44,11 @@ struct Options {
   int version = 4;
   int threads = 1;
   int pace_tick_us = 1000;
+  // A subscriber on this filter counts what the broker forwards (its forwarding rate); empty:
+  // none. Fieldline forwards no telemetry to MQTT subscribers (it stores it), so this is for
+  // brokers.
+  std::string subscribe;
+  int subscribe_qos = 0;
 };
 
 struct Stats {
@@ -307,6 +313,100 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Clock::time_point finished_at_{};
 };
 
+// Counts what the broker forwards on a subscription while the publishers run: started and
+// subscribed before they connect, done once they are and nothing has come for a second.
+class Subscriber : public std::enable_shared_from_this<Subscriber> {
+ public:
+  Subscriber(asio::io_context& io, const Options& o) : socket_(io), opts_(o) {}
+
+  std::atomic<bool> subscribed{false}, failed{false}, publishers_done{false};
+  uint64_t received = 0;
+  Clock::time_point first{}, last{};
+
+  asio::awaitable<void> run() {
+    auto self = shared_from_this();
+    boost::system::error_code ec;
+    tcp::resolver resolver(socket_.get_executor());
+    auto eps = co_await resolver.async_resolve(opts_.host, std::to_string(opts_.port), asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) co_await asio::async_connect(socket_, eps, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      failed = true;
+      co_return;
+    }
+    mq::Connect c;
+    c.version = static_cast<uint8_t>(opts_.version);
+    c.client_id = "loadgen-subscriber";
+    c.keep_alive = 60;
+    std::string out;
+    mq::encode(c, c.version, out);
+    mq::Subscribe sub;
+    sub.packet_id = 1;
+    sub.filters.emplace_back(opts_.subscribe, static_cast<uint8_t>(opts_.subscribe_qos));
+    mq::encode(sub, c.version, out);
+    co_await asio::async_write(socket_, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+    std::vector<char> buf(1 << 20);
+    size_t used = 0;
+    std::string acks;
+    // Ends the read below once the publishers are done and a second has passed without a message.
+    asio::co_spawn(socket_.get_executor(), watch(), asio::detached);
+    while (!ec) {
+      size_t n = co_await socket_.async_read_some(asio::buffer(buf.data() + used, buf.size() - used), asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+      used += n;
+      size_t off = 0;
+      const auto now = Clock::now();
+      for (;;) {
+        auto d = mq::decode(std::span<const char>(buf.data() + off, used - off), c.version, 0);
+        if (!d) {
+          failed = true;
+          ec = asio::error::invalid_argument;
+          break;
+        }
+        if (!*d) break;
+        off += (*d)->size;
+        if (auto* p = std::get_if<mq::Publish>(&(*d)->packet)) {
+          if (received++ == 0) first = now;
+          last = now;
+          if (p->qos == 1) mq::encode(mq::Ack{mq::PacketType::puback, p->packet_id, 0, {}}, c.version, acks);
+        } else if (auto* a = std::get_if<mq::Suback>(&(*d)->packet)) {
+          if (a->codes.empty() || a->codes[0] >= 0x80) failed = true;
+          subscribed = true;
+        } else if (auto* k = std::get_if<mq::Connack>(&(*d)->packet); k && k->code != 0) {
+          failed = true;
+        }
+      }
+      std::memmove(buf.data(), buf.data() + off, used - off);
+      used -= off;
+      if (!acks.empty()) {
+        co_await asio::async_write(socket_, asio::buffer(acks), asio::redirect_error(asio::use_awaitable, ec));
+        acks.clear();
+      }
+    }
+    if (!subscribed) failed = true;
+    subscribed = true;  // wakes a main thread still waiting
+  }
+
+ private:
+  asio::awaitable<void> watch() {
+    auto self = shared_from_this();
+    boost::system::error_code ec;
+    uint64_t seen = UINT64_MAX;
+    const auto give_up = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opts_.duration + 60));
+    for (;;) {
+      quiet_.expires_after(std::chrono::seconds(1));
+      co_await quiet_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if ((publishers_done && received == seen) || Clock::now() > give_up) break;
+      seen = received;
+    }
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+  }
+
+  tcp::socket socket_;
+  const Options& opts_;
+  asio::steady_timer quiet_{socket_.get_executor()};
+};
+
 asio::awaitable<void> Pacer::run(Clock::time_point end, std::chrono::microseconds tick) {
   boost::system::error_code ec;
   for (auto now = Clock::now(); now < end; now = Clock::now()) {
@@ -340,6 +440,8 @@ int main(int argc, char** argv) {
   app.add_option("--mqtt-version", o.version)->check(CLI::IsMember({4, 5}));
   app.add_option("--threads", o.threads);
   app.add_option("--pace-tick-us", o.pace_tick_us, "With --rate: one ticker per thread writes what is due on its connections every tick (default 1000)");
+  app.add_option("--subscribe", o.subscribe, "A subscriber on this filter (e.g. devices/+/telemetry) counts what a broker forwards");
+  app.add_option("--subscribe-qos", o.subscribe_qos)->check(CLI::IsMember({0, 1}));
   CLI11_PARSE(app, argc, argv);
 
   std::vector<std::pair<std::string, std::string>> creds;
@@ -356,6 +458,26 @@ int main(int argc, char** argv) {
   getrlimit(RLIMIT_NOFILE, &files);
   files.rlim_cur = files.rlim_max;
   setrlimit(RLIMIT_NOFILE, &files);
+
+  // The subscriber, on a thread of its own, is subscribed before any publisher connects.
+  asio::io_context subscriber_io(1);
+  std::shared_ptr<Subscriber> subscriber;
+  std::thread subscriber_thread;
+  if (!o.subscribe.empty()) {
+    subscriber = std::make_shared<Subscriber>(subscriber_io, o);
+    asio::co_spawn(subscriber_io, subscriber->run(), asio::detached);
+    subscriber_thread = std::thread([&subscriber_io] { subscriber_io.run(); });
+    for (auto wait_end = Clock::now() + std::chrono::seconds(10); !subscriber->subscribed && Clock::now() < wait_end;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (!subscriber->subscribed || subscriber->failed) {
+      std::fprintf(stderr, "error: the subscriber could not subscribe to %s\n", o.subscribe.c_str());
+      subscriber->publishers_done = true;
+      subscriber_io.stop();
+      subscriber_thread.join();
+      return 2;
+    }
+  }
 
   Stats stats;
   std::vector<std::unique_ptr<asio::io_context>> ios;
@@ -386,6 +508,10 @@ int main(int argc, char** argv) {
   for (auto& t : threads) t.join();
   rusage after{};
   getrusage(RUSAGE_SELF, &after);
+  if (subscriber) {
+    subscriber->publishers_done = true;
+    subscriber_thread.join();
+  }
   auto last = start;
   for (auto& c : conns) last = std::max(last, c->finished_at_);
   double elapsed = std::chrono::duration<double>(last - start).count();
@@ -393,13 +519,23 @@ int main(int argc, char** argv) {
   double cpu_s = cpu(after) - cpu(before);
   auto& lat = stats.latencies_ms;
   std::sort(lat.begin(), lat.end());
+  // What the subscriber got, at what rate from the first message to the last.
+  std::string forwarded;
+  if (subscriber) {
+    const double span = std::chrono::duration<double>(subscriber->last - subscriber->first).count();
+    char buf[256];
+    std::snprintf(buf, sizeof buf, ",\"forwarded\":%llu,\"forwarded_rate\":%.0f,\"forwarded_share\":%.4f",
+                  static_cast<unsigned long long>(subscriber->received), span > 0 ? static_cast<double>(subscriber->received) / span : 0.0,
+                  stats.sent ? static_cast<double>(subscriber->received) / static_cast<double>(stats.sent) : 0.0);
+    forwarded = buf;
+  }
   auto pct = [&](double q) { return lat.empty() ? 0.0 : lat[std::min(lat.size() - 1, static_cast<size_t>(q * static_cast<double>(lat.size())))]; };
   std::printf("{\"connections\":%d,\"qos\":%d,\"target_rate\":%.0f,\"sent\":%llu,\"acked\":%llu,\"refused\":%llu,"
               "\"failed_connections\":%llu,\"elapsed_s\":%.3f,\"rate\":%.0f,\"latency_ms_p50\":%.3f,\"latency_ms_p99\":%.3f,"
-              "\"latency_ms_max\":%.3f,\"loadgen_cpu_us_per_msg\":%.3f}\n",
+              "\"latency_ms_max\":%.3f,\"loadgen_cpu_us_per_msg\":%.3f%s}\n",
               o.connections, o.qos, o.rate, static_cast<unsigned long long>(stats.sent), static_cast<unsigned long long>(stats.acked),
               static_cast<unsigned long long>(stats.refused_acks), static_cast<unsigned long long>(stats.failed_connections), elapsed,
               elapsed > 0 ? static_cast<double>(stats.sent) / elapsed : 0.0, pct(0.5), pct(0.99), lat.empty() ? 0.0 : lat.back(),
-              stats.sent ? cpu_s * 1e6 / static_cast<double>(stats.sent) : 0.0);
+              stats.sent ? cpu_s * 1e6 / static_cast<double>(stats.sent) : 0.0, forwarded.c_str());
   return stats.failed_connections ? 1 : 0;
 }
