@@ -6,6 +6,7 @@
 #   bench/console.sh [devices, default 10000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tools/setup.sh --bench
 tools/build.sh release --target fieldline >/dev/null
 machine="$(nproc) cores $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB"
 out=$(node bench/console.mjs "${1:-10000}")

@@ -10,8 +10,10 @@ packages=(
   libssl-dev libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev libzstd-dev libxgboost-dev xgboost
   mosquitto mosquitto-clients curl procps python3 python3-websockets openssl sqlite3
-  chromium chromium-driver
 )
+# The browser the console's tests and benchmark drive (tools/test.sh passes --test, the
+# benchmarks --bench): not needed to run the platform, and large.
+browser_packages=(chromium chromium-driver)
 # Peers used only by the benchmarks; installed when asked (bench/run passes --bench).
 bench_packages=(influxdb linux-perf python3-paho-mqtt)
 
@@ -21,8 +23,11 @@ want=("${packages[@]}")
 # its own npm is used as it is (Debian's npm package would conflict with it).
 command -v node >/dev/null || want+=(nodejs)
 command -v npm >/dev/null || want+=(npm)
+if [[ "${1:-}" == "--test" ]]; then
+  want+=("${browser_packages[@]}")
+fi
 if [[ "${1:-}" == "--bench" ]]; then
-  want+=("${bench_packages[@]}")
+  want+=("${bench_packages[@]}" "${browser_packages[@]}")
 fi
 
 missing=()

@@ -4,7 +4,7 @@
 # of every fuzz corpus plus a short fuzzing run per target (clang libFuzzer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh
+tools/setup.sh --test
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
 
 echo "== release build"
