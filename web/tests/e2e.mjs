@@ -94,7 +94,7 @@ try {
   // A device with a rule that alarms, and a contract-less profile.
   const dev = await rest("POST", "/api/v1/devices", { id: "boiler-1", profile: "boiler", tags: { site: "north", line: "A" } });
   check(dev.status === 201 && dev.body.token, "device registered over REST");
-  await rest("POST", "/api/v1/devices", { id: "boiler-2", profile: "boiler", tags: { site: "south" } });
+  const dev2 = await rest("POST", "/api/v1/devices", { id: "boiler-2", profile: "boiler", tags: { site: "south" } });
   const doc = `profile = "boiler"
 [[rules]]
 name = "overheat"
@@ -105,6 +105,31 @@ runbook = "Open the bypass valve, then check the burner."
 `;
   const applied = await rest("POST", "/api/v1/detectors", doc, ADMIN, "application/toml");
   check(applied.status === 201 || applied.status === 200, `detector document applied (${applied.status} ${JSON.stringify(applied.body).slice(0, 120)})`);
+
+  // Five minutes of boiler-2's history with a remaining-life label, a feature view, and two
+  // trained versions of a model for the models page (over REST, as an integrator would).
+  const view = `view = "boiler_life"
+profile = "boiler"
+[[metrics]]
+metric = "temperature"
+windows = ["1m"]
+aggregates = ["mean", "slope"]
+last = true
+`;
+  check((await rest("POST", "/api/v1/features/views", view, ADMIN, "application/toml")).status === 201, "feature view applied");
+  const t0 = Date.now() - 330e3;
+  const history = [];
+  for (let i = 0; i < 300; i++) {
+    const temp = 50 + 0.1 * i;
+    history.push({ ts: t0 + i * 1000, values: { temperature: temp } });
+    if (i >= 60) history.push({ ts: t0 + i * 1000 + 500, values: { rul: (90 - temp) / 0.1 } });
+  }
+  const seeded = await fetch(`${base}/api/v1/devices/boiler-2/telemetry`, { method: "POST", headers: { Authorization: `Bearer ${dev2.body.token}`, "Content-Type": "application/json" }, body: JSON.stringify(history) });
+  check(seeded.status === 204, `boiler-2's history stored (${seeded.status})`);
+  for (const rounds of [20, 10]) {
+    const trained = await rest("POST", "/api/v1/models/boiler_rul/train", { profile: "boiler", label: "rul", rounds });
+    check(trained.status === 201, `model trained (${trained.status} ${JSON.stringify(trained.body).slice(0, 160)})`);
+  }
 
   // mosquitto_pub -l publishes each line it reads: a steady 5 Hz feed from a real client.
   publisher = spawn("mosquitto_pub", ["-h", "127.0.0.1", "-p", String(mqttPort), "-i", "boiler-1", "-u", "boiler-1", "-P", dev.body.token,
@@ -203,13 +228,43 @@ runbook = "Open the bypass valve, then check the burner."
   check(/1 still refused/.test(await page.locator("[data-testid=quality-message]").textContent({ timeout: 5000 })), "replaying a still-malformed message reports it refused");
   await page.screenshot({ path: path.join(results, "quality.png"), fullPage: true });
 
+  // Models: promote v1, then v2, roll back — each only after a confirmation with a reason;
+  // the registry says what the page did.
   await page.click("nav a[href='#/models']");
-  await page.waitForSelector("text=No model is registered yet", { timeout: 5000 }).then(() => check(true, "the models page loads (no model yet)"),
-    () => check(false, "the models page loads"));
+  await page.waitForSelector("[data-testid=model-versions] tbody tr", { timeout: 10000 });
+  const stageOf = async (v) => (await rest("GET", "/api/v1/models/boiler_rul")).body.versions.find((x) => x.version === v).stage;
+  const versionRow = (v) => page.locator("[data-testid=model-versions] tbody tr", { hasText: `v${v}` }).first();
+  await versionRow(1).locator("button:has-text('Promote')").click();
+  await page.waitForSelector("[data-testid=confirm]");
+  await page.click("[data-testid=confirm] button:has-text('Cancel')");
+  check(await stageOf(1) === "candidate", "cancelling the confirmation changes nothing");
+  await versionRow(1).locator("button:has-text('Promote')").click();
+  await page.fill("[data-testid=confirm] input", "first model");
+  await page.click("[data-testid=confirm] button:has-text('Confirm')");
+  await until("v1 in production", async () => (await stageOf(1)) === "production", 10000);
+  check(true, "promoting v1 in the console put it in production");
+  await page.waitForSelector("[data-testid=model-versions] tbody tr:has-text('v2') button:has-text('Promote')");
+  await versionRow(2).locator("button:has-text('Promote')").click();
+  await page.fill("[data-testid=confirm] input", "fewer rounds");
+  await page.click("[data-testid=confirm] button:has-text('Confirm')");
+  await until("v2 in production", async () => (await stageOf(2)) === "production", 10000);
+  await page.waitForSelector("[data-testid=rollback]:has-text('v2')");
+  await page.click("[data-testid=rollback]");
+  await page.fill("[data-testid=confirm] input", "drifted");
+  await page.click("[data-testid=confirm] button:has-text('Confirm')");
+  await until("the rollback", async () => (await stageOf(1)) === "production" && (await stageOf(2)) === "archived", 10000);
+  const changes = (await rest("GET", "/api/v1/models/boiler_rul")).body.stage_changes;
+  check(changes.some((c) => c.reason === "drifted" && c.by === "admin"), "rolling back in the console restored v1, archived v2, and kept the reason");
+  await page.waitForSelector("text=is in production again", { timeout: 5000 });
+  await page.waitForSelector("[data-testid=confirm]", { state: "detached", timeout: 5000 });
   await page.screenshot({ path: path.join(results, "models.png"), fullPage: true });
+  // KPIs: a definition applied over REST shows as cards and per-day charts.
+  const kpi = await rest("POST", "/api/v1/kpis/definitions", 'kpi = "boiler_outcomes"\nprofile = "boiler"\nalarm_type = "rule"\n', ADMIN, "application/toml");
+  check(kpi.status === 201, `KPI definition applied (${kpi.status})`);
   await page.click("nav a[href='#/kpis']");
-  await page.waitForSelector("text=No KPI definition yet", { timeout: 5000 }).then(() => check(true, "the KPI page loads (no definition yet)"),
-    () => check(false, "the KPI page loads"));
+  await page.waitForSelector("[data-testid=kpi-downtime]", { timeout: 10000 }).then(() => check(true, "the KPI page shows the profile's KPIs"),
+    () => check(false, "the KPI page shows the profile's KPIs"));
+  check(/boiler_outcomes v1: 2 devices/.test(await page.textContent("main")), "the KPI page names the definition and counts the profile's devices");
   await page.screenshot({ path: path.join(results, "kpis.png"), fullPage: true });
 
   // A tablet: the fleet in portrait.

@@ -2,11 +2,19 @@ import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 
-export type Series = { label: string; color: string; points?: boolean };
+// spanGaps: draw the line across nulls (series merged onto one time axis); off by default,
+// so that a device that was silent shows as a gap.
+export type Series = { label: string; color: string; points?: boolean; spanGaps?: boolean };
 
 // A uPlot chart that keeps its instance across renders: new data goes through setData, which
 // redraws in a few milliseconds even with days of points (uPlot draws columns of numbers, no
 // per-point objects). `data` is [timestamps in seconds, values...].
+// uPlot stretches a time axis with one distinct time over years: give it an hour each side.
+function fitSinglePoint(u: uPlot, data: uPlot.AlignedData) {
+  const xs = data[0];
+  if (xs.length > 0 && xs[0] === xs[xs.length - 1]) u.setScale("x", { min: xs[0] - 3600, max: xs[0] + 3600 });
+}
+
 export function Chart(props: {
   data: uPlot.AlignedData;
   series: Series[];
@@ -35,7 +43,7 @@ export function Chart(props: {
       title: props.title,
       cursor: { drag: { x: true, y: false } },
       scales: { x: { time: true } },
-      series: [{}, ...props.series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, points: { show: s.points ?? false } }))],
+      series: [{}, ...props.series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, points: { show: s.points ?? false }, spanGaps: s.spanGaps ?? false }))],
       axes: [{}, { size: 60 }],
       hooks: {
         draw: [
@@ -65,6 +73,7 @@ export function Chart(props: {
     drawing.current = performance.now();
     plot.current = new uPlot(opts, props.data, el);
     shown.current = props.data;
+    fitSinglePoint(plot.current, props.data);
     const resize = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(320, el.clientWidth), height: props.height ?? 220 }));
     resize.observe(el);
     return () => {
@@ -81,6 +90,7 @@ export function Chart(props: {
     drawing.current = performance.now();
     plot.current.setData(props.data);
     shown.current = props.data;
+    fitSinglePoint(plot.current, props.data);
   }, [props.data]);
 
   return <div class="chart" ref={host} data-testid={props.testId} />;

@@ -42,13 +42,16 @@ export function AlarmsPage() {
     load().catch((e: ApiError) => setMessage(e.message));
   }, [showCleared]);
 
-  // Every alarm event carries the alarm as it is now: patch the list in place.
+  // Every alarm event carries the alarm as it is now: patch the list in place. A cleared alarm
+  // leaves the list of open ones, unless it is the one being looked at.
+  const selectedRef = useRef(selected);
+  selectedRef.current = selected;
   useEffect(() => openStream({}, (e) => {
     if (!e.event.startsWith("alarm.") || !e.alarm) return;
     const a = e.alarm as Alarm;
     setAlarms((list) => {
       const rest = list.filter((x) => x.id !== a.id);
-      return !a.active && !showCleared ? rest : [a, ...rest];
+      return !a.active && !showCleared && a.id !== selectedRef.current ? rest : [a, ...rest];
     });
   }, setLive), [showCleared]);
 

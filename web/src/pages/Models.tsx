@@ -22,29 +22,42 @@ function Outcomes(props: { model: string; version: Version | undefined; devices:
   const [data, setData] = useState<uPlot.AlignedData | null>(null);
   const [markers, setMarkers] = useState<{ ts: number; label: string }[]>([]);
   const [outcomes, setOutcomes] = useState(0);
+  const [tick, setTick] = useState(0);  // read again every 30 s: predictions keep coming
   useEffect(() => { if (!props.devices.includes(device)) setDevice(props.devices[0] ?? ""); }, [props.devices.join()]);
+  useEffect(() => {
+    const every = window.setInterval(() => setTick((n) => n + 1), 30000);
+    return () => clearInterval(every);
+  }, []);
   useEffect(() => {
     if (!device || !props.version) return;
     const { metric, event } = outcomeMetric(props.version.label);
     const base = `/api/v1/devices/${encodeURIComponent(device)}/metrics/`;
-    const range = { from: "-30d", to: "now", format: "columns" };
-    Promise.all([
-      api.get<Columns>(base + encodeURIComponent(props.model) + qs({ ...range, agg: "avg", step: "1h" })).catch(() => ({ ts: [], value: [] })),
-      api.get<Columns>(base + encodeURIComponent(metric) + qs(event ? range : { ...range, agg: "avg", step: "1h" })).catch(() => ({ ts: [], value: [] })),
-    ]).then(([pred, outcome]) => {
+    const empty: Columns = { ts: [], value: [] };
+    const read = (m: string, step: string | null, from: string) =>
+      api.get<Columns>(base + encodeURIComponent(m) + qs({ from, to: "now", format: "columns", agg: step ? "avg" : undefined, step: step ?? undefined }))
+        .catch(() => empty);
+    (async () => {
+      // 30 days in hours; a model younger than a few hours is shown sample by sample over a day.
+      let [pred, outcome] = await Promise.all([read(props.model, "1h", "-30d"), read(metric, event ? null : "1h", "-30d")]);
+      if (pred.ts.length < 3) [pred, outcome] = await Promise.all([read(props.model, null, "-1d"), read(metric, null, "-1d")]);
+      return [pred, outcome] as const;
+    })().then(([pred, outcome]) => {
       if (event) {
         setData([pred.ts.map((t) => t / 1000), pred.value]);
         setMarkers(outcome.ts.map((t) => ({ ts: t / 1000, label: metric })));
         setOutcomes(outcome.ts.length);
       } else {
-        // Regression: the prediction and the measured label on the same hourly grid.
-        const byTs = new Map(outcome.ts.map((t, i) => [t, outcome.value[i]]));
-        setData([pred.ts.map((t) => t / 1000), pred.value, pred.ts.map((t) => byTs.get(t) ?? null)]);
+        // Regression: the prediction and the measured label on one time axis (each series has
+        // nulls where only the other has a point).
+        const xs = [...new Set([...pred.ts, ...outcome.ts])].sort((a, b) => a - b);
+        const p = new Map(pred.ts.map((t, i) => [t, pred.value[i]]));
+        const o = new Map(outcome.ts.map((t, i) => [t, outcome.value[i]]));
+        setData([xs.map((t) => t / 1000), xs.map((t) => p.get(t) ?? null), xs.map((t) => o.get(t) ?? null)]);
         setMarkers([]);
         setOutcomes(outcome.ts.length);
       }
     });
-  }, [device, props.model, props.version?.label]);
+  }, [device, props.model, props.version?.label, tick]);
   if (!props.version) return null;
   const { metric, event } = outcomeMetric(props.version.label);
   return (
@@ -55,7 +68,8 @@ function Outcomes(props: { model: string; version: Version | undefined; devices:
       </select>
       <span class="muted"> {props.model} over 30 days{event ? `, ${outcomes} ${metric} event(s) as red lines` : `, against ${metric}`}</span>
       {data && (data[0].length
-        ? <Chart data={data} series={event ? [{ label: props.model, color: "#1f77b4" }] : [{ label: props.model, color: "#1f77b4" }, { label: metric, color: "#2ca02c" }]}
+        ? <Chart data={data} series={event ? [{ label: props.model, color: "#1f77b4", points: data[0].length < 50 }]
+                                       : [{ label: props.model, color: "#1f77b4", points: true, spanGaps: true }, { label: metric, color: "#2ca02c", points: true, spanGaps: true }]}
                  markers={markers} height={220} testId="outcomes-chart" />
         : <p class="muted">No stored predictions for {device}.</p>)}
     </div>
@@ -107,7 +121,15 @@ export function ModelsPage() {
   };
 
   const production = history?.versions.find((v) => v.stage === "production");
-  const devices = [...new Set(decisions.map((d) => d.device))].sort();
+  // The devices with decision records first; without any yet, the profile's devices.
+  const [profileDevices, setProfileDevices] = useState<string[]>([]);
+  const profile = history?.versions[0]?.profile;
+  useEffect(() => {
+    if (!profile || decisions.length) return;
+    api.get<{ devices: { id: string; profile: string }[] }>("/api/v1/devices")
+      .then((r) => setProfileDevices(r.devices.filter((d) => d.profile === profile).map((d) => d.id)), () => setProfileDevices([]));
+  }, [profile, decisions.length]);
+  const devices = decisions.length ? [...new Set(decisions.map((d) => d.device))].sort() : profileDevices;
   return (
     <section>
       <div class="page-title"><h1>Models</h1></div>
