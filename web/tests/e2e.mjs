@@ -160,11 +160,11 @@ last = true
   await page.goto(base + "/");
   await page.fill("input[name=token]", "not-a-token");
   await page.click("button[type=submit]");
-  check(await page.locator("[role=alert]").textContent({ timeout: 5000 }).then((t) => /not valid/.test(t)), "a wrong token is refused on the login page");
+  check(await page.locator("[role=alert]").textContent({ timeout: 15000 }).then((t) => /not valid/.test(t)), "a wrong token is refused on the login page");
   await page.screenshot({ path: path.join(results, "login.png") });
   await page.fill("input[name=token]", ADMIN);
   await page.click("button[type=submit]");
-  await page.waitForSelector("[data-device=boiler-1]", { timeout: 10000 });
+  await page.waitForSelector("[data-device=boiler-1]", { timeout: 20000 });
   consoleErrors.length = 0;  // the refused login's 401 was meant
   check((await page.textContent("[data-testid=total-devices]")) === "2", "the fleet page counts 2 devices");
   await until("boiler-1 online", async () => /online/.test(await page.locator("[data-device=boiler-1]").textContent()), 15000);
@@ -176,7 +176,7 @@ last = true
 
   // Device page: the chart grows while the page is open (samples over the WebSocket).
   await page.click("[data-device=boiler-1]");
-  await page.waitForSelector("[data-testid=chart-temperature] canvas", { timeout: 10000 });
+  await page.waitForSelector("[data-testid=chart-temperature] canvas", { timeout: 20000 });
   const points = async () => Number((await page.textContent("[data-testid=points-temperature]")).split(" ")[0]);
   const before = await points();
   const grown = await until("the temperature chart to update live", async () => ((await points()) >= before + 5 ? await points() : false), 15000)
@@ -184,7 +184,7 @@ last = true
   check(grown, `the device chart updated live (${before} → ${grown} points without a reload)`);
   check(/boiler/.test(await page.textContent("[data-testid=device-page]")) && /line=A/.test(await page.textContent("[data-testid=device-page]")), "the device page shows its profile and tags");
   await page.selectOption("select[aria-label=Metric]", "temperature");
-  await page.waitForSelector("[data-testid=lineage]", { timeout: 10000 }).then(() => check(true, "the device page shows the lineage of its latest reading"),
+  await page.waitForSelector("[data-testid=lineage]", { timeout: 20000 }).then(() => check(true, "the device page shows the lineage of its latest reading"),
     () => check(false, "the device page shows the lineage of its latest reading"));
   check(/over mqtt/.test(await page.textContent("[data-testid=device-page]")), "the lineage names the transport the reading came over");
   await page.screenshot({ path: path.join(results, "device.png"), fullPage: true });
@@ -198,11 +198,11 @@ last = true
   check(true, `the alarm appeared in the inbox ${Date.now() - raisedAt} ms after the first hot reading, without a reload`);
   const alarmId = Number(await page.getAttribute("[data-testid=alarm-list] li[data-alarm]", "data-alarm"));
   check(/Open the bypass valve/.test(await page.textContent("[data-testid=alarm-detail]")), "the alarm shows its runbook inline");
-  await page.waitForSelector("[data-testid=evidence-chart] canvas", { timeout: 5000 }).then(() => check(true, "the alarm shows its evidence chart"),
+  await page.waitForSelector("[data-testid=evidence-chart] canvas", { timeout: 15000 }).then(() => check(true, "the alarm shows its evidence chart"),
     () => check(false, "the alarm shows its evidence chart"));
   await page.screenshot({ path: path.join(results, "alarms.png"), fullPage: true });
   await page.keyboard.press("a");  // acknowledge from the keyboard
-  await page.waitForSelector("text=acknowledged", { timeout: 5000 });
+  await page.waitForSelector("text=acknowledged", { timeout: 15000 });
   const acked = await rest("GET", `/api/v1/alarms/${alarmId}`);
   check(acked.body.acknowledged === true && acked.body.acknowledged_by !== "", `the REST API says alarm ${alarmId} is acknowledged (by ${acked.body.acknowledged_by})`);
   await page.keyboard.press("m");
@@ -214,24 +214,24 @@ last = true
 
   // The device page links its alarms to the inbox.
   await page.goto(`${base}/#/devices/boiler-1`);
-  await page.click(`a[href='#/alarms?id=${alarmId}']`, { timeout: 10000 });
-  check(await page.waitForSelector(`[data-testid=alarm-list] li[data-alarm='${alarmId}'][aria-selected=true]`, { timeout: 5000 }).then(() => true, () => false),
+  await page.click(`a[href='#/alarms?id=${alarmId}']`, { timeout: 20000 });
+  check(await page.waitForSelector(`[data-testid=alarm-list] li[data-alarm='${alarmId}'][aria-selected=true]`, { timeout: 15000 }).then(() => true, () => false),
     "an alarm linked from the device page opens selected in the inbox");
 
   // Data quality: the malformed message is in quarantine with its raw payload; a replay of it
   // is refused again with the reason.
   await page.click("nav a[href='#/quality']");
-  await page.waitForSelector("[data-testid=quarantine] tbody tr td", { timeout: 10000 });
+  await page.waitForSelector("[data-testid=quarantine] tbody tr td", { timeout: 20000 });
   await page.click("[data-testid=quarantine] button:has-text('Payload')");
   check(/"temperature": 61.5,/.test(await page.textContent("[data-testid=payload]")), "the quarantine browser shows the raw payload");
   await page.click("[data-testid=quarantine] button:has-text('Replay')");
-  check(/1 still refused/.test(await page.locator("[data-testid=quality-message]").textContent({ timeout: 5000 })), "replaying a still-malformed message reports it refused");
+  check(/1 still refused/.test(await page.locator("[data-testid=quality-message]").textContent({ timeout: 15000 })), "replaying a still-malformed message reports it refused");
   await page.screenshot({ path: path.join(results, "quality.png"), fullPage: true });
 
   // Models: promote v1, then v2, roll back — each only after a confirmation with a reason;
   // the registry says what the page did.
   await page.click("nav a[href='#/models']");
-  await page.waitForSelector("[data-testid=model-versions] tbody tr", { timeout: 10000 });
+  await page.waitForSelector("[data-testid=model-versions] tbody tr", { timeout: 20000 });
   const stageOf = async (v) => (await rest("GET", "/api/v1/models/boiler_rul")).body.versions.find((x) => x.version === v).stage;
   const versionRow = (v) => page.locator("[data-testid=model-versions] tbody tr", { hasText: `v${v}` }).first();
   await versionRow(1).locator("button:has-text('Promote')").click();
@@ -241,28 +241,28 @@ last = true
   await versionRow(1).locator("button:has-text('Promote')").click();
   await page.fill("[data-testid=confirm] input", "first model");
   await page.click("[data-testid=confirm] button:has-text('Confirm')");
-  await until("v1 in production", async () => (await stageOf(1)) === "production", 10000);
+  await until("v1 in production", async () => (await stageOf(1)) === "production", 20000);
   check(true, "promoting v1 in the console put it in production");
   await page.waitForSelector("[data-testid=model-versions] tbody tr:has-text('v2') button:has-text('Promote')");
   await versionRow(2).locator("button:has-text('Promote')").click();
   await page.fill("[data-testid=confirm] input", "fewer rounds");
   await page.click("[data-testid=confirm] button:has-text('Confirm')");
-  await until("v2 in production", async () => (await stageOf(2)) === "production", 10000);
+  await until("v2 in production", async () => (await stageOf(2)) === "production", 20000);
   await page.waitForSelector("[data-testid=rollback]:has-text('v2')");
   await page.click("[data-testid=rollback]");
   await page.fill("[data-testid=confirm] input", "drifted");
   await page.click("[data-testid=confirm] button:has-text('Confirm')");
-  await until("the rollback", async () => (await stageOf(1)) === "production" && (await stageOf(2)) === "archived", 10000);
+  await until("the rollback", async () => (await stageOf(1)) === "production" && (await stageOf(2)) === "archived", 20000);
   const changes = (await rest("GET", "/api/v1/models/boiler_rul")).body.stage_changes;
   check(changes.some((c) => c.reason === "drifted" && c.by === "admin"), "rolling back in the console restored v1, archived v2, and kept the reason");
-  await page.waitForSelector("text=is in production again", { timeout: 5000 });
-  await page.waitForSelector("[data-testid=confirm]", { state: "detached", timeout: 5000 });
+  await page.waitForSelector("text=is in production again", { timeout: 15000 });
+  await page.waitForSelector("[data-testid=confirm]", { state: "detached", timeout: 15000 });
   await page.screenshot({ path: path.join(results, "models.png"), fullPage: true });
   // KPIs: a definition applied over REST shows as cards and per-day charts.
   const kpi = await rest("POST", "/api/v1/kpis/definitions", 'kpi = "boiler_outcomes"\nprofile = "boiler"\nalarm_type = "rule"\n', ADMIN, "application/toml");
   check(kpi.status === 201, `KPI definition applied (${kpi.status})`);
   await page.click("nav a[href='#/kpis']");
-  await page.waitForSelector("[data-testid=kpi-downtime]", { timeout: 10000 }).then(() => check(true, "the KPI page shows the profile's KPIs"),
+  await page.waitForSelector("[data-testid=kpi-downtime]", { timeout: 20000 }).then(() => check(true, "the KPI page shows the profile's KPIs"),
     () => check(false, "the KPI page shows the profile's KPIs"));
   check(/boiler_outcomes v1: 2 devices/.test(await page.textContent("main")), "the KPI page names the definition and counts the profile's devices");
   await page.screenshot({ path: path.join(results, "kpis.png"), fullPage: true });
@@ -279,7 +279,7 @@ last = true
   await tab.goto(base + "/");
   await tab.fill("input[name=token]", ADMIN);
   await tab.click("button[type=submit]");
-  await tab.waitForSelector("[data-device=boiler-1]", { timeout: 10000 });
+  await tab.waitForSelector("[data-device=boiler-1]", { timeout: 20000 });
   const overflow = await tab.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   check(overflow <= 0, `the fleet page fits a tablet's width (overflow ${overflow}px)`);
   await tab.screenshot({ path: path.join(results, "fleet-tablet.png"), fullPage: true });
