@@ -59,11 +59,10 @@ struct AlarmService::Impl {
   bool save_posted = false;
   uint64_t ticks = 0;
 
-  ops::Counter *raised, *suppressed, *rate_limited, *notified, *dropped;
+  ops::Counter *suppressed, *rate_limited, *notified, *dropped;
 
   Impl(core::Env& e, ops::Metrics& m, Options o)
       : env(e), metrics(m), options(std::move(o)), book(options.policy),
-        raised(&m.counter("fieldline_alarms_raised_total", "Alarms raised")),
         suppressed(&m.counter("fieldline_alarms_suppressed_total", "Alarms not raised: a maintenance window covered the device")),
         rate_limited(&m.counter("fieldline_alarms_rate_limited_total", "Alarms not raised: their type's storm limit was reached")),
         notified(&m.counter("fieldline_alarm_notifications_total", "Alarm events handed to notification channels")),
@@ -223,10 +222,12 @@ struct AlarmService::Impl {
 
   void apply_raise(alarms::Raise r) {
     const int64_t at = r.at_ns;
+    const std::string type = r.type;
     auto outcome = book.raise(std::move(r));
     switch (outcome.kind) {
       case alarms::Outcome::Kind::raised:
-        raised->inc();
+        // By type (anomaly, rule, out_of_range, missing, maintenance, ...): a small, fixed set.
+        metrics.counter("fieldline_alarms_raised_total", "Alarms raised, by type", {{"type", type}}).inc();
         changed(outcome.id);
         notify(AlarmEvent::raised, outcome.id, at);
         break;

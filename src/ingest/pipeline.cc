@@ -762,7 +762,7 @@ void Pipeline::drain(Shard& shard) {
 
 // GCC 12 mishandles non-trivial temporaries inside co_await expressions (double destruction),
 // so each shard job is a named local moved into on_shard.
-asio::awaitable<Result<std::vector<ReadSample>>> Pipeline::read(const std::string& device, const std::string& metric,
+asio::awaitable<Result<std::vector<ReadSample>>> Pipeline::read(std::string device, std::string metric,
                                                                 int64_t from, int64_t to) {
   Shard& shard = *shards_[shard_of(device)];
   auto job = [&shard, device, metric, from, to]() -> Result<std::vector<ReadSample>> {
@@ -803,14 +803,14 @@ asio::awaitable<Result<std::vector<ReadSample>>> Pipeline::read(const std::strin
   co_return result;
 }
 
-asio::awaitable<Result<std::vector<tsdb::Sample>>> Pipeline::read_series(const tsdb::SeriesKey& key, int64_t from, int64_t to) {
+asio::awaitable<Result<std::vector<tsdb::Sample>>> Pipeline::read_series(tsdb::SeriesKey key, int64_t from, int64_t to) {
   Shard& shard = *shards_[shard_of(key.device)];
   auto job = [&shard, key, from, to]() { return shard.db->read(key, from, to); };
   auto result = co_await on_shard(*shard.io, std::move(job));
   co_return result;
 }
 
-asio::awaitable<Result<tsdb::AggregateResult>> Pipeline::aggregate(const tsdb::AggregateQuery& query) {
+asio::awaitable<Result<tsdb::AggregateResult>> Pipeline::aggregate(tsdb::AggregateQuery query) {
   tsdb::AggregateResult total;
   const std::string* device = query.selector.pinned_device();
   for (auto& sp : shards_) {
@@ -824,7 +824,7 @@ asio::awaitable<Result<tsdb::AggregateResult>> Pipeline::aggregate(const tsdb::A
   co_return total;
 }
 
-asio::awaitable<Result<std::vector<tsdb::SeriesInfo>>> Pipeline::select(const tsdb::Selector& selector) {
+asio::awaitable<Result<std::vector<tsdb::SeriesInfo>>> Pipeline::select(tsdb::Selector selector) {
   std::vector<tsdb::SeriesInfo> out;
   for (auto& sp : shards_) {
     Shard& shard = *sp;
@@ -835,7 +835,7 @@ asio::awaitable<Result<std::vector<tsdb::SeriesInfo>>> Pipeline::select(const ts
   co_return out;
 }
 
-asio::awaitable<std::vector<std::pair<std::string, tsdb::ValueType>>> Pipeline::metrics_of(const std::string& device) {
+asio::awaitable<std::vector<std::pair<std::string, tsdb::ValueType>>> Pipeline::metrics_of(std::string device) {
   Shard& shard = *shards_[shard_of(device)];
   auto job = [&shard, device]() { return shard.db->metrics_of(device); };
   auto result = co_await on_shard(*shard.io, std::move(job));
@@ -853,7 +853,7 @@ asio::awaitable<Result<std::vector<RawEntry>>> Pipeline::message(uint64_t id) {
   co_return result;
 }
 
-asio::awaitable<Result<std::vector<RawEntry>>> Pipeline::messages_at(const std::string& device, const std::string& metric,
+asio::awaitable<Result<std::vector<RawEntry>>> Pipeline::messages_at(std::string device, std::string metric,
                                                                      int64_t ts, size_t limit) {
   auto job = [this, device, metric, ts, limit, dir = shards_[shard_of(device)]->raw->dir()]() {
     return RawLog::scan(env_, dir, [&](const RawEntry& e) {

@@ -248,21 +248,21 @@ class Pipeline {
   CalibrationBook& calibrations() { return calibrations_; }
   Quarantine& quarantine() { return *quarantine_; }
 
-  // The query coroutines take references: callers co_await them at once, so the referents
-  // outlive the call.
+  // The query coroutines take their arguments by value: a coroutine that held a reference
+  // to a caller's temporary would read it after it died (quality() did, once).
   // Every series of the device's metric (any protocol, contract version or quality), merged
   // in time order.
-  boost::asio::awaitable<Result<std::vector<ReadSample>>> read(const std::string& device, const std::string& metric,
+  boost::asio::awaitable<Result<std::vector<ReadSample>>> read(std::string device, std::string metric,
                                                                int64_t from, int64_t to);
   // One series, as select() named it.
-  boost::asio::awaitable<Result<std::vector<tsdb::Sample>>> read_series(const tsdb::SeriesKey& key, int64_t from, int64_t to);
-  boost::asio::awaitable<Result<tsdb::AggregateResult>> aggregate(const tsdb::AggregateQuery& query);
-  boost::asio::awaitable<Result<std::vector<tsdb::SeriesInfo>>> select(const tsdb::Selector& selector);
-  boost::asio::awaitable<std::vector<std::pair<std::string, tsdb::ValueType>>> metrics_of(const std::string& device);
+  boost::asio::awaitable<Result<std::vector<tsdb::Sample>>> read_series(tsdb::SeriesKey key, int64_t from, int64_t to);
+  boost::asio::awaitable<Result<tsdb::AggregateResult>> aggregate(tsdb::AggregateQuery query);
+  boost::asio::awaitable<Result<std::vector<tsdb::SeriesInfo>>> select(tsdb::Selector selector);
+  boost::asio::awaitable<std::vector<std::pair<std::string, tsdb::ValueType>>> metrics_of(std::string device);
   // Lineage: a message by id, or the messages that stored a device's metric at a time (the
   // newest first, at most `limit`), from the raw logs (read off the shards).
   boost::asio::awaitable<Result<std::vector<RawEntry>>> message(uint64_t id);
-  boost::asio::awaitable<Result<std::vector<RawEntry>>> messages_at(const std::string& device, const std::string& metric,
+  boost::asio::awaitable<Result<std::vector<RawEntry>>> messages_at(std::string device, std::string metric,
                                                                     int64_t ts, size_t limit);
   // Derives the device's samples in [from, to) again from its raw messages (those whose
   // samples or receipt fall in the range) and replaces the stored ones with them, exactly
@@ -273,7 +273,6 @@ class Pipeline {
   // gives the same data (a crash part way is completed by running it again).
   boost::asio::awaitable<Result<ReprocessReport>> reprocess(ReprocessRequest request);
   // Every device's data quality ("" ), or one device's.
-  // By value: a coroutine must not hold a reference to its caller's temporary.
   boost::asio::awaitable<std::vector<DeviceQuality>> quality(std::string device);
 
   // On `shard`'s thread (an observer's): stores `sample` with the shard's next batch, through
