@@ -281,6 +281,12 @@ int serve(const core::Config& cfg) {
     return true;
   };
   if (!bind("mqtt", mqtt, config.mqtt.listen, nullptr) || !bind("http", http, config.http.listen, nullptr)) return 1;
+  {
+    // Where people go: the console is served on the HTTP port.
+    std::string host = config.http.listen.substr(0, config.http.listen.rfind(':'));
+    if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";
+    log->info("operator console at http://{}:{}/ (sign in with the admin token)", host, ports["http"].to_number<int64_t>());
+  }
   if (tls && (!bind("mqtts", mqtt, config.mqtt.tls_listen, tls.get()) || !bind("https", http, config.http.tls_listen, tls.get()))) {
     return 1;
   }
