@@ -107,12 +107,22 @@ Verdict RobustZ::update(int64_t ts, double value) {
     }
     if (recent_.size() < window_) {
       recent_.push_back(x);
+      sorted_.insert(std::upper_bound(sorted_.begin(), sorted_.end(), x), x);
     } else {
-      sorted_.erase(std::lower_bound(sorted_.begin(), sorted_.end(), recent_[recent_next_]));
+      // The oldest value leaves and x comes in with one shift of the values between their
+      // places (erase then insert moved everything after each: twice the bytes).
+      const auto out = std::lower_bound(sorted_.begin(), sorted_.end(), recent_[recent_next_]);
+      const auto in = std::upper_bound(sorted_.begin(), sorted_.end(), x);
+      if (in > out) {
+        std::move(out + 1, in, out);
+        *(in - 1) = x;
+      } else {
+        std::move_backward(in, out, out + 1);
+        *in = x;
+      }
       recent_[recent_next_] = x;
       recent_next_ = (recent_next_ + 1) % window_;
     }
-    sorted_.insert(std::upper_bound(sorted_.begin(), sorted_.end(), x), x);
   }
   previous_ = value;
   last_ts_ = ts;
