@@ -5,39 +5,22 @@
 //     from navigation to drawn, median of 5;
 //   - the console's static assets, gzipped as the binary serves them.
 // Run by bench/console.sh, which says which machine it ran on.
-import { execFileSync, spawn } from "node:child_process";
-import fs from "node:fs";
-import net from "node:net";
-import os from "node:os";
+import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { chromium } = createRequire(path.resolve(here, "../web/package.json"))("playwright-core");
+const { CHROMIUM, startServer } = await import("../web/tests/platform.mjs");
 const devices = Number(process.argv[2] ?? 10000);
 const binary = path.resolve(here, "../build/release/fieldline");
 const ADMIN = "bench-admin-token-0123456789abcdef";
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const freePort = () => new Promise((resolve) => {
-  const s = net.createServer();
-  s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
-});
-
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fieldline-console-bench-"));
-const httpPort = await freePort(), mqttPort = await freePort();
-const base = `http://127.0.0.1:${httpPort}`;
-const server = spawn(binary, ["serve", "--data-dir", dataDir, "--http-listen", `127.0.0.1:${httpPort}`, "--mqtt-listen", `127.0.0.1:${mqttPort}`],
-  { env: { ...process.env, FIELDLINE_ADMIN_TOKEN: ADMIN }, stdio: ["ignore", "ignore", "inherit"] });
+const { base, stop } = await startServer({ binary, adminToken: ADMIN, name: "fieldline-console-bench" });
 const auth = { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" };
 let browser;
 try {
-  for (let i = 0; ; i++) {
-    try { if ((await fetch(`${base}/readyz`)).ok) break; } catch {}
-    if (i > 100) throw new Error("server did not start");
-    await sleep(100);
-  }
   // N devices over REST, 8 requests at a time, on 4 sites and 3 profiles.
   const t0 = Date.now();
   let next = 0;
@@ -67,8 +50,7 @@ try {
   const fleetBody = await (await fetch(`${base}/api/v1/fleet`, { headers: auth })).text();
   const fleetApiMs = Date.now() - fleetT;
 
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
+  browser = await chromium.launch(CHROMIUM);
   const fleetPaints = [], chartDraws = [], chartTotals = [];
   for (let run = 0; run < 5; run++) {
     const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
@@ -106,7 +88,5 @@ try {
   console.log(JSON.stringify(result));
 } finally {
   await browser?.close();
-  server.kill("SIGTERM");
-  await new Promise((r) => { server.once("exit", r); setTimeout(r, 6000); });
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await stop();
 }

@@ -65,7 +65,10 @@ asio::awaitable<transport::http::Response> fleet_route(registry::Registry& regis
   const int64_t now = detail::now_ns();
   json::array rows;
   rows.reserve(devices->size());
-  std::map<std::pair<std::string, std::string>, json::object> groups;  // (site, profile)
+  struct Group {
+    uint64_t devices = 0, online = 0, with_open_alarms = 0;
+  };
+  std::map<std::pair<std::string, std::string>, Group> groups;  // (site, profile)
   uint64_t online_count = 0, with_alarms = 0, disabled = 0;
   for (const auto& d : *devices) {
     std::string site;
@@ -109,16 +112,18 @@ asio::awaitable<transport::http::Response> fleet_route(registry::Registry& regis
     rows.push_back(std::move(row));
 
     auto& g = groups[{site, d.profile}];
-    if (g.empty()) g = json::object{{"site", site}, {"profile", d.profile}, {"devices", 0}, {"online", 0}, {"with_open_alarms", 0}};
-    g["devices"] = g["devices"].to_number<uint64_t>() + 1;
-    if (online) g["online"] = g["online"].to_number<uint64_t>() + 1;
-    if (alarm_count) g["with_open_alarms"] = g["with_open_alarms"].to_number<uint64_t>() + 1;
+    ++g.devices;
+    g.online += online;
+    g.with_open_alarms += alarm_count > 0;
     online_count += online;
     with_alarms += alarm_count > 0;
     disabled += !d.enabled;
   }
   json::array by_group;
-  for (auto& [key, g] : groups) by_group.push_back(std::move(g));
+  for (const auto& [key, g] : groups) {
+    by_group.push_back(json::object{{"site", key.first}, {"profile", key.second}, {"devices", g.devices}, {"online", g.online},
+                                    {"with_open_alarms", g.with_open_alarms}});
+  }
   json::object totals{{"devices", devices->size()}, {"online", online_count}, {"offline", devices->size() - online_count - disabled},
                       {"disabled", disabled}, {"with_open_alarms", with_alarms}};
   co_return detail::json_response(200, json::object{{"at", core::format_rfc3339(now)}, {"totals", std::move(totals)},

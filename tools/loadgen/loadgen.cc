@@ -67,6 +67,15 @@ std::string payload(uint64_t seq, int64_t ts_ms) {
   return buf;
 }
 
+// Resolves and connects to the broker; the error, if any.
+asio::awaitable<boost::system::error_code> connect_tcp(tcp::socket& socket, const Options& o) {
+  boost::system::error_code ec;
+  tcp::resolver resolver(socket.get_executor());
+  auto eps = co_await resolver.async_resolve(o.host, std::to_string(o.port), asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec) co_await asio::async_connect(socket, eps, asio::redirect_error(asio::use_awaitable, ec));
+  co_return ec;
+}
+
 class Connection;
 
 // Paced connections cost a timer wake-up per message if each paces itself (10,000 devices at
@@ -99,10 +108,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   asio::awaitable<void> run() {
     auto self = shared_from_this();
-    boost::system::error_code ec;
-    tcp::resolver resolver(socket_.get_executor());
-    auto eps = co_await resolver.async_resolve(opts_.host, std::to_string(opts_.port), asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec) co_await asio::async_connect(socket_, eps, asio::redirect_error(asio::use_awaitable, ec));
+    auto connecting = connect_tcp(socket_, opts_);  // named: GCC 12 and temporaries in co_await
+    boost::system::error_code ec = co_await std::move(connecting);
     if (ec) {
       std::lock_guard l(stats_.mu);
       ++stats_.failed_connections;
@@ -325,10 +332,8 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
 
   asio::awaitable<void> run() {
     auto self = shared_from_this();
-    boost::system::error_code ec;
-    tcp::resolver resolver(socket_.get_executor());
-    auto eps = co_await resolver.async_resolve(opts_.host, std::to_string(opts_.port), asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec) co_await asio::async_connect(socket_, eps, asio::redirect_error(asio::use_awaitable, ec));
+    auto connecting = connect_tcp(socket_, opts_);  // named: GCC 12 and temporaries in co_await
+    boost::system::error_code ec = co_await std::move(connecting);
     if (ec) {
       failed = true;
       co_return;

@@ -5,11 +5,10 @@
 // node web/tests/e2e.mjs --binary build/release/fieldline
 import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { CHROMIUM, startServer } from "./platform.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -43,26 +42,16 @@ async function until(what, fn, timeoutMs = 20000) {
   }
   throw new Error(`timed out waiting for ${what} (last: ${last})`);
 }
-const freePort = () => new Promise((resolve) => {
-  const s = net.createServer();
-  s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
-});
-
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fieldline-console-e2e-"));
-const httpPort = await freePort(), mqttPort = await freePort();
-const base = `http://127.0.0.1:${httpPort}`;
-const server = spawn(binary, ["serve", "--data-dir", dataDir, "--http-listen", `127.0.0.1:${httpPort}`, "--mqtt-listen", `127.0.0.1:${mqttPort}`],
-  { env: { ...process.env, FIELDLINE_ADMIN_TOKEN: ADMIN }, stdio: ["ignore", "ignore", fs.openSync(path.join(results, "server.log"), "w")] });
+const { base, mqttPort, server, stop } = await startServer({ binary, adminToken: ADMIN, name: "fieldline-console-e2e",
+  stderr: fs.openSync(path.join(results, "server.log"), "w") });
 let publisher, browser, page;
-server.on("exit", (code, signal) => { if (!stopping) { failures++; log("FAIL the server exited while the test ran:", code, signal); } });
 let stopping = false;
+server.on("exit", (code, signal) => { if (!stopping) { failures++; log("FAIL the server exited while the test ran:", code, signal); } });
 const cleanup = async () => {
   try { publisher?.stdin.end(); publisher?.kill(); } catch {}
   try { await browser?.close(); } catch {}
   stopping = true;
-  server.kill("SIGTERM");
-  await new Promise((r) => { server.once("exit", r); setTimeout(r, 6000); });
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await stop();
 };
 
 async function rest(method, p, body, token = ADMIN, type = "application/json") {
@@ -73,8 +62,6 @@ async function rest(method, p, body, token = ADMIN, type = "application/json") {
 }
 
 try {
-  await until("the server to be ready", async () => (await fetch(`${base}/readyz`)).ok);
-
   // Nothing but the console's files and health answers without a token.
   check((await fetch(`${base}/api/v1/fleet`)).status === 401, "GET /api/v1/fleet without a token is 401");
   const index = await fetch(`${base}/`, { headers: { "Accept-Encoding": "gzip" } });
@@ -147,8 +134,7 @@ last = true
   execFileSync("mosquitto_pub", ["-h", "127.0.0.1", "-p", String(mqttPort), "-i", "boiler-1-bad", "-u", "boiler-1", "-P", dev.body.token,
     "-t", "devices/boiler-1/telemetry", "-q", "1", "-m", '{"values": {"temperature": 61.5,']);
 
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
+  browser = await chromium.launch(CHROMIUM);
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
   page = await context.newPage();
   const consoleErrors = [];
@@ -271,11 +257,7 @@ last = true
   const tablet = await browser.newContext({ viewport: { width: 768, height: 1024 }, hasTouch: true, isMobile: true });
   const tab = await tablet.newPage();
   page = tab;  // for the screenshot if something fails from here
-  tab.on("requestfailed", (r) => {
-    log("request failed:", r.method(), r.url(), r.failure()?.errorText);
-    try { log("curl healthz now:", execFileSync("curl", ["-s", "-m", "2", base + "/healthz"]).toString()); } catch (e) { log("curl failed", String(e).slice(0, 200)); }
-    try { log(execFileSync("bash", ["-c", `ss -tanp | grep -c ${httpPort}; ss -tlnp | grep ${httpPort}`]).toString()); } catch (e) { log("ss failed"); }
-  });
+  tab.on("requestfailed", (r) => log("request failed:", r.method(), r.url(), r.failure()?.errorText));
   await tab.goto(base + "/");
   await tab.fill("input[name=token]", ADMIN);
   await tab.click("button[type=submit]");
