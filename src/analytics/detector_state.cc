@@ -170,34 +170,53 @@ bool Silence::load(core::ByteReader& in) {
   return get_count(in, since_median_, UINT32_MAX) && get_int(in, last_ts_) && get_int(in, usual_);
 }
 
-void Likelihood::save(std::string& out) const {
-  inner_->save(out);
+void LikelihoodScore::save(std::string& out) const {
   put_ring(out, recent_, recent_next_);
   long_.save(out);
 }
-bool Likelihood::load(core::ByteReader& in) {
-  if (!inner_->load(in)) return false;
+bool LikelihoodScore::load(core::ByteReader& in) {
   if (!get_ring(in, recent_, recent_next_, short_window_)) return false;
   short_sum_ = 0;
   for (double x : recent_) short_sum_ += x;
   return long_.load(in);
 }
 
+void Likelihood::save(std::string& out) const {
+  inner_->save(out);
+  score_.save(out);
+}
+bool Likelihood::load(core::ByteReader& in) { return inner_->load(in) && score_.load(in); }
+
+// The same bytes as when each member was a detector of its own (a Likelihood saves its inner
+// detector, then itself): checkpoints from before stay readable.
 void Ensemble::save(std::string& out) const {
-  core::put_uvarint(out, members_.size());
-  for (const auto& m : members_) {
-    core::put_string(out, m.name);
-    m.detector->save(out);
+  core::put_uvarint(out, count_);
+  auto& self = const_cast<Ensemble&>(*this);  // member() serves both; nothing is changed here
+  for (size_t i = 0; i < count_; ++i) {
+    const Member m = order_[i];
+    core::put_string(out, detector_names()[static_cast<size_t>(m)]);
+    self.member(m).save(out);
+    if (m == Member::robust_z) level_likelihood_.save(out);
+    if (m == Member::robust_z_change) change_likelihood_.save(out);
+    if (m == Member::ewma) ewma_likelihood_.save(out);
+    if (m == Member::seasonal_daily) daily_likelihood_.save(out);
   }
   core::put_uvarint(out, quiet_for_);
   deviations_.save(out);
 }
 bool Ensemble::load(core::ByteReader& in) {
   size_t n = 0;
-  if (!get_count(in, n, members_.size()) || n != members_.size()) return false;
-  for (auto& m : members_) {
+  if (!get_count(in, n, count_) || n != count_) return false;
+  for (size_t i = 0; i < count_; ++i) {
+    const Member m = order_[i];
     auto name = in.string();
-    if (!name || *name != m.name || !m.detector->load(in)) return false;
+    if (!name || *name != detector_names()[static_cast<size_t>(m)] || !member(m).load(in)) return false;
+    bool ok = true;
+    if (m == Member::robust_z) ok = level_likelihood_.load(in);
+    if (m == Member::robust_z_change) ok = change_likelihood_.load(in);
+    if (m == Member::ewma) ok = ewma_likelihood_.load(in);
+    if (m == Member::seasonal_daily) ok = daily_likelihood_.load(in);
+    if (!ok) return false;
   }
   return get_count(in, quiet_for_, refractory_) && deviations_.load(in);
 }

@@ -272,9 +272,8 @@ Verdict Silence::check(int64_t now) const {
   return score_gap(now - last_ts_);
 }
 
-Verdict Likelihood::update(int64_t ts, double value) {
-  Verdict v = inner_->update(ts, value);
-  if (!std::isfinite(value)) return v;
+void LikelihoodScore::judge(Verdict& v, double value) {
+  if (!std::isfinite(value)) return;
   const double raw = v.score;
   if (recent_.size() < short_window_) {
     recent_.push_back(raw);
@@ -294,7 +293,30 @@ Verdict Likelihood::update(int64_t ts, double value) {
   }
   long_.add(raw);
   v.score = score;
-  return v;
+}
+
+void LikelihoodScore::prefetch() const {
+  if (!recent_.empty()) __builtin_prefetch(recent_.data() + recent_next_, 1);
+}
+
+void RobustZ::prefetch() const {
+  // The median and the first steps of the two binary searches, and the value that leaves.
+  if (const size_t n = sorted_.size(); n > 0) {
+    const double* d = sorted_.data();
+    __builtin_prefetch(d + n / 4, 1);
+    __builtin_prefetch(d + n / 2, 1);
+    __builtin_prefetch(d + 3 * n / 4, 1);
+  }
+  if (!recent_.empty()) __builtin_prefetch(recent_.data() + recent_next_, 1);
+}
+
+void Seasonal::prefetch(int64_t ts) const {
+  const int64_t period = ts >= 0 ? ts / period_ : (ts - period_ + 1) / period_;
+  __builtin_prefetch(&slots_[std::min(static_cast<size_t>((ts - period * period_) / width_), slots_.size() - 1)], 1);
+}
+
+void Silence::prefetch() const {
+  if (!intervals_.empty()) __builtin_prefetch(intervals_.data() + intervals_next_, 1);
 }
 
 const std::vector<std::string>& detector_names() {
@@ -307,28 +329,88 @@ Ensemble::Ensemble(const EnsembleConfig& config) : alarm_(config.alarm), refract
   // Raw deviations pass through the likelihood, so each series is judged against its own
   // usual deviations (windows as in Ahmad et al.: 10 samples against the last 2,000).
   constexpr int64_t kDay = 86'400'000'000'000LL;
+  const auto& names = detector_names();
   for (const auto& name : config.members) {
-    std::unique_ptr<Detector> d;
-    if (name == "robust_z") d = std::make_unique<Likelihood>(std::make_unique<RobustZ>(config.window, false));
-    else if (name == "robust_z_change") d = std::make_unique<Likelihood>(std::make_unique<RobustZ>(config.window, true));
-    else if (name == "ewma") d = std::make_unique<Likelihood>(std::make_unique<Ewma>());
-    else if (name == "cusum") d = std::make_unique<Cusum>();
-    else if (name == "flatline") d = std::make_unique<Flatline>();
-    // What the series usually does at this hour of the day and of the week (half-hour slots).
-    else if (name == "seasonal_daily") d = std::make_unique<Likelihood>(std::make_unique<Seasonal>(kDay, 48));
-    else if (name == "seasonal_weekly") d = std::make_unique<Seasonal>(7 * kDay, 168);
-    else if (name == "silence") d = std::make_unique<Silence>();
-    else continue;
-    members_.push_back({name, std::move(d)});
+    const auto at = std::find(names.begin(), names.end(), name);
+    if (at == names.end()) continue;
+    const auto m = static_cast<Member>(at - names.begin());
+    switch (m) {
+      case Member::robust_z: level_.emplace(config.window, false); break;
+      case Member::robust_z_change: change_.emplace(config.window, true); break;
+      case Member::ewma: ewma_.emplace(); break;
+      case Member::cusum: cusum_.emplace(); break;
+      case Member::flatline: flatline_.emplace(); break;
+      // What the series usually does at this hour of the day and of the week (half-hour slots).
+      case Member::seasonal_daily: daily_.emplace(kDay, 48); break;
+      case Member::seasonal_weekly: weekly_.emplace(7 * kDay, 168); break;
+      case Member::silence: silence_.emplace(); break;
+    }
+    order_[count_++] = m;
   }
 }
 
+Detector& Ensemble::member(Member m) {
+  switch (m) {
+    case Member::robust_z: return *level_;
+    case Member::robust_z_change: return *change_;
+    case Member::ewma: return *ewma_;
+    case Member::cusum: return *cusum_;
+    case Member::flatline: return *flatline_;
+    case Member::seasonal_daily: return *daily_;
+    case Member::seasonal_weekly: return *weekly_;
+    case Member::silence: return *silence_;
+  }
+  return *silence_;  // not reached: every Member is named above
+}
+
+// Through the concrete types: calls the compiler can inline, no virtual dispatch. The
+// verdict is built where it is returned and judged in place (a copy of it cost a stall).
+Verdict Ensemble::update_member(Member m, int64_t ts, double value) {
+  Verdict v;
+  switch (m) {
+    case Member::robust_z:
+      v = level_->update(ts, value);
+      level_likelihood_.judge(v, value);
+      break;
+    case Member::robust_z_change:
+      v = change_->update(ts, value);
+      change_likelihood_.judge(v, value);
+      break;
+    case Member::ewma:
+      v = ewma_->update(ts, value);
+      ewma_likelihood_.judge(v, value);
+      break;
+    case Member::cusum: v = cusum_->update(ts, value); break;
+    case Member::flatline: v = flatline_->update(ts, value); break;
+    case Member::seasonal_daily:
+      v = daily_->update(ts, value);
+      daily_likelihood_.judge(v, value);
+      break;
+    case Member::seasonal_weekly: v = weekly_->update(ts, value); break;
+    case Member::silence: v = silence_->update(ts, value); break;
+  }
+  return v;
+}
+
+void Ensemble::prefetch(int64_t ts) const {
+  // The ensemble itself first (its members are in it), then what each member points to.
+  const char* self = reinterpret_cast<const char*>(this);
+  for (size_t at = 64; at < sizeof(Ensemble); at += 64) __builtin_prefetch(self + at);
+  if (level_) level_->prefetch(), level_likelihood_.prefetch();
+  if (change_) change_->prefetch(), change_likelihood_.prefetch();
+  if (ewma_) ewma_likelihood_.prefetch();
+  if (daily_) daily_->prefetch(ts), daily_likelihood_.prefetch();
+  if (weekly_) weekly_->prefetch(ts);
+  if (silence_) silence_->prefetch();
+}
+
 Verdict Ensemble::update(int64_t ts, double value) {
+  prefetch(ts);
   Verdict best;
   best.actual = value;
-  for (auto& m : members_) {
-    Verdict v = m.detector->update(ts, value);
-    if (v.score > best.score || best.detector.empty()) best = std::move(v);
+  for (size_t i = 0; i < count_; ++i) {
+    Verdict v = update_member(order_[i], ts, value);
+    if (v.score > best.score || best.detector.empty()) best = v;
   }
   best.unheld = best.score;
   const bool deviation = best.score >= alarm_;

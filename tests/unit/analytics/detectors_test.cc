@@ -226,6 +226,40 @@ TEST(DetectorCheckpoints, ARestoredEnsembleCarriesOnExactlyLikeTheOriginal) {
   EXPECT_GT(differ_from_fresh, 100u) << "a fresh detector is not the same as a restored one";
 }
 
+// The ensemble keeps its members in itself; its checkpoint is still the members' own
+// checkpoints side by side (checkpoints written before stay readable), and they learn the same.
+TEST(DetectorCheckpoints, AnEnsembleSavesWhatItsMembersOnTheirOwnWould) {
+  constexpr int64_t kDay = 86'400'000'000'000LL;
+  std::vector<std::pair<std::string, std::unique_ptr<Detector>>> members;
+  members.emplace_back("robust_z", std::make_unique<Likelihood>(std::make_unique<RobustZ>(288, false)));
+  members.emplace_back("robust_z_change", std::make_unique<Likelihood>(std::make_unique<RobustZ>(288, true)));
+  members.emplace_back("ewma", std::make_unique<Likelihood>(std::make_unique<Ewma>()));
+  members.emplace_back("cusum", std::make_unique<Cusum>());
+  members.emplace_back("flatline", std::make_unique<Flatline>());
+  members.emplace_back("seasonal_daily", std::make_unique<Likelihood>(std::make_unique<Seasonal>(kDay, 48)));
+  members.emplace_back("seasonal_weekly", std::make_unique<Seasonal>(7 * kDay, 168));
+  members.emplace_back("silence", std::make_unique<Silence>());
+  Ensemble ensemble;
+  auto xs = noisy(3000, 11);
+  for (size_t i = 2000; i < 2010; ++i) xs[i] += 8;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const int64_t ts = kT0 + static_cast<int64_t>(i) * kMinute;
+    double highest = 0;
+    for (auto& [name, d] : members) highest = std::max(highest, d->update(ts, xs[i]).score);
+    ASSERT_EQ(ensemble.update(ts, xs[i]).unheld, highest) << i;
+  }
+  std::string expected;
+  core::put_uvarint(expected, members.size());
+  for (auto& [name, d] : members) {
+    core::put_string(expected, name);
+    d->save(expected);
+  }
+  std::string saved;
+  ensemble.save(saved);
+  ASSERT_GT(saved.size(), expected.size());
+  EXPECT_EQ(saved.substr(0, expected.size()), expected);
+}
+
 TEST(DetectorCheckpoints, DamagedOrForeignCheckpointsAreRefusedWithAReason) {
   Ensemble e;
   for (int i = 0; i < 500; ++i) e.update(kT0 + i * kMinute, 50.0 + (i % 7));

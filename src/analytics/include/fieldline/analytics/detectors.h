@@ -6,10 +6,12 @@
 // Non-finite values are not learnt from and score 0 (a NaN is a data-quality matter, flagged
 // at ingestion); a repeated timestamp is scored but not learnt twice.
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,6 +69,8 @@ class RobustZ final : public Detector {
   Verdict update(int64_t ts_ns, double value) override;
   void save(std::string& out) const override;
   bool load(core::ByteReader& in) override;
+  // Asks the caches for what the next update() reads (an ensemble asks for all its members at once).
+  void prefetch() const;
 
  private:
   size_t window_;
@@ -153,6 +157,7 @@ class Seasonal final : public Detector {
   Verdict update(int64_t ts_ns, double value) override;
   void save(std::string& out) const override;
   bool load(core::ByteReader& in) override;
+  void prefetch(int64_t ts_ns) const;  // as RobustZ::prefetch
 
  private:
   // Compact (a weekly baseline has many slots per metric, and a shard many metrics): the
@@ -182,6 +187,7 @@ class Silence final : public Detector {
   Verdict update(int64_t ts_ns, double value) override;
   void save(std::string& out) const override;
   bool load(core::ByteReader& in) override;
+  void prefetch() const;  // as RobustZ::prefetch
   Verdict check(int64_t now_ns) const;
   static constexpr size_t kIntervals = 64;  // the usual interval is the median of this many
 
@@ -201,22 +207,41 @@ class Silence final : public Detector {
 // plain average until it has seen that many: O(1) state per series, not a window of them), as
 // a tail probability mapped onto [0, 1] on a log scale. A series whose deviations are always
 // large (noisy by nature) stops alarming; a quiet one alarms at its first real excursion.
-class Likelihood final : public Detector {
+// LikelihoodScore is that judgement on its own, for whoever owns the inner detector (an
+// ensemble keeps its members in itself); Likelihood wraps a detector with it.
+class LikelihoodScore {
  public:
-  Likelihood(std::unique_ptr<Detector> inner, size_t short_window = 10, size_t long_window = 2000)
-      : inner_(std::move(inner)), short_window_(short_window), long_window_(long_window),
-        long_{2.0 / (static_cast<double>(long_window) + 1)} {}
-  Verdict update(int64_t ts_ns, double value) override;
-  void save(std::string& out) const override;
-  bool load(core::ByteReader& in) override;
+  explicit LikelihoodScore(size_t short_window = 10, size_t long_window = 2000)
+      : short_window_(short_window), long_window_(long_window), long_{2.0 / (static_cast<double>(long_window) + 1)} {}
+  // Replaces the raw score of the inner detector's verdict on a sample of `value` with this one.
+  void judge(Verdict& inner, double value);
+  void save(std::string& out) const;
+  bool load(core::ByteReader& in);
+  void prefetch() const;
 
  private:
-  std::unique_ptr<Detector> inner_;
   size_t short_window_, long_window_;
   std::vector<double> recent_;  // a ring of the last short_window_ raw scores
   size_t recent_next_ = 0;
   double short_sum_ = 0;
   EwStats long_;
+};
+
+class Likelihood final : public Detector {
+ public:
+  Likelihood(std::unique_ptr<Detector> inner, size_t short_window = 10, size_t long_window = 2000)
+      : inner_(std::move(inner)), score_(short_window, long_window) {}
+  Verdict update(int64_t ts_ns, double value) override {
+    Verdict v = inner_->update(ts_ns, value);
+    score_.judge(v, value);
+    return v;
+  }
+  void save(std::string& out) const override;
+  bool load(core::ByteReader& in) override;
+
+ private:
+  std::unique_ptr<Detector> inner_;
+  LikelihoodScore score_;
 };
 
 // The default set: robust z on the level and on changes, EWMA, daily seasonal baseline (these
@@ -253,10 +278,15 @@ class Ensemble final : public Detector {
   bool load(core::ByteReader& in) override;
 
  private:
-  struct Member {
-    std::string name;
-    std::unique_ptr<Detector> detector;
-  };
+  // detector_names() order.
+  enum class Member : uint8_t { robust_z, robust_z_change, ewma, cusum, flatline, seasonal_daily, seasonal_weekly, silence };
+  static constexpr size_t kMembers = 8;
+  Verdict update_member(Member m, int64_t ts_ns, double value);
+  Detector& member(Member m);
+  // Asks for the memory this sample will touch, all at once: a shard's ensembles are far from
+  // the caches, and touched one member after another each miss would wait for the last.
+  void prefetch(int64_t ts_ns) const;
+
   // Which quarter hours of the last four days had a deviation (bit i of a day: minutes
   // 15·i to 15·i + 14 since midnight UTC): 80 bytes however many deviations there were.
   class DailyDeviations {
@@ -274,7 +304,18 @@ class Ensemble final : public Detector {
     int64_t days_[4] = {INT64_MIN, INT64_MIN, INT64_MIN, INT64_MIN};  // day number held at [day % 4]
     uint64_t slots_[4][2] = {};
   };
-  std::vector<Member> members_;
+  // The members live in the ensemble itself, not one heap object each: a pointer per member
+  // cost a cache miss per member per sample (a shard updates tens of thousands of ensembles).
+  std::array<Member, kMembers> order_{};  // the configured members, in order
+  size_t count_ = 0;
+  std::optional<RobustZ> level_, change_;
+  std::optional<Ewma> ewma_;
+  std::optional<Cusum> cusum_;
+  std::optional<Flatline> flatline_;
+  std::optional<Seasonal> daily_, weekly_;
+  std::optional<Silence> silence_;
+  // The likelihood over robust z (level and change), EWMA and the daily baseline.
+  LikelihoodScore level_likelihood_, change_likelihood_, ewma_likelihood_, daily_likelihood_;
   double alarm_;
   size_t refractory_;
   size_t quiet_for_ = 0;
