@@ -44,6 +44,9 @@ struct Options {
   int version = 4;
   int threads = 1;
   int pace_tick_us = 1000;
+  // Latency percentiles leave out messages sent in the first `warmup` seconds: connecting
+  // thousands of devices and the server's first sight of each series are not the steady state.
+  double warmup = 0;
   // A subscriber on this filter counts what the broker forwards (its forwarding rate); empty:
   // none. Fieldline forwards no telemetry to MQTT subscribers (it stores it), so this is for
   // brokers.
@@ -100,7 +103,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       : socket_(io), opts_(o), id_(std::move(id)), token_(std::move(token)), stats_(stats), index_(index), end_(end),
         // Sized to the window, not to the 16-bit id space: 10,000 connections must not cost
         // the generator gigabytes. Ids in flight are at most `window` consecutive values.
-        sent_at_(std::bit_ceil(static_cast<size_t>(o.window) * 2 + 2)) {
+        sent_at_(std::bit_ceil(static_cast<size_t>(o.window) * 2 + 2)),
+        measure_from_(end - std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.duration - o.warmup))) {
     topic_ = o.topic;
     auto pos = topic_.find("{id}");
     if (pos != std::string::npos) topic_.replace(pos, 4, id_);
@@ -284,7 +288,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
           --inflight_;
           ++acked_;
           if (a->reason >= 0x80) ++refused_;
-          latencies_.push_back(std::chrono::duration<double, std::milli>(now - sent_at_[a->packet_id & (sent_at_.size() - 1)]).count());
+          const auto sent_at = sent_at_[a->packet_id & (sent_at_.size() - 1)];
+          if (sent_at >= measure_from_) latencies_.push_back(std::chrono::duration<double, std::milli>(now - sent_at).count());
         } else if (std::holds_alternative<mq::Pingresp>((*d)->packet)) {
           pong_ = true;
         }
@@ -304,6 +309,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int index_;
   Clock::time_point end_;
   std::vector<Clock::time_point> sent_at_;
+  Clock::time_point measure_from_;  // acks of messages sent earlier are not in the percentiles
   std::vector<char> read_buf_;
   asio::steady_timer window_open_{socket_.get_executor()};
   uint8_t version_ = 4;
@@ -447,7 +453,12 @@ int main(int argc, char** argv) {
   app.add_option("--pace-tick-us", o.pace_tick_us, "With --rate: one ticker per thread writes what is due on its connections every tick (default 1000)");
   app.add_option("--subscribe", o.subscribe, "A subscriber on this filter (e.g. devices/+/telemetry) counts what a broker forwards");
   app.add_option("--subscribe-qos", o.subscribe_qos)->check(CLI::IsMember({0, 1}));
+  app.add_option("--warmup", o.warmup, "Seconds at the start whose messages the latency percentiles leave out");
   CLI11_PARSE(app, argc, argv);
+  if (o.warmup < 0 || o.warmup >= o.duration) {
+    std::fprintf(stderr, "error: --warmup must be at least 0 and less than --duration\n");
+    return 2;
+  }
 
   std::vector<std::pair<std::string, std::string>> creds;
   if (!o.credentials.empty()) {
@@ -537,10 +548,10 @@ int main(int argc, char** argv) {
   auto pct = [&](double q) { return lat.empty() ? 0.0 : lat[std::min(lat.size() - 1, static_cast<size_t>(q * static_cast<double>(lat.size())))]; };
   std::printf("{\"connections\":%d,\"qos\":%d,\"target_rate\":%.0f,\"sent\":%llu,\"acked\":%llu,\"refused\":%llu,"
               "\"failed_connections\":%llu,\"elapsed_s\":%.3f,\"rate\":%.0f,\"latency_ms_p50\":%.3f,\"latency_ms_p99\":%.3f,"
-              "\"latency_ms_max\":%.3f,\"loadgen_cpu_us_per_msg\":%.3f%s}\n",
+              "\"latency_ms_max\":%.3f,\"latency_samples\":%zu,\"warmup_s\":%.1f,\"loadgen_cpu_us_per_msg\":%.3f%s}\n",
               o.connections, o.qos, o.rate, static_cast<unsigned long long>(stats.sent), static_cast<unsigned long long>(stats.acked),
               static_cast<unsigned long long>(stats.refused_acks), static_cast<unsigned long long>(stats.failed_connections), elapsed,
-              elapsed > 0 ? static_cast<double>(stats.sent) / elapsed : 0.0, pct(0.5), pct(0.99), lat.empty() ? 0.0 : lat.back(),
+              elapsed > 0 ? static_cast<double>(stats.sent) / elapsed : 0.0, pct(0.5), pct(0.99), lat.empty() ? 0.0 : lat.back(), lat.size(), o.warmup,
               stats.sent ? cpu_s * 1e6 / static_cast<double>(stats.sent) : 0.0, forwarded.c_str());
   return stats.failed_connections ? 1 : 0;
 }
