@@ -143,7 +143,7 @@ Verdict RobustZ::update(int64_t ts, double value) {
         *in = x;
       }
       recent_[recent_next_] = x;
-      recent_next_ = (recent_next_ + 1) % window_;
+      if (++recent_next_ == window_) recent_next_ = 0;  // not %: a division per sample
     }
   }
   previous_ = value;
@@ -228,9 +228,8 @@ Verdict Seasonal::update(int64_t ts, double value) {
   v.detector = "seasonal";
   v.actual = value;
   if (!std::isfinite(value)) return v;
-  const int64_t period = ts >= 0 ? ts / period_ : (ts - period_ + 1) / period_;
-  const int64_t phase = ts - period * period_;
-  auto& slot = slots_[std::min(static_cast<size_t>(phase / width_), slots_.size() - 1)];
+  const auto [period, at] = locate(ts);
+  auto& slot = slots_[at];
   if (slot.periods >= 5 && slot.samples > 1) {
     const double sd = std::max(slot.sd(), overall_.n > 16 ? 0.25 * overall_.sd() : 0.0);
     v.expected = slot.mean;
@@ -302,7 +301,7 @@ void LikelihoodScore::judge(Verdict& v, double value) {
   } else {
     short_sum_ -= recent_[recent_next_];
     recent_[recent_next_] = raw;
-    recent_next_ = (recent_next_ + 1) % short_window_;
+    if (++recent_next_ == short_window_) recent_next_ = 0;  // not %: a division per sample
   }
   short_sum_ += raw;
   double score = 0;
@@ -332,9 +331,25 @@ void RobustZ::prefetch() const {
   if (!recent_.empty()) __builtin_prefetch(recent_.data() + recent_next_, 1);
 }
 
-void Seasonal::prefetch(int64_t ts) const {
+void Seasonal::prefetch(int64_t ts) const { __builtin_prefetch(&slots_[locate(ts).second], 1); }
+
+std::pair<int64_t, size_t> Seasonal::locate(int64_t ts) const {
+  if (ts >= located_from_ && ts < located_to_) return {located_period_, located_slot_};
   const int64_t period = ts >= 0 ? ts / period_ : (ts - period_ + 1) / period_;
-  __builtin_prefetch(&slots_[std::min(static_cast<size_t>((ts - period * period_) / width_), slots_.size() - 1)], 1);
+  const int64_t phase = ts - period * period_;
+  const size_t slot = std::min(static_cast<size_t>(phase / width_), slots_.size() - 1);
+  located_period_ = period;
+  located_slot_ = slot;
+  // The slot's time range in this period (the last slot runs to the period's end); a range
+  // past the end of time stays empty rather than overflow.
+  const int64_t from = period * period_ + static_cast<int64_t>(slot) * width_;
+  int64_t to = 0;
+  if (__builtin_add_overflow(from, slot + 1 == slots_.size() ? period_ - static_cast<int64_t>(slot) * width_ : width_, &to)) {
+    to = from;
+  }
+  located_from_ = from;
+  located_to_ = to;
+  return {period, slot};
 }
 
 void Silence::prefetch() const {

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "fieldline/core/bytes.h"
@@ -171,9 +172,14 @@ class Seasonal final : public Detector {
     void add(double x, double weight);
     double sd() const;
   };
+  // The period number of a time and the slot it falls in. The slot's time range is remembered
+  // (the next samples most likely fall in it too): two 64-bit divisions per sample otherwise.
+  std::pair<int64_t, size_t> locate(int64_t ts_ns) const;
   int64_t period_, width_;
   double seasons_;
   std::vector<Slot> slots_;
+  mutable int64_t located_from_ = 0, located_to_ = 0, located_period_ = 0;  // empty until the first locate()
+  mutable size_t located_slot_ = 0;
   EwStats overall_;  // a floor for a slot's spread: a quiet slot must not make noise an alarm
   int64_t last_ts_ = INT64_MIN;
 };
