@@ -34,12 +34,14 @@ wait "$lg" || true
 echo "idle connections: ${open:-?} of $conns open, RSS before ${before} KiB, while connected ${during} KiB, $(( (during - before) * 1024 / conns )) bytes per connection"
 echo "$(date +%T) load: $conns connections at $per msg/s each" >&2
 cpu_before=$(cpu_ticks "$fl_pid")
-build/release/fieldline-loadgen --port "$fl_mqtt" --connections "$conns" --qos 1 --rate $((conns * per)) --duration 15 \
-  --credentials "$work/creds" --threads 2 | tee "$work/load.json"
+# The first 5 s (10,000 devices connecting, the server's first sight of 50,000 series) are left
+# out of the latency percentiles, not out of the rate or the CPU.
+build/release/fieldline-loadgen --port "$fl_mqtt" --connections "$conns" --qos 1 --rate $((conns * per)) --duration 20 \
+  --warmup 5 --credentials "$work/creds" --threads 2 | tee "$work/load.json"
 python3 - "$work/load.json" "$cpu_before" "$(cpu_ticks "$fl_pid")" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 cpu_s = (int(sys.argv[3]) - int(sys.argv[2])) / int(sys.argv[4])
 print(f"server CPU {cpu_s:.1f} s for {r['acked']} messages: {cpu_s * 1e6 / max(r['acked'], 1):.1f} us per message "
-      f"(connection setup included); p99 PUBACK (= durable) {r['latency_ms_p99']:.1f} ms at {r['rate']:.0f} msg/s")
+      f"(connection setup included); p99 PUBACK (= durable) after the warm-up {r['latency_ms_p99']:.1f} ms at {r['rate']:.0f} msg/s")
 PY
