@@ -352,6 +352,10 @@ void Pipeline::submit(std::shared_ptr<const DeviceContext> device, std::vector<M
     };
     process(shard, *device, messages, transport, mode, counters, std::move(join), nullptr);
   };
+  // A connection on the shard that owns its device (MQTT sessions move there) submits from the
+  // shard's own thread: processed at once, not posted to itself (an allocation and a trip
+  // through the scheduler per batch). The outcome is still posted, never run inside submit().
+  if (shard.io->get_executor().running_in_this_thread()) return work();
   asio::post(*shard.io, std::move(work));
 }
 

@@ -744,6 +744,9 @@ class Session final : public SessionBase {
     msg.receipt_ns = now;
     msg.decode = true;
     batch_bytes_ += msg.raw.size();
+    // The batch leaves with its storage at every flush: room for a read's worth at once, not
+    // regrown one doubling at a time.
+    if (batch_.capacity() == 0) batch_.reserve(16);
     batch_.push_back(std::move(msg));
     ack_ids_.push_back(p.qos == 1 ? p.packet_id : 0);
   }

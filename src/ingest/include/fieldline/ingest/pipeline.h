@@ -236,8 +236,10 @@ class Pipeline {
   boost::asio::any_io_executor shard_executor(uint32_t shard) const;
 
   // Stores `messages` of `device`; `done` runs on `reply` with one outcome per message, after
-  // everything stored is durable, or at once on failure. Each message is stored whole or not at all
-  // (apart from per-sample storage rejections, which are reported).
+  // everything stored is durable, or at once on failure; it is always posted, never run inside
+  // submit(). Called on the owning shard's thread, the messages are processed before submit()
+  // returns. Each message is stored whole or not at all (apart from per-sample storage
+  // rejections, which are reported).
   void submit(std::shared_ptr<const DeviceContext> device, std::vector<Message> messages, Transport transport,
               boost::asio::any_io_executor reply, Done done, SubmitMode mode = SubmitMode::live);
 
