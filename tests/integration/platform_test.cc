@@ -533,6 +533,8 @@ TEST_F(PlatformTinyPendingBudget, ConnectionsTakeTurnsAndEveryMessageIsStored) {
     ASSERT_EQ(agg.size(), 1u);
     EXPECT_EQ(agg[0].at("value").to_number<double>(), kMessages) << "device " << d;
   }
+  // The budget did hold connections back (without it this test would pass as well).
+  EXPECT_GT(server_->metric("fieldline_mqtt_read_pauses_total", "reason=\"pending_budget\""), 0);
 }
 
 TEST_F(Platform, ImportExportInspectAndVerify) {

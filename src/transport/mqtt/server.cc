@@ -114,6 +114,11 @@ struct Server::Impl {
   ops::Counter& connections_total;
   ops::Counter& connect_refused;
   ops::Counter& connections_moved;
+  // Times a connection stopped reading until what it sent became durable (back-pressure), by
+  // what was full: the server-wide budget, the session's own batches, its receive maximum.
+  ops::Counter& paused_pending_budget;
+  ops::Counter& paused_session_batches;
+  ops::Counter& paused_receive_maximum;
 
   Impl(core::ShardRuntime& r, const core::Config& c, registry::Registry& reg, ingest::Pipeline& p, ops::Metrics& m)
       : runtime(r), config(c), registry(reg), pipeline(p), metrics(m),
@@ -121,8 +126,16 @@ struct Server::Impl {
         connections_total(m.counter("fieldline_mqtt_connections_total", "Accepted MQTT connections")),
         connect_refused(m.counter("fieldline_mqtt_connections_refused_total", "Connections refused at the connection limit")),
         connections_moved(m.counter("fieldline_mqtt_connections_moved_total",
-                                    "Connections moved at CONNECT to the shard that owns their device")) {
+                                    "Connections moved at CONNECT to the shard that owns their device")),
+        paused_pending_budget(read_pauses(m, "pending_budget")),
+        paused_session_batches(read_pauses(m, "session_batches")),
+        paused_receive_maximum(read_pauses(m, "receive_maximum")) {
     shard_sessions.resize(r.size());
+  }
+
+  static ops::Counter& read_pauses(ops::Metrics& m, const char* reason) {
+    return m.counter("fieldline_mqtt_read_pauses_total",
+                     "Times a connection stopped reading until what it sent was durable, by what was full", {{"reason", reason}});
   }
 
   ops::Counter& protocol_errors(const std::string& reason) {
@@ -266,6 +279,7 @@ class Session final : public SessionBase {
     if (used_ > 0 && !process_input()) co_return;
     for (;;) {
       if (closed_) co_return;
+      if (paused()) count_pause();
       while (!closed_ && paused()) {
         // Back-pressure: too much awaiting durability; TCP carries it to the sender. This
         // session's own batches wake it as they complete; the server-wide budget is looked at
@@ -388,9 +402,13 @@ class Session final : public SessionBase {
     }
   }
 
-  bool paused() const {
-    return pending_batches_.size() >= 64 || (version_ == 4 && inflight_ >= server_.config.mqtt.receive_maximum) ||
-           server_.over_pending_budget();
+  bool session_batches_full() const { return pending_batches_.size() >= 64; }
+  bool receive_maximum_full() const { return version_ == 4 && inflight_ >= server_.config.mqtt.receive_maximum; }
+  bool paused() const { return session_batches_full() || receive_maximum_full() || server_.over_pending_budget(); }
+  void count_pause() {
+    if (session_batches_full()) server_.paused_session_batches.inc();
+    else if (receive_maximum_full()) server_.paused_receive_maximum.inc();
+    else server_.paused_pending_budget.inc();
   }
 
   void send(const Packet& p) {
