@@ -10,10 +10,11 @@ bench_workdir() {
 }
 
 # start_fieldline WORKDIR [serve arguments...]: serves from WORKDIR/data on free loopback
-# ports, logs to WORKDIR/fieldline.log; sets fl_pid, fl_mqtt and fl_http.
+# ports, logs to WORKDIR/fieldline.log; sets fl_pid, fl_mqtt and fl_http. FIELDLINE_BIN picks
+# another binary (an older build, to compare).
 start_fieldline() {
   local work=$1; shift
-  build/release/fieldline serve --data-dir "$work/data" --mqtt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+  "${FIELDLINE_BIN:-build/release/fieldline}" serve --data-dir "$work/data" --mqtt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
     --log-level warn "$@" > "$work/fieldline.log" 2>&1 &
   fl_pid=$!
   for _ in $(seq 100); do [[ -f "$work/data/listen.json" ]] && break; sleep 0.1; done

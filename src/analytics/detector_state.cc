@@ -191,15 +191,11 @@ bool Likelihood::load(core::ByteReader& in) { return inner_->load(in) && score_.
 // detector, then itself): checkpoints from before stay readable.
 void Ensemble::save(std::string& out) const {
   core::put_uvarint(out, count_);
-  auto& self = const_cast<Ensemble&>(*this);  // member() serves both; nothing is changed here
   for (size_t i = 0; i < count_; ++i) {
     const Member m = order_[i];
     core::put_string(out, detector_names()[static_cast<size_t>(m)]);
-    self.member(m).save(out);
-    if (m == Member::robust_z) level_likelihood_.save(out);
-    if (m == Member::robust_z_change) change_likelihood_.save(out);
-    if (m == Member::ewma) ewma_likelihood_.save(out);
-    if (m == Member::seasonal_daily) daily_likelihood_.save(out);
+    member(m).save(out);
+    if (const auto* likelihood = likelihood_of(m)) likelihood->save(out);
   }
   core::put_uvarint(out, quiet_for_);
   deviations_.save(out);
@@ -211,12 +207,7 @@ bool Ensemble::load(core::ByteReader& in) {
     const Member m = order_[i];
     auto name = in.string();
     if (!name || *name != detector_names()[static_cast<size_t>(m)] || !member(m).load(in)) return false;
-    bool ok = true;
-    if (m == Member::robust_z) ok = level_likelihood_.load(in);
-    if (m == Member::robust_z_change) ok = change_likelihood_.load(in);
-    if (m == Member::ewma) ok = ewma_likelihood_.load(in);
-    if (m == Member::seasonal_daily) ok = daily_likelihood_.load(in);
-    if (!ok) return false;
+    if (auto* likelihood = likelihood_of(m); likelihood && !likelihood->load(in)) return false;
   }
   return get_count(in, quiet_for_, refractory_) && deviations_.load(in);
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 namespace fieldline::analytics {
 
@@ -386,7 +387,7 @@ Ensemble::Ensemble(const EnsembleConfig& config) : alarm_(config.alarm), refract
   }
 }
 
-Detector& Ensemble::member(Member m) {
+const Detector& Ensemble::member(Member m) const {
   switch (m) {
     case Member::robust_z: return *level_;
     case Member::robust_z_change: return *change_;
@@ -399,33 +400,34 @@ Detector& Ensemble::member(Member m) {
   }
   return *silence_;  // not reached: every Member is named above
 }
+Detector& Ensemble::member(Member m) { return const_cast<Detector&>(std::as_const(*this).member(m)); }
+
+const LikelihoodScore* Ensemble::likelihood_of(Member m) const {
+  switch (m) {
+    case Member::robust_z: return &level_likelihood_;
+    case Member::robust_z_change: return &change_likelihood_;
+    case Member::ewma: return &ewma_likelihood_;
+    case Member::seasonal_daily: return &daily_likelihood_;
+    default: return nullptr;
+  }
+}
+LikelihoodScore* Ensemble::likelihood_of(Member m) { return const_cast<LikelihoodScore*>(std::as_const(*this).likelihood_of(m)); }
 
 // Through the concrete types: calls the compiler can inline, no virtual dispatch. The
 // verdict is built where it is returned and judged in place (a copy of it cost a stall).
 Verdict Ensemble::update_member(Member m, int64_t ts, double value) {
   Verdict v;
   switch (m) {
-    case Member::robust_z:
-      v = level_->update(ts, value);
-      level_likelihood_.judge(v, value);
-      break;
-    case Member::robust_z_change:
-      v = change_->update(ts, value);
-      change_likelihood_.judge(v, value);
-      break;
-    case Member::ewma:
-      v = ewma_->update(ts, value);
-      ewma_likelihood_.judge(v, value);
-      break;
+    case Member::robust_z: v = level_->update(ts, value); break;
+    case Member::robust_z_change: v = change_->update(ts, value); break;
+    case Member::ewma: v = ewma_->update(ts, value); break;
     case Member::cusum: v = cusum_->update(ts, value); break;
     case Member::flatline: v = flatline_->update(ts, value); break;
-    case Member::seasonal_daily:
-      v = daily_->update(ts, value);
-      daily_likelihood_.judge(v, value);
-      break;
+    case Member::seasonal_daily: v = daily_->update(ts, value); break;
     case Member::seasonal_weekly: v = weekly_->update(ts, value); break;
     case Member::silence: v = silence_->update(ts, value); break;
   }
+  if (auto* likelihood = likelihood_of(m)) likelihood->judge(v, value);
   return v;
 }
 
@@ -433,12 +435,14 @@ void Ensemble::prefetch(int64_t ts) const {
   // The ensemble itself first (its members are in it), then what each member points to.
   const char* self = reinterpret_cast<const char*>(this);
   for (size_t at = 64; at < sizeof(Ensemble); at += 64) __builtin_prefetch(self + at);
-  if (level_) level_->prefetch(), level_likelihood_.prefetch();
-  if (change_) change_->prefetch(), change_likelihood_.prefetch();
-  if (ewma_) ewma_likelihood_.prefetch();
-  if (daily_) daily_->prefetch(ts), daily_likelihood_.prefetch();
+  if (level_) level_->prefetch();
+  if (change_) change_->prefetch();
+  if (daily_) daily_->prefetch(ts);
   if (weekly_) weekly_->prefetch(ts);
   if (silence_) silence_->prefetch();
+  for (size_t i = 0; i < count_; ++i) {
+    if (const auto* likelihood = likelihood_of(order_[i])) likelihood->prefetch();
+  }
 }
 
 Verdict Ensemble::update(int64_t ts, double value) {

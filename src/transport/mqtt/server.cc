@@ -279,7 +279,7 @@ class Session final : public SessionBase {
     if (used_ > 0 && !process_input()) co_return;
     for (;;) {
       if (closed_) co_return;
-      if (paused()) count_pause();
+      if (auto* full = pause_reason()) full->inc();
       while (!closed_ && paused()) {
         // Back-pressure: too much awaiting durability; TCP carries it to the sender. This
         // session's own batches wake it as they complete; the server-wide budget is looked at
@@ -402,14 +402,14 @@ class Session final : public SessionBase {
     }
   }
 
-  bool session_batches_full() const { return pending_batches_.size() >= 64; }
-  bool receive_maximum_full() const { return version_ == 4 && inflight_ >= server_.config.mqtt.receive_maximum; }
-  bool paused() const { return session_batches_full() || receive_maximum_full() || server_.over_pending_budget(); }
-  void count_pause() {
-    if (session_batches_full()) server_.paused_session_batches.inc();
-    else if (receive_maximum_full()) server_.paused_receive_maximum.inc();
-    else server_.paused_pending_budget.inc();
+  // What keeps this connection from reading (its counter), or null: the reader goes on.
+  ops::Counter* pause_reason() const {
+    if (pending_batches_.size() >= 64) return &server_.paused_session_batches;
+    if (version_ == 4 && inflight_ >= server_.config.mqtt.receive_maximum) return &server_.paused_receive_maximum;
+    if (server_.over_pending_budget()) return &server_.paused_pending_budget;
+    return nullptr;
   }
+  bool paused() const { return pause_reason() != nullptr; }
 
   void send(const Packet& p) {
     encode(p, version_ == 0 ? 4 : version_, out_);

@@ -288,7 +288,11 @@ class Ensemble final : public Detector {
   enum class Member : uint8_t { robust_z, robust_z_change, ewma, cusum, flatline, seasonal_daily, seasonal_weekly, silence };
   static constexpr size_t kMembers = 8;
   Verdict update_member(Member m, int64_t ts_ns, double value);
+  const Detector& member(Member m) const;
   Detector& member(Member m);
+  // The likelihood a member's raw scores pass through; null for members scored as they are.
+  const LikelihoodScore* likelihood_of(Member m) const;
+  LikelihoodScore* likelihood_of(Member m);
   // Asks for the memory this sample will touch, all at once: a shard's ensembles are far from
   // the caches, and touched one member after another each miss would wait for the last.
   void prefetch(int64_t ts_ns) const;
