@@ -71,6 +71,26 @@ double* partition_point(double* first, size_t n, Below below) {
   return first + below(*first);
 }
 
+// Two partition points of the same sorted values at once, as two partition_point()s would
+// find them: two independent chains of loads that the core runs side by side, where one
+// search after the other waits for each of its loads in turn.
+template <typename BelowA, typename BelowB>
+std::pair<double*, double*> partition_points(double* first, size_t n, BelowA below_a, BelowB below_b) {
+  if (n == 0) return {first, first};
+  double *a = first, *b = first;
+  while (n > 1) {
+    const size_t half = n / 2;
+    __builtin_prefetch(a + half / 2);
+    __builtin_prefetch(a + half + half / 2);
+    __builtin_prefetch(b + half / 2);
+    __builtin_prefetch(b + half + half / 2);
+    a = below_a(a[half]) ? a + half : a;
+    b = below_b(b[half]) ? b + half : b;
+    n -= half;
+  }
+  return {a + below_a(*a), b + below_b(*b)};
+}
+
 }  // namespace
 
 void EwStats::add(double x, double weight) { ew_step(mean, var, unweighted, ++n, x, weight); }
@@ -105,10 +125,15 @@ Verdict RobustZ::update(int64_t ts, double value) {
       // A series that mostly repeats one value has a MAD of 0 but still a scale: its mean
       // absolute deviation (0.80 σ for normal data; more than the MAD says for heavy tails),
       // and at least a small share of its level. The sums of the halves, not |x − median|
-      // term by term: a loop the compiler vectorises.
+      // term by term, each in order (other orders round otherwise) but both in one loop: two
+      // independent chains of additions run side by side, one after the other wait in turn.
       double low = 0, high = 0;
-      for (size_t i = 0; i < n / 2; ++i) low += sorted_[i];
-      for (size_t i = n / 2; i < n; ++i) high += sorted_[i];
+      const size_t half = n / 2;
+      for (size_t i = 0; i < half; ++i) {
+        low += sorted_[i];
+        high += sorted_[half + i];
+      }
+      if (n % 2) high += sorted_[n - 1];
       const double mean_dev =
           (high - low - median * static_cast<double>(n - 2 * (n / 2))) / static_cast<double>(n);
       scale_ = std::max({1.4826 * mad, 1.2533 * mean_dev, 1e-9 + 1e-3 * std::fabs(median)});
@@ -127,15 +152,17 @@ Verdict RobustZ::update(int64_t ts, double value) {
     double* const data = sorted_.data();
     const size_t n = sorted_.size();
     // Where x goes: after the values equal to it (std::upper_bound).
-    double* const in = partition_point(data, n, [x](double v) { return !(x < v); });
+    auto goes_before_x = [x](double v) { return !(x < v); };
     if (recent_.size() < window_) {
+      double* const in = partition_point(data, n, goes_before_x);
       recent_.push_back(x);
       sorted_.insert(sorted_.begin() + (in - data), x);
     } else {
       // The oldest value leaves and x comes in with one shift of the values between their
       // places (erase then insert moved everything after each: twice the bytes).
       const double oldest = recent_[recent_next_];
-      double* const out = partition_point(data, n, [oldest](double v) { return v < oldest; });  // std::lower_bound
+      // Where the oldest is: the first of the values equal to it (std::lower_bound).
+      const auto [in, out] = partition_points(data, n, goes_before_x, [oldest](double v) { return v < oldest; });
       if (in > out) {
         std::move(out + 1, in, out);
         *(in - 1) = x;
