@@ -2,6 +2,7 @@
 // refusing bytes that do not fit (sizes beyond its windows, truncation).
 #include <algorithm>
 #include <cstring>
+#include <span>
 
 #include "fieldline/analytics/detectors.h"
 #include "fieldline/core/crc32c.h"
@@ -47,9 +48,13 @@ bool get_value(core::ByteReader& in, int64_t& v) { return get_int(in, v); }
 
 // A ring buffer (the oldest at `next` once full) is saved oldest first, as a counted list...
 template <typename T>
-void put_ring(std::string& out, const std::vector<T>& ring, size_t next) {
+void put_ring(std::string& out, std::span<const T> ring, size_t next) {
   core::put_uvarint(out, ring.size());
   for (size_t i = 0; i < ring.size(); ++i) put_value(out, ring[(next + i) % ring.size()]);
+}
+template <typename T>
+void put_ring(std::string& out, const std::vector<T>& ring, size_t next) {
+  put_ring(out, std::span<const T>(ring), next);
 }
 // ...and loaded as a plain list (its oldest first, so `next` starts at 0).
 template <typename T>
@@ -160,13 +165,18 @@ bool Seasonal::load(core::ByteReader& in) {
 }
 
 void Silence::save(std::string& out) const {
-  put_ring(out, intervals_, intervals_next_);
+  put_ring(out, std::span<const int64_t>(intervals_.data(), intervals_count_), intervals_next_);
   core::put_uvarint(out, since_median_);
   core::put_varint(out, last_ts_);
   core::put_varint(out, usual_);
 }
 bool Silence::load(core::ByteReader& in) {
-  if (!get_ring(in, intervals_, intervals_next_, kIntervals)) return false;
+  std::vector<int64_t> intervals;
+  size_t next = 0;
+  if (!get_ring(in, intervals, next, kIntervals)) return false;
+  std::copy(intervals.begin(), intervals.end(), intervals_.begin());
+  intervals_count_ = static_cast<uint32_t>(intervals.size());
+  intervals_next_ = 0;
   return get_count(in, since_median_, UINT32_MAX) && get_int(in, last_ts_) && get_int(in, usual_);
 }
 

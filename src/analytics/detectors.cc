@@ -297,18 +297,19 @@ Verdict Silence::update(int64_t ts, double) {
   if (last_ts_ != INT64_MIN && ts > last_ts_) {
     const int64_t gap = ts - last_ts_;
     v = score_gap(gap);
-    if (intervals_.size() < kIntervals) {
-      intervals_.push_back(gap);
+    if (intervals_count_ < kIntervals) {
+      intervals_[intervals_count_++] = gap;
     } else {
       intervals_[intervals_next_] = gap;
       intervals_next_ = (intervals_next_ + 1) % kIntervals;
     }
     // The usual interval moves slowly: its median is taken every 8 intervals.
-    if (intervals_.size() >= 8 && (usual_ == 0 || ++since_median_ % 8 == 0)) {
-      thread_local std::vector<int64_t> scratch;  // shared by the thread's detectors
-      scratch.assign(intervals_.begin(), intervals_.end());
-      std::nth_element(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(scratch.size() / 2), scratch.end());
-      usual_ = scratch[scratch.size() / 2];
+    if (intervals_count_ >= 8 && (usual_ == 0 || ++since_median_ % 8 == 0)) {
+      std::array<int64_t, kIntervals> scratch;
+      const auto end = std::copy_n(intervals_.begin(), intervals_count_, scratch.begin());
+      const auto middle = scratch.begin() + intervals_count_ / 2;
+      std::nth_element(scratch.begin(), middle, end);
+      usual_ = *middle;
     }
   }
   v.detector = "silence";
@@ -380,9 +381,7 @@ std::pair<int64_t, size_t> Seasonal::locate(int64_t ts) const {
   return {period, slot};
 }
 
-void Silence::prefetch() const {
-  if (!intervals_.empty()) __builtin_prefetch(intervals_.data() + intervals_next_, 1);
-}
+void Silence::prefetch() const { __builtin_prefetch(intervals_.data() + intervals_next_, 1); }
 
 const std::vector<std::string>& detector_names() {
   static const std::vector<std::string> names{"robust_z", "robust_z_change", "ewma", "cusum", "flatline",
@@ -461,7 +460,8 @@ Verdict Ensemble::update_member(Member m, int64_t ts, double value) {
 void Ensemble::prefetch(int64_t ts) const {
   // The ensemble itself first (its members are in it), then what each member points to.
   const char* self = reinterpret_cast<const char*>(this);
-  for (size_t at = 64; at < sizeof(Ensemble); at += 64) __builtin_prefetch(self + at);
+  const char* end = silence_ ? self + sizeof(Ensemble) : reinterpret_cast<const char*>(&silence_);
+  for (const char* at = self + 64; at < end; at += 64) __builtin_prefetch(at);
   if (level_) level_->prefetch();
   if (change_) change_->prefetch();
   if (daily_) daily_->prefetch(ts);

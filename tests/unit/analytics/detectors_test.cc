@@ -226,6 +226,26 @@ TEST(DetectorCheckpoints, ARestoredEnsembleCarriesOnExactlyLikeTheOriginal) {
   EXPECT_GT(differ_from_fresh, 100u) << "a fresh detector is not the same as a restored one";
 }
 
+// Missing data's usual interval is the median of a ring of the last 64: saved part-way round
+// the ring, with intervals that differ, the restored detector learns and judges as the original.
+TEST(DetectorCheckpoints, ARestoredSilenceKnowsTheUsualIntervalAsTheOriginalDoes) {
+  std::mt19937_64 rng(3);
+  std::uniform_int_distribution<int64_t> seconds(20, 100);
+  Silence original;
+  int64_t ts = kT0;
+  for (int i = 0; i < 150; ++i) original.update(ts += seconds(rng) * 1'000'000'000LL, 1.0);
+  Silence restored;
+  ASSERT_TRUE(restore(restored, checkpoint(original)));
+  EXPECT_EQ(checkpoint(restored), checkpoint(original));
+  for (int i = 0; i < 200; ++i) {
+    ts += (i % 50 == 49 ? 20 * seconds(rng) : seconds(rng)) * 1'000'000'000LL;
+    ASSERT_EQ(original.check(ts).score, restored.check(ts).score) << i;
+    const auto a = original.update(ts, 1.0), b = restored.update(ts, 1.0);
+    ASSERT_EQ(a.score, b.score) << i;
+    ASSERT_EQ(a.expected, b.expected) << i;
+  }
+}
+
 // The ensemble keeps its members in itself; its checkpoint is still the members' own
 // checkpoints side by side (checkpoints written before stay readable), and they learn the same.
 TEST(DetectorCheckpoints, AnEnsembleSavesWhatItsMembersOnTheirOwnWould) {

@@ -200,11 +200,13 @@ class Silence final : public Detector {
  private:
   Verdict score_gap(int64_t gap_ns) const;
   double factor_;
-  std::vector<int64_t> intervals_;  // a ring of the last kIntervals (oldest at intervals_next_ once full)
-  size_t intervals_next_ = 0;
   unsigned since_median_ = 0;
   int64_t last_ts_ = INT64_MIN;
   int64_t usual_ = 0;
+  // A ring of the last kIntervals (oldest at intervals_next_ once full), in the detector
+  // itself: on the heap it was one more cache miss per sample after the detector's own.
+  uint32_t intervals_count_ = 0, intervals_next_ = 0;
+  std::array<int64_t, kIntervals> intervals_{};
 };
 
 // How unusual a detector's recent scores are for this series (the "anomaly likelihood" idea
@@ -323,13 +325,15 @@ class Ensemble final : public Detector {
   std::optional<Cusum> cusum_;
   std::optional<Flatline> flatline_;
   std::optional<Seasonal> daily_, weekly_;
-  std::optional<Silence> silence_;
   // The likelihood over robust z (level and change), EWMA and the daily baseline.
   LikelihoodScore level_likelihood_, change_likelihood_, ewma_likelihood_, daily_likelihood_;
   double alarm_;
   size_t refractory_;
   size_t quiet_for_ = 0;
   DailyDeviations deviations_;
+  // Last: the largest member (its ring is in it), and left out wherever missing data is
+  // judged on its own (StreamDetection), so prefetch() need not ask for its lines then.
+  std::optional<Silence> silence_;
 };
 
 }  // namespace fieldline::analytics
