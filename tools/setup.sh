@@ -8,7 +8,7 @@ packages=(
   clang libclang-rt-14-dev
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libzstd-dev libxgboost-dev xgboost
+  libgtest-dev libgmock-dev libbenchmark-dev libzstd-dev libxgboost-dev xgboost libjemalloc-dev
   mosquitto mosquitto-clients curl procps python3 python3-websockets openssl sqlite3
 )
 # The browser the console's tests and benchmark drive (tools/test.sh passes --test, the
