@@ -770,7 +770,7 @@ int load_config(core::Config& config, const std::string& file, const std::vector
 int run(int argc, char** argv) {
   CLI::App app{"Fieldline: industrial IoT ingestion, storage and analytics in one binary"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "fieldline 0.1.0");
+  app.set_version_flag("--version", "fieldline " FIELDLINE_VERSION);
 
   // Server configuration flags, shared by `serve` and `config print`.
   std::string config_file;

@@ -6,6 +6,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
+#include <dlfcn.h>
 
 #include <sys/resource.h>
 
@@ -35,6 +36,10 @@ namespace fieldline::app {
 namespace asio = boost::asio;
 
 namespace {
+
+// The allocator serving this process: jemalloc, where the build links it (FIELDLINE_JEMALLOC),
+// answers to mallctl; glibc's malloc and the sanitizers' do not.
+const char* allocator_name() { return dlsym(RTLD_DEFAULT, "mallctl") ? "jemalloc" : "system"; }
 
 // Alarm events to MQTT integrators (alarms/{device}/{type}; alarms/storm for a summary).
 class MqttAlarmChannel final : public analytics::AlarmChannel {
@@ -85,6 +90,9 @@ int serve(const core::Config& cfg) {
   }
 
   ops::Metrics metrics;
+  metrics.gauge("fieldline_build_info", "The build serving: its version and memory allocator",
+                {{"version", FIELDLINE_VERSION}, {"allocator", allocator_name()}})
+      .set(1);
   core::ShardRuntime runtime(config.shards);
   auto pipeline = ingest::Pipeline::open(runtime, *env, config, metrics);
   if (!pipeline) {

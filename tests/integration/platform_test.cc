@@ -55,6 +55,16 @@ TEST_F(Platform, HealthWithoutTokenEverythingElseNeedsOne) {
   EXPECT_EQ(server_->http("GET", "/api/v1/devices").first, 200);
 }
 
+// What is serving, for whoever reads /metrics: the version, and the allocator the build chose
+// (the release build links jemalloc; a linker that dropped it would go unnoticed otherwise).
+TEST_F(Platform, MetricsSayWhichBuildIsServing) {
+  EXPECT_EQ(server_->metric("fieldline_build_info", "allocator=\"" FIELDLINE_EXPECTED_ALLOCATOR "\""), 1);
+  EXPECT_EQ(server_->metric("fieldline_build_info", "version=\"" FIELDLINE_VERSION "\""), 1);
+  auto version = run(std::string(FIELDLINE_BINARY) + " --version");
+  EXPECT_EQ(version.status, 0);
+  EXPECT_NE(version.output.find("fieldline " FIELDLINE_VERSION), std::string::npos) << version.output;
+}
+
 TEST_F(Platform, DeviceLifecycleThroughTheCli) {
   auto add = run(cli("device add pump-1 --profile pump --tag site=north --tag asset=p1"));
   ASSERT_EQ(add.status, 0) << add.output;
