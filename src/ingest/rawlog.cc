@@ -265,8 +265,12 @@ Status RawLog::flush() {
 Status RawLog::sync() { return active_ ? active_->sync() : Status{}; }
 
 std::optional<RawLog::Sealed> RawLog::rotate_if_due(int64_t now_ns) {
-  if (!active_ || !buffer_.empty()) return std::nullopt;
+  if (!active_) return std::nullopt;
   if (active_->size() < options_.segment_bytes && now_ns - active_started_ns_ < options_.segment_age_ns) return std::nullopt;
+  // Under steady load messages are always waiting in the buffer when this runs: they go into
+  // the segment being sealed (its name already counts them). Waiting for an empty buffer left
+  // a busy log one segment that grew without end, never compressed and never expired.
+  if (!buffer_.empty() && !flush()) return std::nullopt;
   std::string to = core::join_path(dir_, hex16(active_first_) + "-" + hex16(active_last_) + "-" +
                                              std::to_string(active_last_received_) + ".log");
   // Renaming an open file is safe; the sync and close happen off the shard.
