@@ -146,7 +146,9 @@ TEST(RawLog, ALogThatIsNeverIdleIsStillSealed) {
   int sealed = 0;
   for (int i = 0; i < 300; ++i) {
     add(**log, i);
-    if (i % 3 == 0) ASSERT_TRUE((*log)->flush());  // the round's flush; then more arrive before the tick
+    if (i % 3 == 0) {
+      ASSERT_TRUE((*log)->flush());  // the round's flush; then more arrive before the tick
+    }
     if (i % 3 != 1) continue;
     if (auto s = (*log)->rotate_if_due(kT0)) {
       ASSERT_TRUE(RawLog::seal(*env, std::move(*s)));
