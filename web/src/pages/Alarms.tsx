@@ -19,6 +19,12 @@ function evidenceData(a: Alarm): uPlot.AlignedData {
   return [xs, ys];
 }
 
+// The latest moment an alarm's state records: of two copies of one alarm, the later one.
+function freshness(a: Alarm): string {
+  const times = [a.last_seen, a.acknowledged_at ?? "", a.cleared ?? "", ...(a.comments ?? []).map((c) => c.at)];
+  return times.reduce((latest, t) => (t > latest ? t : latest), "");
+}
+
 export function AlarmsPage() {
   const wanted = Number(new URLSearchParams(location.hash.split("?")[1] ?? "").get("id")) || null;
   const [alarms, setAlarms] = useState<Alarm[]>([]);
@@ -29,12 +35,28 @@ export function AlarmsPage() {
   const [live, setLive] = useState(false);
   const commentBox = useRef<HTMLTextAreaElement>(null);
 
+  // Reads of the list in flight, each with the alarm events that arrived meanwhile: the list a
+  // read answers may be older than they are, so they are applied again on top of it. A read
+  // answered after a later one is dropped.
+  const reads = useRef({ started: 0, applied: 0, arriving: new Map<number, Alarm[]>() });
   const load = async () => {
-    const r = await api.get<{ alarms: Alarm[] }>(`/api/v1/alarms${qs({ state: showCleared ? undefined : "active", limit: 1000 })}`);
-    setAlarms(r.alarms);
-    if (wanted && !r.alarms.some((a) => a.id === wanted)) {
-      // Asked for by id (from a device page) but not in this list: fetch it alone.
-      api.get<Alarm>(`/api/v1/alarms/${wanted}`).then((a) => setAlarms((l) => [a, ...l.filter((x) => x.id !== a.id)]), () => {});
+    const r = reads.current;
+    const seq = ++r.started;
+    r.arriving.set(seq, []);
+    try {
+      const answer = await api.get<{ alarms: Alarm[] }>(`/api/v1/alarms${qs({ state: showCleared ? undefined : "active", limit: 1000 })}`);
+      if (seq < r.applied) return;
+      r.applied = seq;
+      setAlarms((r.arriving.get(seq) ?? []).reduce((list, a) => {
+        const known = list.find((x) => x.id === a.id);
+        return known && freshness(known) > freshness(a) ? list : patch(list, a);
+      }, answer.alarms));
+      if (wanted && !answer.alarms.some((a) => a.id === wanted)) {
+        // Asked for by id (from a device page) but not in this list: fetch it alone.
+        api.get<Alarm>(`/api/v1/alarms/${wanted}`).then((a) => setAlarms((l) => [a, ...l.filter((x) => x.id !== a.id)]), () => {});
+      }
+    } finally {
+      r.arriving.delete(seq);
     }
   };
 
@@ -46,14 +68,22 @@ export function AlarmsPage() {
   // leaves the list of open ones, unless it is the one being looked at.
   const selectedRef = useRef(selected);
   selectedRef.current = selected;
+  const patch = (list: Alarm[], a: Alarm) => {
+    const rest = list.filter((x) => x.id !== a.id);
+    return !a.active && !showCleared && a.id !== selectedRef.current ? rest : [a, ...rest];
+  };
+  // Each time the stream opens (the first time and after every reconnect) the list is read
+  // again: an alarm raised before the stream was open, or while it was down, sends no event
+  // this page could still receive, and would otherwise stay missing until a reload.
   useEffect(() => openStream({}, (e) => {
     if (!e.event.startsWith("alarm.") || !e.alarm) return;
     const a = e.alarm as Alarm;
-    setAlarms((list) => {
-      const rest = list.filter((x) => x.id !== a.id);
-      return !a.active && !showCleared && a.id !== selectedRef.current ? rest : [a, ...rest];
-    });
-  }, setLive), [showCleared]);
+    for (const arrived of reads.current.arriving.values()) arrived.push(a);
+    setAlarms((list) => patch(list, a));
+  }, (connected) => {
+    setLive(connected);
+    if (connected) load().catch((e: ApiError) => setMessage(e.message));
+  }), [showCleared]);
 
   const sorted = useMemo(() => [...alarms].sort(order), [alarms]);
   const current = sorted.find((a) => a.id === selected) ?? sorted[0] ?? null;
