@@ -11,10 +11,13 @@ bench_workdir() {
 
 # start_fieldline WORKDIR [serve arguments...]: serves from WORKDIR/data on free loopback
 # ports, logs to WORKDIR/fieldline.log; sets fl_pid, fl_mqtt and fl_http. FIELDLINE_BIN picks
-# another binary (an older build, to compare).
+# another binary (an older build, to compare); FIELDLINE_ENV sets environment variables for the
+# server alone (e.g. "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2" or
+# "MALLOC_CONF=thp:always").
 start_fieldline() {
   local work=$1; shift
-  "${FIELDLINE_BIN:-build/release/fieldline}" serve --data-dir "$work/data" --mqtt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+  # shellcheck disable=SC2086 # FIELDLINE_ENV is words to split
+  env ${FIELDLINE_ENV:-} "${FIELDLINE_BIN:-build/release/fieldline}" serve --data-dir "$work/data" --mqtt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
     --log-level warn "$@" > "$work/fieldline.log" 2>&1 &
   fl_pid=$!
   for _ in $(seq 100); do [[ -f "$work/data/listen.json" ]] && break; sleep 0.1; done

@@ -47,14 +47,10 @@ bool get_value(core::ByteReader& in, double& v) { return get_double(in, v); }
 bool get_value(core::ByteReader& in, int64_t& v) { return get_int(in, v); }
 
 // A ring buffer (the oldest at `next` once full) is saved oldest first, as a counted list...
-template <typename T>
-void put_ring(std::string& out, std::span<const T> ring, size_t next) {
+template <typename Ring>  // a std::vector or std::span
+void put_ring(std::string& out, const Ring& ring, size_t next) {
   core::put_uvarint(out, ring.size());
   for (size_t i = 0; i < ring.size(); ++i) put_value(out, ring[(next + i) % ring.size()]);
-}
-template <typename T>
-void put_ring(std::string& out, const std::vector<T>& ring, size_t next) {
-  put_ring(out, std::span<const T>(ring), next);
 }
 // ...and loaded as a plain list (its oldest first, so `next` starts at 0).
 template <typename T>

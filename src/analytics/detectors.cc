@@ -53,27 +53,13 @@ double median_absolute_deviation(const std::vector<double>& sorted, double media
   return std::max(i > 0 ? below(i - 1) : 0.0, j > 0 ? above(j - 1) : 0.0);
 }
 
-// The first of the n sorted values at `first` for which below() is false (as
-// std::partition_point), by halving without a branch on the comparison: a window's searches
-// go either way at random, and std::lower_bound's mispredicted branches cost most of its time.
-template <typename Below>
-double* partition_point(double* first, size_t n, Below below) {
-  if (n == 0) return first;
-  while (n > 1) {
-    const size_t half = n / 2;
-    // Without a branch nothing is fetched ahead speculatively: ask for both possible next
-    // midpoints (a window far from the caches otherwise waits for each step in turn).
-    __builtin_prefetch(first + half / 2);
-    __builtin_prefetch(first + half + half / 2);
-    first = below(first[half]) ? first + half : first;
-    n -= half;
-  }
-  return first + below(*first);
-}
-
-// Two partition points of the same sorted values at once, as two partition_point()s would
-// find them: two independent chains of loads that the core runs side by side, where one
-// search after the other waits for each of its loads in turn.
+// The first of the n sorted values at `first` for which below_a() is false and the first for
+// which below_b() is (each as std::partition_point), by halving without a branch on the
+// comparison: a window's searches go either way at random, and std::lower_bound's
+// mispredicted branches cost most of its time. The two searches are two independent chains
+// of loads that the core runs side by side; one after the other, each waits for its loads in
+// turn. Without a branch nothing is fetched ahead speculatively: both possible next midpoints
+// are asked for (a window far from the caches otherwise waits for each step).
 template <typename BelowA, typename BelowB>
 std::pair<double*, double*> partition_points(double* first, size_t n, BelowA below_a, BelowB below_b) {
   if (n == 0) return {first, first};
@@ -154,7 +140,7 @@ Verdict RobustZ::update(int64_t ts, double value) {
     // Where x goes: after the values equal to it (std::upper_bound).
     auto goes_before_x = [x](double v) { return !(x < v); };
     if (recent_.size() < window_) {
-      double* const in = partition_point(data, n, goes_before_x);
+      double* const in = partition_points(data, n, goes_before_x, goes_before_x).first;
       recent_.push_back(x);
       sorted_.insert(sorted_.begin() + (in - data), x);
     } else {

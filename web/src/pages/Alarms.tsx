@@ -60,6 +60,8 @@ export function AlarmsPage() {
     }
   };
 
+  // Read at once, not only when the stream opens: behind a proxy that refuses WebSockets the
+  // list is still shown, just not live.
   useEffect(() => {
     load().catch((e: ApiError) => setMessage(e.message));
   }, [showCleared]);

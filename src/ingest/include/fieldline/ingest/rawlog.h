@@ -91,8 +91,9 @@ class RawLog {
   // The active segment, for a sync off the owner's thread (a sync may overlap appends; the
   // shared handle keeps the file open until that sync is done, whatever the owner does).
   std::shared_ptr<core::WritableFile> active_file() const { return active_; }
-  // Seals the active segment when it is big or old enough (a rename: no I/O wait); returns
-  // it for seal() off the owner's thread.
+  // Seals the active segment when it is big or old enough, with what the buffer holds written
+  // to it first (a write and a rename: no wait for the disk); returns it for seal() off the
+  // owner's thread.
   struct Sealed {
     std::string path;
     std::shared_ptr<core::WritableFile> file;  // still open: synced and closed by seal
