@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 namespace fieldline::analytics {
@@ -310,7 +311,11 @@ Verdict Silence::check(int64_t now) const {
 
 void LikelihoodScore::judge(Verdict& v, double value) {
   if (!std::isfinite(value)) return;
-  const double raw = v.score;
+  const double z = advance(v.score);
+  v.score = std::isnan(z) ? 0.0 : score_of(z);
+}
+
+double LikelihoodScore::advance(double raw) {
   if (recent_.size() < short_window_) {
     recent_.push_back(raw);
   } else {
@@ -319,16 +324,19 @@ void LikelihoodScore::judge(Verdict& v, double value) {
     if (++recent_next_ == short_window_) recent_next_ = 0;  // not %: a division per sample
   }
   short_sum_ += raw;
-  double score = 0;
+  double z = std::numeric_limits<double>::quiet_NaN();
   if (long_.n >= std::min<size_t>(long_window_, 300)) {
     const double sd = std::max(long_.sd(), 1e-3);
-    const double z = (short_sum_ / static_cast<double>(recent_.size()) - long_.mean) / sd;
-    const double tail = 0.5 * std::erfc(z / std::sqrt(2.0));  // P(a normal deviate > z)
-    // log scale: a tail of 1e-10 scores 1, 1e-2 scores 0.2.
-    score = std::clamp(std::log(tail + 1e-10) / std::log(1e-10), 0.0, 1.0);
+    z = (short_sum_ / static_cast<double>(recent_.size()) - long_.mean) / sd;
   }
   long_.add(raw);
-  v.score = score;
+  return z;
+}
+
+double LikelihoodScore::score_of(double z) {
+  const double tail = 0.5 * std::erfc(z / std::sqrt(2.0));  // P(a normal deviate > z)
+  // log scale: a tail of 1e-10 scores 1, 1e-2 scores 0.2.
+  return std::clamp(std::log(tail + 1e-10) / std::log(1e-10), 0.0, 1.0);
 }
 
 void LikelihoodScore::prefetch() const {
@@ -425,8 +433,8 @@ const LikelihoodScore* Ensemble::likelihood_of(Member m) const {
 }
 LikelihoodScore* Ensemble::likelihood_of(Member m) { return const_cast<LikelihoodScore*>(std::as_const(*this).likelihood_of(m)); }
 
-// Through the concrete types: calls the compiler can inline, no virtual dispatch. The
-// verdict is built where it is returned and judged in place (a copy of it cost a stall).
+// Through the concrete types: calls the compiler can inline, no virtual dispatch. The raw
+// verdict: update() passes it through the member's likelihood.
 Verdict Ensemble::update_member(Member m, int64_t ts, double value) {
   Verdict v;
   switch (m) {
@@ -439,7 +447,6 @@ Verdict Ensemble::update_member(Member m, int64_t ts, double value) {
     case Member::seasonal_weekly: v = weekly_->update(ts, value); break;
     case Member::silence: v = silence_->update(ts, value); break;
   }
-  if (auto* likelihood = likelihood_of(m)) likelihood->judge(v, value);
   return v;
 }
 
@@ -460,10 +467,33 @@ void Ensemble::prefetch(int64_t ts) const {
 
 Verdict Ensemble::update(int64_t ts, double value) {
   prefetch(ts);
+  // The highest score wins (the first of equals, in member order). Of the members judged
+  // through a likelihood, only the one with the largest z has its score computed: the others
+  // score no more than it (score_of increases with z), so none of them can win over it, and
+  // where it scores 0 they all do. (Two of them with equal scores from unequal z — where the
+  // log scale saturates — are thereby told apart by their z, not by their order.)
+  std::array<Verdict, kMembers> verdicts;
+  std::array<double, kMembers> z;  // NaN: the verdict's score is final
+  size_t top = kMembers;           // the likelihood member with the largest z
+  for (size_t i = 0; i < count_; ++i) {
+    Verdict& v = verdicts[i] = update_member(order_[i], ts, value);
+    z[i] = std::numeric_limits<double>::quiet_NaN();
+    auto* likelihood = likelihood_of(order_[i]);
+    if (!likelihood || !std::isfinite(value)) continue;
+    z[i] = likelihood->advance(v.score);
+    v.score = 0;
+    if (!std::isnan(z[i]) && (top == kMembers || z[i] > z[top])) top = i;
+  }
+  bool top_scores = false;
+  if (top < kMembers) {
+    verdicts[top].score = LikelihoodScore::score_of(z[top]);
+    top_scores = verdicts[top].score > 0;
+  }
   Verdict best;
   best.actual = value;
   for (size_t i = 0; i < count_; ++i) {
-    Verdict v = update_member(order_[i], ts, value);
+    if (top_scores && i != top && !std::isnan(z[i])) continue;
+    const Verdict& v = verdicts[i];
     if (v.score > best.score || best.detector.empty()) best = v;
   }
   best.unheld = best.score;

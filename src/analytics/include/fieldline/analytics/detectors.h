@@ -223,6 +223,14 @@ class LikelihoodScore {
       : short_window_(short_window), long_window_(long_window), long_{2.0 / (static_cast<double>(long_window) + 1)} {}
   // Replaces the raw score of the inner detector's verdict on a sample of `value` with this one.
   void judge(Verdict& inner, double value);
+  // judge() in two steps, for an owner that needs only the highest of several scores:
+  // advance() takes a raw score into the windows and says how unusual the short window now is
+  // (a z; NaN while the long window has too few scores: the score is then 0), and
+  // score_of() maps that z to the score. score_of() increases with z, so of several
+  // likelihoods only the one with the largest z need be mapped (its erfc and log are most of
+  // a likelihood's cost).
+  double advance(double raw);
+  static double score_of(double z);
   void save(std::string& out) const;
   bool load(core::ByteReader& in);
   void prefetch() const;
