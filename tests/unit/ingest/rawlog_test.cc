@@ -94,6 +94,46 @@ TEST(RawLog, ATornTailIsCutAndWholeRecordsStay) {
   EXPECT_EQ(count, 0u);
 }
 
+// Compression finds a segment's records by their framing alone; it must end them where the
+// decoder does: at a torn record, a damaged one, or a stale one from an earlier file.
+TEST(RawLog, TheFramingScanEndsWhereTheDecoderDoes) {
+  testing::TempDir dir;
+  auto env = core::make_posix_env();
+  {
+    auto log = RawLog::open(*env, dir.path(), 0, {});
+    ASSERT_TRUE(log);
+    for (int i = 0; i < 6; ++i) add(**log, i);
+    ASSERT_TRUE((*log)->flush());
+  }
+  auto bytes = env->read_file(dir.path() + "/" + files(dir.path()).at(0));
+  ASSERT_TRUE(bytes);
+  const std::string whole = *bytes;
+  auto decoded_end = [](std::string_view data, uint64_t first) {
+    return decode_raw_records(data, std::function<void(RawEntry, size_t)>([](RawEntry, size_t) {}), first);
+  };
+  std::vector<size_t> ends;
+  EXPECT_EQ(raw_records_end(whole, 0, [&](size_t end) { ends.push_back(end); }), whole.size());
+  ASSERT_EQ(ends.size(), 6u);
+  EXPECT_EQ(ends.back(), whole.size());
+  const size_t third = ends[2];
+  // Torn inside the fourth record.
+  const std::string torn = whole.substr(0, third + 5);
+  EXPECT_EQ(raw_records_end(torn, 0), third);
+  EXPECT_EQ(decoded_end(torn, 0), third);
+  // A flipped byte in the fourth record's body.
+  std::string damaged = whole;
+  damaged[third + 20] ^= 0x40;
+  EXPECT_EQ(raw_records_end(damaged, 0), third);
+  EXPECT_EQ(decoded_end(damaged, 0), third);
+  // The first three records again after the six: ids that go back are a stale tail.
+  const std::string stale = whole + whole.substr(0, third);
+  EXPECT_EQ(raw_records_end(stale, 0), whole.size());
+  EXPECT_EQ(decoded_end(stale, 0), whole.size());
+  // Ids below the segment's first are not its own.
+  EXPECT_EQ(raw_records_end(whole, UINT64_MAX), 0u);
+  EXPECT_EQ(decoded_end(whole, UINT64_MAX), 0u);
+}
+
 TEST(RawLog, SegmentsAreSealedCompressedScannedAndExpired) {
   testing::TempDir dir;
   auto env = core::make_posix_env();

@@ -72,6 +72,9 @@ struct RawLogOptions {
 size_t decode_raw_records(std::string_view data, const std::function<void(RawEntry)>& each, uint64_t first_id = 0);
 // The same, telling `each` where its record ends in `data` (a long scan can let go of what it read).
 size_t decode_raw_records(std::string_view data, const std::function<void(RawEntry, size_t end)>& each, uint64_t first_id);
+// Where the same records end, by their framing, checksums and ids alone (their bodies are not
+// decoded), telling `each` where each one ends.
+size_t raw_records_end(std::string_view data, uint64_t first_id, const std::function<void(size_t end)>& each = {});
 
 class RawLog {
  public:
