@@ -140,17 +140,26 @@ void write_xor(Writer& w, uint64_t v, XorState& s) {
 }  // namespace
 
 void BitWriter::write_bits(uint64_t value, int nbits) {
-  while (nbits > 0) {
-    if (free_bits_ == 0) {
-      buf_.push_back(0);
-      free_bits_ = 8;
-    }
-    int take = nbits < free_bits_ ? nbits : free_bits_;
-    uint64_t part = (value >> (nbits - take)) & ((take == 64 ? ~uint64_t{0} : (uint64_t{1} << take) - 1));
-    buf_.back() = static_cast<char>(static_cast<uint8_t>(buf_.back()) | (part << (free_bits_ - take)));
+  if (nbits <= 0) return;
+  if (nbits < 64) value &= (uint64_t{1} << nbits) - 1;
+  // The last byte's free bits first, then whole bytes at once (a byte per step was ~3% of
+  // the server's CPU at 200k messages/s).
+  if (free_bits_ > 0) {
+    const int take = nbits < free_bits_ ? nbits : free_bits_;
+    buf_.back() = static_cast<char>(static_cast<uint8_t>(buf_.back()) | ((value >> (nbits - take)) << (free_bits_ - take)));
     free_bits_ -= take;
     nbits -= take;
+    if (nbits == 0) return;
+    value &= (uint64_t{1} << nbits) - 1;  // nbits < 64 here
   }
+  const int bytes = (nbits + 7) / 8;
+  // The bits at the top of a 64-bit word, most significant first: big-endian bytes.
+  const uint64_t top = value << (64 - nbits);
+  const uint64_t be = __builtin_bswap64(top);
+  const size_t at = buf_.size();
+  buf_.resize(at + static_cast<size_t>(bytes));
+  std::memcpy(buf_.data() + at, &be, static_cast<size_t>(bytes));
+  free_bits_ = bytes * 8 - nbits;
 }
 
 bool BitReader::read_bits_slow(int nbits, uint64_t& out) {

@@ -41,6 +41,44 @@ int64_t next_timestamp(std::mt19937_64& rng, int64_t ts) {
 
 }  // namespace
 
+// The bit layout every chunk on disk has: most significant bit first, fields across byte
+// boundaries, the last byte padded with zeros.
+TEST(BitWriter, WritesFieldsMostSignificantBitFirstAcrossBytes) {
+  BitWriter w;
+  w.write_bits(0b101, 3);
+  w.write_bits(0xABCD, 16);
+  w.write_bit(true);
+  EXPECT_EQ(w.bytes(), std::string("\xb5\x79\xb0", 3));
+  EXPECT_EQ(w.bit_count(), 20u);
+  w.write_bits(~uint64_t{0} << 4 | 0x5, 4);  // only the low nbits count
+  EXPECT_EQ(w.bytes(), std::string("\xb5\x79\xb5", 3));
+  w.write_bits(0x0123456789abcdefULL, 64);
+  EXPECT_EQ(w.bytes(), std::string("\xb5\x79\xb5\x01\x23\x45\x67\x89\xab\xcd\xef", 11));
+  w.write_bits(0, 0);
+  EXPECT_EQ(w.bit_count(), 88u);
+}
+
+TEST(BitWriter, WhatItWritesReadsBackAtEveryWidthAndOffset) {
+  std::mt19937_64 rng(7);
+  std::vector<std::pair<uint64_t, int>> fields;
+  BitWriter w;
+  size_t bits = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const int width = static_cast<int>(rng() % 65);  // 0..64
+    const uint64_t value = rng();
+    w.write_bits(value, width);
+    fields.emplace_back(width == 64 ? value : value & ((uint64_t{1} << width) - 1), width);
+    bits += static_cast<size_t>(width);
+    ASSERT_EQ(w.bit_count(), bits);
+  }
+  BitReader r(w.bytes().data(), w.bytes().size());
+  for (const auto& [value, width] : fields) {
+    uint64_t got = 0;
+    ASSERT_TRUE(r.read_bits(width, got));
+    ASSERT_EQ(got, value) << width;
+  }
+}
+
 TEST(ChunkEncoding, FloatsRoundTripBitExactIncludingNanInfAndNegativeZero) {
   std::vector<double> special = {0.0, -0.0, std::numeric_limits<double>::infinity(),
                                  -std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN(),
