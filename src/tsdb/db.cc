@@ -187,6 +187,7 @@ Result<AppendResult> Db::append(std::span<const SampleIn> samples) {
   }
   if (n > 0) {
     std::string body;
+    body.reserve(10 + n * 20);  // a sample's ref, time delta and value: rarely more than 20 bytes
     core::put_uvarint(body, n);
     int64_t prev_ts = 0;
     for (size_t i = 0; i < samples.size(); ++i) {

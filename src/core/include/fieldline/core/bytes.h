@@ -30,11 +30,16 @@ inline uint64_t get_u64(const char* p) {
   return v;
 }
 inline void put_uvarint(std::string& out, uint64_t v) {
+  // Gathered, then appended once: a push_back per byte checked the capacity for each of a
+  // timestamp's nine bytes.
+  char bytes[10];
+  size_t n = 0;
   while (v >= 0x80) {
-    out.push_back(static_cast<char>(v | 0x80));
+    bytes[n++] = static_cast<char>(v | 0x80);
     v >>= 7;
   }
-  out.push_back(static_cast<char>(v));
+  bytes[n++] = static_cast<char>(v);
+  out.append(bytes, n);
 }
 inline size_t uvarint_size(uint64_t v) {
   size_t n = 1;
