@@ -227,7 +227,7 @@ void Wal::flusher_loop() {
   // so a busy log commits in groups instead of fsyncing per batch; the interval bounds the wait.
   // Each fdatasync costs its thread ~60 µs of CPU here: a tenth of the interval between them
   // (~900 a second per shard at 150k messages/s) spent 0.7 µs per message on syncing, a
-  // quarter 0.4, for ~1 ms more latency at a low rate (bench/README "Group commit").
+  // quarter 0.4, for ~1 ms more latency at a low rate (bench/README, "Group commit").
   const bool interval = options_.fsync == core::FsyncPolicy::interval;
   auto period = std::chrono::nanoseconds(options_.fsync_interval_ns > 0 ? options_.fsync_interval_ns : 10'000'000);
   auto spacing = period / 4;
