@@ -31,21 +31,19 @@ void write_signed(BitWriter& w, int64_t v) {
     return;
   }
   auto fits = [v](int bits) { return v >= -(int64_t{1} << (bits - 1)) && v < (int64_t{1} << (bits - 1)); };
+  // The prefix and the value in one write where they fit in 64 bits.
+  const auto u = static_cast<uint64_t>(v);
   if (fits(7)) {
-    w.write_bits(0b10, 2);
-    w.write_bits(static_cast<uint64_t>(v) & 0x7f, 7);
+    w.write_bits(uint64_t{0b10} << 7 | (u & 0x7f), 2 + 7);
   } else if (fits(14)) {
-    w.write_bits(0b110, 3);
-    w.write_bits(static_cast<uint64_t>(v) & 0x3fff, 14);
+    w.write_bits(uint64_t{0b110} << 14 | (u & 0x3fff), 3 + 14);
   } else if (fits(20)) {
-    w.write_bits(0b1110, 4);
-    w.write_bits(static_cast<uint64_t>(v) & 0xfffff, 20);
+    w.write_bits(uint64_t{0b1110} << 20 | (u & 0xfffff), 4 + 20);
   } else if (fits(32)) {
-    w.write_bits(0b11110, 5);
-    w.write_bits(static_cast<uint64_t>(v) & 0xffffffffULL, 32);
+    w.write_bits(uint64_t{0b11110} << 32 | (u & 0xffffffffULL), 5 + 32);
   } else {
     w.write_bits(0b11111, 5);
-    w.write_bits(static_cast<uint64_t>(v), 64);
+    w.write_bits(u, 64);
   }
 }
 
@@ -98,18 +96,22 @@ void write_xor(Writer& w, uint64_t v, XorState& s) {
     w.write_bit(false);
     return;
   }
-  w.write_bit(true);
   int leading = std::min(std::countl_zero(x), 31);
   int trailing = std::countr_zero(x);
   if (s.leading >= 0 && leading >= s.leading && trailing >= s.trailing) {
-    w.write_bit(false);
-    w.write_bits(x >> s.trailing, 64 - s.leading - s.trailing);
+    // '10' and the bits in the window, in one write where they fit in 64 bits.
+    const int width = 64 - s.leading - s.trailing;
+    if (width <= 62) {
+      w.write_bits(uint64_t{0b10} << width | x >> s.trailing, 2 + width);
+    } else {
+      w.write_bits(0b10, 2);
+      w.write_bits(x >> s.trailing, width);
+    }
     return;
   }
-  w.write_bit(true);
   int sig = 64 - leading - trailing;
-  w.write_bits(static_cast<uint64_t>(leading), 5);
-  w.write_bits(static_cast<uint64_t>(sig - 1), 6);  // sig in 1..64
+  // '11', 5 bits of leading zeros and 6 of length - 1 (sig in 1..64): 13 bits in one write.
+  w.write_bits(uint64_t{0b11} << 11 | static_cast<uint64_t>(leading) << 6 | static_cast<uint64_t>(sig - 1), 13);
   w.write_bits(x >> trailing, sig);
   s.leading = leading;
   s.trailing = trailing;
