@@ -78,6 +78,39 @@ std::pair<double*, double*> partition_points(double* first, size_t n, BelowA bel
   return {a + below_a(*a), b + below_b(*b)};
 }
 
+// The k-th smallest (from 0) of the n values at `v` (reordered), as std::nth_element finds
+// it, by quickselect whose partitions do not branch on the comparison: arrival intervals are
+// in random order around their median, and nth_element's mispredicted branches were most of
+// Silence's time.
+int64_t kth_smallest(int64_t* v, size_t n, size_t k) {
+  // Moves the values `before` the pivot to the front of [lo, hi); returns where they end.
+  auto partition = [v](size_t lo, size_t hi, auto before) {
+    size_t store = lo;
+    for (size_t i = lo; i < hi; ++i) {
+      const int64_t x = v[i];
+      v[i] = v[store];
+      v[store] = x;
+      store += before(x);
+    }
+    return store;
+  };
+  size_t lo = 0, hi = n;  // k is in [lo, hi)
+  while (hi - lo > 1) {
+    const int64_t a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi - 1];
+    const int64_t pivot = std::max(std::min(a, b), std::min(std::max(a, b), c));  // median of three
+    const size_t less = partition(lo, hi, [pivot](int64_t x) { return x < pivot; });
+    if (k < less) {
+      hi = less;
+      continue;
+    }
+    // Equal values next: with them [lo, hi) shrinks even when every value is the pivot.
+    const size_t equal = partition(less, hi, [pivot](int64_t x) { return x == pivot; });
+    if (k < equal) return pivot;
+    lo = equal;
+  }
+  return v[lo];
+}
+
 }  // namespace
 
 void EwStats::add(double x, double weight) { ew_step(mean, var, unweighted, ++n, x, weight); }
@@ -293,10 +326,8 @@ Verdict Silence::update(int64_t ts, double) {
     // The usual interval moves slowly: its median is taken every 8 intervals.
     if (intervals_count_ >= 8 && (usual_ == 0 || ++since_median_ % 8 == 0)) {
       std::array<int64_t, kIntervals> scratch;
-      const auto end = std::copy_n(intervals_.begin(), intervals_count_, scratch.begin());
-      const auto middle = scratch.begin() + intervals_count_ / 2;
-      std::nth_element(scratch.begin(), middle, end);
-      usual_ = *middle;
+      std::copy_n(intervals_.begin(), intervals_count_, scratch.begin());
+      usual_ = kth_smallest(scratch.data(), intervals_count_, intervals_count_ / 2);
     }
   }
   v.detector = "silence";
