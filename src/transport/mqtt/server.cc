@@ -34,6 +34,10 @@ constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
+int64_t wall_clock_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 struct OutboundMessage {
   std::string topic;
   std::string payload;
@@ -314,6 +318,7 @@ class Session final : public SessionBase {
         co_return;
       }
       used_ += n;
+      read_ns_ = wall_clock_ns();
       if (!process_input()) co_return;
     }
   }
@@ -675,8 +680,7 @@ class Session final : public SessionBase {
       if (c.keep_alive != keep_alive_s_) ack.properties.server_keep_alive = static_cast<uint16_t>(keep_alive_s_);
     }
     send(ack);
-    server_.registry.touch(device_, std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch()).count());
+    server_.registry.touch(device_, wall_clock_ns());
     touch();
     if (session_present) flush_outbound(true);
   }
@@ -752,7 +756,8 @@ class Session final : public SessionBase {
       return reject_publish(p, reason::topic_name_invalid, "mqtt.unknown_topic",
                             "unknown topic '" + p.topic + "'; telemetry goes to " + telemetry_topic_);
     }
-    auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    // Received when its bytes were read (a read brings several messages: one clock reading).
+    const int64_t now = read_ns_ != 0 ? read_ns_ : wall_clock_ns();
     // Decoded in the pipeline with the profile's decoder (an MQTT 5 content type may name
     // SenML); a payload it refuses goes to quarantine, and its PUBACK (MQTT 5: with the
     // reason) follows in order once it is kept there.
@@ -1008,6 +1013,7 @@ class Session final : public SessionBase {
   std::chrono::steady_clock::time_point deadline_;
   std::vector<char> buf_;
   size_t used_ = 0;
+  int64_t read_ns_ = 0;  // when the last read completed (0: what is in buf_ came with the connection)
   std::string out_;      // queued for the next write
   std::string sending_;  // the write in flight
   uint8_t version_ = 0;
@@ -1057,7 +1063,7 @@ void Server::Impl::start_session(Stream stream, uint32_t shard, bool tls_handsha
 void Server::Impl::publish_will(const std::shared_ptr<const ingest::DeviceContext>& context, Will will,
                                 asio::any_io_executor executor) {
   if (will.topic == "devices/" + context->id + "/telemetry") {
-    auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    auto now = wall_clock_ns();
     // Like any publish: a will the decoder or the contract refuses goes to quarantine.
     std::vector<ingest::Message> msgs(1);
     msgs[0].raw = std::move(will.payload);
