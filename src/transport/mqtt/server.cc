@@ -345,10 +345,12 @@ class Session final : public SessionBase {
         }
       }
       off += (*d)->size;
-      touch();
       handle(std::move((*d)->packet));
     }
     if (off > 0) {
+      // The keep-alive counts from the last packet received; a read's packets came together
+      // (one clock reading for them all, not one each).
+      touch();
       std::memmove(buf_.data(), buf_.data() + off, used_ - off);
       used_ -= off;
     }
