@@ -294,7 +294,7 @@ std::optional<RawLog::Sealed> RawLog::rotate_if_due(int64_t now_ns) {
   // Under steady load messages are always waiting in the buffer when this runs: they go into
   // the segment being sealed (its name already counts them). Waiting for an empty buffer left
   // a busy log one segment that grew without end, never compressed and never expired.
-  if (!buffer_.empty() && !flush()) return std::nullopt;
+  if (!flush()) return std::nullopt;
   std::string to = core::join_path(dir_, hex16(active_first_) + "-" + hex16(active_last_) + "-" +
                                              std::to_string(active_last_received_) + ".log");
   // Renaming an open file is safe; the sync and close happen off the shard.

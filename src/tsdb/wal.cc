@@ -156,12 +156,10 @@ Result<uint64_t> Wal::append(std::string_view framed) {
   }
   bytes_written_.fetch_add(framed.size(), std::memory_order_relaxed);
   uint64_t lsn = written_lsn_.fetch_add(1, std::memory_order_acq_rel) + 1;
-  // One wake-up per group, not per append: only the append that raises the flag notifies,
-  // and only a flusher that waits for it (one that is syncing or spacing its syncs out finds
-  // the flag when it looks).
+  // One wake-up per group, not per append: only the append that raises the flag notifies.
   if (!sync_requested_.exchange(true, std::memory_order_acq_rel)) {
     std::lock_guard lock(mu_);
-    if (awaiting_request_) cv_.notify_one();
+    cv_.notify_one();
   }
   return lsn;
 }
@@ -225,9 +223,10 @@ void Wal::flusher_loop() {
   // `interval`: start an fsync as soon as data is waiting, so an append waits for at most one
   // fsync in progress plus its own, but leave at least a quarter of the interval between fsyncs
   // so a busy log commits in groups instead of fsyncing per batch; the interval bounds the wait.
-  // Each fdatasync costs its thread ~60 µs of CPU here: a tenth of the interval between them
-  // (~900 a second per shard at 150k messages/s) spent 0.7 µs per message on syncing, a
-  // quarter 0.4, for ~1 ms more latency at a low rate (bench/README, "Group commit").
+  // Each fdatasync costs its thread ~95 µs of CPU on the VMs we measure on: with a tenth of
+  // the interval between them (~550 a second per shard at 150k messages/s) the two flushers
+  // spent 0.67 µs per message, with a quarter (~290) 0.37, for ~1 ms more latency at a low
+  // rate (bench/server_threads.sh; bench/README, "Group commit").
   const bool interval = options_.fsync == core::FsyncPolicy::interval;
   auto period = std::chrono::nanoseconds(options_.fsync_interval_ns > 0 ? options_.fsync_interval_ns : 10'000'000);
   auto spacing = period / 4;
@@ -235,13 +234,9 @@ void Wal::flusher_loop() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      awaiting_request_ = true;
       cv_.wait_for(lock, period, [this] { return stop_ || sync_requested_.load(std::memory_order_acquire); });
-      awaiting_request_ = false;
       if (stop_) break;
       if (interval) {
-        // Appends during this wait do not wake it (awaiting_request_ is off): under load it
-        // was woken, for nothing, by nearly every group.
         auto earliest = last_sync + spacing;
         if (std::chrono::steady_clock::now() < earliest) {
           cv_.wait_until(lock, earliest, [this] { return stop_; });

@@ -40,6 +40,15 @@ std::vector<std::string> files(const std::string& dir) {
   return out;
 }
 
+// Shard 0's log with `records` records written and its segment left active, as a crash
+// leaves it.
+void write_records(core::Env& env, const std::string& dir, int records) {
+  auto log = RawLog::open(env, dir, 0, {});
+  ASSERT_TRUE(log);
+  for (int i = 0; i < records; ++i) add(**log, i);
+  ASSERT_TRUE((*log)->flush());
+}
+
 TEST(RawLog, EntriesRoundTripAndIdsContinueAcrossRestarts) {
   testing::TempDir dir;
   auto env = core::make_posix_env();
@@ -71,12 +80,7 @@ TEST(RawLog, EntriesRoundTripAndIdsContinueAcrossRestarts) {
 TEST(RawLog, ATornTailIsCutAndWholeRecordsStay) {
   testing::TempDir dir;
   auto env = core::make_posix_env();
-  {
-    auto log = RawLog::open(*env, dir.path(), 0, {});
-    ASSERT_TRUE(log);
-    for (int i = 0; i < 5; ++i) add(**log, i);
-    ASSERT_TRUE((*log)->flush());
-  }
+  ASSERT_NO_FATAL_FAILURE(write_records(*env, dir.path(), 5));
   // A crash mid-write: half a record at the end.
   auto active = dir.path() + "/" + files(dir.path()).at(0);
   auto size = std::filesystem::file_size(active);
@@ -99,12 +103,7 @@ TEST(RawLog, ATornTailIsCutAndWholeRecordsStay) {
 TEST(RawLog, TheFramingScanEndsWhereTheDecoderDoes) {
   testing::TempDir dir;
   auto env = core::make_posix_env();
-  {
-    auto log = RawLog::open(*env, dir.path(), 0, {});
-    ASSERT_TRUE(log);
-    for (int i = 0; i < 6; ++i) add(**log, i);
-    ASSERT_TRUE((*log)->flush());
-  }
+  ASSERT_NO_FATAL_FAILURE(write_records(*env, dir.path(), 6));
   auto bytes = env->read_file(dir.path() + "/" + files(dir.path()).at(0));
   ASSERT_TRUE(bytes);
   const std::string whole = *bytes;

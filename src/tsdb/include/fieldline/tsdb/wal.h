@@ -119,7 +119,6 @@ class Wal {
   std::vector<std::shared_ptr<core::WritableFile>> retired_;
   std::atomic<bool> sync_requested_{false};
   bool stop_ = false;
-  bool awaiting_request_ = false;  // the flusher sleeps until an append asks (under mu_)
 
   std::atomic<uint64_t> written_lsn_{0};
   std::atomic<uint64_t> durable_lsn_{0};
