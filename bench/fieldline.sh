@@ -42,3 +42,14 @@ PY
 
 # cpu_ticks PID: user + system CPU time of a process, in clock ticks (getconf CLK_TCK).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# bench_server NAME [serve arguments...]: bench_workdir NAME, then a server (start_fieldline,
+# room for 65,535 messages in flight per connection) with 100 devices registered into
+# $work/creds for tools/loadgen.
+bench_server() {
+  local name=$1; shift
+  bench_workdir "$name"
+  start_fieldline "$work" --set mqtt.receive_maximum=65535 "$@"
+  pids+=("$fl_pid")
+  register_devices 100 bench "$work/creds"
+}

@@ -14,10 +14,7 @@ shift $(( $# < 2 ? $# : 2 ))
 tools/setup.sh
 tools/build.sh release --target fieldline-loadgen >/dev/null
 source bench/fieldline.sh
-bench_workdir rounds
-start_fieldline "$work" --set mqtt.receive_maximum=65535 "$@"
-pids+=("$fl_pid")
-register_devices 100 bench "$work/creds"
+bench_server rounds "$@"
 hz=$(getconf CLK_TCK)
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%F); ${FIELDLINE_BIN:-build/release/fieldline} ${FIELDLINE_ENV:-} $*"
 echo

@@ -14,10 +14,7 @@ shift $(( $# < 2 ? $# : 2 ))
 tools/setup.sh
 tools/build.sh release --target fieldline-loadgen >/dev/null
 source bench/fieldline.sh
-bench_workdir threads
-start_fieldline "$work" --set mqtt.receive_maximum=65535 "$@"
-pids+=("$fl_pid")
-register_devices 100 bench "$work/creds"
+bench_server threads "$@"
 snapshot() {  # FILE: "tid utime stime voluntary_switches" per thread, then "wal SHARD FSYNCS" lines
   for t in /proc/"$fl_pid"/task/*; do
     echo "$(basename "$t") $(awk '{print $14, $15}' "$t/stat") $(awk '/^voluntary_ctxt_switches/ {print $2}' "$t/status")"
